@@ -1,0 +1,43 @@
+// Job rules: what a valid job spec and a valid provider registration look
+// like, and the job state machine:
+//   QUEUED -> PLACED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED
+//   PLACED -> QUEUED (provider rejected the offer or lost it)
+//   QUEUED | PLACED -> CANCELLED / FAILED
+//
+// Thread safety: stateless functions; safe from any thread.
+#ifndef COMPUTENET_BROKER_JOB_RULES_H_
+#define COMPUTENET_BROKER_JOB_RULES_H_
+
+#include <cstdint>
+#include <string>
+
+#include "computenet/common/status.h"
+#include "computenet/v1/job.pb.h"
+#include "computenet/v1/provider.pb.h"
+
+namespace computenet::broker {
+
+inline constexpr size_t kMaxCommandArgs = 256;
+inline constexpr size_t kMaxArgBytes = 4096;
+inline constexpr size_t kMaxEnvEntries = 128;
+inline constexpr uint32_t kMaxCardsPerNode = 64;
+inline constexpr uint32_t kMaxNodes = 4096;
+inline constexpr uint32_t kMaxDurationSeconds = 366 * 24 * 3600;
+inline constexpr int64_t kMaxPricePerCardHour = 1'000'000'000;
+inline constexpr size_t kMaxProviderNodes = 20000;
+
+// INVALID_ARGUMENT naming the first problem (empty command, 0 cards, ...).
+Status ValidateJobSpec(const v1::JobSpec& spec);
+
+// INVALID_ARGUMENT naming the first problem (no nodes, duplicate node
+// names, a model without a price, ...).
+Status ValidateRegistration(const v1::RegisterProvider& registration);
+
+bool IsTerminal(v1::JobState state);
+// "queued", "placed", ... for logs and the CLI.
+std::string JobStateName(v1::JobState state);
+uint32_t TotalCards(const v1::JobInfo& job);
+
+}  // namespace computenet::broker
+
+#endif  // COMPUTENET_BROKER_JOB_RULES_H_

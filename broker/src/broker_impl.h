@@ -1,0 +1,127 @@
+// Private: the Broker's implementation, split by concern across
+// broker.cc (loop, dispatch, heartbeats), provider_service.cc,
+// consumer_service.cc and scheduler.cc.
+#ifndef COMPUTENET_BROKER_SRC_BROKER_IMPL_H_
+#define COMPUTENET_BROKER_SRC_BROKER_IMPL_H_
+
+#include <google/protobuf/message_lite.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "computenet/broker/broker.h"
+#include "computenet/broker/ledger.h"
+#include "computenet/broker/provider_registry.h"
+#include "computenet/broker/store.h"
+#include "computenet/broker/zap_handler.h"
+#include "computenet/common/rate_limiter.h"
+#include "computenet/common/transport.h"
+#include "computenet/v1/consumer.pb.h"
+
+namespace computenet::broker {
+
+class BrokerImpl final : public Broker {
+ public:
+  BrokerImpl(BrokerOptions options, Identity identity,
+             std::unique_ptr<Matcher> matcher, std::unique_ptr<Store> store);
+  Status Init();
+
+  Status Run() override;
+  void Shutdown() override { stop_.store(true); }
+  std::string endpoint() const override { return endpoint_; }
+  std::string public_key() const override {
+    return identity_.curve().public_z85;
+  }
+
+ private:
+  // One authenticated, decoded request.
+  struct Request {
+    const RoutedFrame& frame;
+    const AuthenticatedPeer& peer;
+    const v1::Envelope& envelope;
+  };
+
+  // broker.cc
+  void HandleFrame(const RoutedFrame& frame);
+  void Dispatch(const Request& request);
+  void OnTick();
+  void CheckProviderLiveness(int64_t now_ms);
+  void Reply(const Request& request, v1::MessageType type,
+             const google::protobuf::MessageLite& body,
+             const Status& status = OkStatus());
+  void ReplyError(const std::string& routing_id, uint64_t request_id,
+                  v1::MessageType type, const Status& status);
+  bool SendToProvider(ProviderEntry& provider, v1::MessageType type,
+                      const google::protobuf::MessageLite& body);
+  int64_t Now() const { return clock_->NowMs(); }
+
+  // provider_service.cc
+  void OnRegisterProvider(const Request& request);
+  void OnPlacementResponse(const Request& request);
+  void OnJobStatusUpdate(const Request& request);
+  void OnUsageReport(const Request& request);
+  // The provider entry if this connection is its registered one.
+  ProviderEntry* RegisteredProvider(const Request& request);
+  Status ReconcileProvider(const std::string& name,
+                           const v1::RegisterProvider& registration,
+                           v1::RegisterProviderReply* reply);
+
+  // consumer_service.cc
+  void OnSubmitJob(const Request& request);
+  void OnGetJob(const Request& request);
+  void OnCancelJob(const Request& request);
+  void OnListJobs(const Request& request);
+  void OnWatchJobs(const Request& request);
+  // The job if the caller may see it (its owner, or an admin); NOT_FOUND
+  // otherwise, so other consumers' job ids are not even confirmed.
+  StatusOr<v1::JobInfo> JobVisibleTo(const AuthenticatedPeer& peer,
+                                     const std::string& job_id);
+
+  // scheduler.cc
+  void Schedule();
+  Status PlaceJob(v1::JobInfo& job, const Placement& placement);
+  Status RequeueJob(v1::JobInfo& job, const std::string& reason);
+  Status FinishJob(v1::JobInfo& job, v1::JobState state, int32_t exit_code,
+                   const std::string& reason);
+  void SendOffer(const v1::JobInfo& job);
+  void SendCancel(const v1::JobInfo& job);
+  // Persists the job, then tells its watchers.
+  Status SaveJob(const v1::JobInfo& job);
+  void Notify(const v1::JobInfo& job);
+  Status LoadState();
+
+  BrokerOptions options_;
+  Identity identity_;
+  std::unique_ptr<Matcher> matcher_;
+  std::unique_ptr<Store> store_;
+  Ledger ledger_;
+  std::shared_ptr<Clock> clock_;
+
+  // Declared before the sockets: destroyed after them.
+  zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;
+  zmq::socket_t router_;
+  std::string endpoint_;
+
+  ProviderRegistry registry_;
+  RateLimiter limiter_;
+  std::deque<std::string> queue_;  // QUEUED job ids, submission order
+  std::map<std::string, std::set<std::string>> rejected_by_;  // job -> providers
+  struct Watcher {
+    std::string routing_id;
+    std::string job_id;  // empty = all of the consumer's jobs
+  };
+  std::map<std::string, std::vector<Watcher>> watchers_;  // by consumer
+  std::atomic<bool> stop_{false};
+  bool schedule_needed_ = true;
+  uint64_t send_sequence_ = 0;
+};
+
+}  // namespace computenet::broker
+
+#endif  // COMPUTENET_BROKER_SRC_BROKER_IMPL_H_

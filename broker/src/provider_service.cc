@@ -1,0 +1,273 @@
+// The provider side of the broker: registration and reconciliation, offer
+// answers, job status and signed usage.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "broker_impl.h"
+#include "computenet/broker/job_rules.h"
+#include "computenet/common/usage_record.h"
+
+namespace computenet::broker {
+
+ProviderEntry* BrokerImpl::RegisteredProvider(const Request& request) {
+  ProviderEntry* entry = registry_.Find(request.peer.name);
+  if (entry == nullptr || !entry->online ||
+      entry->routing_id != request.frame.routing_id) {
+    return nullptr;
+  }
+  return entry;
+}
+
+void BrokerImpl::OnRegisterProvider(const Request& request) {
+  v1::RegisterProviderReply reply;
+  auto registration = DecodeBody<v1::RegisterProvider>(request.envelope);
+  Status status = registration.status();
+  if (status.ok()) status = ValidateRegistration(*registration);
+  if (status.ok()) {
+    status = store_->SaveProviderRegistration(request.peer.name, *registration,
+                                              Now());
+  }
+  if (!status.ok()) {
+    return Reply(request, v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY, reply,
+                 status);
+  }
+  registry_.Register(request.peer.name, *registration, request.frame.routing_id,
+                     Now());
+  status = ReconcileProvider(request.peer.name, *registration, &reply);
+  if (!status.ok()) {
+    return Reply(request, v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY, reply,
+                 status);
+  }
+  reply.set_provider_name(request.peer.name);
+  reply.set_heartbeat_interval_ms(
+      static_cast<uint32_t>(options_.heartbeat_interval_ms));
+  reply.set_heartbeat_liveness(
+      static_cast<uint32_t>(options_.heartbeat_liveness));
+  uint32_t cards = 0;
+  for (const auto& node : registration->nodes()) {
+    for (const auto& accelerator : node.accelerators()) {
+      cards += accelerator.count();
+    }
+  }
+  spdlog::info("provider {} registered: site {}, region {}, {} nodes, {} cards",
+               request.peer.name, registration->site(), registration->region(),
+               registration->nodes_size(), cards);
+  Reply(request, v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY, reply);
+  schedule_needed_ = true;
+}
+
+Status BrokerImpl::ReconcileProvider(const std::string& name,
+                                     const v1::RegisterProvider& registration,
+                                     v1::RegisterProviderReply* reply) {
+  std::set<std::string> reported(registration.active_job_ids().begin(),
+                                 registration.active_job_ids().end());
+  CN_ASSIGN_OR_RETURN(auto jobs, store_->JobsInStates({v1::JOB_STATE_PLACED,
+                                                       v1::JOB_STATE_RUNNING}));
+  std::set<std::string> ours;
+  for (auto& job : jobs) {
+    if (job.provider() != name) continue;
+    ours.insert(job.job_id());
+    if (reported.count(job.job_id()) != 0) {
+      // Still there. If the consumer cancelled meanwhile, say so again.
+      if (job.cancel_requested()) SendCancel(job);
+      continue;
+    }
+    if (job.state() == v1::JOB_STATE_PLACED) {
+      CN_RETURN_IF_ERROR(RequeueJob(
+          job, "provider " + name + " reconnected without the offer"));
+    } else {
+      CN_RETURN_IF_ERROR(FinishJob(
+          job, v1::JOB_STATE_FAILED, -1,
+          "provider " + name + " no longer runs the job after reconnecting"));
+    }
+  }
+  for (const auto& job_id : reported) {
+    if (ours.count(job_id) == 0) reply->add_cancel_job_ids(job_id);
+  }
+  return OkStatus();
+}
+
+void BrokerImpl::OnPlacementResponse(const Request& request) {
+  v1::PlacementResponseReply reply;
+  auto response = DecodeBody<v1::PlacementResponse>(request.envelope);
+  if (!response.ok()) {
+    return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply,
+                 response.status());
+  }
+  reply.set_job_id(response->job_id());
+  if (RegisteredProvider(request) == nullptr) {
+    return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply,
+                 FailedPreconditionError("register first"));
+  }
+  auto job = store_->GetJob(response->job_id());
+  if (!job.ok() || job->provider() != request.peer.name) {
+    return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply,
+                 NotFoundError("no job " + response->job_id() +
+                               " placed on you"));
+  }
+  if (job->state() == v1::JOB_STATE_RUNNING) {
+    reply.set_proceed(response->accepted());  // a repeated answer
+    return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply);
+  }
+  if (job->state() != v1::JOB_STATE_PLACED) {
+    reply.set_proceed(false);
+    return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply);
+  }
+  Status status;
+  if (!response->accepted()) {
+    rejected_by_[job->job_id()].insert(request.peer.name);
+    std::string reason = "rejected by " + request.peer.name + ": " +
+                         response->reason().substr(0, 256);
+    spdlog::info("job {} {}", job->job_id(), reason);
+    if (job->attempts() >= options_.max_attempts) {
+      status = FinishJob(*job, v1::JOB_STATE_FAILED, -1,
+                         reason + " (after " +
+                             std::to_string(job->attempts()) + " attempts)");
+    } else {
+      status = RequeueJob(*job, reason);
+    }
+  } else if (job->cancel_requested()) {
+    // Cancelled while the offer was out: it must not start.
+    status = FinishJob(*job, v1::JOB_STATE_CANCELLED, -1,
+                       "cancelled before it started");
+  } else {
+    reply.set_proceed(true);
+  }
+  Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply, status);
+}
+
+void BrokerImpl::OnJobStatusUpdate(const Request& request) {
+  v1::JobStatusUpdateReply reply;
+  auto update = DecodeBody<v1::JobStatusUpdate>(request.envelope);
+  if (!update.ok()) {
+    return Reply(request, v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY, reply,
+                 update.status());
+  }
+  reply.set_job_id(update->job_id());
+  if (RegisteredProvider(request) == nullptr) {
+    return Reply(request, v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY, reply,
+                 FailedPreconditionError("register first"));
+  }
+  auto job = store_->GetJob(update->job_id());
+  if (!job.ok() || job->provider() != request.peer.name) {
+    return Reply(request, v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY, reply,
+                 PermissionDeniedError("job " + update->job_id() +
+                                       " is not placed on you"));
+  }
+  Status status;
+  if (IsTerminal(job->state())) {
+    // Already final (a repeated report, or failed while the provider was
+    // away): acknowledged, nothing changes.
+  } else if (update->state() == v1::JOB_STATE_RUNNING) {
+    if (job->state() == v1::JOB_STATE_PLACED) {
+      job->set_state(v1::JOB_STATE_RUNNING);
+      job->set_started_ms(update->timestamp_ms() > 0 ? update->timestamp_ms()
+                                                     : Now());
+      job->set_reason("");
+      status = SaveJob(*job);
+    }
+  } else if (IsTerminal(update->state())) {
+    status = FinishJob(*job, update->state(), update->exit_code(),
+                       update->message().substr(0, 512));
+  } else {
+    status = InvalidArgumentError("a provider may report only RUNNING or a "
+                                  "terminal state");
+  }
+  Reply(request, v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY, reply, status);
+}
+
+void BrokerImpl::OnUsageReport(const Request& request) {
+  v1::UsageReportReply reply;
+  auto respond = [&](const Status& status) {
+    Reply(request, v1::MESSAGE_TYPE_USAGE_REPORT_REPLY, reply, status);
+  };
+  auto report = DecodeBody<v1::UsageReport>(request.envelope);
+  if (!report.ok()) return respond(report.status());
+  auto enrollment = store_->FindEnrollment(Role::kProvider, request.peer.name);
+  if (!enrollment.ok()) return respond(enrollment.status());
+  if (!enrollment->has_value()) {
+    return respond(PermissionDeniedError("provider is not enrolled"));
+  }
+  auto record = VerifyUsageRecord((*enrollment)->ed25519_public,
+                                  report->record(), report->signature());
+  if (!record.ok()) {
+    spdlog::warn("provider {}: usage record rejected: {}", request.peer.name,
+                 record.status().ToString());
+    return respond(record.status());
+  }
+  reply.set_record_id(record->record_id());
+  if (record->provider() != request.peer.name) {
+    return respond(PermissionDeniedError(
+        "usage record names provider " + record->provider() + ", not you"));
+  }
+  auto job = store_->GetJob(record->job_id());
+  if (!job.ok() || job->provider() != request.peer.name) {
+    spdlog::warn("provider {}: usage for job {} that is not placed on it",
+                 request.peer.name, record->job_id());
+    return respond(PermissionDeniedError("job " + record->job_id() +
+                                         " was not placed on you"));
+  }
+  if (record->cards() != TotalCards(*job) || record->model() != job->model()) {
+    return respond(InvalidArgumentError(
+        "usage record cards/model differ from the placement (" +
+        std::to_string(TotalCards(*job)) + " x " + job->model() + ")"));
+  }
+
+  PostedEntry posted;
+  Status status = RunInTransaction(store_->db(), [&]() -> Status {
+    CN_ASSIGN_OR_RETURN(auto existing, store_->FindUsageRecord(
+                                           request.peer.name,
+                                           record->record_id()));
+    if (existing.has_value() && existing->record != report->record()) {
+      return AlreadyExistsError("record id " + record->record_id() +
+                                " was used for a different record");
+    }
+    if (!existing.has_value()) {
+      CN_ASSIGN_OR_RETURN(auto for_job,
+                          store_->FindUsageRecordForJob(job->job_id()));
+      if (for_job.has_value()) {
+        return AlreadyExistsError("job " + job->job_id() +
+                                  " already has usage record " +
+                                  for_job->record_id);
+      }
+      CN_RETURN_IF_ERROR(store_->InsertUsageRecord(
+          StoredUsageRecord{request.peer.name, record->record_id(),
+                            job->job_id(), report->record(),
+                            report->signature()},
+          Now()));
+    }
+    // A consumer never pays for more than the duration it asked for.
+    const uint64_t ceiling =
+        static_cast<uint64_t>(record->cards()) * job->spec().max_duration_s();
+    UsageCharge charge;
+    charge.job_id = job->job_id();
+    charge.consumer = job->consumer();
+    charge.provider = request.peer.name;
+    charge.record_id = record->record_id();
+    charge.currency = job->currency();
+    charge.billed_card_seconds = std::min(record->card_seconds(), ceiling);
+    charge.price_per_card_hour = job->price_per_card_hour();
+    CN_ASSIGN_OR_RETURN(posted, ledger_.PostUsage(charge, Now()));
+    if (!posted.duplicate) {
+      job->set_card_seconds(charge.billed_card_seconds);
+      job->set_charged(posted.amount);
+      CN_RETURN_IF_ERROR(store_->UpdateJob(*job, Now()));
+    }
+    return OkStatus();
+  });
+  if (!status.ok()) return respond(status);
+  reply.set_duplicate(posted.duplicate);
+  reply.set_amount(posted.amount);
+  reply.set_transaction_id(std::to_string(posted.entry.sequence()));
+  if (!posted.duplicate) {
+    spdlog::info("job {}: {} card-seconds of {} on {} charged {} {}",
+                 job->job_id(), job->card_seconds(), job->model(),
+                 request.peer.name, posted.amount, job->currency());
+    Notify(*job);
+  }
+  respond(OkStatus());
+}
+
+}  // namespace computenet::broker

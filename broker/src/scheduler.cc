@@ -1,0 +1,141 @@
+// Scheduling: matching queued jobs to free capacity and moving jobs through
+// their state machine. Every transition is persisted before anyone is told.
+#include <spdlog/spdlog.h>
+
+#include "broker_impl.h"
+#include "computenet/broker/job_rules.h"
+
+namespace computenet::broker {
+
+Status BrokerImpl::LoadState() {
+  CN_RETURN_IF_ERROR(store_->MarkAllProvidersOffline());
+  CN_ASSIGN_OR_RETURN(auto queued, store_->JobsInStates({v1::JOB_STATE_QUEUED}));
+  for (const auto& job : queued) queue_.push_back(job.job_id());
+  CN_ASSIGN_OR_RETURN(auto active, store_->JobsInStates({v1::JOB_STATE_PLACED,
+                                                         v1::JOB_STATE_RUNNING}));
+  // Cards of jobs that were out when the broker stopped stay taken until
+  // their provider re-registers and reconciles.
+  for (const auto& job : active) {
+    registry_.Allocate(job.job_id(), job.provider(),
+                       {job.assignments().begin(), job.assignments().end()});
+  }
+  spdlog::info("loaded {} queued and {} active jobs", queued.size(),
+               active.size());
+  return OkStatus();
+}
+
+Status BrokerImpl::SaveJob(const v1::JobInfo& job) {
+  CN_RETURN_IF_ERROR(store_->UpdateJob(job, Now()));
+  Notify(job);
+  return OkStatus();
+}
+
+void BrokerImpl::Schedule() {
+  if (!schedule_needed_ || queue_.empty()) return;
+  schedule_needed_ = false;
+  auto capacity = registry_.OnlineCapacity();
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    auto job = store_->GetJob(*it);
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) {
+      it = queue_.erase(it);
+      continue;
+    }
+    MatchOutcome outcome =
+        matcher_->Match(job->spec(), capacity, rejected_by_[job->job_id()]);
+    if (!outcome.placement) {
+      if (job->reason() != outcome.reason) {
+        job->set_reason(outcome.reason);
+        Status saved = SaveJob(*job);
+        if (!saved.ok()) spdlog::error("{}", saved.ToString());
+      }
+      ++it;
+      continue;
+    }
+    Status placed = PlaceJob(*job, *outcome.placement);
+    if (!placed.ok()) {
+      spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
+      ++it;
+      continue;
+    }
+    it = queue_.erase(it);
+    capacity = registry_.OnlineCapacity();
+  }
+}
+
+Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
+  job.set_state(v1::JOB_STATE_PLACED);
+  job.set_provider(placement.provider);
+  job.set_model(placement.model);
+  job.clear_assignments();
+  for (const auto& assignment : placement.assignments) {
+    *job.add_assignments() = assignment;
+  }
+  job.set_price_per_card_hour(placement.price_per_card_hour);
+  job.set_currency(placement.currency);
+  job.set_attempts(job.attempts() + 1);
+  job.set_reason("offered to " + placement.provider);
+  CN_RETURN_IF_ERROR(SaveJob(job));
+  registry_.Allocate(job.job_id(), placement.provider, placement.assignments);
+  spdlog::info("job {} placed on {}: {} x {} at {} {}/card-hour",
+               job.job_id(), placement.provider, TotalCards(job),
+               placement.model, placement.price_per_card_hour,
+               placement.currency);
+  SendOffer(job);
+  return OkStatus();
+}
+
+Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
+  registry_.Release(job.job_id());
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_provider("");
+  job.set_model("");
+  job.clear_assignments();
+  job.set_price_per_card_hour(0);
+  job.set_reason(reason);
+  CN_RETURN_IF_ERROR(SaveJob(job));
+  queue_.push_back(job.job_id());
+  schedule_needed_ = true;
+  return OkStatus();
+}
+
+Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
+                             int32_t exit_code, const std::string& reason) {
+  registry_.Release(job.job_id());
+  rejected_by_.erase(job.job_id());
+  job.set_state(state);
+  job.set_exit_code(exit_code);
+  job.set_finished_ms(Now());
+  job.set_reason(reason);
+  CN_RETURN_IF_ERROR(SaveJob(job));
+  schedule_needed_ = true;
+  spdlog::info("job {} {}{}{}", job.job_id(), JobStateName(state),
+               reason.empty() ? "" : ": ", reason);
+  return OkStatus();
+}
+
+void BrokerImpl::SendOffer(const v1::JobInfo& job) {
+  ProviderEntry* provider = registry_.Find(job.provider());
+  if (provider == nullptr) return;
+  v1::PlacementOffer offer;
+  offer.set_job_id(job.job_id());
+  offer.set_consumer(job.consumer());
+  *offer.mutable_spec() = job.spec();
+  offer.set_model(job.model());
+  *offer.mutable_assignments() = job.assignments();
+  offer.set_price_per_card_hour(job.price_per_card_hour());
+  offer.set_currency(job.currency());
+  // If this send fails the provider's next registration reconciles it.
+  SendToProvider(*provider, v1::MESSAGE_TYPE_PLACEMENT_OFFER, offer);
+}
+
+void BrokerImpl::SendCancel(const v1::JobInfo& job) {
+  ProviderEntry* provider = registry_.Find(job.provider());
+  if (provider == nullptr) return;
+  v1::PlacementCancel cancel;
+  cancel.set_job_id(job.job_id());
+  cancel.set_grace_ms(static_cast<uint32_t>(options_.cancel_grace_ms));
+  cancel.set_reason(job.reason());
+  SendToProvider(*provider, v1::MESSAGE_TYPE_PLACEMENT_CANCEL, cancel);
+}
+
+}  // namespace computenet::broker

@@ -1,0 +1,534 @@
+#include "computenet/broker/store.h"
+
+#include <sqlite3.h>
+
+namespace computenet::broker {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchemaV1[] = {
+    R"sql(CREATE TABLE enrollments(
+      curve_public   TEXT PRIMARY KEY,
+      role           TEXT NOT NULL,
+      name           TEXT NOT NULL,
+      ed25519_public TEXT NOT NULL,
+      enrolled_ms    INTEGER NOT NULL,
+      revoked        INTEGER NOT NULL DEFAULT 0,
+      UNIQUE(role, name)))sql",
+    R"sql(CREATE TABLE providers(
+      name          TEXT PRIMARY KEY,
+      registration  BLOB NOT NULL,
+      online        INTEGER NOT NULL,
+      updated_ms    INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE jobs(
+      seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+      job_id          TEXT NOT NULL UNIQUE,
+      consumer        TEXT NOT NULL,
+      idempotency_key TEXT,
+      state           INTEGER NOT NULL,
+      provider        TEXT,
+      info            BLOB NOT NULL,
+      updated_ms      INTEGER NOT NULL,
+      UNIQUE(consumer, idempotency_key)))sql",
+    "CREATE INDEX jobs_by_state ON jobs(state, seq)",
+    "CREATE INDEX jobs_by_consumer ON jobs(consumer, seq)",
+    R"sql(CREATE TABLE usage_records(
+      provider    TEXT NOT NULL,
+      record_id   TEXT NOT NULL,
+      job_id      TEXT NOT NULL UNIQUE,
+      record      BLOB NOT NULL,
+      signature   BLOB NOT NULL,
+      received_ms INTEGER NOT NULL,
+      PRIMARY KEY(provider, record_id)))sql",
+    R"sql(CREATE TABLE ledger_accounts(
+      name       TEXT PRIMARY KEY,
+      kind       TEXT NOT NULL,
+      balance    INTEGER NOT NULL DEFAULT 0,
+      created_ms INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE ledger_entries(
+      sequence        INTEGER PRIMARY KEY,
+      idempotency_key TEXT NOT NULL UNIQUE,
+      entry           BLOB NOT NULL,
+      hash            BLOB NOT NULL))sql",
+    R"sql(CREATE TABLE ledger_postings(
+      sequence INTEGER NOT NULL,
+      account  TEXT NOT NULL,
+      amount   INTEGER NOT NULL,
+      PRIMARY KEY(sequence, account)))sql",
+};
+
+std::string BlobOf(const SQLite::Column& column) {
+  return std::string(static_cast<const char*>(column.getBlob()),
+                     static_cast<size_t>(column.getBytes()));
+}
+
+Enrollment EnrollmentFromRow(SQLite::Statement& query) {
+  Enrollment out;
+  out.curve_public = query.getColumn(0).getString();
+  out.role = ParseRole(query.getColumn(1).getString()).value();
+  out.name = query.getColumn(2).getString();
+  out.ed25519_public = query.getColumn(3).getString();
+  out.enrolled_ms = query.getColumn(4).getInt64();
+  out.revoked = query.getColumn(5).getInt() != 0;
+  return out;
+}
+
+StatusOr<v1::JobInfo> JobFromBlob(const SQLite::Column& column) {
+  v1::JobInfo job;
+  if (!job.ParseFromString(BlobOf(column))) {
+    return DataLossError("job row does not parse");
+  }
+  return job;
+}
+
+std::string StateList(const std::vector<v1::JobState>& states) {
+  std::string out;
+  for (auto state : states) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(static_cast<int>(state));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kProvider: return "provider";
+    case Role::kConsumer: return "consumer";
+    case Role::kPeer: return "peer";
+    case Role::kAdmin: return "admin";
+  }
+  return "unknown";
+}
+
+StatusOr<Role> ParseRole(std::string_view name) {
+  if (name == "provider") return Role::kProvider;
+  if (name == "consumer") return Role::kConsumer;
+  if (name == "peer") return Role::kPeer;
+  if (name == "admin") return Role::kAdmin;
+  return InvalidArgumentError("unknown role '" + std::string(name) +
+                              "' (provider, consumer, peer or admin)");
+}
+
+Status StatusFromSqlite(const SQLite::Exception& error, std::string_view what) {
+  int code = error.getErrorCode() & 0xff;
+  std::string message = std::string(what) + ": " + error.what();
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+    return UnavailableError(message);
+  }
+  if (code == SQLITE_CONSTRAINT) return AlreadyExistsError(message);
+  return InternalError(message);
+}
+
+Status RunInTransaction(SQLite::Database& db,
+                        const std::function<Status()>& fn) {
+  try {
+    SQLite::Transaction transaction(db);
+    Status status = fn();
+    if (!status.ok()) return status;  // destructor rolls back
+    transaction.commit();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "transaction");
+  }
+}
+
+StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  try {
+    auto db = std::make_unique<SQLite::Database>(
+        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db->setBusyTimeout(5000);
+    db->exec("PRAGMA journal_mode=WAL");
+    // FULL: an acknowledged job or usage record survives power loss too.
+    db->exec("PRAGMA synchronous=FULL");
+    db->exec("PRAGMA foreign_keys=ON");
+    std::unique_ptr<Store> store(new Store(std::move(db)));
+    CN_RETURN_IF_ERROR(store->Migrate());
+    return store;
+  } catch (const SQLite::Exception& error) {
+    return UnavailableError("open database " + path + ": " + error.what());
+  }
+}
+
+StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& path) {
+  try {
+    auto db =
+        std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY);
+    db->setBusyTimeout(5000);
+    int version = db->execAndGet("PRAGMA user_version").getInt();
+    if (version != kSchemaVersion) {
+      return FailedPreconditionError(path + " has schema version " +
+                                     std::to_string(version) + ", expected " +
+                                     std::to_string(kSchemaVersion));
+    }
+    return std::unique_ptr<Store>(new Store(std::move(db)));
+  } catch (const SQLite::Exception& error) {
+    return UnavailableError("open database " + path + ": " + error.what());
+  }
+}
+
+Status Store::Migrate() {
+  int version = db_->execAndGet("PRAGMA user_version").getInt();
+  if (version > kSchemaVersion) {
+    return DataLossError("database schema " + std::to_string(version) +
+                         " is newer than this broker (" +
+                         std::to_string(kSchemaVersion) + ")");
+  }
+  if (version == kSchemaVersion) return OkStatus();
+  return RunInTransaction(*db_, [&]() -> Status {
+    if (version < 1) {
+      for (const char* statement : kSchemaV1) db_->exec(statement);
+    }
+    db_->exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
+    return OkStatus();
+  });
+}
+
+Status Store::Enroll(Role role, const PublicIdentity& identity,
+                     int64_t now_ms) {
+  try {
+    SQLite::Statement insert(*db_,
+                             "INSERT INTO enrollments(curve_public, role, "
+                             "name, ed25519_public, enrolled_ms) "
+                             "VALUES(?, ?, ?, ?, ?)");
+    insert.bind(1, identity.curve_public);
+    insert.bind(2, std::string(RoleName(role)));
+    insert.bind(3, identity.name);
+    insert.bind(4, identity.ed25519_public);
+    insert.bind(5, static_cast<int64_t>(now_ms));
+    insert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    if ((error.getErrorCode() & 0xff) == SQLITE_CONSTRAINT) {
+      return AlreadyExistsError(std::string(RoleName(role)) + " '" +
+                                identity.name +
+                                "' or its key is already enrolled");
+    }
+    return StatusFromSqlite(error, "enroll");
+  }
+}
+
+Status Store::Revoke(Role role, const std::string& name) {
+  try {
+    SQLite::Statement update(
+        *db_, "UPDATE enrollments SET revoked=1 WHERE role=? AND name=?");
+    update.bind(1, std::string(RoleName(role)));
+    update.bind(2, name);
+    if (update.exec() == 0) {
+      return NotFoundError(std::string(RoleName(role)) + " '" + name +
+                           "' is not enrolled");
+    }
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "revoke");
+  }
+}
+
+StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
+    const std::string& curve_public) {
+  try {
+    SQLite::Statement query(*db_,
+                            "SELECT curve_public, role, name, ed25519_public, "
+                            "enrolled_ms, revoked FROM enrollments "
+                            "WHERE curve_public=?");
+    query.bind(1, curve_public);
+    if (!query.executeStep()) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentFromRow(query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find enrollment");
+  }
+}
+
+StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
+    Role role, const std::string& name) {
+  try {
+    SQLite::Statement query(*db_,
+                            "SELECT curve_public, role, name, ed25519_public, "
+                            "enrolled_ms, revoked FROM enrollments "
+                            "WHERE role=? AND name=?");
+    query.bind(1, std::string(RoleName(role)));
+    query.bind(2, name);
+    if (!query.executeStep()) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentFromRow(query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find enrollment");
+  }
+}
+
+StatusOr<std::vector<Enrollment>> Store::ListEnrollments() {
+  try {
+    SQLite::Statement query(*db_,
+                            "SELECT curve_public, role, name, ed25519_public, "
+                            "enrolled_ms, revoked FROM enrollments "
+                            "ORDER BY role, name");
+    std::vector<Enrollment> out;
+    while (query.executeStep()) out.push_back(EnrollmentFromRow(query));
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list enrollments");
+  }
+}
+
+Status Store::SaveProviderRegistration(const std::string& name,
+                                       const v1::RegisterProvider& registration,
+                                       int64_t now_ms) {
+  try {
+    SQLite::Statement upsert(
+        *db_,
+        "INSERT INTO providers(name, registration, online, updated_ms) "
+        "VALUES(?, ?, 1, ?) ON CONFLICT(name) DO UPDATE SET "
+        "registration=excluded.registration, online=1, "
+        "updated_ms=excluded.updated_ms");
+    std::string blob = registration.SerializeAsString();
+    upsert.bind(1, name);
+    upsert.bind(2, blob.data(), static_cast<int>(blob.size()));
+    upsert.bind(3, static_cast<int64_t>(now_ms));
+    upsert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "save provider");
+  }
+}
+
+Status Store::SetProviderOnline(const std::string& name, bool online,
+                                int64_t now_ms) {
+  try {
+    SQLite::Statement update(
+        *db_, "UPDATE providers SET online=?, updated_ms=? WHERE name=?");
+    update.bind(1, online ? 1 : 0);
+    update.bind(2, static_cast<int64_t>(now_ms));
+    update.bind(3, name);
+    update.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "update provider");
+  }
+}
+
+StatusOr<std::vector<std::pair<std::string, v1::RegisterProvider>>>
+Store::ListProviders() {
+  try {
+    SQLite::Statement query(
+        *db_, "SELECT name, registration FROM providers ORDER BY name");
+    std::vector<std::pair<std::string, v1::RegisterProvider>> out;
+    while (query.executeStep()) {
+      v1::RegisterProvider registration;
+      if (!registration.ParseFromString(BlobOf(query.getColumn(1)))) {
+        return DataLossError("provider row does not parse");
+      }
+      out.emplace_back(query.getColumn(0).getString(), std::move(registration));
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list providers");
+  }
+}
+
+Status Store::MarkAllProvidersOffline() {
+  try {
+    db_->exec("UPDATE providers SET online=0");
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "mark providers offline");
+  }
+}
+
+StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
+                                       v1::JobInfo job,
+                                       const std::string& idempotency_key,
+                                       bool* duplicate) {
+  *duplicate = false;
+  v1::JobInfo result;
+  Status status = RunInTransaction(*db_, [&]() -> Status {
+    if (!idempotency_key.empty()) {
+      SQLite::Statement existing(
+          *db_,
+          "SELECT info FROM jobs WHERE consumer=? AND idempotency_key=?");
+      existing.bind(1, job.consumer());
+      existing.bind(2, idempotency_key);
+      if (existing.executeStep()) {
+        CN_ASSIGN_OR_RETURN(result, JobFromBlob(existing.getColumn(0)));
+        *duplicate = true;
+        return OkStatus();
+      }
+    }
+    // Insert first to get the sequence, then write the id-bearing blob.
+    SQLite::Statement insert(*db_,
+                             "INSERT INTO jobs(job_id, consumer, "
+                             "idempotency_key, state, info, updated_ms) "
+                             "VALUES('', ?, ?, ?, x'', ?)");
+    insert.bind(1, job.consumer());
+    if (idempotency_key.empty()) {
+      insert.bind(2);
+    } else {
+      insert.bind(2, idempotency_key);
+    }
+    insert.bind(3, static_cast<int>(job.state()));
+    insert.bind(4, static_cast<int64_t>(job.created_ms()));
+    insert.exec();
+    int64_t seq = db_->getLastInsertRowid();
+    job.set_job_id(broker_id + "-" + std::to_string(seq));
+    std::string blob = job.SerializeAsString();
+    SQLite::Statement update(
+        *db_, "UPDATE jobs SET job_id=?, info=? WHERE seq=?");
+    update.bind(1, job.job_id());
+    update.bind(2, blob.data(), static_cast<int>(blob.size()));
+    update.bind(3, seq);
+    update.exec();
+    result = std::move(job);
+    return OkStatus();
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
+  try {
+    SQLite::Statement update(*db_,
+                             "UPDATE jobs SET state=?, provider=?, info=?, "
+                             "updated_ms=? WHERE job_id=?");
+    std::string blob = job.SerializeAsString();
+    update.bind(1, static_cast<int>(job.state()));
+    update.bind(2, job.provider());
+    update.bind(3, blob.data(), static_cast<int>(blob.size()));
+    update.bind(4, static_cast<int64_t>(now_ms));
+    update.bind(5, job.job_id());
+    if (update.exec() == 0) return NotFoundError("job " + job.job_id());
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "update job");
+  }
+}
+
+StatusOr<v1::JobInfo> Store::GetJob(const std::string& job_id) {
+  try {
+    SQLite::Statement query(*db_, "SELECT info FROM jobs WHERE job_id=?");
+    query.bind(1, job_id);
+    if (!query.executeStep()) return NotFoundError("no job " + job_id);
+    return JobFromBlob(query.getColumn(0));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "get job");
+  }
+}
+
+StatusOr<std::vector<v1::JobInfo>> Store::ListJobs(
+    const std::string& consumer, const std::vector<v1::JobState>& states,
+    uint32_t limit) {
+  try {
+    std::string sql = "SELECT info FROM jobs WHERE 1=1";
+    if (!consumer.empty()) sql += " AND consumer=?";
+    // The states are enum values from our own code, never from the wire as
+    // text, so building the IN list is safe.
+    if (!states.empty()) sql += " AND state IN (" + StateList(states) + ")";
+    sql += " ORDER BY seq DESC LIMIT ?";
+    SQLite::Statement query(*db_, sql);
+    int index = 1;
+    if (!consumer.empty()) query.bind(index++, consumer);
+    query.bind(index, static_cast<int64_t>(limit));
+    std::vector<v1::JobInfo> out;
+    while (query.executeStep()) {
+      CN_ASSIGN_OR_RETURN(v1::JobInfo job, JobFromBlob(query.getColumn(0)));
+      out.push_back(std::move(job));
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list jobs");
+  }
+}
+
+StatusOr<std::vector<v1::JobInfo>> Store::JobsInStates(
+    const std::vector<v1::JobState>& states) {
+  try {
+    SQLite::Statement query(*db_, "SELECT info FROM jobs WHERE state IN (" +
+                                      StateList(states) + ") ORDER BY seq");
+    std::vector<v1::JobInfo> out;
+    while (query.executeStep()) {
+      CN_ASSIGN_OR_RETURN(v1::JobInfo job, JobFromBlob(query.getColumn(0)));
+      out.push_back(std::move(job));
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "jobs in states");
+  }
+}
+
+namespace {
+
+StoredUsageRecord UsageFromRow(SQLite::Statement& query) {
+  StoredUsageRecord out;
+  out.provider = query.getColumn(0).getString();
+  out.record_id = query.getColumn(1).getString();
+  out.job_id = query.getColumn(2).getString();
+  out.record = BlobOf(query.getColumn(3));
+  out.signature = BlobOf(query.getColumn(4));
+  return out;
+}
+
+constexpr char kUsageColumns[] =
+    "SELECT provider, record_id, job_id, record, signature FROM usage_records ";
+
+}  // namespace
+
+StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecord(
+    const std::string& provider, const std::string& record_id) {
+  try {
+    SQLite::Statement query(
+        *db_, std::string(kUsageColumns) + "WHERE provider=? AND record_id=?");
+    query.bind(1, provider);
+    query.bind(2, record_id);
+    if (!query.executeStep()) return std::optional<StoredUsageRecord>();
+    return std::optional<StoredUsageRecord>(UsageFromRow(query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find usage record");
+  }
+}
+
+StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForJob(
+    const std::string& job_id) {
+  try {
+    SQLite::Statement query(*db_,
+                            std::string(kUsageColumns) + "WHERE job_id=?");
+    query.bind(1, job_id);
+    if (!query.executeStep()) return std::optional<StoredUsageRecord>();
+    return std::optional<StoredUsageRecord>(UsageFromRow(query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find usage record");
+  }
+}
+
+Status Store::InsertUsageRecord(const StoredUsageRecord& record,
+                                int64_t now_ms) {
+  try {
+    SQLite::Statement insert(*db_,
+                             "INSERT INTO usage_records(provider, record_id, "
+                             "job_id, record, signature, received_ms) "
+                             "VALUES(?, ?, ?, ?, ?, ?)");
+    insert.bind(1, record.provider);
+    insert.bind(2, record.record_id);
+    insert.bind(3, record.job_id);
+    insert.bind(4, record.record.data(), static_cast<int>(record.record.size()));
+    insert.bind(5, record.signature.data(),
+                static_cast<int>(record.signature.size()));
+    insert.bind(6, static_cast<int64_t>(now_ms));
+    insert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "insert usage record");
+  }
+}
+
+StatusOr<std::vector<StoredUsageRecord>> Store::ListUsageRecords() {
+  try {
+    SQLite::Statement query(*db_, std::string(kUsageColumns) +
+                                      "ORDER BY received_ms, provider, record_id");
+    std::vector<StoredUsageRecord> out;
+    while (query.executeStep()) out.push_back(UsageFromRow(query));
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list usage records");
+  }
+}
+
+}  // namespace computenet::broker

@@ -1,0 +1,211 @@
+// computenet-broker: the regional hub daemon and its operator commands.
+//
+//   computenet-broker keygen   --name ID --out DIR
+//   computenet-broker enroll   --db FILE --role ROLE --identity FILE [--name N]
+//   computenet-broker revoke   --db FILE --role ROLE --name N
+//   computenet-broker enrollments --db FILE
+//   computenet-broker run      --db FILE --keys DIR [--endpoint E] ...
+//   computenet-broker settlement --db FILE
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "computenet/broker/broker.h"
+#include "computenet/broker/job_rules.h"
+#include "computenet/broker/ledger.h"
+#include "computenet/broker/store.h"
+#include "computenet/common/files.h"
+#include "computenet/common/logging.h"
+
+namespace {
+
+using computenet::Status;
+namespace broker = computenet::broker;
+
+std::atomic<broker::Broker*> g_running{nullptr};
+
+void OnSignal(int) {
+  if (auto* b = g_running.load()) b->Shutdown();
+}
+
+int Fail(const Status& status) {
+  std::cerr << "computenet-broker: " << status.ToString() << "\n";
+  // Exit codes: 2 for bad input, 1 otherwise.
+  return status.code() == computenet::StatusCode::kInvalidArgument ||
+                 status.code() == computenet::StatusCode::kAlreadyExists ||
+                 status.code() == computenet::StatusCode::kNotFound
+             ? 2
+             : 1;
+}
+
+std::string FormatMinor(int64_t amount) {
+  // Minor units as major.minor with two decimals (CNY fen, USD cents).
+  const char* sign = amount < 0 ? "-" : "";
+  uint64_t magnitude = amount < 0 ? static_cast<uint64_t>(-(amount + 1)) + 1
+                                  : static_cast<uint64_t>(amount);
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%s%llu.%02llu", sign,
+                static_cast<unsigned long long>(magnitude / 100),
+                static_cast<unsigned long long>(magnitude % 100));
+  return buffer;
+}
+
+int Settlement(const std::string& db_path) {
+  auto store = broker::Store::OpenReadOnly(db_path);
+  if (!store.ok()) return Fail(store.status());
+  auto jobs = (*store)->ListJobs("", {}, 1000);
+  if (!jobs.ok()) return Fail(jobs.status());
+  std::printf("%-14s %-10s %-12s %-10s %-6s %12s %12s %12s\n", "JOB", "STATE",
+              "CONSUMER", "PROVIDER", "MODEL", "CARD-SEC", "PRICE/CH", "CHARGED");
+  for (auto it = jobs->rbegin(); it != jobs->rend(); ++it) {
+    std::printf("%-14s %-10s %-12s %-10s %-6s %12llu %12s %12s\n",
+                it->job_id().c_str(), broker::JobStateName(it->state()).c_str(),
+                it->consumer().c_str(), it->provider().c_str(),
+                it->model().c_str(),
+                static_cast<unsigned long long>(it->card_seconds()),
+                FormatMinor(it->price_per_card_hour()).c_str(),
+                FormatMinor(it->charged()).c_str());
+  }
+  broker::Ledger ledger(**store);
+  auto balances = ledger.Balances();
+  if (!balances.ok()) return Fail(balances.status());
+  std::printf("\nSettlement (balances in major units; minor units exact):\n");
+  int64_t total = 0;
+  for (const auto& balance : *balances) {
+    std::printf("  %-28s %14s  (%lld minor units)\n", balance.account.c_str(),
+                FormatMinor(balance.balance).c_str(),
+                static_cast<long long>(balance.balance));
+    total += balance.balance;
+  }
+  std::printf("  %-28s %14s  (double entry: must be 0)\n", "sum of all accounts",
+              FormatMinor(total).c_str());
+  auto audit = broker::VerifyLedger(**store);
+  if (!audit.ok()) return Fail(audit.status());
+  std::printf("Ledger verified: %llu entries, %llu usage records, head %s\n",
+              static_cast<unsigned long long>(audit->entries),
+              static_cast<unsigned long long>(audit->usage_records),
+              audit->head_hash_hex.substr(0, 16).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"computenet-broker: ComputeNet regional broker"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+
+  std::string name, out_dir;
+  bool force = false;
+  auto* keygen = app.add_subcommand("keygen", "create the broker's keys");
+  keygen->add_option("--name", name, "broker id")->required();
+  keygen->add_option("--out", out_dir, "directory for the keys")->required();
+  keygen->add_flag("--force", force, "overwrite existing keys");
+
+  std::string db_path, role_name, identity_path;
+  auto* enroll = app.add_subcommand("enroll", "admit a party's public key");
+  enroll->add_option("--db", db_path, "broker database")->required();
+  enroll->add_option("--role", role_name, "provider|consumer|peer|admin")
+      ->required();
+  enroll->add_option("--identity", identity_path, "identity.pub file")
+      ->required();
+  enroll->add_option("--name", name, "override the name in the file");
+
+  auto* revoke = app.add_subcommand("revoke", "revoke an enrollment");
+  revoke->add_option("--db", db_path)->required();
+  revoke->add_option("--role", role_name)->required();
+  revoke->add_option("--name", name)->required();
+
+  auto* list = app.add_subcommand("enrollments", "list enrolled keys");
+  list->add_option("--db", db_path)->required();
+
+  broker::BrokerOptions options;
+  std::string keys_dir, endpoint_file;
+  auto* run = app.add_subcommand("run", "serve");
+  run->add_option("--db", options.database_path, "broker database")->required();
+  run->add_option("--keys", keys_dir, "broker key directory")->required();
+  run->add_option("--endpoint", options.endpoint, "bind address")
+      ->capture_default_str();
+  run->add_option("--broker-id", options.broker_id, "job id prefix")
+      ->capture_default_str();
+  run->add_option("--heartbeat-ms", options.heartbeat_interval_ms)
+      ->capture_default_str();
+  run->add_option("--liveness", options.heartbeat_liveness)
+      ->capture_default_str();
+  run->add_option("--endpoint-file", endpoint_file,
+                  "write the bound endpoint here (for port 0)");
+
+  auto* settlement = app.add_subcommand("settlement", "print charges and balances");
+  settlement->add_option("--db", db_path)->required();
+
+  CLI11_PARSE(app, argc, argv);
+  computenet::InitLogging("broker", log_level);
+
+  if (*keygen) {
+    auto identity = computenet::Identity::Generate(name);
+    if (!identity.ok()) return Fail(identity.status());
+    Status saved = identity->Save(out_dir, force);
+    if (!saved.ok()) return Fail(saved);
+    std::cout << "wrote " << out_dir << "/identity.pub (public), curve.key and "
+              << "signing.pem (secret, 0600)\n";
+    return 0;
+  }
+  if (*enroll || *revoke || *list) {
+    auto store = broker::Store::Open(db_path);
+    if (!store.ok()) return Fail(store.status());
+    if (*list) {
+      auto all = (*store)->ListEnrollments();
+      if (!all.ok()) return Fail(all.status());
+      for (const auto& e : *all) {
+        std::cout << broker::RoleName(e.role) << "\t" << e.name << "\t"
+                  << e.curve_public << (e.revoked ? "\trevoked" : "") << "\n";
+      }
+      return 0;
+    }
+    auto role = broker::ParseRole(role_name);
+    if (!role.ok()) return Fail(role.status());
+    if (*revoke) {
+      Status revoked = (*store)->Revoke(*role, name);
+      if (!revoked.ok()) return Fail(revoked);
+      std::cout << "revoked " << role_name << " " << name << "\n";
+      return 0;
+    }
+    auto identity = computenet::PublicIdentity::LoadFile(identity_path);
+    if (!identity.ok()) return Fail(identity.status());
+    if (!name.empty()) {
+      Status valid = computenet::ValidatePartyName(name);
+      if (!valid.ok()) return Fail(valid);
+      identity->name = name;
+    }
+    Status enrolled = (*store)->Enroll(
+        *role, *identity, computenet::SystemClock::Shared()->NowMs());
+    if (!enrolled.ok()) return Fail(enrolled);
+    std::cout << "enrolled " << role_name << " " << identity->name << "\n";
+    return 0;
+  }
+  if (*settlement) return Settlement(db_path);
+
+  // run
+  auto identity = computenet::Identity::Load(keys_dir);
+  if (!identity.ok()) return Fail(identity.status());
+  auto created = broker::Broker::Create(std::move(options), std::move(*identity));
+  if (!created.ok()) return Fail(created.status());
+  std::unique_ptr<broker::Broker> server = std::move(*created);
+  if (!endpoint_file.empty()) {
+    Status written = computenet::WriteFileAtomically(
+        endpoint_file, server->endpoint() + "\n", 0644);
+    if (!written.ok()) return Fail(written);
+  }
+  g_running.store(server.get());
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  Status result = server->Run();
+  g_running.store(nullptr);
+  if (!result.ok()) return Fail(result);
+  return 0;
+}

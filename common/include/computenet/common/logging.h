@@ -1,0 +1,20 @@
+// Logging setup shared by the daemons and CLIs (spdlog underneath).
+//
+// Thread safety: InitLogging must be called once, before other threads start;
+// spdlog's default logger is thread-safe after that.
+#ifndef COMPUTENET_COMMON_LOGGING_H_
+#define COMPUTENET_COMMON_LOGGING_H_
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+namespace computenet {
+
+// Logs to stderr with `component` in every line. level: trace, debug, info,
+// warn, error. Unknown levels mean info.
+void InitLogging(const std::string& component, const std::string& level);
+
+}  // namespace computenet
+
+#endif  // COMPUTENET_COMMON_LOGGING_H_

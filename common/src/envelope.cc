@@ -1,0 +1,59 @@
+#include "computenet/common/envelope.h"
+
+namespace computenet {
+
+v1::Status StatusToProto(const Status& status) {
+  v1::Status out;
+  out.set_code(static_cast<v1::Status::Code>(status.code()));
+  out.set_message(status.message());
+  return out;
+}
+
+Status StatusFromProto(const v1::Status& status) {
+  int code = status.code();
+  if (code < 0 || code > static_cast<int>(StatusCode::kUnauthenticated)) {
+    return UnknownError("unknown status code " + std::to_string(code) + ": " +
+                        status.message());
+  }
+  return Status(static_cast<StatusCode>(code), status.message());
+}
+
+std::string EncodeEnvelope(v1::MessageType type, uint64_t request_id,
+                           uint64_t sequence,
+                           const google::protobuf::MessageLite& body,
+                           const Status* reply_status) {
+  v1::Envelope envelope;
+  envelope.set_protocol_version(kProtocolVersion);
+  envelope.set_type(type);
+  envelope.set_request_id(request_id);
+  envelope.set_sequence(sequence);
+  if (reply_status != nullptr) {
+    *envelope.mutable_status() = StatusToProto(*reply_status);
+  }
+  body.SerializeToString(envelope.mutable_body());
+  return envelope.SerializeAsString();
+}
+
+StatusOr<v1::Envelope> DecodeEnvelope(std::string_view bytes) {
+  v1::Envelope envelope;
+  if (!envelope.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return InvalidArgumentError("frame is not a computenet.v1.Envelope");
+  }
+  if (envelope.protocol_version() != kProtocolVersion) {
+    return FailedPreconditionError(
+        "protocol version " + std::to_string(envelope.protocol_version()) +
+        " not supported; this broker speaks " +
+        std::to_string(kProtocolVersion));
+  }
+  return envelope;
+}
+
+std::string MessageTypeName(int type) {
+  if (!v1::MessageType_IsValid(type)) return "type " + std::to_string(type);
+  std::string name = v1::MessageType_Name(static_cast<v1::MessageType>(type));
+  constexpr std::string_view kPrefix = "MESSAGE_TYPE_";
+  if (name.rfind(kPrefix, 0) == 0) name.erase(0, kPrefix.size());
+  return name;
+}
+
+}  // namespace computenet

@@ -1,0 +1,46 @@
+#include "computenet/common/usage_record.h"
+
+namespace computenet {
+
+uint64_t CardSecondsFor(uint32_t cards, int64_t start_ms, int64_t end_ms) {
+  if (end_ms <= start_ms) return 0;
+  const uint64_t elapsed_ms = static_cast<uint64_t>(end_ms - start_ms);
+  return static_cast<uint64_t>(cards) * ((elapsed_ms + 999) / 1000);
+}
+
+StatusOr<v1::UsageReport> SignUsageRecord(const SigningKey& key,
+                                          const v1::UsageRecord& record) {
+  v1::UsageReport report;
+  record.SerializeToString(report.mutable_record());
+  CN_ASSIGN_OR_RETURN(
+      *report.mutable_signature(),
+      key.Sign(DomainSeparated(kUsageRecordDomain, report.record())));
+  return report;
+}
+
+StatusOr<v1::UsageRecord> VerifyUsageRecord(const std::string& public_key_hex,
+                                            const std::string& record_bytes,
+                                            const std::string& signature) {
+  CN_ASSIGN_OR_RETURN(VerifyingKey key, VerifyingKey::FromHex(public_key_hex));
+  CN_RETURN_IF_ERROR(
+      key.Verify(DomainSeparated(kUsageRecordDomain, record_bytes), signature));
+  v1::UsageRecord record;
+  if (!record.ParseFromString(record_bytes)) {
+    return InvalidArgumentError("usage record does not parse");
+  }
+  if (record.record_id().empty() || record.job_id().empty() ||
+      record.provider().empty()) {
+    return InvalidArgumentError("usage record lacks record_id/job_id/provider");
+  }
+  if (record.end_ms() < record.start_ms()) {
+    return InvalidArgumentError("usage record ends before it starts");
+  }
+  if (record.card_seconds() !=
+      CardSecondsFor(record.cards(), record.start_ms(), record.end_ms())) {
+    return InvalidArgumentError(
+        "usage record card_seconds disagrees with cards x duration");
+  }
+  return record;
+}
+
+}  // namespace computenet
