@@ -22,6 +22,13 @@ std::string EncodeEnvelope(v1::MessageType type, uint64_t request_id,
                            uint64_t sequence,
                            const google::protobuf::MessageLite& body,
                            const Status* reply_status) {
+  return EncodeEnvelopeBytes(type, request_id, sequence,
+                             body.SerializeAsString(), reply_status);
+}
+
+std::string EncodeEnvelopeBytes(v1::MessageType type, uint64_t request_id,
+                                uint64_t sequence, const std::string& body,
+                                const Status* reply_status) {
   v1::Envelope envelope;
   envelope.set_protocol_version(kProtocolVersion);
   envelope.set_type(type);
@@ -30,7 +37,7 @@ std::string EncodeEnvelope(v1::MessageType type, uint64_t request_id,
   if (reply_status != nullptr) {
     *envelope.mutable_status() = StatusToProto(*reply_status);
   }
-  body.SerializeToString(envelope.mutable_body());
+  envelope.set_body(body);
   return envelope.SerializeAsString();
 }
 

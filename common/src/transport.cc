@@ -102,8 +102,15 @@ StatusOr<std::unique_ptr<DealerChannel>> DealerChannel::Connect(
 Status DealerChannel::Send(v1::MessageType type, uint64_t request_id,
                            const google::protobuf::MessageLite& body,
                            const Status* reply_status) {
+  return SendSerialized(type, request_id, body.SerializeAsString(),
+                        reply_status);
+}
+
+Status DealerChannel::SendSerialized(v1::MessageType type, uint64_t request_id,
+                                     const std::string& body,
+                                     const Status* reply_status) {
   std::string payload =
-      EncodeEnvelope(type, request_id, ++sequence_, body, reply_status);
+      EncodeEnvelopeBytes(type, request_id, ++sequence_, body, reply_status);
   try {
     if (!socket_.send(zmq::buffer(payload), zmq::send_flags::none)) {
       return UnavailableError("broker at " + options_.endpoint +

@@ -30,6 +30,11 @@ std::string EncodeEnvelope(v1::MessageType type, uint64_t request_id,
                            const google::protobuf::MessageLite& body,
                            const Status* reply_status = nullptr);
 
+// Like EncodeEnvelope, with the body already serialized.
+std::string EncodeEnvelopeBytes(v1::MessageType type, uint64_t request_id,
+                                uint64_t sequence, const std::string& body,
+                                const Status* reply_status = nullptr);
+
 // Parses and checks an envelope: INVALID_ARGUMENT if the bytes are not one,
 // FAILED_PRECONDITION if its protocol version is not ours.
 StatusOr<v1::Envelope> DecodeEnvelope(std::string_view bytes);

@@ -71,6 +71,11 @@ class DealerChannel {
               const google::protobuf::MessageLite& body,
               const Status* reply_status = nullptr);
 
+  // Like Send, with the body already serialized.
+  Status SendSerialized(v1::MessageType type, uint64_t request_id,
+                        const std::string& body,
+                        const Status* reply_status = nullptr);
+
   // Waits up to timeout_ms for one envelope. Returns nullopt on timeout;
   // INVALID_ARGUMENT / FAILED_PRECONDITION for a frame that is not a valid
   // envelope (the frame is consumed).

@@ -1,0 +1,66 @@
+// ProviderAgent: the heart of a site agent. It keeps one CURVE-authenticated
+// DEALER connection to the site's home broker, registers the site's
+// inventory, heartbeats both ways, answers placement offers, runs accepted
+// placements through an Executor, and reports status and signed usage.
+//
+// Reliability (ZeroMQ guide, Paranoid Pirate): when the broker falls silent
+// for heartbeat_liveness intervals the agent drops the socket, reconnects
+// with exponential backoff and registers again, listing the jobs it still
+// runs so the broker can reconcile. Reports (offer answers, status, usage)
+// stay in an outbox until the broker acknowledges them, and are sent again
+// after a reconnect; the broker treats repeats idempotently.
+//
+// Thread safety: Run() blocks and owns the socket and the executor.
+// Shutdown() and registered() may be called from any thread.
+#ifndef COMPUTENET_PROVIDER_AGENT_H_
+#define COMPUTENET_PROVIDER_AGENT_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "computenet/common/clock.h"
+#include "computenet/common/identity.h"
+#include "computenet/common/status.h"
+#include "computenet/provider/executor.h"
+#include "computenet/v1/provider.pb.h"
+
+namespace computenet::provider {
+
+struct ProviderOptions {
+  std::string broker_endpoint;    // e.g. "tcp://127.0.0.1:7700". Required.
+  std::string broker_public_key;  // the broker's CURVE key (Z85). Required.
+  // Site, region, currency, nodes and prices to register. active_job_ids is
+  // filled in by the agent.
+  v1::RegisterProvider registration;
+  // Used until the broker's registration reply says otherwise.
+  int heartbeat_interval_ms = 1000;
+  int heartbeat_liveness = 3;
+  // Reconnect backoff: doubles from initial up to max.
+  int reconnect_initial_ms = 250;
+  int reconnect_max_ms = 8000;
+  // Time source for heartbeats and backoff; SystemClock when null.
+  std::shared_ptr<Clock> clock;
+};
+
+class ProviderAgent {
+ public:
+  virtual ~ProviderAgent() = default;
+
+  // Validates options. INVALID_ARGUMENT on a missing endpoint or bad key.
+  static StatusOr<std::unique_ptr<ProviderAgent>> Create(
+      ProviderOptions options, Identity identity,
+      std::unique_ptr<Executor>&& executor);
+
+  // Serves until Shutdown(). Returns OK after shutdown, or the error that
+  // makes serving pointless (e.g. the broker refuses the registration as
+  // invalid: fix the site config).
+  virtual Status Run() = 0;
+  virtual void Shutdown() = 0;
+  // True while the broker has acknowledged the current registration.
+  virtual bool registered() const = 0;
+};
+
+}  // namespace computenet::provider
+
+#endif  // COMPUTENET_PROVIDER_AGENT_H_

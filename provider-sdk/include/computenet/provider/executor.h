@@ -1,0 +1,69 @@
+// Executor: how a site agent runs placements on the site's own scheduler.
+// The agent hands it a placement with Start(), may Cancel() it, and collects
+// what happened with Poll(), from its own loop. Implementations: the local
+// ProcessExecutor (child processes); a Slurm executor plugs in the same way.
+// See docs/sdk.md for how to write one.
+//
+// Thread safety: an Executor is driven from the agent's loop thread only;
+// implementations need not be thread-safe (they may use threads inside).
+#ifndef COMPUTENET_PROVIDER_EXECUTOR_H_
+#define COMPUTENET_PROVIDER_EXECUTOR_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "computenet/common/status.h"
+#include "computenet/v1/job.pb.h"
+
+namespace computenet::provider {
+
+// One accepted placement, as the executor must run it.
+struct ExecutionRequest {
+  std::string job_id;
+  std::string consumer;
+  v1::JobSpec spec;
+  std::string model;
+  std::vector<v1::NodeAssignment> assignments;  // one per node of the gang
+};
+
+struct ExecutionEvent {
+  enum class Kind { kStarted, kFinished };
+  Kind kind = Kind::kStarted;
+  std::string job_id;
+  // For kFinished: SUCCEEDED, FAILED or CANCELLED, with the exit code
+  // (128 + signal for a signalled process) and why.
+  v1::JobState final_state = v1::JOB_STATE_UNSPECIFIED;
+  int32_t exit_code = 0;
+  std::string message;
+  // What the executor measured: when the work started and ended (ms since
+  // the epoch, by the executor's clock), and the cards it held.
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;
+  uint32_t cards = 0;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // Starts the placement without blocking. ALREADY_EXISTS if the job id is
+  // running; FAILED_PRECONDITION if it cannot start (e.g. command missing);
+  // UNAVAILABLE if the site's scheduler is unreachable.
+  virtual Status Start(const ExecutionRequest& request) = 0;
+
+  // Asks the job to stop: a polite signal now, a forced stop after
+  // grace_ms. NOT_FOUND if the job is not running here. The outcome arrives
+  // as a kFinished event with CANCELLED.
+  virtual Status Cancel(const std::string& job_id, int grace_ms) = 0;
+
+  // Returns what happened since the last call (starts, ends), in order.
+  virtual std::vector<ExecutionEvent> Poll() = 0;
+
+  // Jobs started and not yet reported finished.
+  virtual std::vector<std::string> ActiveJobs() const = 0;
+};
+
+}  // namespace computenet::provider
+
+#endif  // COMPUTENET_PROVIDER_EXECUTOR_H_

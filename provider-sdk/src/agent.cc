@@ -1,0 +1,477 @@
+#include "computenet/provider/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "computenet/common/transport.h"
+#include "computenet/common/usage_record.h"
+
+namespace computenet::provider {
+namespace {
+
+constexpr int kTickMs = 20;
+
+// A report that must reach the broker; kept until it acknowledges it.
+struct OutboxItem {
+  v1::MessageType type;
+  std::string body;    // serialized message
+  std::string job_id;
+  uint64_t request_id = 0;  // of the latest send; 0 = not sent yet
+};
+
+class AgentImpl final : public ProviderAgent {
+ public:
+  AgentImpl(ProviderOptions options, Identity identity,
+            std::unique_ptr<Executor> executor)
+      : options_(std::move(options)),
+        identity_(std::move(identity)),
+        executor_(std::move(executor)),
+        clock_(options_.clock),
+        context_(1),
+        heartbeat_interval_ms_(options_.heartbeat_interval_ms),
+        heartbeat_liveness_(options_.heartbeat_liveness),
+        backoff_ms_(options_.reconnect_initial_ms) {}
+
+  Status Run() override;
+  void Shutdown() override { stop_.store(true); }
+  bool registered() const override { return registered_.load(); }
+
+ private:
+  Status Connect();
+  void SendRegistration();
+  void Send(v1::MessageType type, uint64_t request_id,
+            const google::protobuf::MessageLite& body);
+  void Enqueue(v1::MessageType type, const google::protobuf::MessageLite& body,
+               const std::string& job_id);
+  void FlushOutbox();
+  Status Handle(const v1::Envelope& envelope);
+  Status OnRegisterReply(const v1::Envelope& envelope);
+  void OnOffer(const v1::Envelope& envelope);
+  void OnOfferReply(const v1::Envelope& envelope);
+  void OnCancel(const v1::Envelope& envelope);
+  void OnAck(const v1::Envelope& envelope);
+  void OnExecutionEvent(const ExecutionEvent& event);
+  void ReportStatus(const std::string& job_id, v1::JobState state,
+                    int32_t exit_code, const std::string& message,
+                    int64_t timestamp_ms);
+  Status CheckOffer(const v1::PlacementOffer& offer) const;
+  void ReleaseDevices(const std::string& job_id);
+
+  ProviderOptions options_;
+  Identity identity_;
+  std::unique_ptr<Executor> executor_;
+  std::shared_ptr<Clock> clock_;
+  zmq::context_t context_;
+  std::unique_ptr<DealerChannel> channel_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> registered_{false};
+  uint64_t register_request_id_ = 0;
+  int64_t last_heard_ms_ = 0;
+  int64_t last_sent_ms_ = 0;
+  int64_t connected_ms_ = 0;
+  int heartbeat_interval_ms_;
+  int heartbeat_liveness_;
+  int backoff_ms_;
+
+  std::deque<OutboxItem> outbox_;
+  // Offers accepted and waiting for the broker's go-ahead, by job id.
+  std::map<std::string, v1::PlacementOffer> accepted_offers_;
+  std::set<std::string> cancelled_before_start_;
+  // Devices held by accepted or running jobs: job -> (node, index) pairs.
+  std::map<std::string, std::set<std::pair<std::string, uint32_t>>> held_;
+  std::map<std::string, std::string> running_models_;  // job -> model
+};
+
+Status AgentImpl::Connect() {
+  DealerOptions dealer;
+  dealer.endpoint = options_.broker_endpoint;
+  dealer.server_public_key = options_.broker_public_key;
+  dealer.client_keys = identity_.curve();
+  channel_.reset();  // close the old socket first: one connection at a time
+  CN_ASSIGN_OR_RETURN(channel_, DealerChannel::Connect(context_, dealer));
+  connected_ms_ = clock_->NowMs();
+  last_heard_ms_ = connected_ms_;
+  registered_.store(false);
+  return OkStatus();
+}
+
+void AgentImpl::Send(v1::MessageType type, uint64_t request_id,
+                     const google::protobuf::MessageLite& body) {
+  Status sent = channel_->Send(type, request_id, body);
+  if (!sent.ok()) {
+    spdlog::warn("send {} failed: {}", MessageTypeName(type), sent.ToString());
+    return;
+  }
+  last_sent_ms_ = clock_->NowMs();
+}
+
+void AgentImpl::SendRegistration() {
+  v1::RegisterProvider registration = options_.registration;
+  registration.clear_active_job_ids();
+  std::set<std::string> active;
+  for (const auto& job_id : executor_->ActiveJobs()) active.insert(job_id);
+  for (const auto& [job_id, offer] : accepted_offers_) active.insert(job_id);
+  for (const auto& item : outbox_) {
+    if (!item.job_id.empty()) active.insert(item.job_id);
+  }
+  for (const auto& job_id : active) registration.add_active_job_ids(job_id);
+  register_request_id_ = channel_->NextRequestId();
+  spdlog::info("registering with broker at {} ({} active jobs)",
+               options_.broker_endpoint, active.size());
+  Send(v1::MESSAGE_TYPE_REGISTER_PROVIDER, register_request_id_, registration);
+}
+
+void AgentImpl::Enqueue(v1::MessageType type,
+                        const google::protobuf::MessageLite& body,
+                        const std::string& job_id) {
+  outbox_.push_back(OutboxItem{type, body.SerializeAsString(), job_id, 0});
+  if (registered_.load()) FlushOutbox();
+}
+
+void AgentImpl::FlushOutbox() {
+  for (auto& item : outbox_) {
+    if (item.request_id != 0) continue;
+    item.request_id = channel_->NextRequestId();
+    Status sent = channel_->SendSerialized(item.type, item.request_id, item.body);
+    if (!sent.ok()) {
+      spdlog::warn("send {} failed: {}", MessageTypeName(item.type),
+                   sent.ToString());
+      item.request_id = 0;
+      return;
+    }
+    last_sent_ms_ = clock_->NowMs();
+  }
+}
+
+Status AgentImpl::Run() {
+  CN_RETURN_IF_ERROR(Connect());
+  SendRegistration();
+  int64_t reconnect_at_ms = 0;
+  while (!stop_.load()) {
+    auto received = channel_->Receive(kTickMs);
+    const int64_t now = clock_->NowMs();
+    if (!received.ok()) {
+      spdlog::warn("dropped bad frame from broker: {}",
+                   received.status().ToString());
+    } else if (received->has_value()) {
+      last_heard_ms_ = now;
+      Status handled = Handle(**received);
+      if (!handled.ok()) return handled;
+    }
+    for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
+
+    if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
+      v1::Heartbeat heartbeat;
+      heartbeat.set_sent_at_ms(now);
+      Send(v1::MESSAGE_TYPE_HEARTBEAT, 0, heartbeat);
+    }
+    const int64_t silence_limit =
+        static_cast<int64_t>(heartbeat_interval_ms_) * heartbeat_liveness_;
+    if (reconnect_at_ms == 0 && now - last_heard_ms_ > silence_limit) {
+      spdlog::warn("broker silent for {} ms; reconnecting in {} ms",
+                   now - last_heard_ms_, backoff_ms_);
+      registered_.store(false);
+      reconnect_at_ms = now + backoff_ms_;
+      backoff_ms_ = std::min(backoff_ms_ * 2, options_.reconnect_max_ms);
+    }
+    if (reconnect_at_ms != 0 && now >= reconnect_at_ms) {
+      reconnect_at_ms = 0;
+      CN_RETURN_IF_ERROR(Connect());
+      // Unacknowledged reports go again on the new connection.
+      for (auto& item : outbox_) item.request_id = 0;
+      SendRegistration();
+    }
+  }
+  spdlog::info("provider agent stopped");
+  return OkStatus();
+}
+
+Status AgentImpl::Handle(const v1::Envelope& envelope) {
+  switch (envelope.type()) {
+    case v1::MESSAGE_TYPE_HEARTBEAT:
+      return OkStatus();
+    case v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY:
+      return OnRegisterReply(envelope);
+    case v1::MESSAGE_TYPE_PLACEMENT_OFFER:
+      OnOffer(envelope);
+      return OkStatus();
+    case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY:
+      OnOfferReply(envelope);
+      return OkStatus();
+    case v1::MESSAGE_TYPE_PLACEMENT_CANCEL:
+      OnCancel(envelope);
+      return OkStatus();
+    case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY:
+    case v1::MESSAGE_TYPE_USAGE_REPORT_REPLY:
+      OnAck(envelope);
+      return OkStatus();
+    case v1::MESSAGE_TYPE_ERROR: {
+      Status status = StatusFromProto(envelope.status());
+      if (status.code() == StatusCode::kFailedPrecondition) {
+        // The broker lost our session (e.g. it restarted): register again.
+        spdlog::info("broker asks us to register again: {}", status.message());
+        registered_.store(false);
+        for (auto& item : outbox_) item.request_id = 0;
+        SendRegistration();
+      } else {
+        spdlog::warn("broker error: {}", status.ToString());
+        OnAck(envelope);
+      }
+      return OkStatus();
+    }
+    default:
+      spdlog::warn("ignoring unexpected {} from broker",
+                   MessageTypeName(envelope.type()));
+      return OkStatus();
+  }
+}
+
+Status AgentImpl::OnRegisterReply(const v1::Envelope& envelope) {
+  if (envelope.request_id() != register_request_id_) return OkStatus();
+  Status status = StatusFromProto(envelope.status());
+  if (!status.ok()) {
+    spdlog::error("registration refused: {}", status.ToString());
+    if (status.code() == StatusCode::kInvalidArgument ||
+        status.code() == StatusCode::kPermissionDenied) {
+      return status.WithContext("broker refused the registration");
+    }
+    return OkStatus();  // transient: the liveness timer retries
+  }
+  auto reply = DecodeBody<v1::RegisterProviderReply>(envelope);
+  if (!reply.ok()) return OkStatus();
+  if (reply->heartbeat_interval_ms() > 0) {
+    heartbeat_interval_ms_ = static_cast<int>(reply->heartbeat_interval_ms());
+  }
+  if (reply->heartbeat_liveness() > 0) {
+    heartbeat_liveness_ = static_cast<int>(reply->heartbeat_liveness());
+  }
+  registered_.store(true);
+  backoff_ms_ = options_.reconnect_initial_ms;
+  spdlog::info("registered as provider {}", reply->provider_name());
+  for (const auto& job_id : reply->cancel_job_ids()) {
+    spdlog::info("broker no longer wants job {}; stopping it", job_id);
+    accepted_offers_.erase(job_id);
+    (void)executor_->Cancel(job_id, 0);
+  }
+  FlushOutbox();
+  return OkStatus();
+}
+
+Status AgentImpl::CheckOffer(const v1::PlacementOffer& offer) const {
+  if (offer.assignments().empty()) {
+    return InvalidArgumentError("offer has no assignment");
+  }
+  for (const auto& assignment : offer.assignments()) {
+    const v1::Node* node = nullptr;
+    for (const auto& candidate : options_.registration.nodes()) {
+      if (candidate.name() == assignment.node()) node = &candidate;
+    }
+    if (node == nullptr) {
+      return InvalidArgumentError("no node " + assignment.node() + " here");
+    }
+    uint32_t first = 0;
+    uint32_t count = 0;
+    for (const auto& accelerator : node->accelerators()) {
+      if (accelerator.model() == offer.model()) {
+        count = accelerator.count();
+        break;
+      }
+      first += accelerator.count();
+    }
+    for (uint32_t index : assignment.device_indices()) {
+      if (index < first || index >= first + count) {
+        return InvalidArgumentError("device " + std::to_string(index) +
+                                    " on " + assignment.node() + " is not a " +
+                                    offer.model());
+      }
+      for (const auto& [job_id, devices] : held_) {
+        if (devices.count({assignment.node(), index}) != 0) {
+          return FailedPreconditionError("device " + std::to_string(index) +
+                                         " on " + assignment.node() +
+                                         " is busy with " + job_id);
+        }
+      }
+    }
+  }
+  return OkStatus();
+}
+
+void AgentImpl::OnOffer(const v1::Envelope& envelope) {
+  auto offer = DecodeBody<v1::PlacementOffer>(envelope);
+  if (!offer.ok()) {
+    spdlog::warn("bad placement offer: {}", offer.status().ToString());
+    return;
+  }
+  v1::PlacementResponse response;
+  response.set_job_id(offer->job_id());
+  if (accepted_offers_.count(offer->job_id()) != 0) return;  // repeated
+  Status fits = CheckOffer(*offer);
+  if (fits.ok()) {
+    response.set_accepted(true);
+    auto& devices = held_[offer->job_id()];
+    for (const auto& assignment : offer->assignments()) {
+      for (uint32_t index : assignment.device_indices()) {
+        devices.insert({assignment.node(), index});
+      }
+    }
+    accepted_offers_[offer->job_id()] = *offer;
+    spdlog::info("accepted job {} from {}: {} on {} node(s)", offer->job_id(),
+                 offer->consumer(), offer->model(),
+                 offer->assignments_size());
+  } else {
+    response.set_accepted(false);
+    response.set_reason(fits.ToString());
+    spdlog::warn("rejected job {}: {}", offer->job_id(), fits.ToString());
+  }
+  Enqueue(v1::MESSAGE_TYPE_PLACEMENT_RESPONSE, response, "");
+}
+
+void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
+  OnAck(envelope);
+  auto reply = DecodeBody<v1::PlacementResponseReply>(envelope);
+  if (!reply.ok()) return;
+  auto it = accepted_offers_.find(reply->job_id());
+  if (it == accepted_offers_.end()) return;
+  v1::PlacementOffer offer = std::move(it->second);
+  accepted_offers_.erase(it);
+  const bool cancelled = cancelled_before_start_.erase(offer.job_id()) != 0;
+  if (envelope.status().code() != v1::Status::OK || !reply->proceed() ||
+      cancelled) {
+    ReleaseDevices(offer.job_id());
+    if (cancelled && reply->proceed()) {
+      ReportStatus(offer.job_id(), v1::JOB_STATE_CANCELLED, -1,
+                   "cancelled before it started", clock_->NowMs());
+    }
+    return;
+  }
+  ExecutionRequest request;
+  request.job_id = offer.job_id();
+  request.consumer = offer.consumer();
+  request.spec = offer.spec();
+  request.model = offer.model();
+  request.assignments.assign(offer.assignments().begin(),
+                             offer.assignments().end());
+  Status started = executor_->Start(request);
+  if (started.ok()) {
+    running_models_[offer.job_id()] = offer.model();
+  } else {
+    spdlog::warn("job {} could not start: {}", offer.job_id(),
+                 started.ToString());
+    ReleaseDevices(offer.job_id());
+    ReportStatus(offer.job_id(), v1::JOB_STATE_FAILED, 127, started.message(),
+                 clock_->NowMs());
+  }
+}
+
+void AgentImpl::OnCancel(const v1::Envelope& envelope) {
+  auto cancel = DecodeBody<v1::PlacementCancel>(envelope);
+  if (!cancel.ok()) return;
+  const std::string& job_id = cancel->job_id();
+  if (accepted_offers_.count(job_id) != 0) {
+    cancelled_before_start_.insert(job_id);
+    return;
+  }
+  Status status = executor_->Cancel(job_id, static_cast<int>(cancel->grace_ms()));
+  if (status.code() == StatusCode::kNotFound) {
+    bool reported = std::any_of(outbox_.begin(), outbox_.end(), [&](auto& i) {
+      return i.job_id == job_id;
+    });
+    // Not running here and nothing pending about it: it never started.
+    if (!reported) {
+      ReportStatus(job_id, v1::JOB_STATE_CANCELLED, -1,
+                   "not running on this provider", clock_->NowMs());
+    }
+    return;
+  }
+  spdlog::info("cancelling job {} (grace {} ms)", job_id, cancel->grace_ms());
+}
+
+void AgentImpl::OnAck(const v1::Envelope& envelope) {
+  if (envelope.request_id() == 0) return;
+  Status status = StatusFromProto(envelope.status());
+  for (auto it = outbox_.begin(); it != outbox_.end(); ++it) {
+    if (it->request_id != envelope.request_id()) continue;
+    if (status.code() == StatusCode::kUnavailable ||
+        status.code() == StatusCode::kResourceExhausted) {
+      it->request_id = 0;  // retried on the next flush
+      return;
+    }
+    if (!status.ok()) {
+      spdlog::warn("broker refused {} for job {}: {}",
+                   MessageTypeName(it->type), it->job_id, status.ToString());
+    }
+    outbox_.erase(it);
+    return;
+  }
+}
+
+void AgentImpl::ReportStatus(const std::string& job_id, v1::JobState state,
+                             int32_t exit_code, const std::string& message,
+                             int64_t timestamp_ms) {
+  v1::JobStatusUpdate update;
+  update.set_job_id(job_id);
+  update.set_state(state);
+  update.set_exit_code(exit_code);
+  update.set_message(message);
+  update.set_timestamp_ms(timestamp_ms);
+  Enqueue(v1::MESSAGE_TYPE_JOB_STATUS_UPDATE, update, job_id);
+}
+
+void AgentImpl::ReleaseDevices(const std::string& job_id) {
+  held_.erase(job_id);
+}
+
+void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
+  if (event.kind == ExecutionEvent::Kind::kStarted) {
+    ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, "", event.start_ms);
+    return;
+  }
+  ReleaseDevices(event.job_id);
+  ReportStatus(event.job_id, event.final_state, event.exit_code, event.message,
+               event.end_ms);
+  v1::UsageRecord record;
+  record.set_record_id(event.job_id + ":final");
+  record.set_job_id(event.job_id);
+  record.set_provider(identity_.name());
+  record.set_model(running_models_[event.job_id]);
+  running_models_.erase(event.job_id);
+  record.set_cards(event.cards);
+  record.set_start_ms(event.start_ms);
+  record.set_end_ms(event.end_ms);
+  record.set_card_seconds(
+      CardSecondsFor(event.cards, event.start_ms, event.end_ms));
+  auto report = SignUsageRecord(identity_.signing_key(), record);
+  if (!report.ok()) {
+    spdlog::error("cannot sign usage for {}: {}", event.job_id,
+                  report.status().ToString());
+    return;
+  }
+  Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, event.job_id);
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ProviderAgent>> ProviderAgent::Create(
+    ProviderOptions options, Identity identity,
+    std::unique_ptr<Executor>&& executor) {
+  if (options.broker_endpoint.empty()) {
+    return InvalidArgumentError("provider: broker_endpoint is required");
+  }
+  CN_RETURN_IF_ERROR(ValidateCurveKey(options.broker_public_key));
+  if (!executor) return InvalidArgumentError("provider: executor is required");
+  if (options.heartbeat_interval_ms <= 0 || options.heartbeat_liveness <= 0 ||
+      options.reconnect_initial_ms <= 0 ||
+      options.reconnect_max_ms < options.reconnect_initial_ms) {
+    return InvalidArgumentError("provider: bad heartbeat/backoff settings");
+  }
+  if (!options.clock) options.clock = SystemClock::Shared();
+  return std::unique_ptr<ProviderAgent>(new AgentImpl(
+      std::move(options), std::move(identity), std::move(executor)));
+}
+
+}  // namespace computenet::provider
