@@ -432,8 +432,8 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
     return;
   }
   ReleaseDevices(event.job_id);
-  ReportStatus(event.job_id, event.final_state, event.exit_code, event.message,
-               event.end_ms);
+  // Usage goes before the final status: when a consumer sees the job end,
+  // its charge is already posted.
   v1::UsageRecord record;
   record.set_record_id(event.job_id + ":final");
   record.set_job_id(event.job_id);
@@ -446,12 +446,14 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   record.set_card_seconds(
       CardSecondsFor(event.cards, event.start_ms, event.end_ms));
   auto report = SignUsageRecord(identity_.signing_key(), record);
-  if (!report.ok()) {
+  if (report.ok()) {
+    Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, event.job_id);
+  } else {
     spdlog::error("cannot sign usage for {}: {}", event.job_id,
                   report.status().ToString());
-    return;
   }
-  Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, event.job_id);
+  ReportStatus(event.job_id, event.final_state, event.exit_code, event.message,
+               event.end_ms);
 }
 
 }  // namespace

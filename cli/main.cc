@@ -1,0 +1,267 @@
+// computenet: the command-line client for consumers (and operators' offline
+// audit).
+//
+//   computenet keygen --name NAME --out DIR
+//   computenet submit [--model A800 ...] --cards N [--nodes N] --max-duration S
+//                     [--max-price MINOR] [--env K=V ...] [--wait] -- CMD ARGS...
+//   computenet status JOB [--json]
+//   computenet wait JOB [--timeout S]
+//   computenet cancel JOB
+//   computenet jobs [--limit N]
+//   computenet ledger verify DB
+//
+// Connection settings: --broker (or COMPUTENET_BROKER), --broker-identity
+// FILE (or COMPUTENET_BROKER_IDENTITY), --identity DIR (or
+// COMPUTENET_IDENTITY). Exit codes: 0 success, 1 failure, 2 bad input,
+// 3 the job ended but did not succeed (submit --wait, wait).
+#include <google/protobuf/util/json_util.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "computenet/broker/job_rules.h"
+#include "computenet/broker/ledger.h"
+#include "computenet/broker/store.h"
+#include "computenet/consumer/client.h"
+
+namespace {
+
+using computenet::Status;
+using computenet::StatusCode;
+namespace v1 = computenet::v1;
+
+int Fail(const Status& status) {
+  std::cerr << "computenet: " << status.ToString() << "\n";
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+struct Connection {
+  std::string broker;
+  std::string broker_identity;
+  std::string identity_dir;
+};
+
+computenet::StatusOr<std::unique_ptr<computenet::consumer::Client>> Open(
+    const Connection& connection) {
+  if (connection.broker.empty() || connection.broker_identity.empty() ||
+      connection.identity_dir.empty()) {
+    return computenet::InvalidArgumentError(
+        "set --broker, --broker-identity and --identity (or COMPUTENET_BROKER, "
+        "COMPUTENET_BROKER_IDENTITY, COMPUTENET_IDENTITY)");
+  }
+  CN_ASSIGN_OR_RETURN(auto broker, computenet::PublicIdentity::LoadFile(
+                                       connection.broker_identity));
+  CN_ASSIGN_OR_RETURN(auto identity,
+                      computenet::Identity::Load(connection.identity_dir));
+  computenet::consumer::ClientOptions options;
+  options.broker_endpoint = connection.broker;
+  options.broker_public_key = broker.curve_public;
+  return computenet::consumer::Client::Connect(std::move(options),
+                                               std::move(identity));
+}
+
+void PrintJob(const v1::JobInfo& job) {
+  std::printf("job        %s\n", job.job_id().c_str());
+  std::printf("state      %s\n",
+              computenet::broker::JobStateName(job.state()).c_str());
+  if (!job.reason().empty()) std::printf("reason     %s\n", job.reason().c_str());
+  if (!job.provider().empty()) {
+    std::printf("provider   %s (%u x %s at %lld %s minor/card-hour)\n",
+                job.provider().c_str(), computenet::broker::TotalCards(job),
+                job.model().c_str(),
+                static_cast<long long>(job.price_per_card_hour()),
+                job.currency().c_str());
+  }
+  if (computenet::broker::IsTerminal(job.state())) {
+    std::printf("exit code  %d\n", job.exit_code());
+  }
+  std::printf("metered    %llu card-seconds, charged %lld minor units\n",
+              static_cast<unsigned long long>(job.card_seconds()),
+              static_cast<long long>(job.charged()));
+}
+
+int PrintJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json,
+                                                            options);
+  if (!status.ok()) return Fail(computenet::InternalError("JSON conversion"));
+  std::cout << json;
+  return 0;
+}
+
+int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id,
+                 int timeout_s) {
+  auto job = client.Wait(job_id, timeout_s * 1000, [](const v1::JobInfo& j) {
+    std::fprintf(stderr, "%s: %s%s%s\n", j.job_id().c_str(),
+                 computenet::broker::JobStateName(j.state()).c_str(),
+                 j.reason().empty() ? "" : " - ", j.reason().c_str());
+  });
+  if (!job.ok()) return Fail(job.status());
+  PrintJob(*job);
+  return job->state() == v1::JOB_STATE_SUCCEEDED ? 0 : 3;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"computenet: submit and manage jobs on ComputeNet"};
+  app.require_subcommand(1);
+  Connection connection;
+  app.add_option("--broker", connection.broker, "broker endpoint")
+      ->envname("COMPUTENET_BROKER");
+  app.add_option("--broker-identity", connection.broker_identity,
+                 "the broker's identity.pub")
+      ->envname("COMPUTENET_BROKER_IDENTITY");
+  app.add_option("--identity", connection.identity_dir, "your key directory")
+      ->envname("COMPUTENET_IDENTITY");
+
+  std::string name, out_dir;
+  bool force = false;
+  auto* keygen = app.add_subcommand("keygen", "create your keys");
+  keygen->add_option("--name", name, "your name as enrolled")->required();
+  keygen->add_option("--out", out_dir, "directory for the keys")->required();
+  keygen->add_flag("--force", force, "overwrite existing keys");
+
+  v1::JobSpec spec;
+  std::vector<std::string> models, env, command;
+  uint32_t cards = 1, nodes = 1, max_duration = 3600;
+  int64_t max_price = 0;
+  std::string job_name, idempotency_key;
+  bool wait = false;
+  int timeout_s = 3600;
+  auto* submit = app.add_subcommand("submit", "submit a job");
+  submit->add_option("--model", models, "accelerator model (repeatable; any of)");
+  submit->add_option("--cards", cards, "cards per node")->capture_default_str();
+  submit->add_option("--nodes", nodes, "nodes (gang in one fabric)")
+      ->capture_default_str();
+  submit->add_option("--max-duration", max_duration, "seconds")
+      ->capture_default_str();
+  submit->add_option("--max-price", max_price,
+                     "minor units per card-hour (0 = no ceiling)");
+  submit->add_option("--env", env, "KEY=VALUE (repeatable)");
+  submit->add_option("--name", job_name, "a name for humans");
+  submit->add_option("--idempotency-key", idempotency_key,
+                     "resubmitting with the same key returns the same job");
+  submit->add_flag("--wait", wait, "wait for the job to end");
+  submit->add_option("--timeout", timeout_s, "seconds to wait");
+  submit->add_option("command", command, "the command to run")->required();
+
+  std::string job_id;
+  bool json = false;
+  auto* status = app.add_subcommand("status", "show a job");
+  status->add_option("job", job_id)->required();
+  status->add_flag("--json", json);
+  auto* wait_cmd = app.add_subcommand("wait", "wait for a job to end");
+  wait_cmd->add_option("job", job_id)->required();
+  wait_cmd->add_option("--timeout", timeout_s, "seconds")->capture_default_str();
+  auto* cancel = app.add_subcommand("cancel", "cancel a job");
+  cancel->add_option("job", job_id)->required();
+  uint32_t limit = 100;
+  auto* jobs = app.add_subcommand("jobs", "list your jobs");
+  jobs->add_option("--limit", limit)->capture_default_str();
+
+  std::string db_path;
+  auto* ledger = app.add_subcommand("ledger", "ledger tools");
+  ledger->require_subcommand(1);
+  auto* verify = ledger->add_subcommand("verify", "audit a broker ledger file");
+  verify->add_option("db", db_path, "broker database file")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*keygen) {
+    auto identity = computenet::Identity::Generate(name);
+    if (!identity.ok()) return Fail(identity.status());
+    Status saved = identity->Save(out_dir, force);
+    if (!saved.ok()) return Fail(saved);
+    std::cout << "wrote " << out_dir
+              << "/identity.pub: give it to your broker's operator to enroll\n"
+              << "secrets " << out_dir << "/curve.key and " << out_dir
+              << "/signing.pem are mode 0600\n";
+    return 0;
+  }
+  if (*verify) {
+    auto store = computenet::broker::Store::OpenReadOnly(db_path);
+    if (!store.ok()) return Fail(store.status());
+    auto report = computenet::broker::VerifyLedger(**store);
+    if (!report.ok()) {
+      std::cerr << "ledger verify FAILED: " << report.status().message() << "\n";
+      return 1;
+    }
+    std::printf(
+        "ledger OK: %llu entries, %llu usage records, %llu accounts, "
+        "%lld minor units charged, head %s\n",
+        static_cast<unsigned long long>(report->entries),
+        static_cast<unsigned long long>(report->usage_records),
+        static_cast<unsigned long long>(report->accounts),
+        static_cast<long long>(report->total_charged),
+        report->head_hash_hex.c_str());
+    return 0;
+  }
+
+  auto client = Open(connection);
+  if (!client.ok()) return Fail(client.status());
+  if (*submit) {
+    spec.set_name(job_name);
+    for (const auto& arg : command) spec.add_command(arg);
+    for (const auto& model : models) spec.add_accelerator_models(model);
+    for (const auto& entry : env) {
+      auto eq = entry.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return Fail(computenet::InvalidArgumentError("--env wants KEY=VALUE, got " +
+                                                     entry));
+      }
+      (*spec.mutable_env())[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    spec.set_cards_per_node(cards);
+    spec.set_nodes(nodes);
+    spec.set_max_duration_s(max_duration);
+    spec.set_max_price_per_card_hour(max_price);
+    auto reply = (*client)->Submit(spec, idempotency_key);
+    if (!reply.ok()) return Fail(reply.status());
+    std::printf("%s\n", reply->job_id().c_str());
+    std::fflush(stdout);
+    if (!wait) return 0;
+    return WaitAndPrint(**client, reply->job_id(), timeout_s);
+  }
+  if (*status) {
+    auto job = (*client)->GetJob(job_id);
+    if (!job.ok()) return Fail(job.status());
+    if (json) return PrintJson(*job);
+    PrintJob(*job);
+    return 0;
+  }
+  if (*wait_cmd) return WaitAndPrint(**client, job_id, timeout_s);
+  if (*cancel) {
+    auto reply = (*client)->Cancel(job_id);
+    if (!reply.ok()) return Fail(reply.status());
+    std::printf("%s: cancel requested (now %s)\n", reply->job_id().c_str(),
+                computenet::broker::JobStateName(reply->state()).c_str());
+    return 0;
+  }
+  if (*jobs) {
+    auto list = (*client)->ListJobs(limit);
+    if (!list.ok()) return Fail(list.status());
+    std::printf("%-16s %-10s %-12s %-6s %10s %10s\n", "JOB", "STATE",
+                "PROVIDER", "MODEL", "CARD-SEC", "CHARGED");
+    for (const auto& job : *list) {
+      std::printf("%-16s %-10s %-12s %-6s %10llu %10lld\n", job.job_id().c_str(),
+                  computenet::broker::JobStateName(job.state()).c_str(),
+                  job.provider().c_str(), job.model().c_str(),
+                  static_cast<unsigned long long>(job.card_seconds()),
+                  static_cast<long long>(job.charged()));
+    }
+    return 0;
+  }
+  return 0;
+}

@@ -1,0 +1,85 @@
+// Client: the consumer SDK. Submits jobs to the consumer's home broker over
+// a CURVE-authenticated DEALER connection, and queries, waits for, cancels
+// and lists them.
+//
+// Requests follow the ZeroMQ guide's Lazy Pirate pattern: a request without
+// a reply within request_timeout_ms is sent again on a fresh connection, up
+// to `retries` times, then fails with UNAVAILABLE. Submit carries an
+// idempotency key, so a retried submit never creates a second job.
+//
+// Thread safety: a Client owns one socket and is not thread-safe; use one
+// Client per thread.
+#ifndef COMPUTENET_CONSUMER_CLIENT_H_
+#define COMPUTENET_CONSUMER_CLIENT_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "computenet/common/identity.h"
+#include "computenet/common/status.h"
+#include "computenet/common/transport.h"
+#include "computenet/v1/consumer.pb.h"
+
+namespace computenet::consumer {
+
+struct ClientOptions {
+  std::string broker_endpoint;    // Required.
+  std::string broker_public_key;  // the broker's CURVE key (Z85). Required.
+  // How long to wait for each reply. Default 5 s.
+  int request_timeout_ms = 5000;
+  // Extra attempts after a timeout. Default 2.
+  int retries = 2;
+};
+
+class Client {
+ public:
+  // INVALID_ARGUMENT on a missing endpoint or a bad key. Connecting happens
+  // in the background; an unreachable broker shows up as UNAVAILABLE on the
+  // first request.
+  static StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options,
+                                                   Identity identity);
+
+  // Submits a job. An empty idempotency_key gets a random one. Returns the
+  // broker's reply (job id, state); INVALID_ARGUMENT for an impossible spec.
+  StatusOr<v1::SubmitJobReply> Submit(const v1::JobSpec& spec,
+                                      std::string idempotency_key = "");
+  // NOT_FOUND if the job does not exist or is not the caller's.
+  StatusOr<v1::JobInfo> GetJob(const std::string& job_id);
+  // FAILED_PRECONDITION if the job already ended.
+  StatusOr<v1::CancelJobReply> Cancel(const std::string& job_id);
+  StatusOr<std::vector<v1::JobInfo>> ListJobs(
+      uint32_t limit = 100, const std::vector<v1::JobState>& states = {});
+
+  // Blocks until the job reaches a terminal state and returns it;
+  // DEADLINE_EXCEEDED after timeout_ms. on_change (optional) sees every state
+  // the job moves through, from the broker's event stream.
+  StatusOr<v1::JobInfo> Wait(
+      const std::string& job_id, int timeout_ms,
+      const std::function<void(const v1::JobInfo&)>& on_change = nullptr);
+
+ private:
+  Client(ClientOptions options, Identity identity)
+      : options_(std::move(options)),
+        identity_(std::move(identity)),
+        context_(1) {}
+  Status Reconnect();
+  // Sends a request and waits for the reply envelope, retrying as above.
+  // Returns the reply's status if it is not OK.
+  StatusOr<v1::Envelope> Call(v1::MessageType type,
+                              const google::protobuf::MessageLite& body,
+                              v1::MessageType reply_type);
+
+  ClientOptions options_;
+  Identity identity_;
+  zmq::context_t context_;
+  std::unique_ptr<DealerChannel> channel_;
+  std::deque<v1::JobEvent> events_;  // arrived while waiting for replies
+};
+
+}  // namespace computenet::consumer
+
+#endif  // COMPUTENET_CONSUMER_CLIENT_H_

@@ -1,0 +1,185 @@
+#include "computenet/consumer/client.h"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+
+#include "computenet/common/sha256.h"
+
+namespace computenet::consumer {
+namespace {
+
+bool IsTerminal(v1::JobState state) {
+  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELLED;
+}
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomKey() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
+    // Falls back to time: still unique per client in practice.
+    return "t" + std::to_string(SteadyNowMs());
+  }
+  return HexEncode(std::string(reinterpret_cast<char*>(bytes), sizeof(bytes)));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Client>> Client::Connect(ClientOptions options,
+                                                  Identity identity) {
+  if (options.broker_endpoint.empty()) {
+    return InvalidArgumentError("client: broker_endpoint is required");
+  }
+  CN_RETURN_IF_ERROR(ValidateCurveKey(options.broker_public_key));
+  if (options.request_timeout_ms <= 0 || options.retries < 0) {
+    return InvalidArgumentError("client: bad timeout/retries");
+  }
+  std::unique_ptr<Client> client(
+      new Client(std::move(options), std::move(identity)));
+  CN_RETURN_IF_ERROR(client->Reconnect());
+  return client;
+}
+
+Status Client::Reconnect() {
+  DealerOptions dealer;
+  dealer.endpoint = options_.broker_endpoint;
+  dealer.server_public_key = options_.broker_public_key;
+  dealer.client_keys = identity_.curve();
+  dealer.send_timeout_ms = options_.request_timeout_ms;
+  channel_.reset();
+  CN_ASSIGN_OR_RETURN(channel_, DealerChannel::Connect(context_, dealer));
+  return OkStatus();
+}
+
+StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
+                                    const google::protobuf::MessageLite& body,
+                                    v1::MessageType reply_type) {
+  for (int attempt = 0; attempt <= options_.retries; ++attempt) {
+    if (attempt > 0) CN_RETURN_IF_ERROR(Reconnect());
+    const uint64_t request_id = channel_->NextRequestId();
+    Status sent = channel_->Send(type, request_id, body);
+    if (!sent.ok()) continue;
+    const int64_t deadline = SteadyNowMs() + options_.request_timeout_ms;
+    while (true) {
+      const int64_t remaining = deadline - SteadyNowMs();
+      if (remaining <= 0) break;
+      auto received = channel_->Receive(static_cast<int>(remaining));
+      if (!received.ok()) continue;  // a bad frame: keep waiting
+      if (!received->has_value()) break;
+      v1::Envelope& envelope = **received;
+      if (envelope.type() == v1::MESSAGE_TYPE_JOB_EVENT) {
+        auto event = DecodeBody<v1::JobEvent>(envelope);
+        if (event.ok()) events_.push_back(std::move(*event));
+        continue;
+      }
+      if (envelope.request_id() != request_id &&
+          !(envelope.type() == v1::MESSAGE_TYPE_ERROR &&
+            envelope.request_id() == 0)) {
+        continue;  // a late reply to an earlier attempt
+      }
+      Status status = StatusFromProto(envelope.status());
+      if (!status.ok()) return status;
+      if (envelope.type() != reply_type) {
+        return InternalError("broker replied " +
+                             MessageTypeName(envelope.type()) + " to " +
+                             MessageTypeName(type));
+      }
+      return std::move(envelope);
+    }
+  }
+  return UnavailableError("no reply from broker at " +
+                          options_.broker_endpoint + " after " +
+                          std::to_string(options_.retries + 1) + " attempts");
+}
+
+StatusOr<v1::SubmitJobReply> Client::Submit(const v1::JobSpec& spec,
+                                            std::string idempotency_key) {
+  v1::SubmitJob submit;
+  *submit.mutable_spec() = spec;
+  submit.set_idempotency_key(idempotency_key.empty() ? RandomKey()
+                                                     : idempotency_key);
+  CN_ASSIGN_OR_RETURN(auto reply, Call(v1::MESSAGE_TYPE_SUBMIT_JOB, submit,
+                                       v1::MESSAGE_TYPE_SUBMIT_JOB_REPLY));
+  return DecodeBody<v1::SubmitJobReply>(reply);
+}
+
+StatusOr<v1::JobInfo> Client::GetJob(const std::string& job_id) {
+  v1::GetJob get;
+  get.set_job_id(job_id);
+  CN_ASSIGN_OR_RETURN(auto reply, Call(v1::MESSAGE_TYPE_GET_JOB, get,
+                                       v1::MESSAGE_TYPE_GET_JOB_REPLY));
+  CN_ASSIGN_OR_RETURN(auto body, DecodeBody<v1::GetJobReply>(reply));
+  return body.job();
+}
+
+StatusOr<v1::CancelJobReply> Client::Cancel(const std::string& job_id) {
+  v1::CancelJob cancel;
+  cancel.set_job_id(job_id);
+  CN_ASSIGN_OR_RETURN(auto reply, Call(v1::MESSAGE_TYPE_CANCEL_JOB, cancel,
+                                       v1::MESSAGE_TYPE_CANCEL_JOB_REPLY));
+  return DecodeBody<v1::CancelJobReply>(reply);
+}
+
+StatusOr<std::vector<v1::JobInfo>> Client::ListJobs(
+    uint32_t limit, const std::vector<v1::JobState>& states) {
+  v1::ListJobs list;
+  list.set_limit(limit);
+  for (auto state : states) list.add_states(state);
+  CN_ASSIGN_OR_RETURN(auto reply, Call(v1::MESSAGE_TYPE_LIST_JOBS, list,
+                                       v1::MESSAGE_TYPE_LIST_JOBS_REPLY));
+  CN_ASSIGN_OR_RETURN(auto body, DecodeBody<v1::ListJobsReply>(reply));
+  return std::vector<v1::JobInfo>(body.jobs().begin(), body.jobs().end());
+}
+
+StatusOr<v1::JobInfo> Client::Wait(
+    const std::string& job_id, int timeout_ms,
+    const std::function<void(const v1::JobInfo&)>& on_change) {
+  const int64_t deadline = SteadyNowMs() + timeout_ms;
+  v1::WatchJobs watch;
+  watch.set_job_id(job_id);
+  CN_RETURN_IF_ERROR(Call(v1::MESSAGE_TYPE_WATCH_JOBS, watch,
+                          v1::MESSAGE_TYPE_WATCH_JOBS_REPLY)
+                         .status());
+  // The state now; events cover what follows. Polling once a second covers
+  // events lost with a dropped connection.
+  CN_ASSIGN_OR_RETURN(v1::JobInfo job, GetJob(job_id));
+  v1::JobState last_state = job.state();
+  if (on_change) on_change(job);
+  while (!IsTerminal(job.state())) {
+    const int64_t remaining = deadline - SteadyNowMs();
+    if (remaining <= 0) {
+      return DeadlineExceededError("job " + job_id + " still " +
+                                   std::to_string(job.state()) + " after " +
+                                   std::to_string(timeout_ms) + " ms");
+    }
+    if (events_.empty()) {
+      auto received =
+          channel_->Receive(static_cast<int>(std::min<int64_t>(remaining, 1000)));
+      if (received.ok() && received->has_value() &&
+          (*received)->type() == v1::MESSAGE_TYPE_JOB_EVENT) {
+        auto event = DecodeBody<v1::JobEvent>(**received);
+        if (event.ok()) events_.push_back(std::move(*event));
+      } else if (received.ok() && !received->has_value()) {
+        CN_ASSIGN_OR_RETURN(job, GetJob(job_id));
+      }
+    }
+    while (!events_.empty()) {
+      v1::JobEvent event = std::move(events_.front());
+      events_.pop_front();
+      if (event.job().job_id() == job_id) job = event.job();
+    }
+    if (job.state() != last_state) {
+      last_state = job.state();
+      if (on_change) on_change(job);
+    }
+  }
+  return job;
+}
+
+}  // namespace computenet::consumer
