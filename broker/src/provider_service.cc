@@ -262,7 +262,7 @@ void BrokerImpl::OnUsageReport(const Request& request) {
   reply.set_amount(posted.amount);
   reply.set_transaction_id(std::to_string(posted.entry.sequence()));
   if (!posted.duplicate) {
-    spdlog::info("job {}: {} card-seconds of {} on {} charged {} {}",
+    spdlog::info("job {}: {} card-seconds of {} on {} charged {} minor units of {}",
                  job->job_id(), job->card_seconds(), job->model(),
                  request.peer.name, posted.amount, job->currency());
     Notify(*job);

@@ -76,7 +76,7 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
   job.set_reason("offered to " + placement.provider);
   CN_RETURN_IF_ERROR(SaveJob(job));
   registry_.Allocate(job.job_id(), placement.provider, placement.assignments);
-  spdlog::info("job {} placed on {}: {} x {} at {} {}/card-hour",
+  spdlog::info("job {} placed on {}: {} x {} at {} minor units of {} per card-hour",
                job.job_id(), placement.provider, TotalCards(job),
                placement.model, placement.price_per_card_hour,
                placement.currency);
