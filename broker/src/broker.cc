@@ -151,7 +151,7 @@ void BrokerImpl::Dispatch(const Request& request) {
       role != Role::kAdmin) {
     ReplyError(request.frame.routing_id, request.envelope.request_id(),
                v1::MESSAGE_TYPE_ERROR,
-               PermissionDeniedError("only consumers may send " +
+               PermissionDeniedError("only consumers and admins may send " +
                                      MessageTypeName(type)));
     return;
   }
@@ -225,6 +225,7 @@ void BrokerImpl::OnTick() {
     }
   }
   CheckProviderLiveness(now);
+  ResendUnansweredOffers(now);
   Schedule();
 }
 

@@ -51,6 +51,7 @@ class BrokerImpl final : public Broker {
   void Dispatch(const Request& request);
   void OnTick();
   void CheckProviderLiveness(int64_t now_ms);
+  void ResendUnansweredOffers(int64_t now_ms);
   void Reply(const Request& request, v1::MessageType type,
              const google::protobuf::MessageLite& body,
              const Status& status = OkStatus());
@@ -93,6 +94,9 @@ class BrokerImpl final : public Broker {
   // Persists the job, then tells its watchers.
   Status SaveJob(const v1::JobInfo& job);
   void Notify(const v1::JobInfo& job);
+  struct Watcher;
+  void NotifyWatchers(std::vector<Watcher>& watchers, const std::string& job_id,
+                      const v1::JobEvent& event, std::string* payload);
   Status LoadState();
 
   BrokerOptions options_;
@@ -112,6 +116,9 @@ class BrokerImpl final : public Broker {
   RateLimiter limiter_;
   std::deque<std::string> queue_;  // QUEUED job ids, submission order
   std::map<std::string, std::set<std::string>> rejected_by_;  // job -> providers
+  // Offers not yet answered: job id -> when last sent. Resent after
+  // offer_resend_ms, since a provider that reconnected may have missed one.
+  std::map<std::string, int64_t> offers_out_;
   struct Watcher {
     std::string routing_id;
     std::string job_id;  // empty = all of the consumer's jobs

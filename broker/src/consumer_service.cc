@@ -13,6 +13,10 @@ namespace computenet::broker {
 namespace {
 
 constexpr size_t kMaxWatchersPerConsumer = 64;
+// Subscriptions of admins to every job are kept under this key.
+constexpr char kAllConsumers[] = "*";
+// Replies stay well under the transport's message limit.
+constexpr size_t kMaxReplyBytes = kMaxMessageBytes / 2;
 
 }  // namespace
 
@@ -132,7 +136,15 @@ void BrokerImpl::OnListJobs(const Request& request) {
     auto jobs = store_->ListJobs(consumer, states, limit);
     status = jobs.status();
     if (jobs.ok()) {
-      for (auto& job : *jobs) *reply.add_jobs() = std::move(job);
+      size_t bytes = 0;
+      for (auto& job : *jobs) {
+        bytes += job.ByteSizeLong();
+        if (bytes > kMaxReplyBytes) {
+          reply.set_truncated(true);
+          break;
+        }
+        *reply.add_jobs() = std::move(job);
+      }
     }
   }
   Reply(request, v1::MESSAGE_TYPE_LIST_JOBS_REPLY, reply, status);
@@ -145,14 +157,19 @@ void BrokerImpl::OnWatchJobs(const Request& request) {
     return Reply(request, v1::MESSAGE_TYPE_WATCH_JOBS_REPLY, reply,
                  watch.status());
   }
+  // Events are looked up by the job's consumer: a consumer watches under its
+  // own name; an admin under the job's consumer, or "*" for every job.
+  std::string key = request.peer.role == Role::kAdmin ? kAllConsumers
+                                                      : request.peer.name;
   if (!watch->job_id().empty()) {
     auto job = JobVisibleTo(request.peer, watch->job_id());
     if (!job.ok()) {
       return Reply(request, v1::MESSAGE_TYPE_WATCH_JOBS_REPLY, reply,
                    job.status());
     }
+    key = job->consumer();
   }
-  auto& watchers = watchers_[request.peer.name];
+  auto& watchers = watchers_[key];
   bool known = std::any_of(watchers.begin(), watchers.end(), [&](auto& w) {
     return w.routing_id == request.frame.routing_id &&
            w.job_id == watch->job_id();
@@ -167,22 +184,30 @@ void BrokerImpl::OnWatchJobs(const Request& request) {
 }
 
 void BrokerImpl::Notify(const v1::JobInfo& job) {
-  auto it = watchers_.find(job.consumer());
-  if (it == watchers_.end()) return;
   v1::JobEvent event;
   *event.mutable_job() = job;
   std::string payload;
-  auto& watchers = it->second;
+  for (const std::string& key : {job.consumer(), std::string(kAllConsumers)}) {
+    auto it = watchers_.find(key);
+    if (it == watchers_.end()) continue;
+    NotifyWatchers(it->second, job.job_id(), event, &payload);
+  }
+}
+
+void BrokerImpl::NotifyWatchers(std::vector<Watcher>& watchers,
+                                const std::string& job_id,
+                                const v1::JobEvent& event,
+                                std::string* payload) {
   for (auto w = watchers.begin(); w != watchers.end();) {
-    if (!w->job_id.empty() && w->job_id != job.job_id()) {
+    if (!w->job_id.empty() && w->job_id != job_id) {
       ++w;
       continue;
     }
-    if (payload.empty()) {
-      payload = EncodeEnvelope(v1::MESSAGE_TYPE_JOB_EVENT, 0, ++send_sequence_,
-                               event);
+    if (payload->empty()) {
+      *payload = EncodeEnvelope(v1::MESSAGE_TYPE_JOB_EVENT, 0,
+                                ++send_sequence_, event);
     }
-    if (!SendRouted(router_, w->routing_id, payload).ok()) {
+    if (!SendRouted(router_, w->routing_id, *payload).ok()) {
       w = watchers.erase(w);  // that connection is gone
     } else {
       ++w;

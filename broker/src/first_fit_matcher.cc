@@ -41,7 +41,9 @@ std::optional<std::vector<v1::NodeAssignment>> FitGang(
   for (const auto& node : provider.nodes) {
     const DeviceGroup* group = GroupWithFree(node, model, cards);
     if (group == nullptr) continue;
-    auto& fabric = by_fabric[node.fabric_id];
+    // A node without a fabric id is a fabric of its own.
+    auto& fabric = by_fabric[node.fabric_id.empty() ? "node:" + node.name
+                                                    : node.fabric_id];
     fabric.push_back(Assign(node, *group, cards));
     if (fabric.size() == nodes) return fabric;
   }

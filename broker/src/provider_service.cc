@@ -102,6 +102,10 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
                  FailedPreconditionError("register first"));
   }
   auto job = store_->GetJob(response->job_id());
+  if (!job.ok() && job.status().code() != StatusCode::kNotFound) {
+    return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply,
+                 job.status());
+  }
   if (!job.ok() || job->provider() != request.peer.name) {
     return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply,
                  NotFoundError("no job " + response->job_id() +
@@ -115,11 +119,12 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
     reply.set_proceed(false);
     return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply);
   }
+  offers_out_.erase(job->job_id());
   Status status;
   if (!response->accepted()) {
     rejected_by_[job->job_id()].insert(request.peer.name);
     std::string reason = "rejected by " + request.peer.name + ": " +
-                         response->reason().substr(0, 256);
+                         TruncateUtf8(response->reason(), 256);
     spdlog::info("job {} {}", job->job_id(), reason);
     if (job->attempts() >= options_.max_attempts) {
       status = FinishJob(*job, v1::JOB_STATE_FAILED, -1,
@@ -151,6 +156,10 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
                  FailedPreconditionError("register first"));
   }
   auto job = store_->GetJob(update->job_id());
+  if (!job.ok() && job.status().code() != StatusCode::kNotFound) {
+    return Reply(request, v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY, reply,
+                 job.status());
+  }
   if (!job.ok() || job->provider() != request.peer.name) {
     return Reply(request, v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY, reply,
                  PermissionDeniedError("job " + update->job_id() +
@@ -170,7 +179,7 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
     }
   } else if (IsTerminal(update->state())) {
     status = FinishJob(*job, update->state(), update->exit_code(),
-                       update->message().substr(0, 512));
+                       TruncateUtf8(update->message(), 512));
   } else {
     status = InvalidArgumentError("a provider may report only RUNNING or a "
                                   "terminal state");
@@ -203,6 +212,9 @@ void BrokerImpl::OnUsageReport(const Request& request) {
         "usage record names provider " + record->provider() + ", not you"));
   }
   auto job = store_->GetJob(record->job_id());
+  if (!job.ok() && job.status().code() != StatusCode::kNotFound) {
+    return respond(job.status());
+  }
   if (!job.ok() || job->provider() != request.peer.name) {
     spdlog::warn("provider {}: usage for job {} that is not placed on it",
                  request.peer.name, record->job_id());

@@ -9,6 +9,14 @@ namespace computenet::broker {
 
 Status BrokerImpl::LoadState() {
   CN_RETURN_IF_ERROR(store_->MarkAllProvidersOffline());
+  // Known providers start offline; the lost-job timer runs from now, so jobs
+  // on a provider that never returns after this restart still end.
+  CN_ASSIGN_OR_RETURN(auto providers, store_->ListProviders());
+  for (const auto& [name, registration] : providers) {
+    ProviderEntry& entry = registry_.Register(name, registration, "", Now());
+    entry.online = false;
+    entry.lost_since_ms = Now();
+  }
   CN_ASSIGN_OR_RETURN(auto queued, store_->JobsInStates({v1::JOB_STATE_QUEUED}));
   for (const auto& job : queued) queue_.push_back(job.job_id());
   CN_ASSIGN_OR_RETURN(auto active, store_->JobsInStates({v1::JOB_STATE_PLACED,
@@ -85,12 +93,19 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
 }
 
 Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
+  if (job.cancel_requested()) {
+    // The consumer asked to cancel while it was out: it must not run again.
+    return FinishJob(job, v1::JOB_STATE_CANCELLED, -1,
+                     "cancelled before it started (" + reason + ")");
+  }
+  offers_out_.erase(job.job_id());
   registry_.Release(job.job_id());
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_provider("");
   job.set_model("");
   job.clear_assignments();
   job.set_price_per_card_hour(0);
+  job.set_currency("");
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
   queue_.push_back(job.job_id());
@@ -102,6 +117,7 @@ Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
                              int32_t exit_code, const std::string& reason) {
   registry_.Release(job.job_id());
   rejected_by_.erase(job.job_id());
+  offers_out_.erase(job.job_id());
   job.set_state(state);
   job.set_exit_code(exit_code);
   job.set_finished_ms(Now());
@@ -124,8 +140,30 @@ void BrokerImpl::SendOffer(const v1::JobInfo& job) {
   *offer.mutable_assignments() = job.assignments();
   offer.set_price_per_card_hour(job.price_per_card_hour());
   offer.set_currency(job.currency());
-  // If this send fails the provider's next registration reconciles it.
+  // If this send fails, the resend timer or the provider's next
+  // registration deals with it.
+  offers_out_[job.job_id()] = Now();
   SendToProvider(*provider, v1::MESSAGE_TYPE_PLACEMENT_OFFER, offer);
+}
+
+void BrokerImpl::ResendUnansweredOffers(int64_t now_ms) {
+  const int64_t resend_after =
+      static_cast<int64_t>(options_.heartbeat_interval_ms) *
+      options_.heartbeat_liveness * 2;
+  std::vector<std::string> due;
+  for (const auto& [job_id, sent_ms] : offers_out_) {
+    if (now_ms - sent_ms >= resend_after) due.push_back(job_id);
+  }
+  for (const auto& job_id : due) {
+    auto job = store_->GetJob(job_id);
+    if (!job.ok() || job->state() != v1::JOB_STATE_PLACED) {
+      offers_out_.erase(job_id);
+      continue;
+    }
+    spdlog::info("job {}: no answer from {}; offering again", job_id,
+                 job->provider());
+    SendOffer(*job);
+  }
 }
 
 void BrokerImpl::SendCancel(const v1::JobInfo& job) {

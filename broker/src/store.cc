@@ -419,8 +419,8 @@ StatusOr<std::vector<v1::JobInfo>> Store::ListJobs(
   try {
     std::string sql = "SELECT info FROM jobs WHERE 1=1";
     if (!consumer.empty()) sql += " AND consumer=?";
-    // The states are enum values from our own code, never from the wire as
-    // text, so building the IN list is safe.
+    // The states are integers (enum values, possibly from the wire), never
+    // text, so building the IN list cannot inject SQL.
     if (!states.empty()) sql += " AND state IN (" + StateList(states) + ")";
     sql += " ORDER BY seq DESC LIMIT ?";
     SQLite::Statement query(*db_, sql);

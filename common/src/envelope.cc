@@ -55,6 +55,16 @@ StatusOr<v1::Envelope> DecodeEnvelope(std::string_view bytes) {
   return envelope;
 }
 
+std::string TruncateUtf8(const std::string& text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t end = max_bytes;
+  // Step back over continuation bytes (10xxxxxx) to a sequence start.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return text.substr(0, end);
+}
+
 std::string MessageTypeName(int type) {
   if (!v1::MessageType_IsValid(type)) return "type " + std::to_string(type);
   std::string name = v1::MessageType_Name(static_cast<v1::MessageType>(type));

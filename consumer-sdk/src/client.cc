@@ -155,7 +155,7 @@ StatusOr<v1::JobInfo> Client::Wait(
     const int64_t remaining = deadline - SteadyNowMs();
     if (remaining <= 0) {
       return DeadlineExceededError("job " + job_id + " still " +
-                                   std::to_string(job.state()) + " after " +
+                                   v1::JobState_Name(job.state()) + " after " +
                                    std::to_string(timeout_ms) + " ms");
     }
     if (events_.empty()) {

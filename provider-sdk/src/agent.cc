@@ -21,6 +21,7 @@ struct OutboxItem {
   std::string body;    // serialized message
   std::string job_id;
   uint64_t request_id = 0;  // of the latest send; 0 = not sent yet
+  int64_t sent_ms = 0;      // when it was last sent
 };
 
 class AgentImpl final : public ProviderAgent {
@@ -47,7 +48,9 @@ class AgentImpl final : public ProviderAgent {
             const google::protobuf::MessageLite& body);
   void Enqueue(v1::MessageType type, const google::protobuf::MessageLite& body,
                const std::string& job_id);
+  // Sends outbox items not sent yet, and again those unanswered for long.
   void FlushOutbox();
+  void ForgetSends();
   Status Handle(const v1::Envelope& envelope);
   Status OnRegisterReply(const v1::Envelope& envelope);
   void OnOffer(const v1::Envelope& envelope);
@@ -70,6 +73,8 @@ class AgentImpl final : public ProviderAgent {
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> registered_{false};
+  // Our name as the broker enrolled us (the operator may have chosen it).
+  std::string provider_name_;
   uint64_t register_request_id_ = 0;
   int64_t last_heard_ms_ = 0;
   int64_t last_sent_ms_ = 0;
@@ -133,9 +138,19 @@ void AgentImpl::Enqueue(v1::MessageType type,
   if (registered_.load()) FlushOutbox();
 }
 
+void AgentImpl::ForgetSends() {
+  for (auto& item : outbox_) item.request_id = 0;
+}
+
 void AgentImpl::FlushOutbox() {
+  const int64_t now = clock_->NowMs();
+  // An answer can be lost to a rate-limit error or a busy broker; the
+  // broker treats repeats idempotently, so resending is safe.
+  const int64_t resend_after =
+      static_cast<int64_t>(heartbeat_interval_ms_) * heartbeat_liveness_ * 2;
   for (auto& item : outbox_) {
-    if (item.request_id != 0) continue;
+    if (item.request_id != 0 && now - item.sent_ms < resend_after) continue;
+    item.sent_ms = now;
     item.request_id = channel_->NextRequestId();
     Status sent = channel_->SendSerialized(item.type, item.request_id, item.body);
     if (!sent.ok()) {
@@ -165,6 +180,7 @@ Status AgentImpl::Run() {
     }
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
 
+    if (registered_.load()) FlushOutbox();
     if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
       v1::Heartbeat heartbeat;
       heartbeat.set_sent_at_ms(now);
@@ -183,7 +199,7 @@ Status AgentImpl::Run() {
       reconnect_at_ms = 0;
       CN_RETURN_IF_ERROR(Connect());
       // Unacknowledged reports go again on the new connection.
-      for (auto& item : outbox_) item.request_id = 0;
+      ForgetSends();
       SendRegistration();
     }
   }
@@ -216,7 +232,7 @@ Status AgentImpl::Handle(const v1::Envelope& envelope) {
         // The broker lost our session (e.g. it restarted): register again.
         spdlog::info("broker asks us to register again: {}", status.message());
         registered_.store(false);
-        for (auto& item : outbox_) item.request_id = 0;
+        ForgetSends();
         SendRegistration();
       } else {
         spdlog::warn("broker error: {}", status.ToString());
@@ -250,6 +266,7 @@ Status AgentImpl::OnRegisterReply(const v1::Envelope& envelope) {
   if (reply->heartbeat_liveness() > 0) {
     heartbeat_liveness_ = static_cast<int>(reply->heartbeat_liveness());
   }
+  provider_name_ = reply->provider_name();
   registered_.store(true);
   backoff_ms_ = options_.reconnect_initial_ms;
   spdlog::info("registered as provider {}", reply->provider_name());
@@ -309,7 +326,12 @@ void AgentImpl::OnOffer(const v1::Envelope& envelope) {
   }
   v1::PlacementResponse response;
   response.set_job_id(offer->job_id());
-  if (accepted_offers_.count(offer->job_id()) != 0) return;  // repeated
+  // A repeated offer (the broker resends unanswered ones) for a job we have
+  // already answered or run: our answer is in the outbox or was delivered.
+  if (accepted_offers_.count(offer->job_id()) != 0 ||
+      held_.count(offer->job_id()) != 0) {
+    return;
+  }
   Status fits = CheckOffer(*offer);
   if (fits.ok()) {
     response.set_accepted(true);
@@ -398,7 +420,13 @@ void AgentImpl::OnAck(const v1::Envelope& envelope) {
     if (it->request_id != envelope.request_id()) continue;
     if (status.code() == StatusCode::kUnavailable ||
         status.code() == StatusCode::kResourceExhausted) {
-      it->request_id = 0;  // retried on the next flush
+      return;  // kept; FlushOutbox sends it again after a pause
+    }
+    if (status.code() == StatusCode::kFailedPrecondition) {
+      // The broker lost our session: keep the report, register again.
+      registered_.store(false);
+      ForgetSends();
+      SendRegistration();
       return;
     }
     if (!status.ok()) {
@@ -437,7 +465,8 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   v1::UsageRecord record;
   record.set_record_id(event.job_id + ":final");
   record.set_job_id(event.job_id);
-  record.set_provider(identity_.name());
+  record.set_provider(provider_name_.empty() ? identity_.name()
+                                            : provider_name_);
   record.set_model(running_models_[event.job_id]);
   running_models_.erase(event.job_id);
   record.set_cards(event.cards);

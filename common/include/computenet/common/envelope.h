@@ -50,6 +50,10 @@ StatusOr<T> DecodeBody(const v1::Envelope& envelope) {
   return body;
 }
 
+// The longest prefix of text that is at most max_bytes long and does not
+// end inside a UTF-8 sequence (protobuf strings must stay valid UTF-8).
+std::string TruncateUtf8(const std::string& text, size_t max_bytes);
+
 // "SUBMIT_JOB" for MESSAGE_TYPE_SUBMIT_JOB, or the number if unknown.
 std::string MessageTypeName(int type);
 
