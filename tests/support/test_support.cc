@@ -213,3 +213,95 @@ std::unique_ptr<consumer::Client> Federation::ConnectClient(
 }
 
 }  // namespace computenet::testing
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace computenet::testing {
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv,
+                           const std::map<std::string, std::string>& env,
+                           const std::string& log_path) {
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& arg : args) cargv.push_back(arg.data());
+  cargv.push_back(nullptr);
+  std::map<std::string, std::string> merged;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    std::string text(*entry);
+    auto eq = text.find('=');
+    if (eq != std::string::npos) merged[text.substr(0, eq)] = text.substr(eq + 1);
+  }
+  for (const auto& [key, value] : env) merged[key] = value;
+  std::vector<std::string> env_storage;
+  for (const auto& [key, value] : merged) env_storage.push_back(key + "=" + value);
+  std::vector<char*> cenv;
+  for (auto& entry : env_storage) cenv.push_back(entry.data());
+  cenv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, cargv[0], &actions, nullptr, cargv.data(),
+                  cenv.data()) == 0) {
+    pid_ = pid;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+void ChildProcess::Signal(int signal) {
+  if (pid_ > 0 && !reaped_) ::kill(pid_, signal);
+}
+
+int ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  bool done = WaitUntil(
+      [&] {
+        if (reaped_) return true;
+        if (::waitpid(pid_, &status, WNOHANG) == pid_) reaped_ = true;
+        return reaped_;
+      },
+      timeout);
+  if (!done) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+int RunCommand(const std::vector<std::string>& argv,
+               const std::map<std::string, std::string>& env,
+               std::string* output) {
+  TempDir dir;
+  const std::string log = dir.File("out");
+  int code;
+  {
+    ChildProcess child(argv, env, log);
+    code = child.Wait(std::chrono::seconds(120));
+  }
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (output != nullptr) *output += text.str();
+  return code;
+}
+
+}  // namespace computenet::testing

@@ -107,4 +107,36 @@ class Federation {
 
 }  // namespace computenet::testing
 
+
+namespace computenet::testing {
+
+// A real child process (posix_spawn), output appended to log_path; killed
+// with SIGKILL when destroyed if still running.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv,
+               const std::map<std::string, std::string>& env,
+               const std::string& log_path);
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  void Signal(int signal);
+  // The exit status (128 + signal if signalled), or -1 on timeout.
+  int Wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+ private:
+  int pid_ = -1;
+  bool reaped_ = false;
+};
+
+// Runs argv to completion; returns its exit status and appends its output
+// (stdout and stderr) to *output.
+int RunCommand(const std::vector<std::string>& argv,
+               const std::map<std::string, std::string>& env,
+               std::string* output);
+
+}  // namespace computenet::testing
+
 #endif  // COMPUTENET_TESTS_SUPPORT_TEST_SUPPORT_H_
