@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <map>
+#include <set>
 
 #include "computenet/common/usage_record.h"
 #include "computenet/common/sha256.h"
@@ -31,13 +32,19 @@ StatusOr<int64_t> ChargeForCardSeconds(uint64_t card_seconds,
   if (price_per_card_hour < 0) {
     return OutOfRangeError("negative price");
   }
-  const uint64_t price = static_cast<uint64_t>(price_per_card_hour);
-  const uint64_t max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-  if (price != 0 && card_seconds > (max - 1800) / price) {
+  // 128-bit intermediate: the product may exceed 64 bits where the charge
+  // itself does not.
+  __extension__ using Wide = unsigned __int128;
+  const Wide charge =
+      (static_cast<Wide>(card_seconds) * static_cast<Wide>(price_per_card_hour) +
+       1800) /
+      3600;
+  if (charge > static_cast<Wide>(std::numeric_limits<int64_t>::max())) {
     return OutOfRangeError("charge overflows: " + std::to_string(card_seconds) +
-                           " card-seconds at " + std::to_string(price));
+                           " card-seconds at " +
+                           std::to_string(price_per_card_hour));
   }
-  return static_cast<int64_t>((card_seconds * price + 1800) / 3600);
+  return static_cast<int64_t>(charge);
 }
 
 std::string ConsumerAccount(const std::string& consumer) {
@@ -271,7 +278,10 @@ StatusOr<LedgerAuditReport> VerifyLedger(Store& store) {
       if (stored_postings != entry_postings) {
         return Violation(sequence, "posting rows differ from the entry");
       }
-      if (entry.kind() == "usage") {
+      if (entry.kind() != "usage") {
+        return Violation(sequence, "unknown entry kind '" + entry.kind() + "'");
+      }
+      {
         auto record = store.FindUsageRecord(entry.usage_provider(),
                                             entry.usage_record_id());
         if (!record.ok()) return record.status();
@@ -295,6 +305,20 @@ StatusOr<LedgerAuditReport> VerifyLedger(Store& store) {
             entry.billed_card_seconds() > verified->card_seconds()) {
           return Violation(sequence,
                            "charge does not match its usage record");
+        }
+        // Exactly: the job's consumer pays, the signing provider is paid.
+        auto job = store.GetJob(entry.job_id());
+        if (!job.ok()) {
+          return Violation(sequence, "job " + entry.job_id() + " is missing");
+        }
+        const std::string payer = ConsumerAccount(job->consumer());
+        const std::string payee = ProviderAccount(entry.usage_provider());
+        if (entry.postings_size() != 2 ||
+            entry.postings(0).account() != payer ||
+            entry.postings(1).account() != payee ||
+            entry.postings(0).amount() > 0) {
+          return Violation(sequence, "postings are not " + payer + " -> " +
+                                         payee);
         }
         auto expected = ChargeForCardSeconds(entry.billed_card_seconds(),
                                              entry.price_per_card_hour());
@@ -324,13 +348,21 @@ StatusOr<LedgerAuditReport> VerifyLedger(Store& store) {
 
     SQLite::Statement accounts(db,
                                "SELECT name, balance FROM ledger_accounts");
+    std::set<std::string> seen;
     while (accounts.executeStep()) {
       const std::string name = accounts.getColumn(0).getString();
       if (accounts.getColumn(1).getInt64() != balances[name]) {
         return DataLossError("account " + name +
                              ": stored balance differs from its postings");
       }
+      seen.insert(name);
       ++report.accounts;
+    }
+    for (const auto& [name, balance] : balances) {
+      if (seen.count(name) == 0) {
+        return DataLossError("account " + name +
+                             " has postings but no account row");
+      }
     }
     return report;
   } catch (const SQLite::Exception& error) {

@@ -13,8 +13,9 @@ bool RateLimiter::Allow(const std::string& key, int64_t now_ms) {
                     static_cast<double>(now_ms - bucket.updated_ms) * rate_per_ms_);
     bucket.updated_ms = now_ms;
   }
-  if (bucket.tokens < 1.0) return false;
-  bucket.tokens -= 1.0;
+  // Tolerate rounding: ten additions of 0.1 must make a whole token.
+  if (bucket.tokens < 1.0 - 1e-9) return false;
+  bucket.tokens = std::max(0.0, bucket.tokens - 1.0);
   return true;
 }
 

@@ -202,18 +202,29 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Job& job = it->second;
     bool all_exited = true;
-    int32_t failed_exit = 0;
-    std::string failed_node;
     for (auto& child : job.children) {
       if (!child.exited) {
         pid_t done = ::waitpid(child.pid, &child.wait_status, WNOHANG);
         if (done == child.pid || (done < 0 && errno == ECHILD)) {
           child.exited = true;
+          // The first node to fail on its own is the cause; codes of nodes
+          // we stopped afterwards (143, 137) are consequences.
+          if (!job.stopping && job.failed_exit == 0 &&
+              ExitCodeOf(child.wait_status) != 0) {
+            job.failed_exit = ExitCodeOf(child.wait_status);
+            job.failed_node = child.node;
+          }
         }
       }
-      if (!child.exited) {
-        all_exited = false;
-      } else if (failed_exit == 0 && ExitCodeOf(child.wait_status) != 0) {
+      if (!child.exited) all_exited = false;
+    }
+    // The cause if a node failed on its own; else what stopping did to the
+    // first node (e.g. 143 after SIGTERM).
+    int32_t failed_exit = job.failed_exit;
+    std::string failed_node = job.failed_node;
+    for (const auto& child : job.children) {
+      if (failed_exit != 0) break;
+      if (child.exited && ExitCodeOf(child.wait_status) != 0) {
         failed_exit = ExitCodeOf(child.wait_status);
         failed_node = child.node;
       }

@@ -37,7 +37,7 @@ StatusOr<std::string> GetString(const toml::table& table,
 
 StatusOr<int64_t> GetInt(const toml::table& table, const std::string& key,
                          const std::string& where, bool required,
-                         int64_t minimum) {
+                         int64_t minimum, int64_t maximum) {
   const toml::node* node = table.get(key);
   if (node == nullptr) {
     if (required) return InvalidArgumentError(where + ": missing '" + key + "'");
@@ -47,9 +47,10 @@ StatusOr<int64_t> GetInt(const toml::table& table, const std::string& key,
   if (!value) {
     return InvalidArgumentError(where + ": '" + key + "' must be an integer");
   }
-  if (*value < minimum) {
-    return InvalidArgumentError(where + ": '" + key + "' must be >= " +
-                                std::to_string(minimum));
+  if (*value < minimum || *value > maximum) {
+    return InvalidArgumentError(where + ": '" + key + "' must be in " +
+                                std::to_string(minimum) + ".." +
+                                std::to_string(maximum));
   }
   return *value;
 }
@@ -68,9 +69,9 @@ Status ParseNode(const toml::table& table, const std::string& where,
                       GetString(table, "name", where, true));
   CN_ASSIGN_OR_RETURN(*node->mutable_fabric_id(),
                       GetString(table, "fabric", where, false));
-  CN_ASSIGN_OR_RETURN(int64_t cores, GetInt(table, "cpu_cores", where, false, 0));
+  CN_ASSIGN_OR_RETURN(int64_t cores, GetInt(table, "cpu_cores", where, false, 0, 1 << 20));
   CN_ASSIGN_OR_RETURN(int64_t memory,
-                      GetInt(table, "memory_mib", where, false, 0));
+                      GetInt(table, "memory_mib", where, false, 0, int64_t{1} << 40));
   node->set_cpu_cores(static_cast<uint32_t>(cores));
   node->set_memory_mib(static_cast<uint64_t>(memory));
   const toml::array* accelerators = table["accelerators"].as_array();
@@ -89,8 +90,8 @@ Status ParseNode(const toml::table& table, const std::string& where,
     CN_ASSIGN_OR_RETURN(*accelerator->mutable_model(),
                         GetString(*item, "model", item_where, true));
     CN_ASSIGN_OR_RETURN(int64_t card_memory,
-                        GetInt(*item, "memory_mib", item_where, false, 0));
-    CN_ASSIGN_OR_RETURN(int64_t count, GetInt(*item, "count", item_where, true, 1));
+                        GetInt(*item, "memory_mib", item_where, false, 0, int64_t{1} << 30));
+    CN_ASSIGN_OR_RETURN(int64_t count, GetInt(*item, "count", item_where, true, 1, 64));
     accelerator->set_memory_mib(static_cast<uint64_t>(card_memory));
     accelerator->set_count(static_cast<uint32_t>(count));
   }

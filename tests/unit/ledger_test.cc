@@ -68,23 +68,29 @@ TEST(ChargeForCardSecondsTest, NegativePriceIsOutOfRange) {
             StatusCode::kOutOfRange);
 }
 
-TEST(ChargeForCardSecondsTest, OverflowIsOutOfRange) {
+TEST(ChargeForCardSecondsTest, OverflowOfTheChargeIsOutOfRange) {
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  EXPECT_EQ(
-      ChargeForCardSeconds(std::numeric_limits<uint64_t>::max(), 1)
-          .status()
-          .code(),
-      StatusCode::kOutOfRange);
+  // Charges above int64 cannot be posted.
   EXPECT_EQ(ChargeForCardSeconds(uint64_t{1} << 40, kMax).status().code(),
             StatusCode::kOutOfRange);
-  EXPECT_EQ(ChargeForCardSeconds(static_cast<uint64_t>(kMax) / 2, 2)
+  EXPECT_EQ(ChargeForCardSeconds(std::numeric_limits<uint64_t>::max(),
+                                 1'000'000'000)
                 .status()
                 .code(),
             StatusCode::kOutOfRange);
-  EXPECT_EQ(ChargeForCardSeconds(static_cast<uint64_t>(kMax), 1)
-                .status()
-                .code(),
-            StatusCode::kOutOfRange);
+}
+
+TEST(ChargeForCardSecondsTest, WideIntermediateKeepsChargesThatFit) {
+  // The product overflows 64 bits; the charge does not.
+  auto charge = ChargeForCardSeconds(std::numeric_limits<uint64_t>::max(), 1);
+  ASSERT_TRUE(charge.ok()) << charge.status().ToString();
+  // (2^64 - 1 + 1800) / 3600: the remainder 15 + 1800 rounds down.
+  EXPECT_EQ(*charge, 5124095576030431);
+  // The largest job the broker accepts, at the highest price it accepts.
+  const uint64_t card_seconds = uint64_t{64} * 4096 * 366 * 24 * 3600;
+  auto largest = ChargeForCardSeconds(card_seconds, 1'000'000'000);
+  ASSERT_TRUE(largest.ok()) << largest.status().ToString();
+  EXPECT_EQ(*largest, static_cast<int64_t>(card_seconds / 3600 * 1'000'000'000));
 }
 
 TEST(ChargeForCardSecondsTest, LargestRepresentableChargesAreExact) {
@@ -96,11 +102,11 @@ TEST(ChargeForCardSecondsTest, LargestRepresentableChargesAreExact) {
   EXPECT_EQ(*charge,
             static_cast<int64_t>((card_seconds * 1500 + 1800) / 3600));
   EXPECT_GT(*charge, 0);
-  // A year of 10,000 cards at the highest valid price fits comfortably.
+  // A year of 10,000 cards at 1,000,000 minor units per card-hour.
   auto year = ChargeForCardSeconds(uint64_t{10'000} * 366 * 24 * 3600,
-                                   1'000'000'000);
-  ASSERT_TRUE(year.ok());
-  EXPECT_EQ(*year, int64_t{10'000} * 366 * 24 * 1'000'000'000);
+                                   1'000'000);
+  ASSERT_TRUE(year.ok()) << year.status().ToString();
+  EXPECT_EQ(*year, int64_t{10'000} * 366 * 24 * 1'000'000);
 }
 
 TEST(LedgerAccountsTest, AccountNames) {
@@ -304,7 +310,8 @@ TEST_F(LedgerTest, NegativePricePostsNothing) {
 
 TEST_F(LedgerTest, OverflowingChargePostsNothing) {
   auto posted = ledger_->PostUsage(
-      Charge("r-1", std::numeric_limits<uint64_t>::max(), 1500), kNowMs);
+      Charge("r-1", std::numeric_limits<uint64_t>::max(), 1'000'000'000),
+      kNowMs);
   EXPECT_EQ(posted.status().code(), StatusCode::kOutOfRange);
   EXPECT_EQ(CountRows("ledger_entries"), 0);
   EXPECT_EQ(CountRows("ledger_postings"), 0);
@@ -384,6 +391,18 @@ class LedgerAuditTest : public LedgerTest {
                   uint32_t cards, int64_t duration_ms, int64_t price) {
     v1::UsageReport report =
         SignRecord(provider, record_id, job_id, cards, duration_ms);
+    // The job row names the consumer the audit expects to pay.
+    v1::JobInfo job;
+    job.set_job_id(job_id);
+    job.set_consumer(consumer);
+    const std::string blob = job.SerializeAsString();
+    SQLite::Statement insert(store_->db(),
+                             "INSERT OR IGNORE INTO jobs(job_id, consumer, "
+                             "state, info, updated_ms) VALUES(?, ?, 4, ?, 0)");
+    insert.bind(1, job_id);
+    insert.bind(2, consumer);
+    insert.bind(3, blob.data(), static_cast<int>(blob.size()));
+    insert.exec();
     Status status = RunInTransaction(store_->db(), [&]() -> Status {
       CN_RETURN_IF_ERROR(store_->InsertUsageRecord(
           StoredUsageRecord{provider.name(), record_id, job_id,
@@ -651,7 +670,7 @@ TEST_F(LedgerAuditTest, DeletedAccountRowIsDataLoss) {
   // 9501: the stored balances no longer equal the postings.
   Exec("DELETE FROM ledger_accounts WHERE name='provider:site-a'");
   ASSERT_EQ(MustBalance("provider:site-a"), 0);
-  ExpectDataLoss("provider:site-a", "balance");
+  ExpectDataLoss("provider:site-a", "no account row");
 }
 
 TEST_F(LedgerAuditTest, SignatureByAnotherKeyIsDataLoss) {

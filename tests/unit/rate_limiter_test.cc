@@ -53,11 +53,25 @@ TEST(RateLimiterTest, RefillIsCappedAtBurst) {
   EXPECT_EQ(TakeAll(limiter, "alice", clock.NowMs(), 100), 3);
 }
 
+TEST(RateLimiterTest, SustainedRateWithCoarseRequests) {
+  FakeClock clock;
+  RateLimiter limiter(/*rate_per_second=*/10, /*burst=*/1);
+  int allowed = 0;
+  // Ask every 100 ms for 10 s: each request finds exactly one new token.
+  for (int i = 0; i < 100; ++i) {
+    if (limiter.Allow("alice", clock.NowMs())) ++allowed;
+    clock.AdvanceMs(100);
+  }
+  EXPECT_EQ(allowed, 100);
+}
+
 TEST(RateLimiterTest, SustainedRateMatchesConfiguration) {
   FakeClock clock;
   RateLimiter limiter(/*rate_per_second=*/10, /*burst=*/1);
   int allowed = 0;
-  // Ask every 10 ms for 10 s: about 10 per second get through.
+  // Ask every 10 ms for 10 s: 10 per second get through (100 in all). Ten
+  // refills of 0.1 token must make a whole token, whatever the rounding of
+  // the bucket's arithmetic.
   for (int i = 0; i < 1000; ++i) {
     if (limiter.Allow("alice", clock.NowMs())) ++allowed;
     clock.AdvanceMs(10);

@@ -61,6 +61,8 @@ class ProcessExecutor final : public Executor {
     int64_t kill_at_ms = 0;         // when SIGKILL follows
     v1::JobState stop_state = v1::JOB_STATE_UNSPECIFIED;
     std::string stop_reason;
+    int32_t failed_exit = 0;  // first non-zero exit seen before stopping
+    std::string failed_node;
   };
   void Stop(Job& job, v1::JobState state, const std::string& reason,
             int grace_ms, int64_t now_ms);

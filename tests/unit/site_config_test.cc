@@ -1,0 +1,299 @@
+// SiteConfig: parsing a provider site's TOML configuration.
+#include "computenet/provider/site_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "computenet/common/files.h"
+#include "computenet/common/identity.h"
+#include "test_support.h"
+
+namespace computenet::provider {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::MustGenerateIdentity;
+using testing::TempDir;
+
+constexpr char kPrices[] = R"(
+[prices]
+A800 = 1500
+H100 = 3000
+)";
+
+constexpr char kNodes[] = R"(
+[[nodes]]
+name = "node-1"
+fabric = "ib-1"
+cpu_cores = 64
+memory_mib = 524288
+accelerators = [ { model = "A800", memory_mib = 81920, count = 8 } ]
+
+[[nodes]]
+name = "node-2"
+fabric = "ib-1"
+accelerators = [
+  { model = "A800", memory_mib = 81920, count = 2 },
+  { model = "H100", memory_mib = 81920, count = 4 },
+]
+)";
+
+class SiteConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Identity::Save creates only the last directory of the path.
+    std::filesystem::create_directories(dir_.File("keys"));
+    Status saved = broker_.Save(dir_.File("keys/broker"));
+    ASSERT_TRUE(saved.ok()) << saved.ToString();
+  }
+
+  static std::string Header(const std::string& broker_line) {
+    return "broker_endpoint = \"tcp://broker.example:7700\"\n" + broker_line +
+           "\nidentity_dir = \"keys/site-a\"\n"
+           "work_dir = \"/var/lib/computenet/site-a\"\n"
+           "site = \"zhangbei-1\"\n"
+           "region = \"north\"\n"
+           "currency = \"CNY\"\n";
+  }
+
+  std::string FullConfig() const {
+    return Header("broker_identity = \"keys/broker/identity.pub\"") + kPrices +
+           kNodes;
+  }
+
+  StatusOr<SiteConfig> Parse(const std::string& text) const {
+    return ParseSiteConfig(text, dir_.path());
+  }
+
+  void ExpectInvalid(const std::string& text, const std::string& mentions) {
+    auto config = Parse(text);
+    EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument)
+        << config.status().ToString();
+    EXPECT_THAT(config.status().message(), HasSubstr(mentions));
+  }
+
+  TempDir dir_;
+  Identity broker_ = MustGenerateIdentity("broker");
+};
+
+TEST_F(SiteConfigTest, ParsesFullConfig) {
+  auto config = Parse(FullConfig());
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->broker_endpoint, "tcp://broker.example:7700");
+  EXPECT_EQ(config->broker_public_key, broker_.curve().public_z85)
+      << "read from broker_identity";
+  EXPECT_EQ(config->identity_dir, dir_.path() + "/keys/site-a")
+      << "relative to base_dir";
+  EXPECT_EQ(config->work_dir, "/var/lib/computenet/site-a")
+      << "absolute paths stay";
+
+  const v1::RegisterProvider& registration = config->registration;
+  EXPECT_EQ(registration.site(), "zhangbei-1");
+  EXPECT_EQ(registration.region(), "north");
+  EXPECT_EQ(registration.currency(), "CNY");
+  ASSERT_EQ(registration.prices_size(), 2);
+  std::map<std::string, int64_t> prices;
+  for (const auto& price : registration.prices()) {
+    prices[price.model()] = price.per_card_hour();
+  }
+  EXPECT_EQ(prices["A800"], 1500);
+  EXPECT_EQ(prices["H100"], 3000);
+
+  ASSERT_EQ(registration.nodes_size(), 2);
+  const v1::Node& first = registration.nodes(0);
+  EXPECT_EQ(first.name(), "node-1");
+  EXPECT_EQ(first.fabric_id(), "ib-1");
+  EXPECT_EQ(first.cpu_cores(), 64u);
+  EXPECT_EQ(first.memory_mib(), 524288u);
+  ASSERT_EQ(first.accelerators_size(), 1);
+  EXPECT_EQ(first.accelerators(0).model(), "A800");
+  EXPECT_EQ(first.accelerators(0).memory_mib(), 81920u);
+  EXPECT_EQ(first.accelerators(0).count(), 8u);
+
+  const v1::Node& second = registration.nodes(1);
+  EXPECT_EQ(second.name(), "node-2");
+  EXPECT_EQ(second.cpu_cores(), 0u) << "optional, defaults to 0";
+  ASSERT_EQ(second.accelerators_size(), 2);
+  EXPECT_EQ(second.accelerators(1).model(), "H100");
+  EXPECT_EQ(second.accelerators(1).count(), 4u);
+}
+
+TEST_F(SiteConfigTest, LoadSiteConfigResolvesAgainstTheFilesDirectory) {
+  ASSERT_TRUE(
+      WriteFileAtomically(dir_.File("site.toml"), FullConfig(), 0644).ok());
+  auto config = LoadSiteConfig(dir_.File("site.toml"));
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->broker_public_key, broker_.curve().public_z85);
+  EXPECT_EQ(config->identity_dir, dir_.path() + "/keys/site-a");
+}
+
+TEST_F(SiteConfigTest, LoadSiteConfigErrorsNameTheFile) {
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("site.toml"),
+                                  "bogus = 1\n" + FullConfig(), 0644)
+                  .ok());
+  auto config = LoadSiteConfig(dir_.File("site.toml"));
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("site.toml"));
+  EXPECT_THAT(config.status().message(), HasSubstr("bogus"));
+  EXPECT_EQ(LoadSiteConfig(dir_.File("absent.toml")).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(SiteConfigTest, BrokerPublicKeyGivenDirectly) {
+  auto config = Parse(Header("broker_public_key = \"" +
+                             broker_.curve().public_z85 + "\"") +
+                      kPrices + kNodes);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->broker_public_key, broker_.curve().public_z85);
+}
+
+TEST_F(SiteConfigTest, BadBrokerPublicKeyIsInvalid) {
+  auto config =
+      Parse(Header("broker_public_key = \"not-a-key\"") + kPrices + kNodes);
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SiteConfigTest, BrokerKeyIsRequired) {
+  ExpectInvalid(Header("") + kPrices + kNodes, "broker_identity");
+}
+
+TEST_F(SiteConfigTest, MissingBrokerIdentityFileIsNotFound) {
+  auto config = Parse(Header("broker_identity = \"keys/nobody/identity.pub\"") +
+                      kPrices + kNodes);
+  EXPECT_EQ(config.status().code(), StatusCode::kNotFound)
+      << config.status().ToString();
+}
+
+TEST_F(SiteConfigTest, UnknownTopLevelKeyIsNamed) {
+  // At the top, before any table header.
+  auto config = Parse("broker_endpint = \"typo\"\n" + FullConfig());
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(),
+              HasSubstr("site config: unknown key 'broker_endpint'"));
+}
+
+TEST_F(SiteConfigTest, UnknownTopLevelTableIsNamed) {
+  ExpectInvalid(FullConfig() + "\n[limits]\nmax_jobs = 3\n",
+                "site config: unknown key 'limits'");
+}
+
+TEST_F(SiteConfigTest, UnknownKeyInNodeIsNamed) {
+  std::string text = FullConfig();
+  const std::string from = "fabric = \"ib-1\"\ncpu_cores";
+  const size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), "fabirc = \"ib-1\"\ncpu_cores");
+  auto config = Parse(text);
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("nodes[0]"));
+  EXPECT_THAT(config.status().message(), HasSubstr("'fabirc'"));
+}
+
+TEST_F(SiteConfigTest, UnknownKeyInAcceleratorIsNamed) {
+  std::string text = FullConfig();
+  const std::string from = "count = 4 }";
+  const size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), "count = 4, vendor = \"x\" }");
+  auto config = Parse(text);
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("nodes[1].accelerators[1]"));
+  EXPECT_THAT(config.status().message(), HasSubstr("'vendor'"));
+}
+
+TEST_F(SiteConfigTest, MissingPricesIsInvalid) {
+  ExpectInvalid(Header("broker_identity = \"keys/broker/identity.pub\"") +
+                    kNodes,
+                "[prices]");
+}
+
+TEST_F(SiteConfigTest, NegativePriceIsInvalid) {
+  ExpectInvalid(Header("broker_identity = \"keys/broker/identity.pub\"") +
+                    "[prices]\nA800 = -1\n" + kNodes,
+                "prices.A800");
+}
+
+TEST_F(SiteConfigTest, NonIntegerPriceIsInvalid) {
+  ExpectInvalid(Header("broker_identity = \"keys/broker/identity.pub\"") +
+                    "[prices]\nA800 = 15.5\n" + kNodes,
+                "prices.A800");
+  ExpectInvalid(Header("broker_identity = \"keys/broker/identity.pub\"") +
+                    "[prices]\nA800 = \"1500\"\n" + kNodes,
+                "prices.A800");
+}
+
+TEST_F(SiteConfigTest, BadTomlSyntaxIsInvalid) {
+  auto config = Parse(FullConfig() + "\nsite = \"unterminated\n");
+  EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("line"));
+  EXPECT_EQ(Parse("this is = = not toml").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(SiteConfigTest, DuplicateKeyIsInvalid) {
+  EXPECT_EQ(Parse("site = \"again\"\n" + FullConfig()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(SiteConfigTest, MissingRequiredKeysAreNamed) {
+  for (const std::string key :
+       {"broker_endpoint", "identity_dir", "work_dir", "site", "region",
+        "currency"}) {
+    std::string text = FullConfig();
+    const size_t at = text.find(key + " = ");
+    ASSERT_NE(at, std::string::npos) << key;
+    text.erase(at, text.find('\n', at) - at + 1);
+    ExpectInvalid(text, "'" + key + "'");
+  }
+}
+
+TEST_F(SiteConfigTest, NodesAreRequired) {
+  ExpectInvalid(Header("broker_identity = \"keys/broker/identity.pub\"") +
+                    kPrices,
+                "[[nodes]]");
+}
+
+TEST_F(SiteConfigTest, NodeNeedsNameAndAccelerators) {
+  const std::string head =
+      Header("broker_identity = \"keys/broker/identity.pub\"") + kPrices;
+  ExpectInvalid(head + "[[nodes]]\nfabric = \"f\"\naccelerators = []\n",
+                "'name'");
+  ExpectInvalid(head + "[[nodes]]\nname = \"n\"\n", "accelerators");
+}
+
+TEST_F(SiteConfigTest, AcceleratorCountMustBePositive) {
+  const std::string head =
+      Header("broker_identity = \"keys/broker/identity.pub\"") + kPrices;
+  ExpectInvalid(head +
+                    "[[nodes]]\nname = \"n\"\n"
+                    "accelerators = [ { model = \"A800\", count = 0 } ]\n",
+                "'count'");
+  ExpectInvalid(head +
+                    "[[nodes]]\nname = \"n\"\n"
+                    "accelerators = [ { model = \"A800\" } ]\n",
+                "'count'");
+}
+
+TEST_F(SiteConfigTest, OutOfRangeCountIsNotSilentlyTruncated) {
+  // 2^32 + 1 cards would wrap to 1 card in the uint32 count.
+  const std::string head =
+      Header("broker_identity = \"keys/broker/identity.pub\"") + kPrices;
+  auto config =
+      Parse(head +
+            "[[nodes]]\nname = \"n\"\n"
+            "accelerators = [ { model = \"A800\", count = 4294967297 } ]\n");
+  if (config.ok()) {
+    ADD_FAILURE() << "count 4294967297 was accepted as "
+                  << config->registration.nodes(0).accelerators(0).count();
+  } else {
+    EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_THAT(config.status().message(), HasSubstr("count"));
+  }
+}
+
+}  // namespace
+}  // namespace computenet::provider

@@ -1,0 +1,553 @@
+// Store: enrollments, jobs with idempotent insertion, queries, usage records
+// and durability, on a real SQLite file.
+#include "computenet/broker/store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "computenet/common/files.h"
+#include "test_support.h"
+
+namespace computenet::broker {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::MustGenerateIdentity;
+using testing::TempDir;
+
+constexpr int64_t kNowMs = 1'700'000'000'000;
+
+std::vector<std::string> Ids(const std::vector<v1::JobInfo>& jobs) {
+  std::vector<std::string> out;
+  for (const auto& job : jobs) out.push_back(job.job_id());
+  return out;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Reopen(); }
+
+  void Reopen() {
+    store_.reset();
+    auto store = Store::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    store_ = std::move(*store);
+  }
+
+  static v1::JobInfo NewJob(const std::string& consumer,
+                            const std::string& name = "job") {
+    v1::JobInfo job;
+    job.set_consumer(consumer);
+    job.set_state(v1::JOB_STATE_QUEUED);
+    job.set_created_ms(kNowMs);
+    job.mutable_spec()->set_name(name);
+    job.mutable_spec()->add_command("/bin/true");
+    job.mutable_spec()->set_cards_per_node(1);
+    job.mutable_spec()->set_max_duration_s(60);
+    return job;
+  }
+
+  v1::JobInfo MustInsert(const v1::JobInfo& job, const std::string& key = "",
+                         bool* duplicate_out = nullptr) {
+    bool duplicate = true;
+    auto inserted = store_->InsertJob("b", job, key, &duplicate);
+    EXPECT_TRUE(inserted.ok()) << inserted.status().ToString();
+    if (duplicate_out != nullptr) *duplicate_out = duplicate;
+    return inserted.ok() ? *inserted : v1::JobInfo();
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.File("broker.db");
+  std::unique_ptr<Store> store_;
+};
+
+// --- enrollments -------------------------------------------------------------
+
+TEST(RoleTest, NamesRoundTrip) {
+  for (Role role :
+       {Role::kProvider, Role::kConsumer, Role::kPeer, Role::kAdmin}) {
+    auto parsed = ParseRole(RoleName(role));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, role);
+  }
+  EXPECT_EQ(RoleName(Role::kProvider), "provider");
+  EXPECT_EQ(ParseRole("root").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRole("").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseRole("Provider").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(StoreTest, EnrollAndFindByKey) {
+  Identity site = MustGenerateIdentity("site-a");
+  ASSERT_TRUE(store_->Enroll(Role::kProvider, site.Public(), kNowMs).ok());
+  auto found = store_->FindEnrollmentByKey(site.curve().public_z85);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  const Enrollment& enrollment = **found;
+  EXPECT_EQ(enrollment.role, Role::kProvider);
+  EXPECT_EQ(enrollment.name, "site-a");
+  EXPECT_EQ(enrollment.curve_public, site.curve().public_z85);
+  EXPECT_EQ(enrollment.ed25519_public, site.Public().ed25519_public);
+  EXPECT_EQ(enrollment.enrolled_ms, kNowMs);
+  EXPECT_FALSE(enrollment.revoked);
+
+  auto by_name = store_->FindEnrollment(Role::kProvider, "site-a");
+  ASSERT_TRUE(by_name.ok());
+  ASSERT_TRUE(by_name->has_value());
+  EXPECT_EQ((*by_name)->curve_public, site.curve().public_z85);
+}
+
+TEST_F(StoreTest, UnknownKeyIsNotFoundAsNullopt) {
+  Identity stranger = MustGenerateIdentity("stranger");
+  auto found = store_->FindEnrollmentByKey(stranger.curve().public_z85);
+  ASSERT_TRUE(found.ok());
+  EXPECT_FALSE(found->has_value());
+  auto by_name = store_->FindEnrollment(Role::kConsumer, "stranger");
+  ASSERT_TRUE(by_name.ok());
+  EXPECT_FALSE(by_name->has_value());
+}
+
+TEST_F(StoreTest, FindEnrollmentDistinguishesRoles) {
+  Identity alice = MustGenerateIdentity("alice");
+  ASSERT_TRUE(store_->Enroll(Role::kConsumer, alice.Public(), kNowMs).ok());
+  auto as_provider = store_->FindEnrollment(Role::kProvider, "alice");
+  ASSERT_TRUE(as_provider.ok());
+  EXPECT_FALSE(as_provider->has_value());
+}
+
+TEST_F(StoreTest, DuplicateEnrollIsAlreadyExists) {
+  Identity alice = MustGenerateIdentity("alice");
+  ASSERT_TRUE(store_->Enroll(Role::kConsumer, alice.Public(), kNowMs).ok());
+  // The same key again.
+  EXPECT_EQ(store_->Enroll(Role::kConsumer, alice.Public(), kNowMs).code(),
+            StatusCode::kAlreadyExists);
+  // The same key under another role and name.
+  PublicIdentity renamed = alice.Public();
+  renamed.name = "alice2";
+  EXPECT_EQ(store_->Enroll(Role::kAdmin, renamed, kNowMs).code(),
+            StatusCode::kAlreadyExists);
+  // The same (role, name) with another key.
+  Identity impostor = MustGenerateIdentity("alice");
+  Status status = store_->Enroll(Role::kConsumer, impostor.Public(), kNowMs);
+  EXPECT_EQ(status.code(), StatusCode::kAlreadyExists);
+  EXPECT_THAT(status.message(), HasSubstr("alice"));
+  // The same name under another role is a different party.
+  EXPECT_TRUE(store_->Enroll(Role::kProvider, impostor.Public(), kNowMs).ok());
+}
+
+TEST_F(StoreTest, RevokeFlagsButKeepsEnrollment) {
+  Identity alice = MustGenerateIdentity("alice");
+  ASSERT_TRUE(store_->Enroll(Role::kConsumer, alice.Public(), kNowMs).ok());
+  ASSERT_TRUE(store_->Revoke(Role::kConsumer, "alice").ok());
+  auto found = store_->FindEnrollmentByKey(alice.curve().public_z85);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_TRUE((*found)->revoked);
+  // A revoked key still cannot be enrolled again under another name.
+  PublicIdentity renamed = alice.Public();
+  renamed.name = "alice-again";
+  EXPECT_EQ(store_->Enroll(Role::kConsumer, renamed, kNowMs).code(),
+            StatusCode::kAlreadyExists);
+}
+
+TEST_F(StoreTest, RevokeUnknownIsNotFound) {
+  EXPECT_EQ(store_->Revoke(Role::kConsumer, "nobody").code(),
+            StatusCode::kNotFound);
+  Identity alice = MustGenerateIdentity("alice");
+  ASSERT_TRUE(store_->Enroll(Role::kConsumer, alice.Public(), kNowMs).ok());
+  EXPECT_EQ(store_->Revoke(Role::kProvider, "alice").code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, ListEnrollmentsOrderedByRoleThenName) {
+  ASSERT_TRUE(store_
+                  ->Enroll(Role::kProvider,
+                           MustGenerateIdentity("site-b").Public(), kNowMs)
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Enroll(Role::kConsumer,
+                           MustGenerateIdentity("bob").Public(), kNowMs)
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Enroll(Role::kProvider,
+                           MustGenerateIdentity("site-a").Public(), kNowMs)
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->Enroll(Role::kConsumer,
+                           MustGenerateIdentity("alice").Public(), kNowMs)
+                  .ok());
+  ASSERT_TRUE(store_->Revoke(Role::kConsumer, "bob").ok());
+  auto list = store_->ListEnrollments();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  std::vector<std::string> names;
+  for (const auto& enrollment : *list) {
+    names.push_back(std::string(RoleName(enrollment.role)) + "/" +
+                    enrollment.name + (enrollment.revoked ? "!" : ""));
+  }
+  EXPECT_THAT(names, ElementsAre("consumer/alice", "consumer/bob!",
+                                 "provider/site-a", "provider/site-b"));
+}
+
+// --- providers ---------------------------------------------------------------
+
+TEST_F(StoreTest, ProviderRegistrationsPersist) {
+  v1::RegisterProvider registration = testing::MakeRegistration(
+      "zb-1", {testing::MakeNode("n1", "ib-1", "A800", 8)}, {{"A800", 1500}});
+  ASSERT_TRUE(store_->SaveProviderRegistration("site-a", registration, kNowMs)
+                  .ok());
+  registration.set_site("zb-2");
+  ASSERT_TRUE(store_->SaveProviderRegistration("site-a", registration, kNowMs)
+                  .ok());
+  ASSERT_TRUE(store_->SetProviderOnline("site-a", false, kNowMs).ok());
+  ASSERT_TRUE(store_->MarkAllProvidersOffline().ok());
+  Reopen();
+  auto providers = store_->ListProviders();
+  ASSERT_TRUE(providers.ok());
+  ASSERT_EQ(providers->size(), 1u);
+  EXPECT_EQ((*providers)[0].first, "site-a");
+  EXPECT_EQ((*providers)[0].second.site(), "zb-2") << "the last registration";
+  ASSERT_EQ((*providers)[0].second.nodes_size(), 1);
+  EXPECT_EQ((*providers)[0].second.nodes(0).accelerators(0).count(), 8u);
+}
+
+// --- jobs ----------------------------------------------------------------------
+
+TEST_F(StoreTest, InsertJobAssignsSequentialIds) {
+  v1::JobInfo first = MustInsert(NewJob("alice"));
+  v1::JobInfo second = MustInsert(NewJob("bob"));
+  v1::JobInfo third = MustInsert(NewJob("alice"));
+  EXPECT_EQ(first.job_id(), "b-1");
+  EXPECT_EQ(second.job_id(), "b-2");
+  EXPECT_EQ(third.job_id(), "b-3");
+  EXPECT_EQ(first.consumer(), "alice");
+  EXPECT_EQ(first.state(), v1::JOB_STATE_QUEUED);
+}
+
+TEST_F(StoreTest, InsertJobUsesTheBrokerId) {
+  bool duplicate = true;
+  auto job = store_->InsertJob("zhangbei", NewJob("alice"), "", &duplicate);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->job_id(), "zhangbei-1");
+  EXPECT_FALSE(duplicate);
+}
+
+TEST_F(StoreTest, SameIdempotencyKeyReturnsFirstJob) {
+  bool duplicate = true;
+  v1::JobInfo first = MustInsert(NewJob("alice", "first"), "key-1", &duplicate);
+  EXPECT_FALSE(duplicate);
+  v1::JobInfo retry = MustInsert(NewJob("alice", "retry"), "key-1", &duplicate);
+  EXPECT_TRUE(duplicate);
+  EXPECT_EQ(retry.job_id(), first.job_id());
+  EXPECT_EQ(retry.spec().name(), "first") << "the first submission wins";
+  // No second row was written.
+  auto jobs = store_->ListJobs("", {}, 100);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->size(), 1u);
+  // The next new job takes the next id.
+  EXPECT_EQ(MustInsert(NewJob("alice"), "key-2", &duplicate).job_id(), "b-2");
+  EXPECT_FALSE(duplicate);
+}
+
+TEST_F(StoreTest, DuplicateReturnsCurrentStateOfFirstJob) {
+  v1::JobInfo first = MustInsert(NewJob("alice"), "key-1");
+  first.set_state(v1::JOB_STATE_RUNNING);
+  first.set_provider("site-a");
+  ASSERT_TRUE(store_->UpdateJob(first, kNowMs + 1).ok());
+  bool duplicate = false;
+  v1::JobInfo retry = MustInsert(NewJob("alice"), "key-1", &duplicate);
+  EXPECT_TRUE(duplicate);
+  EXPECT_EQ(retry.state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(retry.provider(), "site-a");
+}
+
+TEST_F(StoreTest, IdempotencyKeysAreScopedPerConsumer) {
+  bool duplicate = true;
+  v1::JobInfo alices = MustInsert(NewJob("alice"), "shared-key", &duplicate);
+  EXPECT_FALSE(duplicate);
+  v1::JobInfo bobs = MustInsert(NewJob("bob"), "shared-key", &duplicate);
+  EXPECT_FALSE(duplicate);
+  EXPECT_NE(alices.job_id(), bobs.job_id());
+  EXPECT_EQ(bobs.consumer(), "bob");
+}
+
+TEST_F(StoreTest, EmptyIdempotencyKeyNeverDeduplicates) {
+  bool duplicate = true;
+  v1::JobInfo first = MustInsert(NewJob("alice"), "", &duplicate);
+  EXPECT_FALSE(duplicate);
+  v1::JobInfo second = MustInsert(NewJob("alice"), "", &duplicate);
+  EXPECT_FALSE(duplicate);
+  EXPECT_NE(first.job_id(), second.job_id());
+}
+
+TEST_F(StoreTest, UpdateAndGetJob) {
+  v1::JobInfo job = MustInsert(NewJob("alice"));
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  job.set_provider("site-a");
+  job.set_exit_code(0);
+  job.set_card_seconds(3600);
+  job.set_charged(1500);
+  auto* assignment = job.add_assignments();
+  assignment->set_node("n1");
+  assignment->add_device_indices(3);
+  ASSERT_TRUE(store_->UpdateJob(job, kNowMs + 10).ok());
+  auto loaded = store_->GetJob(job.job_id());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->SerializeAsString(), job.SerializeAsString());
+}
+
+TEST_F(StoreTest, UpdateUnknownJobIsNotFound) {
+  v1::JobInfo job = NewJob("alice");
+  job.set_job_id("b-99");
+  EXPECT_EQ(store_->UpdateJob(job, kNowMs).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetJob("b-99").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(StoreTest, ListJobsFiltersByConsumerAndStateNewestFirst) {
+  v1::JobInfo a1 = MustInsert(NewJob("alice"));  // b-1
+  v1::JobInfo b1 = MustInsert(NewJob("bob"));    // b-2
+  v1::JobInfo a2 = MustInsert(NewJob("alice"));  // b-3
+  v1::JobInfo a3 = MustInsert(NewJob("alice"));  // b-4
+  a2.set_state(v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(store_->UpdateJob(a2, kNowMs).ok());
+  a3.set_state(v1::JOB_STATE_SUCCEEDED);
+  ASSERT_TRUE(store_->UpdateJob(a3, kNowMs).ok());
+
+  auto all = store_->ListJobs("", {}, 100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(Ids(*all), ElementsAre("b-4", "b-3", "b-2", "b-1"));
+
+  auto alices = store_->ListJobs("alice", {}, 100);
+  ASSERT_TRUE(alices.ok());
+  EXPECT_THAT(Ids(*alices), ElementsAre("b-4", "b-3", "b-1"));
+
+  auto bobs = store_->ListJobs("bob", {}, 100);
+  ASSERT_TRUE(bobs.ok());
+  EXPECT_THAT(Ids(*bobs), ElementsAre("b-2"));
+
+  auto alice_active = store_->ListJobs(
+      "alice", {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING}, 100);
+  ASSERT_TRUE(alice_active.ok());
+  EXPECT_THAT(Ids(*alice_active), ElementsAre("b-3", "b-1"));
+
+  auto queued = store_->ListJobs("", {v1::JOB_STATE_QUEUED}, 100);
+  ASSERT_TRUE(queued.ok());
+  EXPECT_THAT(Ids(*queued), ElementsAre("b-2", "b-1"));
+
+  auto none = store_->ListJobs("carol", {}, 100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  auto failed = store_->ListJobs("", {v1::JOB_STATE_FAILED}, 100);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_TRUE(failed->empty());
+}
+
+TEST_F(StoreTest, ListJobsHonoursLimit) {
+  for (int i = 0; i < 5; ++i) MustInsert(NewJob("alice"));
+  auto two = store_->ListJobs("alice", {}, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_THAT(Ids(*two), ElementsAre("b-5", "b-4"));
+  auto with_state = store_->ListJobs("", {v1::JOB_STATE_QUEUED}, 3);
+  ASSERT_TRUE(with_state.ok());
+  EXPECT_THAT(Ids(*with_state), ElementsAre("b-5", "b-4", "b-3"));
+}
+
+TEST_F(StoreTest, JobsInStatesOldestFirst) {
+  v1::JobInfo j1 = MustInsert(NewJob("alice"));
+  v1::JobInfo j2 = MustInsert(NewJob("bob"));
+  v1::JobInfo j3 = MustInsert(NewJob("carol"));
+  v1::JobInfo j4 = MustInsert(NewJob("alice"));
+  j1.set_state(v1::JOB_STATE_PLACED);
+  ASSERT_TRUE(store_->UpdateJob(j1, kNowMs).ok());
+  j3.set_state(v1::JOB_STATE_CANCELLED);
+  ASSERT_TRUE(store_->UpdateJob(j3, kNowMs).ok());
+
+  auto pending = store_->JobsInStates(
+      {v1::JOB_STATE_QUEUED, v1::JOB_STATE_PLACED});
+  ASSERT_TRUE(pending.ok());
+  EXPECT_THAT(Ids(*pending), ElementsAre("b-1", "b-2", "b-4"));
+  auto cancelled = store_->JobsInStates({v1::JOB_STATE_CANCELLED});
+  ASSERT_TRUE(cancelled.ok());
+  EXPECT_THAT(Ids(*cancelled), ElementsAre("b-3"));
+  auto running = store_->JobsInStates({v1::JOB_STATE_RUNNING});
+  ASSERT_TRUE(running.ok());
+  EXPECT_TRUE(running->empty());
+}
+
+// --- usage records -------------------------------------------------------------
+
+TEST_F(StoreTest, UsageRecordsByProviderAndJob) {
+  StoredUsageRecord record{"site-a", "r-1", "b-1", std::string("rec\0ord", 7),
+                           std::string(64, '\x01')};
+  ASSERT_TRUE(store_->InsertUsageRecord(record, kNowMs).ok());
+  auto found = store_->FindUsageRecord("site-a", "r-1");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->record, record.record) << "blobs keep embedded NULs";
+  EXPECT_EQ((*found)->signature, record.signature);
+  EXPECT_EQ((*found)->job_id, "b-1");
+
+  auto by_job = store_->FindUsageRecordForJob("b-1");
+  ASSERT_TRUE(by_job.ok());
+  ASSERT_TRUE(by_job->has_value());
+  EXPECT_EQ((*by_job)->record_id, "r-1");
+
+  auto other = store_->FindUsageRecord("site-b", "r-1");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
+  auto no_job = store_->FindUsageRecordForJob("b-2");
+  ASSERT_TRUE(no_job.ok());
+  EXPECT_FALSE(no_job->has_value());
+}
+
+TEST_F(StoreTest, UsageRecordUniqueness) {
+  StoredUsageRecord record{"site-a", "r-1", "b-1", "x", "s"};
+  ASSERT_TRUE(store_->InsertUsageRecord(record, kNowMs).ok());
+  // Same (provider, record id).
+  StoredUsageRecord same_id{"site-a", "r-1", "b-2", "y", "t"};
+  EXPECT_EQ(store_->InsertUsageRecord(same_id, kNowMs).code(),
+            StatusCode::kAlreadyExists);
+  // A second record for the same job.
+  StoredUsageRecord same_job{"site-a", "r-2", "b-1", "y", "t"};
+  EXPECT_EQ(store_->InsertUsageRecord(same_job, kNowMs).code(),
+            StatusCode::kAlreadyExists);
+  // The same record id from another provider is fine.
+  StoredUsageRecord other{"site-b", "r-1", "b-3", "z", "u"};
+  EXPECT_TRUE(store_->InsertUsageRecord(other, kNowMs).ok());
+  auto all = store_->ListUsageRecords();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
+}
+
+// --- transactions and durability --------------------------------------------------
+
+TEST_F(StoreTest, RunInTransactionRollsBackOnError) {
+  v1::JobInfo job = MustInsert(NewJob("alice"));
+  Status inner;
+  Status status = RunInTransaction(store_->db(), [&]() -> Status {
+    inner = store_->InsertUsageRecord({"site-a", "r-1", job.job_id(), "x",
+                                       "s"}, kNowMs);
+    v1::JobInfo done = job;
+    done.set_state(v1::JOB_STATE_SUCCEEDED);
+    CN_RETURN_IF_ERROR(store_->UpdateJob(done, kNowMs));
+    return FailedPreconditionError("changed my mind");
+  });
+  EXPECT_TRUE(inner.ok()) << inner.ToString();
+  EXPECT_EQ(status, FailedPreconditionError("changed my mind"));
+  auto records = store_->ListUsageRecords();
+  ASSERT_TRUE(records.ok());
+  EXPECT_TRUE(records->empty());
+  auto reloaded = store_->GetJob(job.job_id());
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_EQ(reloaded->state(), v1::JOB_STATE_QUEUED);
+}
+
+TEST_F(StoreTest, RunInTransactionRollsBackOnThrow) {
+  Status inserted;
+  Status status = RunInTransaction(store_->db(), [&]() -> Status {
+    inserted = store_->InsertUsageRecord({"p", "r", "j", "x", "s"}, 0);
+    store_->db().exec("INSERT INTO no_such_table VALUES(1)");  // throws
+    return OkStatus();
+  });
+  EXPECT_TRUE(inserted.ok()) << inserted.ToString();
+  EXPECT_EQ(status.code(), StatusCode::kInternal) << status.ToString();
+  auto records = store_->ListUsageRecords();
+  ASSERT_TRUE(records.ok());
+  EXPECT_TRUE(records->empty());
+}
+
+TEST_F(StoreTest, EverythingSurvivesReopen) {
+  Identity site = MustGenerateIdentity("site-a");
+  ASSERT_TRUE(store_->Enroll(Role::kProvider, site.Public(), kNowMs).ok());
+  v1::JobInfo first = MustInsert(NewJob("alice"), "key-1");
+  first.set_state(v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(store_->UpdateJob(first, kNowMs).ok());
+  MustInsert(NewJob("bob"));
+  ASSERT_TRUE(store_
+                  ->InsertUsageRecord({"site-a", "r-1", first.job_id(), "rec",
+                                       "sig"},
+                                      kNowMs)
+                  .ok());
+
+  Reopen();
+
+  auto enrollment = store_->FindEnrollmentByKey(site.curve().public_z85);
+  ASSERT_TRUE(enrollment.ok());
+  ASSERT_TRUE(enrollment->has_value());
+  EXPECT_EQ((*enrollment)->name, "site-a");
+  auto job = store_->GetJob("b-1");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->state(), v1::JOB_STATE_RUNNING);
+  // Idempotency survives too, and ids keep counting.
+  bool duplicate = false;
+  EXPECT_EQ(MustInsert(NewJob("alice"), "key-1", &duplicate).job_id(), "b-1");
+  EXPECT_TRUE(duplicate);
+  EXPECT_EQ(MustInsert(NewJob("alice"), "key-3", &duplicate).job_id(), "b-3");
+  EXPECT_FALSE(duplicate);
+  auto record = store_->FindUsageRecordForJob("b-1");
+  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(record->has_value());
+  EXPECT_EQ((*record)->signature, "sig");
+}
+
+TEST_F(StoreTest, TwoConnectionsSeeEachOthersCommits) {
+  auto second = Store::Open(path_);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  MustInsert(NewJob("alice"));
+  auto seen = (*second)->GetJob("b-1");
+  ASSERT_TRUE(seen.ok()) << seen.status().ToString();
+  EXPECT_EQ(seen->consumer(), "alice");
+}
+
+TEST_F(StoreTest, OpenReadOnlyReadsButCannotWrite) {
+  MustInsert(NewJob("alice"));
+  auto reader = Store::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  auto job = (*reader)->GetJob("b-1");
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->consumer(), "alice");
+  bool duplicate = false;
+  auto insert = (*reader)->InsertJob("b", NewJob("bob"), "", &duplicate);
+  EXPECT_FALSE(insert.ok());
+}
+
+TEST(StoreOpenTest, OpenReadOnlyOnMissingFileFails) {
+  TempDir dir;
+  auto store = Store::OpenReadOnly(dir.File("never-created.db"));
+  EXPECT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(StoreOpenTest, OpenReadOnlyOnEmptyFileFails) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("empty.db"), "", 0644).ok());
+  auto store = Store::OpenReadOnly(dir.File("empty.db"));
+  EXPECT_FALSE(store.ok());
+}
+
+TEST(StoreOpenTest, OpenInMissingDirectoryIsUnavailable) {
+  TempDir dir;
+  auto store = Store::Open(dir.File("no/such/dir/broker.db"));
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(StoreOpenTest, NewerSchemaIsDataLoss) {
+  TempDir dir;
+  {
+    auto store = Store::Open(dir.File("broker.db"));
+    ASSERT_TRUE(store.ok());
+    (*store)->db().exec("PRAGMA user_version=99");
+  }
+  auto store = Store::Open(dir.File("broker.db"));
+  EXPECT_EQ(store.status().code(), StatusCode::kDataLoss);
+  auto reader = Store::OpenReadOnly(dir.File("broker.db"));
+  EXPECT_FALSE(reader.ok());
+}
+
+}  // namespace
+}  // namespace computenet::broker
