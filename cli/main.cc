@@ -9,6 +9,7 @@
 //   computenet cancel JOB
 //   computenet jobs [--limit N]
 //   computenet ledger verify DB
+//   computenet admin federation [--json]     (admin key)
 //
 // Connection settings: --broker (or COMPUTENET_BROKER), --broker-identity
 // FILE (or COMPUTENET_BROKER_IDENTITY), --identity DIR (or
@@ -150,6 +151,9 @@ int main(int argc, char** argv) {
   submit->add_option("--max-price", max_price,
                      "minor units per card-hour (0 = no ceiling)");
   submit->add_option("--env", env, "KEY=VALUE (repeatable)");
+  std::vector<std::string> regions;
+  submit->add_option("--region", regions,
+                     "allowed region (repeatable; data residency, strict)");
   submit->add_option("--name", job_name, "a name for humans");
   submit->add_option("--idempotency-key", idempotency_key,
                      "resubmitting with the same key returns the same job");
@@ -170,6 +174,12 @@ int main(int argc, char** argv) {
   uint32_t limit = 100;
   auto* jobs = app.add_subcommand("jobs", "list your jobs");
   jobs->add_option("--limit", limit)->capture_default_str();
+
+  auto* admin = app.add_subcommand("admin", "operator views (admin key)");
+  admin->require_subcommand(1);
+  auto* federation = admin->add_subcommand(
+      "federation", "peers, link state, adverts and forwarded jobs");
+  federation->add_flag("--json", json);
 
   std::string db_path;
   auto* ledger = app.add_subcommand("ledger", "ledger tools");
@@ -215,6 +225,7 @@ int main(int argc, char** argv) {
     spec.set_name(job_name);
     for (const auto& arg : command) spec.add_command(arg);
     for (const auto& model : models) spec.add_accelerator_models(model);
+    for (const auto& region : regions) spec.add_allowed_regions(region);
     for (const auto& entry : env) {
       auto eq = entry.find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -242,6 +253,35 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*wait_cmd) return WaitAndPrint(**client, job_id, timeout_s);
+  if (*federation) {
+    auto view = (*client)->GetFederationStatus();
+    if (!view.ok()) return Fail(view.status());
+    if (json) return PrintJson(*view);
+    std::printf("broker %s (region %s)\n", view->broker_id().c_str(),
+                view->region().c_str());
+    for (const auto& peer : view->peers()) {
+      std::printf("peer %-12s region %-8s link %-4s adverts seq %llu, "
+                  "forwarded %u (in doubt %u), accepted %u\n",
+                  peer.broker_id().c_str(), peer.region().c_str(),
+                  peer.link_up() ? "up" : "down",
+                  static_cast<unsigned long long>(peer.advert_sequence()),
+                  peer.jobs_forwarded_to(), peer.jobs_in_doubt(),
+                  peer.jobs_accepted_from());
+      for (const auto& entry : peer.adverts()) {
+        std::printf("    %-8s free %4u cards, largest node %2u, from %lld %s/card-hour\n",
+                    entry.model().c_str(), entry.free_cards(),
+                    entry.largest_node_cards(),
+                    static_cast<long long>(entry.lowest_price()),
+                    entry.currency().c_str());
+      }
+    }
+    for (const auto& job : view->forwarded_jobs()) {
+      std::printf("forwarded %-16s -> %-10s %s\n", job.job_id().c_str(),
+                  job.remote_broker().c_str(),
+                  computenet::broker::JobStateName(job.state()).c_str());
+    }
+    return 0;
+  }
   if (*cancel) {
     auto reply = (*client)->Cancel(job_id);
     if (!reply.ok()) return Fail(reply.status());

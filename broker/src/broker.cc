@@ -20,6 +20,11 @@ bool IsConsumerMessage(v1::MessageType type) {
          type <= v1::MESSAGE_TYPE_JOB_EVENT;
 }
 
+bool IsPeerMessage(v1::MessageType type) {
+  return type >= v1::MESSAGE_TYPE_PEER_HELLO &&
+         type <= v1::MESSAGE_TYPE_RECONCILE_JOBS_REPLY;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<Broker>> Broker::Create(
@@ -57,6 +62,8 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
   CN_ASSIGN_OR_RETURN(zap_, ZapHandler::Bind(context_, *store_));
+  // Pinned peers are enrolled before anyone can connect.
+  CN_RETURN_IF_ERROR(InitFederation());
   CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
                                                options_.endpoint, &endpoint_));
   CN_RETURN_IF_ERROR(LoadState());
@@ -68,11 +75,18 @@ Status BrokerImpl::Init() {
 Status BrokerImpl::Run() {
   const long tick_ms =
       std::clamp<long>(options_.heartbeat_interval_ms / 4, 5, 100);
-  zmq::pollitem_t items[] = {{zap_->socket().handle(), 0, ZMQ_POLLIN, 0},
-                             {router_.handle(), 0, ZMQ_POLLIN, 0}};
+  std::vector<zmq::pollitem_t> items;
   while (!stop_.load()) {
+    // Peer links come and go (reconnects), so the poll set is rebuilt.
+    items.assign({{zap_->socket().handle(), 0, ZMQ_POLLIN, 0},
+                  {router_.handle(), 0, ZMQ_POLLIN, 0}});
+    for (auto& [name, link] : links_) {
+      if (zmq::socket_t* socket = link->socket()) {
+        items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+      }
+    }
     try {
-      zmq::poll(items, 2, std::chrono::milliseconds(tick_ms));
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(tick_ms));
     } catch (const zmq::error_t& error) {
       if (error.num() == EINTR) continue;
       return UnavailableError(std::string("poll: ") + error.what());
@@ -92,6 +106,7 @@ Status BrokerImpl::Run() {
         if (i % 64 == 63) zap_->HandlePending();
       }
     }
+    PollPeerLinks();
     OnTick();
   }
   spdlog::info("broker {} stopped", options_.broker_id);
@@ -138,6 +153,21 @@ void BrokerImpl::Dispatch(const Request& request) {
       ReplyError(request.frame.routing_id, 0, v1::MESSAGE_TYPE_ERROR,
                  FailedPreconditionError("not registered; register first"));
     }
+    // A peer hears from us only on its own link: echo so it knows we live.
+    if (role == Role::kPeer) {
+      v1::Heartbeat echo;
+      echo.set_sent_at_ms(Now());
+      (void)SendRouted(router_, request.frame.routing_id,
+                       EncodeEnvelope(v1::MESSAGE_TYPE_HEARTBEAT, 0,
+                                      ++send_sequence_, echo));
+    }
+    return;
+  }
+  if (IsPeerMessage(type) && role != Role::kPeer) {
+    ReplyError(request.frame.routing_id, request.envelope.request_id(),
+               v1::MESSAGE_TYPE_ERROR,
+               PermissionDeniedError("only peer brokers may send " +
+                                     MessageTypeName(type)));
     return;
   }
   if (IsProviderMessage(type) && role != Role::kProvider) {
@@ -165,6 +195,15 @@ void BrokerImpl::Dispatch(const Request& request) {
     case v1::MESSAGE_TYPE_CANCEL_JOB: return OnCancelJob(request);
     case v1::MESSAGE_TYPE_LIST_JOBS: return OnListJobs(request);
     case v1::MESSAGE_TYPE_WATCH_JOBS: return OnWatchJobs(request);
+    case v1::MESSAGE_TYPE_PEER_HELLO: return OnPeerHello(request);
+    case v1::MESSAGE_TYPE_CAPACITY_ADVERT: return OnCapacityAdvert(request);
+    case v1::MESSAGE_TYPE_FORWARD_JOB: return OnForwardJob(request);
+    case v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE: return OnRemoteJobUpdate(request);
+    case v1::MESSAGE_TYPE_REMOTE_USAGE: return OnRemoteUsage(request);
+    case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB: return OnCancelRemoteJob(request);
+    case v1::MESSAGE_TYPE_RECONCILE_JOBS: return OnReconcileJobs(request);
+    case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
+      return OnGetFederationStatus(request);
     default:
       spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
                    request.peer.name, MessageTypeName(type));
@@ -226,6 +265,7 @@ void BrokerImpl::OnTick() {
   }
   CheckProviderLiveness(now);
   ResendUnansweredOffers(now);
+  TickFederation(now);
   Schedule();
 }
 

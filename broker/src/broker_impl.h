@@ -16,12 +16,15 @@
 
 #include "computenet/broker/broker.h"
 #include "computenet/broker/ledger.h"
+#include "computenet/broker/peer_link.h"
 #include "computenet/broker/provider_registry.h"
+#include "computenet/broker/routing.h"
 #include "computenet/broker/store.h"
 #include "computenet/broker/zap_handler.h"
 #include "computenet/common/rate_limiter.h"
 #include "computenet/common/transport.h"
 #include "computenet/v1/consumer.pb.h"
+#include "computenet/v1/peer.pb.h"
 
 namespace computenet::broker {
 
@@ -82,6 +85,44 @@ class BrokerImpl final : public Broker {
   // otherwise, so other consumers' job ids are not even confirmed.
   StatusOr<v1::JobInfo> JobVisibleTo(const AuthenticatedPeer& peer,
                                      const std::string& job_id);
+  // Cancels a job held here (ours, or one a peer forwarded here).
+  Status CancelJobHere(v1::JobInfo& job, const std::string& who);
+
+  // federation.cc
+  Status InitFederation();
+  const PeerConfig* FindPeer(const std::string& broker_id) const;
+  void PollPeerLinks();
+  void TickFederation(int64_t now_ms);
+  void SendAdverts(int64_t now_ms);
+  void OnPeerLinkUp(PeerLink& link);
+  void OnPeerLinkDown(PeerLink& link);
+  std::vector<PeerView> PeerViews() const;
+  Status ForwardJob(v1::JobInfo& job, const std::string& peer);
+  void HandlePeerReply(PeerLink& link, const v1::Envelope& envelope);
+  void OnPeerHello(const Request& request);
+  void OnCapacityAdvert(const Request& request);
+  void OnForwardJob(const Request& request);
+  void OnRemoteJobUpdate(const Request& request);
+  void OnRemoteUsage(const Request& request);
+  void OnCancelRemoteJob(const Request& request);
+  void OnReconcileJobs(const Request& request);
+  void OnGetFederationStatus(const Request& request);
+  // The job if it is shared with peer: held here for it (held_here) or
+  // forwarded by us to it. PERMISSION_DENIED otherwise.
+  StatusOr<v1::JobInfo> PeerJob(const std::string& peer,
+                                const std::string& job_id, bool held_here);
+  void SendRemoteUpdate(const v1::JobInfo& job);
+  void ApplyRemoteJob(const std::string& peer, const v1::JobInfo& remote,
+                      uint64_t sequence);
+  StatusOr<v1::RemoteUsage> CountersignUsage(const v1::JobInfo& job,
+                                             const std::string& record,
+                                             const std::string& signature,
+                                             uint64_t billed, int64_t amount);
+  void SendUsageHome(const v1::JobInfo& job, const std::string& record,
+                     const std::string& signature, uint64_t billed,
+                     int64_t amount);
+  Status ApplyRemoteUsage(const std::string& peer,
+                          const v1::RemoteUsage& usage);
 
   // scheduler.cc
   void Schedule();
@@ -111,6 +152,7 @@ class BrokerImpl final : public Broker {
   std::unique_ptr<ZapHandler> zap_;
   zmq::socket_t router_;
   std::string endpoint_;
+  std::map<std::string, std::unique_ptr<PeerLink>> links_;  // by peer id
 
   ProviderRegistry registry_;
   RateLimiter limiter_;
@@ -124,6 +166,23 @@ class BrokerImpl final : public Broker {
     std::string job_id;  // empty = all of the consumer's jobs
   };
   std::map<std::string, std::vector<Watcher>> watchers_;  // by consumer
+  // Federation state (in memory; jobs themselves are in the store).
+  struct ReceivedAdverts {
+    std::string region;
+    uint64_t sequence = 0;
+    int64_t received_ms = 0;
+    std::map<std::string, v1::CapacityEntry> entries;  // by model
+  };
+  std::map<std::string, ReceivedAdverts> adverts_;  // by peer
+  std::map<std::string, std::map<std::string, v1::CapacityEntry>> advert_sent_;
+  std::set<std::string> advert_full_pending_;
+  uint64_t advert_sequence_ = 0;
+  int64_t last_advert_ms_ = 0;
+  std::map<std::string, std::set<std::string>> declined_by_;  // job -> peers
+  std::map<std::string, uint64_t> remote_update_seen_;        // job -> seq
+  uint64_t update_counter_ = 0;
+  RoutingOptions routing_;
+
   std::atomic<bool> stop_{false};
   bool schedule_needed_ = true;
   uint64_t send_sequence_ = 0;

@@ -29,7 +29,10 @@ StatusOr<v1::JobInfo> BrokerImpl::JobVisibleTo(const AuthenticatedPeer& peer,
     }
     return job.status();
   }
-  if (peer.role != Role::kAdmin && job->consumer() != peer.name) {
+  // Jobs held for a peer broker belong to that broker, not to a local
+  // consumer who happens to share the name.
+  if (peer.role != Role::kAdmin &&
+      (job->consumer() != peer.name || !job->home_broker().empty())) {
     spdlog::warn("consumer {} asked for job {} of {}", peer.name, job_id,
                  job->consumer());
     return NotFoundError("no job " + job_id);
@@ -105,20 +108,34 @@ void BrokerImpl::OnCancelJob(const Request& request) {
     return respond(FailedPreconditionError(
         "job " + job->job_id() + " already " + JobStateName(job->state())));
   }
-  Status status;
-  if (job->state() == v1::JOB_STATE_QUEUED) {
-    status = FinishJob(*job, v1::JOB_STATE_CANCELLED, -1,
-                       "cancelled by " + request.peer.name);
-  } else if (!job->cancel_requested()) {
-    job->set_cancel_requested(true);
-    job->set_reason("cancel requested by " + request.peer.name);
-    status = SaveJob(*job);
-    if (status.ok()) SendCancel(*job);
-  }
-  spdlog::info("job {} cancel requested by {}", job->job_id(),
-               request.peer.name);
+  Status status = CancelJobHere(*job, request.peer.name);
   reply.set_state(job->state());
   respond(status);
+}
+
+Status BrokerImpl::CancelJobHere(v1::JobInfo& job, const std::string& who) {
+  spdlog::info("job {} cancel requested by {}", job.job_id(), who);
+  if (IsTerminal(job.state())) return OkStatus();
+  // Ours, at a peer (or a forward still out): the peer stops it there.
+  const bool at_peer = !job.remote_broker().empty() && job.home_broker().empty();
+  if (at_peer) {
+    auto link = links_.find(job.remote_broker());
+    if (link != links_.end()) {
+      v1::CancelRemoteJob cancel;
+      cancel.set_job_id(job.job_id());
+      link->second->Send(v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB, cancel,
+                         /*reliable=*/true);
+    }
+  }
+  if (job.state() == v1::JOB_STATE_QUEUED) {
+    return FinishJob(job, v1::JOB_STATE_CANCELLED, -1, "cancelled by " + who);
+  }
+  if (job.cancel_requested()) return OkStatus();
+  job.set_cancel_requested(true);
+  job.set_reason("cancel requested by " + who);
+  CN_RETURN_IF_ERROR(SaveJob(job));
+  if (!at_peer) SendCancel(job);
+  return OkStatus();
 }
 
 void BrokerImpl::OnListJobs(const Request& request) {

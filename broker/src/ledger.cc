@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "computenet/broker/remote_usage.h"
 #include "computenet/common/usage_record.h"
 #include "computenet/common/sha256.h"
 
@@ -53,6 +54,9 @@ std::string ConsumerAccount(const std::string& consumer) {
 std::string ProviderAccount(const std::string& provider) {
   return "provider:" + provider;
 }
+std::string ClearingAccount(const std::string& peer_broker) {
+  return "clearing:" + peer_broker;
+}
 
 std::string Ledger::UsageIdempotencyKey(const std::string& provider,
                                         const std::string& record_id) {
@@ -71,29 +75,32 @@ Status Ledger::EnsureAccount(const std::string& account,
   return OkStatus();
 }
 
-StatusOr<PostedEntry> Ledger::PostUsage(const UsageCharge& charge,
-                                        int64_t now_ms) {
-  const std::string key = UsageIdempotencyKey(charge.provider, charge.record_id);
+StatusOr<std::optional<PostedEntry>> Ledger::Existing(const std::string& key) {
+  try {
+    SQLite::Statement existing(
+        store_.db(), "SELECT entry FROM ledger_entries WHERE idempotency_key=?");
+    existing.bind(1, key);
+    if (!existing.executeStep()) return std::optional<PostedEntry>();
+    PostedEntry posted;
+    if (!posted.entry.ParseFromString(BlobOf(existing.getColumn(0)))) {
+      return DataLossError("ledger entry for " + key + " does not parse");
+    }
+    posted.duplicate = true;
+    for (const auto& posting : posted.entry.postings()) {
+      if (posting.amount() < 0) posted.amount = -posting.amount();
+    }
+    return std::optional<PostedEntry>(std::move(posted));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find ledger entry");
+  }
+}
+
+StatusOr<PostedEntry> Ledger::Append(v1::LedgerEntry entry, int64_t amount,
+                                     const std::string& payer_kind,
+                                     const std::string& payee_kind,
+                                     int64_t now_ms) {
   try {
     auto& db = store_.db();
-    PostedEntry posted;
-    SQLite::Statement existing(
-        db, "SELECT entry FROM ledger_entries WHERE idempotency_key=?");
-    existing.bind(1, key);
-    if (existing.executeStep()) {
-      if (!posted.entry.ParseFromString(BlobOf(existing.getColumn(0)))) {
-        return DataLossError("ledger entry for " + key + " does not parse");
-      }
-      posted.duplicate = true;
-      for (const auto& posting : posted.entry.postings()) {
-        if (posting.amount() < 0) posted.amount = -posting.amount();
-      }
-      return posted;
-    }
-
-    CN_ASSIGN_OR_RETURN(int64_t amount,
-                        ChargeForCardSeconds(charge.billed_card_seconds,
-                                             charge.price_per_card_hour));
     uint64_t sequence = 1;
     std::string prev_hash = ZeroHash();
     SQLite::Statement head(db,
@@ -103,27 +110,9 @@ StatusOr<PostedEntry> Ledger::PostUsage(const UsageCharge& charge,
       sequence = static_cast<uint64_t>(head.getColumn(0).getInt64()) + 1;
       prev_hash = BlobOf(head.getColumn(1));
     }
-
-    v1::LedgerEntry& entry = posted.entry;
     entry.set_sequence(sequence);
     entry.set_prev_hash(prev_hash);
-    entry.set_idempotency_key(key);
-    entry.set_kind("usage");
-    entry.set_currency(charge.currency);
     entry.set_created_ms(now_ms);
-    entry.set_job_id(charge.job_id);
-    entry.set_usage_provider(charge.provider);
-    entry.set_usage_record_id(charge.record_id);
-    entry.set_billed_card_seconds(charge.billed_card_seconds);
-    entry.set_price_per_card_hour(charge.price_per_card_hour);
-    const std::string consumer = ConsumerAccount(charge.consumer);
-    const std::string provider = ProviderAccount(charge.provider);
-    auto* debit = entry.add_postings();
-    debit->set_account(consumer);
-    debit->set_amount(-amount);
-    auto* credit = entry.add_postings();
-    credit->set_account(provider);
-    credit->set_amount(amount);
 
     std::string bytes = entry.SerializeAsString();
     std::string hash = Sha256(bytes);
@@ -131,13 +120,15 @@ StatusOr<PostedEntry> Ledger::PostUsage(const UsageCharge& charge,
                              "INSERT INTO ledger_entries(sequence, "
                              "idempotency_key, entry, hash) VALUES(?, ?, ?, ?)");
     insert.bind(1, static_cast<int64_t>(sequence));
-    insert.bind(2, key);
+    insert.bind(2, entry.idempotency_key());
     insert.bind(3, bytes.data(), static_cast<int>(bytes.size()));
     insert.bind(4, hash.data(), static_cast<int>(hash.size()));
     insert.exec();
 
-    CN_RETURN_IF_ERROR(EnsureAccount(consumer, "consumer", now_ms));
-    CN_RETURN_IF_ERROR(EnsureAccount(provider, "provider", now_ms));
+    CN_RETURN_IF_ERROR(
+        EnsureAccount(entry.postings(0).account(), payer_kind, now_ms));
+    CN_RETURN_IF_ERROR(
+        EnsureAccount(entry.postings(1).account(), payee_kind, now_ms));
     for (const auto& posting : entry.postings()) {
       SQLite::Statement add(db,
                             "INSERT INTO ledger_postings(sequence, account, "
@@ -152,11 +143,78 @@ StatusOr<PostedEntry> Ledger::PostUsage(const UsageCharge& charge,
       balance.bind(2, posting.account());
       balance.exec();
     }
+    PostedEntry posted;
+    posted.entry = std::move(entry);
     posted.amount = amount;
     return posted;
   } catch (const SQLite::Exception& error) {
-    return StatusFromSqlite(error, "post usage");
+    return StatusFromSqlite(error, "append ledger entry");
   }
+}
+
+namespace {
+
+// A two-posting transfer: payer debited, payee credited.
+void AddTransfer(v1::LedgerEntry& entry, const std::string& payer,
+                 const std::string& payee, int64_t amount) {
+  auto* debit = entry.add_postings();
+  debit->set_account(payer);
+  debit->set_amount(-amount);
+  auto* credit = entry.add_postings();
+  credit->set_account(payee);
+  credit->set_amount(amount);
+}
+
+}  // namespace
+
+StatusOr<PostedEntry> Ledger::PostUsage(const UsageCharge& charge,
+                                        int64_t now_ms) {
+  const std::string key = UsageIdempotencyKey(charge.provider, charge.record_id);
+  CN_ASSIGN_OR_RETURN(auto existing, Existing(key));
+  if (existing) return std::move(*existing);
+  CN_ASSIGN_OR_RETURN(int64_t amount,
+                      ChargeForCardSeconds(charge.billed_card_seconds,
+                                           charge.price_per_card_hour));
+  v1::LedgerEntry entry;
+  entry.set_idempotency_key(key);
+  entry.set_kind("usage");
+  entry.set_currency(charge.currency);
+  entry.set_job_id(charge.job_id);
+  entry.set_usage_provider(charge.provider);
+  entry.set_usage_record_id(charge.record_id);
+  entry.set_billed_card_seconds(charge.billed_card_seconds);
+  entry.set_price_per_card_hour(charge.price_per_card_hour);
+  const bool forwarded = !charge.home_broker.empty();
+  AddTransfer(entry,
+              forwarded ? ClearingAccount(charge.home_broker)
+                        : ConsumerAccount(charge.consumer),
+              ProviderAccount(charge.provider), amount);
+  return Append(std::move(entry), amount, forwarded ? "clearing" : "consumer",
+                "provider", now_ms);
+}
+
+StatusOr<PostedEntry> Ledger::PostRemoteUsage(const RemoteCharge& charge,
+                                              int64_t now_ms) {
+  const std::string key =
+      "remote-usage:" + charge.remote_broker + ":" + charge.record_id;
+  CN_ASSIGN_OR_RETURN(auto existing, Existing(key));
+  if (existing) return std::move(*existing);
+  CN_ASSIGN_OR_RETURN(int64_t amount,
+                      ChargeForCardSeconds(charge.billed_card_seconds,
+                                           charge.price_per_card_hour));
+  v1::LedgerEntry entry;
+  entry.set_idempotency_key(key);
+  entry.set_kind("remote_usage");
+  entry.set_currency(charge.currency);
+  entry.set_job_id(charge.job_id);
+  entry.set_usage_record_id(charge.record_id);
+  entry.set_billed_card_seconds(charge.billed_card_seconds);
+  entry.set_price_per_card_hour(charge.price_per_card_hour);
+  entry.set_remote_broker(charge.remote_broker);
+  entry.set_evidence(charge.evidence);
+  AddTransfer(entry, ConsumerAccount(charge.consumer),
+              ClearingAccount(charge.remote_broker), amount);
+  return Append(std::move(entry), amount, "consumer", "clearing", now_ms);
 }
 
 StatusOr<int64_t> Ledger::Balance(const std::string& account) {
@@ -210,15 +268,17 @@ StatusOr<LedgerAuditReport> VerifyLedger(Store& store) {
   LedgerAuditReport report;
   try {
     auto& db = store.db();
-    // Provider keys, by enrolled name, to check usage record signatures.
+    // Provider and peer keys, by enrolled name, to check signatures.
     std::map<std::string, std::string> provider_keys;
+    std::map<std::string, std::string> peer_keys;
     {
       SQLite::Statement keys(db,
-                             "SELECT name, ed25519_public FROM enrollments "
-                             "WHERE role='provider'");
+                             "SELECT role, name, ed25519_public FROM "
+                             "enrollments WHERE role IN ('provider', 'peer')");
       while (keys.executeStep()) {
-        provider_keys[keys.getColumn(0).getString()] =
-            keys.getColumn(1).getString();
+        auto& map = keys.getColumn(0).getString() == "peer" ? peer_keys
+                                                            : provider_keys;
+        map[keys.getColumn(1).getString()] = keys.getColumn(2).getString();
       }
     }
 
@@ -278,6 +338,44 @@ StatusOr<LedgerAuditReport> VerifyLedger(Store& store) {
       if (stored_postings != entry_postings) {
         return Violation(sequence, "posting rows differ from the entry");
       }
+      if (entry.kind() == "remote_usage") {
+        // Charged for a job run at a peer: the peer's countersignature over
+        // its provider's record is the evidence.
+        auto key_it = peer_keys.find(entry.remote_broker());
+        if (key_it == peer_keys.end()) {
+          return Violation(sequence, "peer " + entry.remote_broker() +
+                                         " has no pinned key");
+        }
+        v1::RemoteUsage evidence;
+        if (!evidence.ParseFromString(entry.evidence())) {
+          return Violation(sequence, "remote usage evidence does not parse");
+        }
+        auto record = VerifyRemoteUsage(key_it->second, evidence);
+        if (!record.ok()) {
+          return Violation(sequence, "remote usage evidence: " +
+                                         record.status().message());
+        }
+        auto job = store.GetJob(entry.job_id());
+        if (!job.ok() || evidence.job_id() != entry.job_id() ||
+            record->record_id() != entry.usage_record_id() ||
+            evidence.amount() != debits ||
+            evidence.billed_card_seconds() != entry.billed_card_seconds()) {
+          return Violation(sequence, "charge does not match its evidence");
+        }
+        const std::string payer = ConsumerAccount(job->consumer());
+        const std::string payee = ClearingAccount(entry.remote_broker());
+        if (entry.postings_size() != 2 ||
+            entry.postings(0).account() != payer ||
+            entry.postings(1).account() != payee) {
+          return Violation(sequence, "postings are not " + payer + " -> " +
+                                         payee);
+        }
+        report.total_charged += debits;
+        prev_hash = hash;
+        ++expected_sequence;
+        ++report.entries;
+        continue;
+      }
       if (entry.kind() != "usage") {
         return Violation(sequence, "unknown entry kind '" + entry.kind() + "'");
       }
@@ -311,7 +409,10 @@ StatusOr<LedgerAuditReport> VerifyLedger(Store& store) {
         if (!job.ok()) {
           return Violation(sequence, "job " + entry.job_id() + " is missing");
         }
-        const std::string payer = ConsumerAccount(job->consumer());
+        // A forwarded job is paid by its home broker's clearing account.
+        const std::string payer = job->home_broker().empty()
+                                      ? ConsumerAccount(job->consumer())
+                                      : ClearingAccount(job->home_broker());
         const std::string payee = ProviderAccount(entry.usage_provider());
         if (entry.postings_size() != 2 ||
             entry.postings(0).account() != payer ||

@@ -261,6 +261,7 @@ void BrokerImpl::OnUsageReport(const Request& request) {
     charge.currency = job->currency();
     charge.billed_card_seconds = std::min(record->card_seconds(), ceiling);
     charge.price_per_card_hour = job->price_per_card_hour();
+    charge.home_broker = job->home_broker();
     CN_ASSIGN_OR_RETURN(posted, ledger_.PostUsage(charge, Now()));
     if (!posted.duplicate) {
       job->set_card_seconds(charge.billed_card_seconds);
@@ -278,6 +279,10 @@ void BrokerImpl::OnUsageReport(const Request& request) {
                  job->job_id(), job->card_seconds(), job->model(),
                  request.peer.name, posted.amount, job->currency());
     Notify(*job);
+    if (!job->home_broker().empty()) {
+      SendUsageHome(*job, report->record(), report->signature(),
+                    job->card_seconds(), posted.amount);
+    }
   }
   respond(OkStatus());
 }

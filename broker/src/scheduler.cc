@@ -18,12 +18,18 @@ Status BrokerImpl::LoadState() {
     entry.lost_since_ms = Now();
   }
   CN_ASSIGN_OR_RETURN(auto queued, store_->JobsInStates({v1::JOB_STATE_QUEUED}));
-  for (const auto& job : queued) queue_.push_back(job.job_id());
+  for (const auto& job : queued) {
+    // A forward that was out when we stopped waits for reconciliation
+    // with that peer, so it cannot run in two places.
+    if (!job.remote_broker().empty()) continue;
+    queue_.push_back(job.job_id());
+  }
   CN_ASSIGN_OR_RETURN(auto active, store_->JobsInStates({v1::JOB_STATE_PLACED,
                                                          v1::JOB_STATE_RUNNING}));
   // Cards of jobs that were out when the broker stopped stay taken until
   // their provider re-registers and reconciles.
   for (const auto& job : active) {
+    if (!job.remote_broker().empty()) continue;  // runs at a peer
     registry_.Allocate(job.job_id(), job.provider(),
                        {job.assignments().begin(), job.assignments().end()});
   }
@@ -35,6 +41,8 @@ Status BrokerImpl::LoadState() {
 Status BrokerImpl::SaveJob(const v1::JobInfo& job) {
   CN_RETURN_IF_ERROR(store_->UpdateJob(job, Now()));
   Notify(job);
+  // A peer's job: its home broker streams the change to its consumer.
+  if (!job.home_broker().empty()) SendRemoteUpdate(job);
   return OkStatus();
 }
 
@@ -50,9 +58,35 @@ void BrokerImpl::Schedule() {
     }
     MatchOutcome outcome =
         matcher_->Match(job->spec(), capacity, rejected_by_[job->job_id()]);
-    if (!outcome.placement) {
-      if (job->reason() != outcome.reason) {
-        job->set_reason(outcome.reason);
+    RoutingDecision decision =
+        Route(*job, outcome.placement, PeerViews(),
+              declined_by_[job->job_id()], routing_);
+    if (decision.kind == RoutingDecision::Kind::kForward) {
+      Status forwarded = ForwardJob(*job, decision.peer);
+      if (!forwarded.ok()) {
+        spdlog::error("forwarding job {}: {}", job->job_id(),
+                      forwarded.ToString());
+        ++it;
+        continue;
+      }
+      it = queue_.erase(it);
+      continue;
+    }
+    if (decision.kind == RoutingDecision::Kind::kReject) {
+      Status failed = FinishJob(*job, v1::JOB_STATE_FAILED, -1, decision.reason);
+      if (!failed.ok()) spdlog::error("{}", failed.ToString());
+      it = queue_.erase(it);
+      continue;
+    }
+    if (decision.kind == RoutingDecision::Kind::kWait) {
+      std::string reason = outcome.reason;
+      if (!RegionAllowed(job->spec(), options_.region)) {
+        reason = decision.reason;
+      } else if (!links_.empty()) {
+        reason = decision.reason + "; here: " + outcome.reason;
+      }
+      if (job->reason() != reason) {
+        job->set_reason(reason);
         Status saved = SaveJob(*job);
         if (!saved.ok()) spdlog::error("{}", saved.ToString());
       }
@@ -80,6 +114,7 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
   }
   job.set_price_per_card_hour(placement.price_per_card_hour);
   job.set_currency(placement.currency);
+  job.set_region(options_.region);
   job.set_attempts(job.attempts() + 1);
   job.set_reason("offered to " + placement.provider);
   CN_RETURN_IF_ERROR(SaveJob(job));

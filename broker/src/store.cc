@@ -384,6 +384,30 @@ StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
   return result;
 }
 
+Status Store::InsertJobWithId(const v1::JobInfo& job, int64_t now_ms) {
+  try {
+    SQLite::Statement insert(*db_,
+                             "INSERT INTO jobs(job_id, consumer, state, "
+                             "provider, info, updated_ms) VALUES(?, ?, ?, ?, "
+                             "?, ?)");
+    std::string blob = job.SerializeAsString();
+    insert.bind(1, job.job_id());
+    // Jobs of another broker's consumers are kept apart from ours.
+    insert.bind(2, "peer:" + job.home_broker() + "/" + job.consumer());
+    insert.bind(3, static_cast<int>(job.state()));
+    insert.bind(4, job.provider());
+    insert.bind(5, blob.data(), static_cast<int>(blob.size()));
+    insert.bind(6, static_cast<int64_t>(now_ms));
+    insert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    if ((error.getErrorCode() & 0xff) == SQLITE_CONSTRAINT) {
+      return AlreadyExistsError("job " + job.job_id() + " already exists");
+    }
+    return StatusFromSqlite(error, "insert job");
+  }
+}
+
 Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
   try {
     SQLite::Statement update(*db_,

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "computenet/broker/broker.h"
+#include "computenet/broker/broker_config.h"
 #include "computenet/broker/job_rules.h"
 #include "computenet/broker/ledger.h"
 #include "computenet/broker/store.h"
@@ -125,10 +126,14 @@ int main(int argc, char** argv) {
   list->add_option("--db", db_path)->required();
 
   broker::BrokerOptions options;
-  std::string keys_dir, endpoint_file;
+  std::string keys_dir, endpoint_file, config_path;
   auto* run = app.add_subcommand("run", "serve");
-  run->add_option("--db", options.database_path, "broker database")->required();
-  run->add_option("--keys", keys_dir, "broker key directory")->required();
+  run->add_option("--config", config_path,
+                  "broker config (TOML); replaces --db/--keys/--endpoint/...");
+  run->add_option("--db", options.database_path, "broker database");
+  run->add_option("--keys", keys_dir, "broker key directory");
+  run->add_option("--region", options.region, "region served")
+      ->capture_default_str();
   run->add_option("--endpoint", options.endpoint, "bind address")
       ->capture_default_str();
   run->add_option("--broker-id", options.broker_id, "job id prefix")
@@ -145,6 +150,12 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   computenet::InitLogging("broker", log_level);
+  if (*run && !config_path.empty()) {
+    // The log names the broker, which the config file holds.
+    auto config = broker::LoadBrokerConfig(config_path);
+    if (config.ok()) spdlog::default_logger()->set_pattern(
+        "%Y-%m-%dT%H:%M:%S.%e %^%L%$ [" + config->options.broker_id + "] %v");
+  }
 
   if (*keygen) {
     auto identity = computenet::Identity::Generate(name);
@@ -191,6 +202,17 @@ int main(int argc, char** argv) {
   if (*settlement) return Settlement(db_path);
 
   // run
+  if (!config_path.empty()) {
+    auto config = broker::LoadBrokerConfig(config_path);
+    if (!config.ok()) return Fail(config.status());
+    options = std::move(config->options);
+    keys_dir = config->keys_dir;
+    endpoint_file = config->endpoint_file;
+  }
+  if (options.database_path.empty() || keys_dir.empty()) {
+    return Fail(computenet::InvalidArgumentError(
+        "run needs --config, or --db and --keys"));
+  }
   auto identity = computenet::Identity::Load(keys_dir);
   if (!identity.ok()) return Fail(identity.status());
   auto created = broker::Broker::Create(std::move(options), std::move(*identity));

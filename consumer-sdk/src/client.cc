@@ -137,6 +137,14 @@ StatusOr<std::vector<v1::JobInfo>> Client::ListJobs(
   return std::vector<v1::JobInfo>(body.jobs().begin(), body.jobs().end());
 }
 
+StatusOr<v1::GetFederationStatusReply> Client::GetFederationStatus() {
+  CN_ASSIGN_OR_RETURN(auto reply,
+                      Call(v1::MESSAGE_TYPE_GET_FEDERATION_STATUS,
+                           v1::GetFederationStatus(),
+                           v1::MESSAGE_TYPE_GET_FEDERATION_STATUS_REPLY));
+  return DecodeBody<v1::GetFederationStatusReply>(reply);
+}
+
 StatusOr<v1::JobInfo> Client::Wait(
     const std::string& job_id, int timeout_ms,
     const std::function<void(const v1::JobInfo&)>& on_change) {

@@ -16,8 +16,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "computenet/broker/matcher.h"
+#include "computenet/broker/peer_link.h"
 #include "computenet/common/clock.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/status.h"
@@ -45,6 +47,18 @@ struct BrokerOptions {
   double request_burst = 4000;
   // Time source; SystemClock when null.
   std::shared_ptr<Clock> clock;
+
+  // Federation. The region this broker serves, and its pinned peers: each is
+  // enrolled as role "peer" at start (peers no longer listed are revoked),
+  // dialed, and sent capacity adverts and forwarded jobs.
+  std::string region = "default";
+  std::vector<PeerConfig> peers;
+  // A peer must be this much cheaper (basis points) to take a job that
+  // could run here. Default 2000 (20%).
+  int64_t forward_margin_bp = 2000;
+  // Adverts from a peer are forgotten after this long without one.
+  // Default 0 = 5 heartbeat intervals.
+  int advert_ttl_ms = 0;
 };
 
 class Broker {

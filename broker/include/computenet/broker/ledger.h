@@ -16,6 +16,7 @@
 #define COMPUTENET_BROKER_LEDGER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ StatusOr<int64_t> ChargeForCardSeconds(uint64_t card_seconds,
 
 std::string ConsumerAccount(const std::string& consumer);
 std::string ProviderAccount(const std::string& provider);
+// What a peer broker is owed (or owes): one account per peer.
+std::string ClearingAccount(const std::string& peer_broker);
 
 struct UsageCharge {
   std::string job_id;
@@ -41,6 +44,22 @@ struct UsageCharge {
   std::string currency;
   uint64_t billed_card_seconds = 0;
   int64_t price_per_card_hour = 0;
+  // For a job forwarded here by a peer: that peer's id. Its clearing
+  // account pays instead of a local consumer.
+  std::string home_broker;
+};
+
+// What a home broker posts when a peer reports countersigned usage for a
+// job it forwarded there: its consumer pays the peer's clearing account.
+struct RemoteCharge {
+  std::string job_id;
+  std::string consumer;
+  std::string remote_broker;
+  std::string record_id;
+  std::string currency;
+  uint64_t billed_card_seconds = 0;
+  int64_t price_per_card_hour = 0;
+  std::string evidence;  // serialized v1::RemoteUsage with its signature
 };
 
 struct PostedEntry {
@@ -63,6 +82,10 @@ class Ledger {
   // (provider, record id). Call inside the caller's transaction so the
   // record and its charge commit together. OUT_OF_RANGE on overflow.
   StatusOr<PostedEntry> PostUsage(const UsageCharge& charge, int64_t now_ms);
+  // Posts consumer -> clearing:<remote broker>, idempotent on (remote
+  // broker, record id). Call inside the caller's transaction.
+  StatusOr<PostedEntry> PostRemoteUsage(const RemoteCharge& charge,
+                                        int64_t now_ms);
 
   // 0 for an account that never had a posting.
   StatusOr<int64_t> Balance(const std::string& account);
@@ -75,6 +98,13 @@ class Ledger {
  private:
   Status EnsureAccount(const std::string& account, const std::string& kind,
                        int64_t now_ms);
+  // Appends entry (sequence and prev_hash filled in here) with its postings
+  // and balance updates; returns the entry as stored.
+  StatusOr<PostedEntry> Append(v1::LedgerEntry entry, int64_t amount,
+                               const std::string& payer_kind,
+                               const std::string& payee_kind, int64_t now_ms);
+  // The entry already posted under key, if any.
+  StatusOr<std::optional<PostedEntry>> Existing(const std::string& key);
   Store& store_;
 };
 

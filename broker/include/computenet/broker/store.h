@@ -88,6 +88,9 @@ class Store {
                                   v1::JobInfo job,
                                   const std::string& idempotency_key,
                                   bool* duplicate);
+  // Inserts a job that already has its global id (one forwarded here by a
+  // peer). ALREADY_EXISTS if the id is taken.
+  Status InsertJobWithId(const v1::JobInfo& job, int64_t now_ms);
   // Rewrites a job's row. NOT_FOUND if it does not exist.
   Status UpdateJob(const v1::JobInfo& job, int64_t now_ms);
   // NOT_FOUND if absent.

@@ -23,6 +23,7 @@
 #include "computenet/common/status.h"
 #include "computenet/common/transport.h"
 #include "computenet/v1/consumer.pb.h"
+#include "computenet/v1/peer.pb.h"
 
 namespace computenet::consumer {
 
@@ -53,6 +54,10 @@ class Client {
   StatusOr<v1::CancelJobReply> Cancel(const std::string& job_id);
   StatusOr<std::vector<v1::JobInfo>> ListJobs(
       uint32_t limit = 100, const std::vector<v1::JobState>& states = {});
+
+  // Admins only (PERMISSION_DENIED otherwise): peers, link state, received
+  // adverts and forwarded jobs.
+  StatusOr<v1::GetFederationStatusReply> GetFederationStatus();
 
   // Blocks until the job reaches a terminal state and returns it;
   // DEADLINE_EXCEEDED after timeout_ms. on_change (optional) sees every state
