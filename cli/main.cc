@@ -142,7 +142,10 @@ int main(int argc, char** argv) {
   bool wait = false;
   int timeout_s = 3600;
   auto* submit = app.add_subcommand("submit", "submit a job");
-  submit->add_option("--model", models, "accelerator model (repeatable; any of)");
+  // Repeatable options take one value each, so `--region east -- cmd`
+  // never swallows the separator.
+  submit->add_option("--model", models, "accelerator model (repeatable; any of)")
+      ->allow_extra_args(false);
   submit->add_option("--cards", cards, "cards per node")->capture_default_str();
   submit->add_option("--nodes", nodes, "nodes (gang in one fabric)")
       ->capture_default_str();
@@ -150,10 +153,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   submit->add_option("--max-price", max_price,
                      "minor units per card-hour (0 = no ceiling)");
-  submit->add_option("--env", env, "KEY=VALUE (repeatable)");
+  submit->add_option("--env", env, "KEY=VALUE (repeatable)")
+      ->allow_extra_args(false);
   std::vector<std::string> regions;
   submit->add_option("--region", regions,
-                     "allowed region (repeatable; data residency, strict)");
+                     "allowed region (repeatable; data residency, strict)")
+      ->allow_extra_args(false);
   submit->add_option("--name", job_name, "a name for humans");
   submit->add_option("--idempotency-key", idempotency_key,
                      "resubmitting with the same key returns the same job");

@@ -4,6 +4,7 @@
 #include <zmq.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 #include <sstream>
 #include <toml++/toml.h>
@@ -153,8 +154,12 @@ StatusOr<Identity> Identity::Load(const std::string& dir) {
 }
 
 Status Identity::Save(const std::string& dir, bool overwrite) const {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return InternalError("mkdir " + dir + ": " + std::strerror(errno));
+  // Parents as needed; the key directory itself is private.
+  std::error_code error;
+  const bool created = std::filesystem::create_directories(dir, error);
+  if (error) return InternalError("mkdir " + dir + ": " + error.message());
+  if (created && ::chmod(dir.c_str(), 0700) != 0) {
+    return InternalError("chmod " + dir + ": " + std::strerror(errno));
   }
   if (!overwrite && (FileExists(dir + kCurveFile) ||
                      FileExists(dir + kSigningFile))) {

@@ -1,0 +1,356 @@
+// Three regional brokers as separate processes (computenet-broker with
+// config files pinning each other), each with a provider site
+// (computenet-provider), and a consumer at the north broker using the
+// computenet CLI: all over CURVE on loopback ephemeral ports.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "computenet/broker/ledger.h"
+#include "computenet/common/transport.h"
+#include "test_support.h"
+
+namespace computenet::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Region {
+  std::string name;   // broker id == region name here
+  std::string site;   // its provider
+  std::string model;
+  int nodes;
+  int cards;
+  int price;
+};
+
+const Region kRegions[] = {
+    {"north", "north-site", "A800", 1, 2, 1500},
+    {"east", "east-site", "H800", 2, 8, 2000},
+    {"west", "west-site", "910B", 1, 8, 900},
+};
+
+class FederationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const auto& region : kRegions) {
+      Run({COMPUTENET_BROKER_BIN, "keygen", "--name", region.name, "--out",
+           Path("keys/" + region.name)});
+      Run({COMPUTENET_CLI_BIN, "keygen", "--name", region.site, "--out",
+           Path("keys/" + region.site)});
+      Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db(region.name), "--role",
+           "provider", "--identity", Path("keys/" + region.site + "/identity.pub")});
+    }
+    Run({COMPUTENET_CLI_BIN, "keygen", "--name", "alice", "--out",
+         Path("keys/alice")});
+    Run({COMPUTENET_CLI_BIN, "keygen", "--name", "ops", "--out", Path("keys/ops")});
+    Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role",
+         "consumer", "--identity", Path("keys/alice/identity.pub")});
+    Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role", "admin",
+         "--identity", Path("keys/ops/identity.pub")});
+    for (const auto& region : kRegions) {
+      WriteBrokerConfig(region.name, "tcp://127.0.0.1:0");
+      StartBroker(region.name);
+    }
+    for (const auto& region : kRegions) StartProvider(region);
+    ASSERT_TRUE(WaitUntil([&] { return FederationReady(); },
+                          std::chrono::seconds(30)))
+        << Admin({"admin", "federation"});
+  }
+
+  std::string Path(const std::string& name) const { return dir_.File(name); }
+  std::string Db(const std::string& broker) const {
+    return Path(broker + ".db");
+  }
+  std::string Endpoint(const std::string& broker) const {
+    std::ifstream in(Path(broker + ".endpoint"));
+    std::string endpoint;
+    in >> endpoint;
+    return endpoint;
+  }
+
+  void Run(const std::vector<std::string>& argv) {
+    std::string output;
+    ASSERT_EQ(RunCommand(argv, {}, &output), 0) << output;
+  }
+
+  void WriteBrokerConfig(const std::string& name, const std::string& endpoint) {
+    std::ofstream config(Path(name + ".toml"));
+    config << "broker_id = \"" << name << "\"\nregion = \"" << name << "\"\n"
+           << "endpoint = \"" << endpoint << "\"\n"
+           << "endpoint_file = \"" << name << ".endpoint\"\n"
+           << "database = \"" << name << ".db\"\nkeys = \"keys/" << name
+           << "\"\nheartbeat_ms = 100\nliveness = 5\n";
+    for (const auto& peer : kRegions) {
+      if (peer.name == name) continue;
+      config << "[[peers]]\nbroker_id = \"" << peer.name << "\"\nregion = \""
+             << peer.name << "\"\nendpoint_file = \"" << peer.name
+             << ".endpoint\"\nidentity = \"keys/" << peer.name
+             << "/identity.pub\"\n";
+    }
+  }
+
+  void StartBroker(const std::string& name) {
+    brokers_[name] = std::make_unique<ChildProcess>(
+        std::vector<std::string>{COMPUTENET_BROKER_BIN, "--log-level", "debug",
+                                 "run", "--config", Path(name + ".toml")},
+        std::map<std::string, std::string>{}, Path(name + ".log"));
+    ASSERT_TRUE(WaitUntil([&] { return !Endpoint(name).empty(); }));
+  }
+
+  void StartProvider(const Region& region) {
+    std::ofstream config(Path(region.site + ".toml"));
+    config << "broker_endpoint = \"" << Endpoint(region.name) << "\"\n"
+           << "broker_identity = \"keys/" << region.name << "/identity.pub\"\n"
+           << "identity_dir = \"keys/" << region.site << "\"\n"
+           << "work_dir = \"work/" << region.site << "\"\n"
+           << "site = \"" << region.site << "\"\nregion = \"" << region.name
+           << "\"\ncurrency = \"CNY\"\n[prices]\n"
+           << region.model << " = " << region.price << "\n";
+    for (int n = 0; n < region.nodes; ++n) {
+      config << "[[nodes]]\nname = \"" << region.site << "-n" << n
+             << "\"\nfabric = \"" << region.site << "-ib\"\n"
+             << "accelerators = [ { model = \"" << region.model
+             << "\", memory_mib = 81920, count = " << region.cards << " } ]\n";
+    }
+    config.close();
+    providers_[region.name] = std::make_unique<ChildProcess>(
+        std::vector<std::string>{COMPUTENET_PROVIDER_BIN, "--config",
+                                 Path(region.site + ".toml")},
+        std::map<std::string, std::string>{}, Path(region.site + ".log"));
+  }
+
+  std::map<std::string, std::string> Env(const std::string& identity) const {
+    return {{"COMPUTENET_BROKER", Endpoint("north")},
+            {"COMPUTENET_BROKER_IDENTITY", Path("keys/north/identity.pub")},
+            {"COMPUTENET_IDENTITY", Path("keys/" + identity)}};
+  }
+
+  // Runs the CLI as alice; returns its combined output.
+  std::string Cli(const std::vector<std::string>& args, int* code = nullptr) {
+    std::vector<std::string> argv = {COMPUTENET_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string output;
+    int status = RunCommand(argv, Env("alice"), &output);
+    if (code != nullptr) *code = status;
+    return output;
+  }
+  std::string Admin(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {COMPUTENET_CLI_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string output;
+    RunCommand(argv, Env("ops"), &output);
+    return output;
+  }
+
+  // North sees both peers up with adverts for their models.
+  bool FederationReady() {
+    std::string view = Admin({"admin", "federation"});
+    return view.find("peer east         region east     link up") !=
+               std::string::npos &&
+           view.find("peer west         region west     link up") !=
+               std::string::npos &&
+           view.find("H800") != std::string::npos &&
+           view.find("910B") != std::string::npos;
+  }
+
+  std::string Submit(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"submit", "--max-duration", "120"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out = Cli(argv);
+    std::smatch match;
+    EXPECT_TRUE(std::regex_search(out, match, std::regex("north-[0-9]+")))
+        << out;
+    return match.empty() ? "" : match.str();
+  }
+
+  std::string Field(const std::string& job, const std::string& field) {
+    std::string json = Cli({"status", job, "--json"});
+    std::smatch match;
+    std::regex pattern("\"" + field + "\": \"?([^\",\\n]*)\"?");
+    return std::regex_search(json, match, pattern) ? match[1].str() : "";
+  }
+
+  std::string LedgerVerify(const std::string& broker) {
+    std::string out;
+    RunCommand({COMPUTENET_CLI_BIN, "ledger", "verify", Db(broker)}, {}, &out);
+    return out;
+  }
+
+  int64_t Balance(const std::string& broker, const std::string& account) {
+    auto store = broker::Store::OpenReadOnly(Db(broker));
+    if (!store.ok()) return INT64_MIN;
+    broker::Ledger ledger(**store);
+    auto balance = ledger.Balance(account);
+    return balance.ok() ? *balance : INT64_MIN;
+  }
+
+  TempDir dir_;
+  std::map<std::string, std::unique_ptr<ChildProcess>> brokers_;
+  std::map<std::string, std::unique_ptr<ChildProcess>> providers_;
+};
+
+TEST_F(FederationTest, ResidencyJobRunsInAnotherRegionWithFullStatusStream) {
+  std::string out = Cli({"submit", "--region", "west", "--max-duration", "60",
+                         "--wait", "--", "sh", "-c", "echo in $COMPUTENET_MODEL"});
+  EXPECT_THAT(out, HasSubstr("state      succeeded")) << out;
+  // The consumer saw the remote job move through its states.
+  EXPECT_THAT(out, HasSubstr(": running")) << out;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(out, match, std::regex("north-[0-9]+")));
+  const std::string job = match.str();
+  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  EXPECT_EQ(Field(job, "region"), "west");
+  EXPECT_EQ(Field(job, "model"), "910B");
+  EXPECT_THAT(Field(job, "provider"), HasSubstr("west:west-site"));
+}
+
+TEST_F(FederationTest, JobTooLargeForHomeRunsWhereItFitsAndSettlesAcrossBrokers) {
+  // North has 2 A800s; 8 cards of any model fit only at a peer. West's 910B
+  // is cheaper than east's H800.
+  const std::string job =
+      Submit({"--cards", "8", "--wait", "--", "sh", "-c", "sleep 1.2"});
+  EXPECT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:west") > 0; }));
+  // Money is conserved across brokers to the last minor unit: what alice
+  // paid north, north owes west, and west paid its provider from north's
+  // clearing account.
+  const int64_t paid = -Balance("north", "consumer:alice");
+  EXPECT_GT(paid, 0);
+  EXPECT_EQ(Balance("north", "clearing:west"), paid);
+  EXPECT_EQ(Balance("west", "clearing:north"), -paid);
+  EXPECT_EQ(Balance("west", "provider:west-site"), paid);
+  for (const auto& region : kRegions) {
+    EXPECT_THAT(LedgerVerify(region.name), HasSubstr("ledger OK")) << region.name;
+  }
+}
+
+TEST_F(FederationTest, GangJobLandsInsideOneFabricOfOneRemoteProvider) {
+  const std::string job = Submit({"--model", "H800", "--nodes", "2", "--cards",
+                                  "8", "--wait", "--", "sh", "-c",
+                                  "echo rank $COMPUTENET_NODE_RANK"});
+  EXPECT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(Field(job, "remoteBroker"), "east");
+  std::string json = Cli({"status", job, "--json"});
+  EXPECT_THAT(json, HasSubstr("east-site-n0"));
+  EXPECT_THAT(json, HasSubstr("east-site-n1"));
+}
+
+TEST_F(FederationTest, CancelReachesTheRemoteProvider) {
+  const std::string pid_file = Path("remote.pid");
+  const std::string job =
+      Submit({"--region", "east", "--", "sh", "-c",
+              "echo $$ > " + pid_file + "; exec sleep 300"});
+  ASSERT_TRUE(WaitUntil([&] { return Field(job, "state") == "JOB_STATE_RUNNING"; }));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(pid_file);
+    pid_t pid = 0;
+    return static_cast<bool>(in >> pid) && pid > 0;
+  }));
+  pid_t pid = 0;
+  std::ifstream(pid_file) >> pid;
+  EXPECT_EQ(::kill(pid, 0), 0);
+  std::string cancelled = Cli({"cancel", job});
+  EXPECT_THAT(cancelled, HasSubstr("cancel requested"));
+  std::string waited = Cli({"wait", job, "--timeout", "30"});
+  EXPECT_THAT(waited, HasSubstr("state      cancelled")) << waited;
+  EXPECT_TRUE(WaitUntil([&] { return ::kill(pid, 0) != 0; }));
+}
+
+TEST_F(FederationTest, PeerWithUnpinnedKeyIsRefused) {
+  Identity rogue = MustGenerateIdentity("rogue");
+  zmq::context_t context(1);
+  auto north_key = PublicIdentity::LoadFile(Path("keys/north/identity.pub"));
+  ASSERT_TRUE(north_key.ok());
+  DealerOptions options;
+  options.endpoint = Endpoint("north");
+  options.server_public_key = north_key->curve_public;
+  options.client_keys = rogue.curve();
+  options.send_timeout_ms = 500;
+  auto channel = DealerChannel::Connect(context, options);
+  ASSERT_TRUE(channel.ok());
+  v1::PeerHello hello;
+  hello.set_broker_id("rogue");
+  hello.set_region("south");
+  (void)(*channel)->Send(v1::MESSAGE_TYPE_PEER_HELLO, 1, hello);
+  auto reply = (*channel)->Receive(1000);
+  EXPECT_TRUE(reply.ok() && !reply->has_value());
+  // A pinned peer's name does not help without its key either.
+  EXPECT_THAT(Admin({"admin", "federation"}), Not(HasSubstr("rogue")));
+  // And a consumer cannot speak the peer protocol.
+  std::string denied;
+  auto alice = Identity::Load(Path("keys/alice"));
+  ASSERT_TRUE(alice.ok());
+  options.client_keys = alice->curve();
+  auto as_alice = DealerChannel::Connect(context, options);
+  ASSERT_TRUE(as_alice.ok());
+  hello.set_broker_id("alice");
+  ASSERT_TRUE((*as_alice)->Send(v1::MESSAGE_TYPE_PEER_HELLO, 7, hello).ok());
+  auto refused = (*as_alice)->Receive(3000);
+  ASSERT_TRUE(refused.ok() && refused->has_value());
+  EXPECT_EQ((**refused).status().code(), v1::Status::PERMISSION_DENIED);
+}
+
+TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
+  const std::string flag = Path("flag");
+  const std::string job = Submit(
+      {"--region", "east", "--", "sh", "-c",
+       "while [ ! -f " + flag + " ]; do sleep 0.05; done"});
+  ASSERT_TRUE(WaitUntil([&] { return Field(job, "state") == "JOB_STATE_RUNNING"; }));
+  const std::string east_endpoint = Endpoint("east");
+  brokers_["east"]->Signal(SIGKILL);
+  EXPECT_EQ(brokers_["east"]->Wait(), 128 + SIGKILL);
+  ASSERT_TRUE(WaitUntil([&] { return Field(job, "inDoubt") == "true"; }))
+      << Cli({"status", job});
+  { std::ofstream(flag) << "go"; }  // it finishes while its broker is down
+  std::remove(Path("east.endpoint").c_str());
+  WriteBrokerConfig("east", east_endpoint);  // same port: its site reconnects
+  StartBroker("east");
+  std::string waited = Cli({"wait", job, "--timeout", "60"});
+  EXPECT_THAT(waited, HasSubstr("state      succeeded")) << waited;
+  ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:east") > 0; }));
+  EXPECT_EQ(Field(job, "inDoubt"), "");
+  // Charged exactly once on both sides, and both ledgers verify.
+  EXPECT_EQ(Balance("north", "clearing:east"), -Balance("north", "consumer:alice"));
+  EXPECT_EQ(Balance("east", "clearing:north"), -Balance("north", "clearing:east"));
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK: 1 entries"));
+  EXPECT_THAT(LedgerVerify("east"), HasSubstr("ledger OK: 1 entries"));
+}
+
+TEST_F(FederationTest, CutAndRestoredLinkLosesAndDuplicatesNothing) {
+  // Freeze east: every link to it goes silent, then comes back.
+  brokers_["east"]->Signal(SIGSTOP);
+  std::vector<std::string> jobs;
+  for (int i = 0; i < 3; ++i) {
+    jobs.push_back(Submit({"--region", "east", "--", "sh", "-c", "true"}));
+  }
+  ASSERT_TRUE(WaitUntil([&] {
+    return Admin({"admin", "federation"}).find("peer east         region east     link down") !=
+           std::string::npos;
+  }));
+  brokers_["east"]->Signal(SIGCONT);
+  for (const auto& job : jobs) {
+    std::string waited = Cli({"wait", job, "--timeout", "60"});
+    EXPECT_THAT(waited, HasSubstr("state      succeeded")) << job << waited;
+  }
+  // East holds each job exactly once, and ran each once.
+  auto east = broker::Store::OpenReadOnly(Db("east"));
+  ASSERT_TRUE(east.ok());
+  auto held = (*east)->ListJobs("", {}, 100);
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(held->size(), jobs.size());
+  for (const auto& job : *held) {
+    EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.job_id();
+  }
+  EXPECT_THAT(LedgerVerify("east"), HasSubstr("ledger OK: 3 entries"));
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK: 3 entries"));
+}
+
+}  // namespace
+}  // namespace computenet::testing
