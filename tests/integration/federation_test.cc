@@ -297,6 +297,57 @@ TEST_F(FederationTest, PeerWithUnpinnedKeyIsRefused) {
   EXPECT_EQ((**refused).status().code(), v1::Status::PERMISSION_DENIED);
 }
 
+TEST_F(FederationTest, ForwardingLoopsAreImpossibleByConstruction) {
+  // Speak as east (its pinned key) to north, offering jobs whose path
+  // already visited north, whose hop limit is spent, or that are not east's.
+  auto east = Identity::Load(Path("keys/east"));
+  auto north_key = PublicIdentity::LoadFile(Path("keys/north/identity.pub"));
+  ASSERT_TRUE(east.ok() && north_key.ok());
+  zmq::context_t context(1);
+  DealerOptions options;
+  options.endpoint = Endpoint("north");
+  options.server_public_key = north_key->curve_public;
+  options.client_keys = east->curve();
+  auto channel = DealerChannel::Connect(context, options);
+  ASSERT_TRUE(channel.ok());
+  auto forward = [&](const std::string& job_id, std::vector<std::string> path,
+                     uint32_t hop_limit) {
+    v1::ForwardJob message;
+    message.mutable_job()->set_job_id(job_id);
+    message.mutable_job()->set_consumer("bob");
+    auto* spec = message.mutable_job()->mutable_spec();
+    spec->add_command("true");
+    spec->set_cards_per_node(1);
+    spec->set_max_duration_s(60);
+    for (const auto& hop : path) message.add_path(hop);
+    message.set_hop_limit(hop_limit);
+    const uint64_t id = (*channel)->NextRequestId();
+    EXPECT_TRUE(
+        (*channel)->Send(v1::MESSAGE_TYPE_FORWARD_JOB, id, message).ok());
+    while (true) {
+      auto reply = (*channel)->Receive(5000);
+      if (!reply.ok() || !reply->has_value()) return v1::Envelope();
+      if ((**reply).request_id() == id) return **reply;
+    }
+  };
+  // east -> west -> north -> ... back to north: declined as a loop.
+  v1::Envelope looped = forward("east-900", {"east", "north", "west"}, 1);
+  auto loop_reply = DecodeBody<v1::ForwardJobReply>(looped);
+  ASSERT_TRUE(loop_reply.ok());
+  EXPECT_FALSE(loop_reply->accepted());
+  EXPECT_THAT(loop_reply->reason(), HasSubstr("loop"));
+  v1::Envelope spent = forward("east-901", {"east"}, 0);
+  EXPECT_THAT(DecodeBody<v1::ForwardJobReply>(spent)->reason(),
+              HasSubstr("hop limit"));
+  v1::Envelope stolen = forward("west-5", {"east"}, 1);
+  EXPECT_EQ(stolen.status().code(), v1::Status::PERMISSION_DENIED);
+  // Nothing was stored for any of them.
+  auto north = broker::Store::OpenReadOnly(Db("north"));
+  ASSERT_TRUE(north.ok());
+  EXPECT_EQ((*north)->GetJob("east-900").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ((*north)->GetJob("east-901").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
   const std::string flag = Path("flag");
   const std::string job = Submit(
