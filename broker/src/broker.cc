@@ -121,7 +121,9 @@ void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
     return;
   }
   const int64_t now = Now();
-  if (!limiter_.Allow(frame.user_id, now)) {
+  // Pinned peers are exempt: their traffic scales with the whole region's
+  // work, and an answer lost to the limiter would stall a forward.
+  if (peer->role != Role::kPeer && !limiter_.Allow(frame.user_id, now)) {
     ReplyError(frame.routing_id, 0, v1::MESSAGE_TYPE_ERROR,
                ResourceExhaustedError("rate limit exceeded; slow down"));
     return;

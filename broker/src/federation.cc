@@ -225,7 +225,17 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       auto reply = DecodeBody<v1::ForwardJobReply>(envelope);
       if (!reply.ok()) return;
       auto job = store_->GetJob(reply->job_id());
-      if (!job.ok() || job->remote_broker() != peer) return;
+      if (!job.ok()) return;
+      if (job->remote_broker() != peer) {
+        // Accepted after we stopped waiting for this peer: it must not run
+        // there as well.
+        if (status.ok() && reply->accepted()) {
+          v1::CancelRemoteJob cancel;
+          cancel.set_job_id(job->job_id());
+          link.Send(v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB, cancel, true);
+        }
+        return;
+      }
       if (!status.ok() || !reply->accepted()) {
         if (job->state() != v1::JOB_STATE_QUEUED) return;
         declined_by_[job->job_id()].insert(peer);

@@ -121,12 +121,11 @@ PeerLink::Event PeerLink::Tick() {
     if (now - last_sent_ms_ >= heartbeat_interval_ms_) SendHello();
     return Event::kNone;
   }
-  const int64_t resend_after =
-      static_cast<int64_t>(heartbeat_interval_ms_) * liveness_ * 2;
+  // A live connection loses nothing, so requests are resent only on a new
+  // connection (or after the peer said UNAVAILABLE). Resending on a timer
+  // would race the first answer with the second.
   for (auto& pending : outbox_) {
-    if (pending.request_id == 0 || now - pending.sent_ms >= resend_after) {
-      Transmit(pending);
-    }
+    if (pending.request_id == 0) Transmit(pending);
   }
   if (now - last_sent_ms_ >= heartbeat_interval_ms_) {
     v1::Heartbeat heartbeat;
@@ -173,7 +172,13 @@ std::vector<v1::Envelope> PeerLink::Drain() {
       auto it = std::find_if(outbox_.begin(), outbox_.end(), [&](auto& p) {
         return p.request_id == envelope.request_id();
       });
-      if (it != outbox_.end() && !retry_later) outbox_.erase(it);
+      if (it != outbox_.end()) {
+        if (retry_later) {
+          it->request_id = 0;  // sent again on the next tick
+        } else {
+          outbox_.erase(it);
+        }
+      }
     }
     out.push_back(std::move(envelope));
   }

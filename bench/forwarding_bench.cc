@@ -1,0 +1,211 @@
+// Forwarding benchmark: jobs per second routed from a home broker to a peer,
+// and the time from submit to placement at the peer (p50/p99), over real
+// CURVE links on loopback with a real provider agent at the peer.
+//
+//   forwarding_bench [JOBS=2000] [IN_FLIGHT=64]
+//
+// The consumer pipelines SubmitJob requests whose residency allows only the
+// peer's region, watches its jobs, and timestamps the PLACED event of each
+// (sent home when the peer accepted the forward and placed the job).
+#include <stdlib.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "computenet/broker/broker.h"
+#include "computenet/broker/store.h"
+#include "computenet/common/files.h"
+#include "computenet/common/logging.h"
+#include "computenet/common/transport.h"
+#include "computenet/provider/agent.h"
+#include "computenet/provider/process_executor.h"
+#include "computenet/v1/consumer.pb.h"
+
+namespace cn = computenet;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+cn::Identity Must(cn::StatusOr<cn::Identity> identity) {
+  if (!identity.ok()) {
+    std::fprintf(stderr, "%s\n", identity.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(*identity);
+}
+
+void Check(const cn::Status& status) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "%s\n", status.ToString().c_str());
+    std::exit(1);
+  }
+}
+
+double Micros(Clock::duration d) {
+  return std::chrono::duration<double, std::micro>(d).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int jobs = argc > 1 ? std::atoi(argv[1]) : 2000;
+  const size_t in_flight = argc > 2 ? static_cast<size_t>(std::atoi(argv[2])) : 64;
+  cn::InitLogging("bench", "warn");
+  char pattern[] = "/tmp/computenet-bench-XXXXXX";
+  const std::string dir = ::mkdtemp(pattern);
+
+  cn::Identity home = Must(cn::Identity::Generate("home"));
+  cn::Identity remote = Must(cn::Identity::Generate("remote"));
+  cn::Identity site = Must(cn::Identity::Generate("site"));
+  cn::Identity alice = Must(cn::Identity::Generate("alice"));
+
+  auto options_for = [&](const cn::Identity& self, const cn::Identity& peer) {
+    cn::broker::BrokerOptions options;
+    options.broker_id = self.name();
+    options.region = self.name();
+    options.database_path = dir + "/" + self.name() + ".db";
+    options.heartbeat_interval_ms = 200;
+    options.requests_per_second = 1e9;  // the bench is the load
+    options.request_burst = 1e9;
+    cn::broker::PeerConfig config;
+    config.broker_id = peer.name();
+    config.region = peer.name();
+    config.endpoint_file = dir + "/" + peer.name() + ".endpoint";
+    config.curve_public = peer.curve().public_z85;
+    config.ed25519_public = peer.signing_key().verifying_key().hex();
+    options.peers.push_back(config);
+    return options;
+  };
+  auto home_broker = cn::broker::Broker::Create(options_for(home, remote), home);
+  auto remote_broker =
+      cn::broker::Broker::Create(options_for(remote, home), remote);
+  if (!home_broker.ok() || !remote_broker.ok()) return 1;
+  Check(cn::WriteFileAtomically(dir + "/home.endpoint",
+                                (*home_broker)->endpoint(), 0644));
+  Check(cn::WriteFileAtomically(dir + "/remote.endpoint",
+                                (*remote_broker)->endpoint(), 0644));
+  {
+    auto home_store = cn::broker::Store::Open(dir + "/home.db");
+    auto remote_store = cn::broker::Store::Open(dir + "/remote.db");
+    Check((*home_store)->Enroll(cn::broker::Role::kConsumer, alice.Public(), 0));
+    Check((*remote_store)->Enroll(cn::broker::Role::kProvider, site.Public(), 0));
+  }
+  std::thread home_thread([&] { (void)(*home_broker)->Run(); });
+  std::thread remote_thread([&] { (void)(*remote_broker)->Run(); });
+
+  // A provider at the peer: 64 nodes x 8 cards, running `true`.
+  cn::provider::ProviderOptions provider;
+  provider.broker_endpoint = (*remote_broker)->endpoint();
+  provider.broker_public_key = remote.curve().public_z85;
+  auto& registration = provider.registration;
+  registration.set_site("site");
+  registration.set_region("remote");
+  registration.set_currency("CNY");
+  auto* price = registration.add_prices();
+  price->set_model("A800");
+  price->set_per_card_hour(1000);
+  for (int n = 0; n < 64; ++n) {
+    auto* node = registration.add_nodes();
+    node->set_name("n" + std::to_string(n));
+    node->set_fabric_id("ib");
+    auto* accelerator = node->add_accelerators();
+    accelerator->set_model("A800");
+    accelerator->set_count(8);
+  }
+  cn::provider::ProcessExecutorOptions executor;
+  executor.work_dir = dir + "/work";
+  auto agent = cn::provider::ProviderAgent::Create(
+      std::move(provider), site,
+      std::make_unique<cn::provider::ProcessExecutor>(executor));
+  std::thread agent_thread([&] { (void)(*agent)->Run(); });
+
+  zmq::context_t context(1);
+  cn::DealerOptions dealer;
+  dealer.endpoint = (*home_broker)->endpoint();
+  dealer.server_public_key = home.curve().public_z85;
+  dealer.client_keys = alice.curve();
+  auto channel = cn::DealerChannel::Connect(context, dealer);
+  if (!channel.ok()) return 1;
+  auto& consumer = **channel;
+  Check(consumer.Send(cn::v1::MESSAGE_TYPE_WATCH_JOBS, consumer.NextRequestId(),
+                      cn::v1::WatchJobs()));
+  // Let the peer link come up and the first adverts arrive.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+
+  std::map<uint64_t, Clock::time_point> sent;          // by request id
+  std::map<std::string, Clock::time_point> submitted;  // by job id
+  std::vector<double> latencies_us;
+  const auto start = Clock::now();
+  Clock::time_point last_placed = start;
+  int next = 0;
+  const auto deadline = start + std::chrono::seconds(120);
+  while (static_cast<int>(latencies_us.size()) < jobs && Clock::now() < deadline) {
+    // Keep up to in_flight jobs between submit and placement.
+    while (next < jobs && sent.size() + submitted.size() < in_flight) {
+      cn::v1::SubmitJob submit;
+      auto* spec = submit.mutable_spec();
+      spec->add_command("true");
+      spec->set_cards_per_node(1);
+      spec->set_max_duration_s(60);
+      spec->add_allowed_regions("remote");
+      submit.set_idempotency_key("bench-" + std::to_string(next++));
+      const uint64_t id = consumer.NextRequestId();
+      sent[id] = Clock::now();
+      Check(consumer.Send(cn::v1::MESSAGE_TYPE_SUBMIT_JOB, id, submit));
+    }
+    auto received = consumer.Receive(100);
+    if (!received.ok() || !received->has_value()) continue;
+    const auto& envelope = **received;
+    if (envelope.type() == cn::v1::MESSAGE_TYPE_SUBMIT_JOB_REPLY) {
+      auto reply = cn::DecodeBody<cn::v1::SubmitJobReply>(envelope);
+      auto it = sent.find(envelope.request_id());
+      if (reply.ok() && it != sent.end()) {
+        submitted.emplace(reply->job_id(), it->second);
+        sent.erase(it);
+      }
+    } else if (envelope.type() == cn::v1::MESSAGE_TYPE_JOB_EVENT) {
+      auto event = cn::DecodeBody<cn::v1::JobEvent>(envelope);
+      if (!event.ok() || event->job().state() != cn::v1::JOB_STATE_PLACED) {
+        continue;
+      }
+      auto it = submitted.find(event->job().job_id());
+      if (it == submitted.end()) continue;
+      last_placed = Clock::now();
+      latencies_us.push_back(Micros(last_placed - it->second));
+      submitted.erase(it);
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(last_placed - start).count();
+  std::sort(latencies_us.begin(), latencies_us.end());
+  auto percentile = [&](double p) {
+    if (latencies_us.empty()) return 0.0;
+    return latencies_us[static_cast<size_t>(p * (latencies_us.size() - 1))];
+  };
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  std::printf("forwarding_bench: %zu of %d jobs placed at the peer, %zu in flight\n",
+              latencies_us.size(), jobs, in_flight);
+  std::printf("  routed home -> peer: %.0f jobs/s\n",
+              seconds > 0 ? latencies_us.size() / seconds : 0.0);
+  std::printf("  submit -> placed at peer: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+              percentile(0.50) / 1000, percentile(0.99) / 1000,
+              percentile(1.0) / 1000);
+  std::printf("  peak RSS (both brokers, agent, client): %ld MiB\n",
+              usage.ru_maxrss / 1024);
+
+  (*agent)->Shutdown();
+  agent_thread.join();
+  (*home_broker)->Shutdown();
+  (*remote_broker)->Shutdown();
+  home_thread.join();
+  remote_thread.join();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  return latencies_us.size() == static_cast<size_t>(jobs) ? 0 : 1;
+}
