@@ -180,6 +180,8 @@ class BrokerImpl final : public Broker {
   int64_t last_advert_ms_ = 0;
   std::map<std::string, std::set<std::string>> declined_by_;  // job -> peers
   std::map<std::string, uint64_t> remote_update_seen_;        // job -> seq
+  // Forwards sent and not yet answered (they sit in a link's outbox).
+  std::set<std::string> pending_forwards_;
   uint64_t update_counter_ = 0;
   RoutingOptions routing_;
 

@@ -143,16 +143,23 @@ void BrokerImpl::OnPeerLinkUp(PeerLink& link) {
   const std::string& peer = link.config().broker_id;
   advert_full_pending_.insert(peer);
   last_advert_ms_ = 0;  // advertise at once
-  // The remote broker is the authority on what ran: ask about every job we
-  // forwarded there that has not ended (including offers it may never have
-  // received).
+  // The remote broker is the authority on what ran: ask about every job it
+  // accepted that has not ended. A forward still unanswered is its own
+  // reconciliation: it goes (again) on this connection and the peer answers
+  // accepted, duplicate or declined. Asking about it as well would race the
+  // forward, and "unknown" would re-route a job the peer is about to accept.
   auto jobs = store_->JobsInStates(
       {v1::JOB_STATE_QUEUED, v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING});
   if (!jobs.ok()) return;
   v1::ReconcileJobs reconcile;
-  for (const auto& job : *jobs) {
-    if (job.remote_broker() == peer && job.home_broker().empty()) {
+  for (auto& job : *jobs) {
+    if (job.remote_broker() != peer || !job.home_broker().empty()) continue;
+    if (job.state() != v1::JOB_STATE_QUEUED) {
       reconcile.add_job_ids(job.job_id());
+    } else if (pending_forwards_.count(job.job_id()) == 0) {
+      // Forwarded before this broker restarted: ask again.
+      Status resent = ForwardJob(job, peer);
+      if (!resent.ok()) spdlog::error("{}", resent.ToString());
     }
   }
   if (reconcile.job_ids_size() > 0) {
@@ -213,6 +220,7 @@ Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
   forward.add_path(options_.broker_id);
   forward.set_hop_limit(kDefaultHopLimit);
   link->second->Send(v1::MESSAGE_TYPE_FORWARD_JOB, forward, /*reliable=*/true);
+  pending_forwards_.insert(job.job_id());
   spdlog::info("job {} forwarded to {}", job.job_id(), peer);
   return OkStatus();
 }
@@ -224,6 +232,8 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
     case v1::MESSAGE_TYPE_FORWARD_JOB_REPLY: {
       auto reply = DecodeBody<v1::ForwardJobReply>(envelope);
       if (!reply.ok()) return;
+      if (status.code() == StatusCode::kUnavailable) return;  // resent
+      pending_forwards_.erase(reply->job_id());
       auto job = store_->GetJob(reply->job_id());
       if (!job.ok()) return;
       if (job->remote_broker() != peer) {
@@ -277,7 +287,8 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       }
       for (const auto& job_id : reply->unknown_job_ids()) {
         auto job = store_->GetJob(job_id);
-        if (!job.ok() || job->remote_broker() != peer || IsTerminal(job->state())) {
+        if (!job.ok() || job->remote_broker() != peer ||
+            IsTerminal(job->state()) || pending_forwards_.count(job_id) != 0) {
           continue;
         }
         // It never arrived there, so it never ran there: route it afresh.
