@@ -142,14 +142,17 @@ StatusOr<std::unique_ptr<SlurmExecutor>> SlurmExecutor::Create(
     return InvalidArgumentError("slurm executor: work_dir is required");
   }
   if (options.gres_name.empty()) options.gres_name = "gpu";
-  if (options.poll_interval_ms < 0 || options.poll_budget_ms <= 0 ||
+  if (options.poll_interval_ms <= 0 || options.submit_timeout_ms < 0 ||
       options.timeout_grace_ms < 0 || options.commands.timeout_ms <= 0) {
     return InvalidArgumentError(
         "slurm executor: intervals and timeouts must be positive");
   }
   if (!options.clock) options.clock = SystemClock::Shared();
   std::unique_ptr<SlurmExecutor> executor(new SlurmExecutor(std::move(options)));
+  // Adoption runs here, on the caller's thread, before the worker exists:
+  // the agent must know its jobs before it registers.
   CN_RETURN_IF_ERROR(executor->Adopt());
+  executor->worker_ = std::thread([raw = executor.get()] { raw->WorkerLoop(); });
   return executor;
 }
 
@@ -157,16 +160,224 @@ SlurmExecutor::SlurmExecutor(SlurmExecutorOptions options)
     : options_(std::move(options)) {}
 
 SlurmExecutor::~SlurmExecutor() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
   if (!jobs_.empty()) {
-    spdlog::info("slurm executor stopping; {} job(s) keep running in Slurm "
-                 "and will be re-adopted by the next agent",
+    spdlog::info("slurm executor stopping; {} job(s) stay in Slurm and will "
+                 "be re-adopted by the next agent",
                  jobs_.size());
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The caller's side: queue work, collect events. Never runs a command.
+
+Status SlurmExecutor::Start(const ExecutionRequest& request) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_.count(request.job_id) != 0) {
+      return AlreadyExistsError("job " + request.job_id + " is already in Slurm");
+    }
+  }
+  if (request.spec.command().empty() || request.assignments.empty()) {
+    return InvalidArgumentError("job " + request.job_id +
+                                " has no command or no assignment");
+  }
+  const std::string srun =
+      options_.commands.bin_dir.empty() ? "srun"
+                                        : options_.commands.bin_dir + "/srun";
+  CN_ASSIGN_OR_RETURN(std::string script, BatchScript(request, srun));
+
+  const std::filesystem::path job_dir =
+      std::filesystem::path(options_.work_dir) / SafeName(request.job_id);
+  std::error_code error;
+  std::filesystem::create_directories(job_dir, error);
+  if (error) {
+    return FailedPreconditionError("cannot create " + job_dir.string() + ": " +
+                                   error.message());
+  }
+  const std::string script_path = (job_dir / "job.sh").string();
+  {
+    std::ofstream out(script_path, std::ios::trunc);
+    out << script;
+    if (!out.flush()) {
+      return FailedPreconditionError("cannot write " + script_path);
+    }
+  }
+
+  Job job;
+  job.job_id = request.job_id;
+  job.model = request.model;
+  job.max_duration_s = request.spec.max_duration_s();
+  for (const auto& assignment : request.assignments) {
+    job.cards += static_cast<uint32_t>(assignment.device_indices_size());
+  }
+  uint32_t cards_per_node = request.spec.cards_per_node();
+  if (cards_per_node == 0) {
+    cards_per_node =
+        static_cast<uint32_t>(request.assignments[0].device_indices_size());
+  }
+  JobTag tag;
+  tag.owner = options_.owner;
+  tag.job_id = request.job_id;
+  tag.model = request.model;
+  tag.max_duration_s = job.max_duration_s;
+  tag.cards = job.cards;
+  job.sbatch_args = {
+      "--parsable",
+      "--job-name=" + JobName(request.job_id),
+      "--comment=" + EncodeJobTag(tag),
+      "--nodes=" + std::to_string(request.assignments.size()),
+      "--ntasks-per-node=1",
+      "--chdir=" + job_dir.string(),
+      "--output=" + (job_dir / "slurm-%j.out").string(),
+      "--open-mode=append",
+  };
+  auto& args = job.sbatch_args;
+  if (cards_per_node > 0) {
+    args.push_back("--gres=" + options_.gres_name + ":" +
+                   std::to_string(cards_per_node));
+  }
+  if (job.max_duration_s > 0) {
+    // Slurm counts minutes and enforces late; the executor enforces the
+    // exact limit itself (Enforce) and Slurm's limit is the backstop.
+    args.push_back("--time=" + std::to_string((job.max_duration_s + 59) / 60));
+  }
+  if (!options_.partition.empty()) args.push_back("--partition=" + options_.partition);
+  if (!options_.account.empty()) args.push_back("--account=" + options_.account);
+  args.insert(args.end(), options_.extra_sbatch_args.begin(),
+              options_.extra_sbatch_args.end());
+  args.push_back(script_path);
+
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_[request.job_id] = "";
+    Op op;
+    op.kind = Op::Kind::kSubmit;
+    op.job = std::move(job);
+    ops_.push_back(std::move(op));
+  }
+  wake_.notify_all();
+  return OkStatus();
+}
+
+Status SlurmExecutor::Cancel(const std::string& job_id, int grace_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_.count(job_id) == 0) {
+      return NotFoundError("job " + job_id + " not running");
+    }
+    Op op;
+    op.kind = Op::Kind::kCancel;
+    op.job_id = job_id;
+    op.grace_ms = grace_ms;
+    ops_.push_back(std::move(op));
+  }
+  wake_.notify_all();
+  return OkStatus();
+}
+
+std::vector<ExecutionEvent> SlurmExecutor::Poll() {
+  std::vector<ExecutionEvent> out;
+  std::lock_guard<std::mutex> lock(mutex_);
+  out.swap(events_);
+  for (const auto& event : out) {
+    if (event.kind == ExecutionEvent::Kind::kFinished) active_.erase(event.job_id);
+  }
+  return out;
+}
+
+std::vector<std::string> SlurmExecutor::ActiveJobs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& [job_id, slurm_id] : active_) out.push_back(job_id);
+  return out;
+}
+
+std::string SlurmExecutor::SlurmJobId(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = active_.find(job_id);
+  return it == active_.end() ? std::string() : it->second;
+}
+
+SlurmExecutorStats SlurmExecutor::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void SlurmExecutor::Emit(ExecutionEvent event) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  events_.push_back(std::move(event));
+}
+
+// ---------------------------------------------------------------------------
+// The worker's side.
+
+void SlurmExecutor::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stop_) {
+    std::deque<Op> ops;
+    ops.swap(ops_);
+    lock.unlock();
+    int64_t now = options_.clock->NowMs();
+    for (auto& op : ops) {
+      if (op.kind == Op::Kind::kSubmit) {
+        Job& job = jobs_[op.job.job_id] = std::move(op.job);
+        job.submit_first_ms = job.submit_next_ms = now;
+        continue;
+      }
+      auto it = jobs_.find(op.job_id);
+      if (it == jobs_.end()) continue;  // finished meanwhile
+      if (it->second.slurm_id.empty()) {
+        EmitFinishedWithoutSlurm(it->second, v1::JOB_STATE_CANCELLED,
+                                 "cancelled before Slurm had it", now);
+        jobs_.erase(it);
+        continue;
+      }
+      Stop(it->second, v1::JOB_STATE_CANCELLED, "cancelled", op.grace_ms, now);
+      SendStopSignals(it->second, now);
+    }
+    bool any_submitted = false;
+    int64_t next_wake = now + options_.poll_interval_ms;
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      Job& job = it->second;
+      if (job.slurm_id.empty() && job.submit_next_ms <= now) {
+        Submit(job, now);
+        now = options_.clock->NowMs();
+        if (job.slurm_id.empty() && job.submit_next_ms == 0) {
+          it = jobs_.erase(it);  // refused or given up: already reported
+          continue;
+        }
+      }
+      if (job.slurm_id.empty()) {
+        next_wake = std::min(next_wake, job.submit_next_ms);
+      } else {
+        any_submitted = true;
+      }
+      ++it;
+    }
+    if (any_submitted && now >= next_poll_ms_) {
+      next_poll_ms_ = now + options_.poll_interval_ms;
+      Refresh(now);
+    }
+    if (any_submitted) next_wake = std::min(next_wake, next_poll_ms_);
+    lock.lock();
+    if (stop_ || !ops_.empty()) continue;
+    const int64_t wait_ms = std::clamp<int64_t>(
+        next_wake - options_.clock->NowMs(), 1, options_.poll_interval_ms);
+    wake_.wait_for(lock, std::chrono::milliseconds(wait_ms),
+                   [this] { return stop_ || !ops_.empty(); });
   }
 }
 
 StatusOr<SubprocessResult> SlurmExecutor::Run(
     const std::string& command, const std::vector<std::string>& args) {
   auto result = RunSlurmCommand(options_.commands, command, args);
+  std::lock_guard<std::mutex> lock(mutex_);
   ++stats_.commands;
   if (result.ok()) {
     stats_.command_ms += result->elapsed_ms;
@@ -181,11 +392,19 @@ StatusOr<SubprocessResult> SlurmExecutor::Run(
 }
 
 void SlurmExecutor::NoteUnreachable(const std::string& what) {
-  // Logged once per outage, not on every poll.
-  if (!unreachable_) {
-    spdlog::warn("Slurm unreachable ({}); retrying on every poll", what);
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Logged once per outage, not on every round.
+  if (stats_.reachable) {
+    spdlog::warn("Slurm unreachable ({}); retrying every {} ms", what,
+                 options_.poll_interval_ms);
   }
-  unreachable_ = true;
+  stats_.reachable = false;
+}
+
+void SlurmExecutor::NoteReachable() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!stats_.reachable) spdlog::info("Slurm reachable again");
+  stats_.reachable = true;
 }
 
 StatusOr<std::vector<SqueueRow>> SlurmExecutor::ListJobs() {
@@ -200,8 +419,7 @@ StatusOr<std::vector<SqueueRow>> SlurmExecutor::ListJobs() {
                             std::to_string(result->exit_code) + ": " +
                             FirstLine(result->err));
   }
-  if (unreachable_) spdlog::info("Slurm reachable again");
-  unreachable_ = false;
+  NoteReachable();
   return ParseSqueue(result->out);
 }
 
@@ -233,8 +451,10 @@ Status SlurmExecutor::Adopt() {
     job.last_state = row.state;
     jobs_[tag->job_id] = std::move(job);
   }
+  std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [job_id, job] : jobs_) {
     adopted_.push_back(job_id);
+    active_[job_id] = job.slurm_id;
     spdlog::info("re-adopted job {} (Slurm job {}, {})", job_id, job.slurm_id,
                  job.last_state);
   }
@@ -246,141 +466,82 @@ std::vector<std::string> SlurmExecutor::ClusterArgs(const Job& job) const {
   return {"--clusters=" + job.cluster};
 }
 
-std::string SlurmExecutor::SlurmJobId(const std::string& job_id) const {
-  auto it = jobs_.find(job_id);
-  return it == jobs_.end() ? std::string() : it->second.slurm_id;
+void SlurmExecutor::EmitFinishedWithoutSlurm(const Job& job, v1::JobState state,
+                                             const std::string& message,
+                                             int64_t now_ms) {
+  ExecutionEvent finished;
+  finished.kind = ExecutionEvent::Kind::kFinished;
+  finished.job_id = job.job_id;
+  finished.model = job.model;
+  finished.final_state = state;
+  finished.exit_code = -1;
+  finished.message = message;
+  // Never ran: no card-seconds, but the placement's cards (the broker
+  // checks the record against the placement).
+  finished.start_ms = finished.end_ms = now_ms;
+  finished.cards = job.cards;
+  spdlog::info("job {} finished before Slurm ran it: {}", job.job_id, message);
+  Emit(std::move(finished));
 }
 
-Status SlurmExecutor::Start(const ExecutionRequest& request) {
-  if (jobs_.count(request.job_id) != 0) {
-    return AlreadyExistsError("job " + request.job_id + " is already in Slurm");
-  }
-  if (request.spec.command().empty() || request.assignments.empty()) {
-    return InvalidArgumentError("job " + request.job_id +
-                                " has no command or no assignment");
-  }
-  const std::string srun =
-      options_.commands.bin_dir.empty() ? "srun"
-                                        : options_.commands.bin_dir + "/srun";
-  CN_ASSIGN_OR_RETURN(std::string script, BatchScript(request, srun));
-
-  const std::filesystem::path job_dir =
-      std::filesystem::path(options_.work_dir) / SafeName(request.job_id);
-  std::error_code error;
-  std::filesystem::create_directories(job_dir, error);
-  if (error) {
-    return FailedPreconditionError("cannot create " + job_dir.string() + ": " +
-                                   error.message());
-  }
-  const std::string script_path = (job_dir / "job.sh").string();
-  {
-    std::ofstream out(script_path, std::ios::trunc);
-    out << script;
-    if (!out.flush()) {
-      return FailedPreconditionError("cannot write " + script_path);
-    }
-  }
-
-  uint32_t cards = 0;
-  for (const auto& assignment : request.assignments) {
-    cards += static_cast<uint32_t>(assignment.device_indices_size());
-  }
-  uint32_t cards_per_node = request.spec.cards_per_node();
-  if (cards_per_node == 0) {
-    cards_per_node =
-        static_cast<uint32_t>(request.assignments[0].device_indices_size());
-  }
-  JobTag tag;
-  tag.owner = options_.owner;
-  tag.job_id = request.job_id;
-  tag.model = request.model;
-  tag.max_duration_s = request.spec.max_duration_s();
-  tag.cards = cards;
-
-  std::vector<std::string> args = {
-      "--parsable",
-      "--job-name=" + JobName(request.job_id),
-      "--comment=" + EncodeJobTag(tag),
-      "--nodes=" + std::to_string(request.assignments.size()),
-      "--ntasks-per-node=1",
-      "--chdir=" + job_dir.string(),
-      "--output=" + (job_dir / "slurm-%j.out").string(),
-      "--open-mode=append",
+void SlurmExecutor::Submit(Job& job, int64_t now_ms) {
+  ++job.submit_attempts;
+  auto give_up = [&](const std::string& message) {
+    EmitFinishedWithoutSlurm(job, v1::JOB_STATE_FAILED, message, now_ms);
+    job.submit_next_ms = 0;  // tells the loop to drop it
   };
-  if (cards_per_node > 0) {
-    args.push_back("--gres=" + options_.gres_name + ":" +
-                   std::to_string(cards_per_node));
-  }
-  if (tag.max_duration_s > 0) {
-    // Slurm counts minutes and enforces late; the executor enforces the
-    // exact limit itself (Enforce) and Slurm's limit is the backstop.
-    args.push_back("--time=" + std::to_string((tag.max_duration_s + 59) / 60));
-  }
-  if (!options_.partition.empty()) args.push_back("--partition=" + options_.partition);
-  if (!options_.account.empty()) args.push_back("--account=" + options_.account);
-  args.insert(args.end(), options_.extra_sbatch_args.begin(),
-              options_.extra_sbatch_args.end());
-  args.push_back(script_path);
-
-  auto adopt_if_submitted = [&](const std::string& why) -> Status {
+  auto retry_later = [&](const std::string& why) {
+    NoteUnreachable(why);
     // The submission may have reached slurmctld even though its reply did
-    // not reach us: find it by its comment before calling it failed.
+    // not reach us: look for it by its comment before sending it again.
     auto rows = ListJobs();
     if (rows.ok()) {
       for (const auto& row : *rows) {
-        auto found = DecodeJobTag(row.comment);
-        if (found && found->owner == options_.owner &&
-            found->job_id == request.job_id) {
-          Job job;
-          job.job_id = request.job_id;
+        auto tag = DecodeJobTag(row.comment);
+        if (tag && tag->owner == options_.owner && tag->job_id == job.job_id) {
           job.slurm_id = row.job_id;
-          job.model = request.model;
-          job.cards = cards;
-          job.max_duration_s = tag.max_duration_s;
           job.last_state = row.state;
-          jobs_[request.job_id] = std::move(job);
           spdlog::info("job {}: sbatch failed ({}) but Slurm has it as {}",
-                       request.job_id, why, row.job_id);
-          return OkStatus();
+                       job.job_id, why, row.job_id);
+          std::lock_guard<std::mutex> lock(mutex_);
+          active_[job.job_id] = job.slurm_id;
+          return;
         }
       }
     }
-    NoteUnreachable(why);
-    return UnavailableError("Slurm is unreachable: " + why);
+    if (now_ms - job.submit_first_ms >= options_.submit_timeout_ms) {
+      give_up("Slurm unreachable for " +
+              std::to_string((now_ms - job.submit_first_ms) / 1000) +
+              " s: " + why);
+      return;
+    }
+    const int shift = std::min(job.submit_attempts - 1, 4);
+    job.submit_next_ms = now_ms + std::min<int64_t>(int64_t{500} << shift, 8000);
   };
 
-  auto result = Run("sbatch", args);
+  auto result = Run("sbatch", job.sbatch_args);
   if (!result.ok()) {
     if (result.status().code() == StatusCode::kDeadlineExceeded) {
-      return adopt_if_submitted(result.status().message());
+      return retry_later(result.status().message());
     }
-    return FailedPreconditionError("cannot run sbatch: " +
-                                   result.status().message());
+    return give_up("cannot run sbatch: " + result.status().message());
   }
   if (result->exit_code != 0) {
     if (IsTransientSlurmError(result->err)) {
-      return adopt_if_submitted("sbatch: " + FirstLine(result->err));
+      return retry_later("sbatch: " + FirstLine(result->err));
     }
-    return FailedPreconditionError("Slurm refused the job: " +
-                                   FirstLine(result->err));
+    return give_up("Slurm refused the job: " + FirstLine(result->err));
   }
   auto ref = ParseSbatchParsable(result->out);
-  if (!ref.ok()) {
-    return FailedPreconditionError(ref.status().message());
-  }
-  Job job;
-  job.job_id = request.job_id;
+  if (!ref.ok()) return give_up(ref.status().message());
+  NoteReachable();
   job.slurm_id = ref->job_id;
   job.cluster = ref->cluster;
-  job.model = request.model;
-  job.cards = cards;
-  job.max_duration_s = tag.max_duration_s;
   job.last_state = "PENDING";
-  spdlog::info("job {} submitted to Slurm as {} ({} node(s), --gres={}:{})",
-               request.job_id, ref->job_id, request.assignments.size(),
-               options_.gres_name, cards_per_node);
-  jobs_[request.job_id] = std::move(job);
-  return OkStatus();
+  job.sbatch_args.clear();
+  spdlog::info("job {} submitted to Slurm as {}", job.job_id, ref->job_id);
+  std::lock_guard<std::mutex> lock(mutex_);
+  active_[job.job_id] = job.slurm_id;
 }
 
 void SlurmExecutor::Stop(Job& job, v1::JobState state,
@@ -413,7 +574,7 @@ void SlurmExecutor::SendStopSignals(Job& job, int64_t now_ms) {
         return false;
       }
       // E.g. "Job is pending execution" or already completing: nothing to
-      // signal, and a plain scancel below settles it.
+      // signal, and a plain scancel settles it.
       spdlog::debug("scancel {}: {}", job.slurm_id, FirstLine(result->err));
     }
     return true;
@@ -441,15 +602,6 @@ void SlurmExecutor::SendStopSignals(Job& job, int64_t now_ms) {
   }
 }
 
-Status SlurmExecutor::Cancel(const std::string& job_id, int grace_ms) {
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return NotFoundError("job " + job_id + " not running");
-  const int64_t now = options_.clock->NowMs();
-  Stop(it->second, v1::JOB_STATE_CANCELLED, "cancelled", grace_ms, now);
-  SendStopSignals(it->second, now);
-  return OkStatus();
-}
-
 void SlurmExecutor::EmitStarted(Job& job, int64_t start_ms) {
   job.started_reported = true;
   job.start_ms = start_ms;
@@ -459,12 +611,8 @@ void SlurmExecutor::EmitStarted(Job& job, int64_t start_ms) {
   started.start_ms = start_ms;
   started.cards = job.cards;
   started.model = job.model;
-  pending_.push_back(std::move(started));
   spdlog::info("job {} running in Slurm job {}", job.job_id, job.slurm_id);
-}
-
-bool SlurmExecutor::OverBudget() const {
-  return SteadyMs() - refresh_started_steady_ms_ > options_.poll_budget_ms;
+  Emit(std::move(started));
 }
 
 void SlurmExecutor::Enforce(Job& job, int64_t now_ms) {
@@ -474,7 +622,7 @@ void SlurmExecutor::Enforce(Job& job, int64_t now_ms) {
          "exceeded max duration of " + std::to_string(job.max_duration_s) + " s",
          options_.timeout_grace_ms, now_ms);
   }
-  if (job.stopping && !job.kill_sent && !OverBudget()) SendStopSignals(job, now_ms);
+  if (job.stopping && !job.kill_sent) SendStopSignals(job, now_ms);
 }
 
 SlurmExecutor::Lookup SlurmExecutor::FromScontrol(const Job& job, Final* out) {
@@ -516,10 +664,11 @@ SlurmExecutor::Lookup SlurmExecutor::FromScontrol(const Job& job, Final* out) {
     }
     if (cards == 0) {
       uint32_t nodes = 1;
-      try {
-        nodes = static_cast<uint32_t>(std::stoul(record.Get("NumNodes")));
-      } catch (...) {
-        nodes = 1;
+      const std::string num_nodes = record.Get("NumNodes");
+      if (!num_nodes.empty() &&
+          std::all_of(num_nodes.begin(), num_nodes.end(), ::isdigit) &&
+          num_nodes.size() < 9) {
+        nodes = static_cast<uint32_t>(std::stoul(num_nodes));
       }
       cards = CountGres(record.Get("TresPerNode"), base) * nodes;
     }
@@ -533,7 +682,8 @@ SlurmExecutor::Lookup SlurmExecutor::FromScontrol(const Job& job, Final* out) {
 SlurmExecutor::Lookup SlurmExecutor::FromSacct(const Job& job, Final* out) {
   if (!sacct_available_) return Lookup::kGone;
   std::vector<std::string> args = ClusterArgs(job);
-  args.insert(args.end(), {"-X", "--noheader", "--parsable2", "--jobs=" + job.slurm_id,
+  args.insert(args.end(), {"-X", "--noheader", "--parsable2",
+                           "--jobs=" + job.slurm_id,
                            "--format=" + std::string(kSacctFormat)});
   auto result = Run("sacct", args);
   if (!result.ok()) {
@@ -597,7 +747,6 @@ SlurmExecutor::Lookup SlurmExecutor::FromJobcomp(const Job& job, Final* out) {
 }
 
 bool SlurmExecutor::TryFinish(Job& job, const SqueueRow* row, int64_t now_ms) {
-  if (OverBudget()) return false;
   Final final;
   Lookup lookup = FromScontrol(job, &final);
   if (lookup == Lookup::kGone) lookup = FromSacct(job, &final);
@@ -605,7 +754,7 @@ bool SlurmExecutor::TryFinish(Job& job, const SqueueRow* row, int64_t now_ms) {
   if (lookup == Lookup::kRetry || lookup == Lookup::kNotFinished) return false;
   if (lookup == Lookup::kGone) {
     final.state = "UNKNOWN";
-    final.reason = "no longer known to slurmctld, sacct or the jobcomp file";
+    final.reason = "is no longer known to slurmctld, sacct or the jobcomp file";
     final.source = "none";
   }
   if (row != nullptr) {
@@ -630,21 +779,23 @@ bool SlurmExecutor::TryFinish(Job& job, const SqueueRow* row, int64_t now_ms) {
        ParseSlurmState(final.state) != SlurmState::kCancelled)) {
     EmitStarted(job, finished.start_ms);
   }
+  const std::string slurm_words =
+      final.state + (final.reason.empty() || final.reason == "None"
+                         ? std::string()
+                         : ", reason " + final.reason);
   if (lookup == Lookup::kGone) {
     finished.final_state = job.stopping ? job.stop_state : v1::JOB_STATE_FAILED;
     finished.exit_code = -1;
     finished.message = "outcome unknown: Slurm job " + job.slurm_id + " " +
                        final.reason;
   } else if (job.stopping) {
+    // We stopped it: our reason, whatever Slurm calls the end (a job that
+    // dies of our TERM shows as FAILED or CANCELLED there).
     SlurmOutcome outcome = MapSlurmOutcome(final.state, final.reason,
                                            final.exit_code);
     finished.final_state = job.stop_state;
     finished.exit_code = outcome.exit_code != 0 ? outcome.exit_code : -1;
-    finished.message = job.stop_reason + " (Slurm: " + final.state +
-                       (final.reason.empty() || final.reason == "None"
-                            ? std::string()
-                            : ", reason " + final.reason) +
-                       ")";
+    finished.message = job.stop_reason + " (Slurm: " + slurm_words + ")";
   } else {
     SlurmOutcome outcome = MapSlurmOutcome(final.state, final.reason,
                                            final.exit_code);
@@ -655,74 +806,60 @@ bool SlurmExecutor::TryFinish(Job& job, const SqueueRow* row, int64_t now_ms) {
   spdlog::info("job {} finished in Slurm job {}: {} exit {} {} (from {})",
                job.job_id, job.slurm_id, v1::JobState_Name(finished.final_state),
                finished.exit_code, finished.message, final.source);
-  pending_.push_back(std::move(finished));
+  Emit(std::move(finished));
   return true;
 }
 
 void SlurmExecutor::Refresh(int64_t now_ms) {
-  refresh_started_steady_ms_ = SteadyMs();
-  ++stats_.polls;
+  const int64_t started = SteadyMs();
   auto rows = ListJobs();
   if (!rows.ok()) {
     NoteUnreachable(rows.status().message());
-    stats_.last_poll_ms = SteadyMs() - refresh_started_steady_ms_;
-    return;
-  }
-  std::map<std::string, const SqueueRow*> by_id;
-  for (const auto& row : *rows) by_id[row.job_id] = &row;
-
-  for (auto it = jobs_.begin(); it != jobs_.end();) {
-    Job& job = it->second;
-    const SqueueRow* row = nullptr;
-    auto found = by_id.find(job.slurm_id);
-    if (found != by_id.end()) {
-      auto tag = DecodeJobTag(found->second->comment);
-      // The same id for a job that is not ours: the controller lost its
-      // state and numbers again from 1. Ours is gone.
-      if (tag && tag->owner == options_.owner && tag->job_id == job.job_id) {
-        row = found->second;
+  } else {
+    std::map<std::string, const SqueueRow*> by_id;
+    for (const auto& row : *rows) by_id[row.job_id] = &row;
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      Job& job = it->second;
+      if (job.slurm_id.empty()) {  // not submitted yet
+        ++it;
+        continue;
       }
-    }
-    bool finished = false;
-    if (row != nullptr) {
-      const SlurmState state = ParseSlurmState(row->state);
-      if (row->state != job.last_state || row->reason != job.last_reason) {
-        spdlog::debug("job {} (Slurm {}): {} {}", job.job_id, job.slurm_id,
-                      row->state, row->reason);
+      const SqueueRow* row = nullptr;
+      auto found = by_id.find(job.slurm_id);
+      if (found != by_id.end()) {
+        auto tag = DecodeJobTag(found->second->comment);
+        // The same id for a job that is not ours: the controller lost its
+        // state and numbers again from 1. Ours is gone.
+        if (tag && tag->owner == options_.owner && tag->job_id == job.job_id) {
+          row = found->second;
+        }
       }
-      job.last_state = row->state;
-      job.last_reason = row->reason;
-      if (state == SlurmState::kRunning && !job.started_reported) {
-        EmitStarted(job, row->start_s ? *row->start_s * 1000 : now_ms);
-      }
-      if (IsTerminal(state)) {
-        finished = TryFinish(job, row, now_ms);
+      bool finished = false;
+      if (row != nullptr) {
+        const SlurmState state = ParseSlurmState(row->state);
+        if (row->state != job.last_state || row->reason != job.last_reason) {
+          spdlog::debug("job {} (Slurm {}): {} {}", job.job_id, job.slurm_id,
+                        row->state, row->reason);
+        }
+        job.last_state = row->state;
+        job.last_reason = row->reason;
+        if (state == SlurmState::kRunning && !job.started_reported) {
+          EmitStarted(job, row->start_s ? *row->start_s * 1000 : now_ms);
+        }
+        if (IsTerminal(state)) {
+          finished = TryFinish(job, row, now_ms);
+        } else {
+          Enforce(job, now_ms);
+        }
       } else {
-        Enforce(job, now_ms);
+        finished = TryFinish(job, nullptr, now_ms);
       }
-    } else {
-      finished = TryFinish(job, nullptr, now_ms);
+      it = finished ? jobs_.erase(it) : std::next(it);
     }
-    it = finished ? jobs_.erase(it) : std::next(it);
   }
-  stats_.last_poll_ms = SteadyMs() - refresh_started_steady_ms_;
-}
-
-std::vector<ExecutionEvent> SlurmExecutor::Poll() {
-  const int64_t now = options_.clock->NowMs();
-  if (!jobs_.empty() && now >= next_poll_ms_) {
-    next_poll_ms_ = now + options_.poll_interval_ms;
-    Refresh(now);
-  }
-  std::vector<ExecutionEvent> out;
-  out.swap(pending_);
-  return out;
-}
-
-std::vector<std::string> SlurmExecutor::ActiveJobs() const {
-  std::vector<std::string> out;
-  for (const auto& [job_id, job] : jobs_) out.push_back(job_id);
-  return out;
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stats_.polls;
+  stats_.last_poll_ms = SteadyMs() - started;
 }
 
 }  // namespace computenet::provider
