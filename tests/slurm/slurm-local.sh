@@ -17,6 +17,7 @@
 # Environment:
 #   COMPUTENET_SLURM_DIR   state directory (default /tmp/computenet-slurm)
 #   COMPUTENET_SLURM_PORT  slurmctld port; slurmd uses the next (default 6817)
+# Every cold start is logged, with the reason, to $COMPUTENET_SLURM_DIR.history.
 #
 # The cluster: ClusterName=computenet, node "localhost" with 64 declared CPU
 # slots (so tests run many jobs at once on 2 real cores) and Gres=gpu:8,
@@ -73,16 +74,43 @@ slurm_env() {
   SLURM_CONF=$conf SLURM_TIME_FORMAT=standard "$@"
 }
 
-healthy() {
+daemons_alive() {
   local d
-  [[ -f $conf ]] || return 1
   for d in "${daemons[@]}"; do
-    [[ -n $(live_pid "$d") ]] || return 1
+    [[ -n $(live_pid "$d") ]] || { why="$d is not running"; return 1; }
   done
-  slurm_env timeout 5 scontrol ping 2>/dev/null | grep -q "is UP" || return 1
-  local state
-  state=$(slurm_env timeout 5 sinfo -h -N -n localhost -o %t 2>/dev/null | head -n 1)
-  [[ $state =~ ^(idle|mix|mixed|alloc|allocated)$ ]]
+}
+
+node_state() {
+  slurm_env timeout 5 sinfo -h -N -n localhost -o %t 2>/dev/null | head -n 1
+}
+
+# A node that takes work: not down, drained, failing or not responding
+# (idle, mix, alloc, comp, ... all do).
+node_usable() {
+  [[ -n $1 && ! $1 =~ (down|drain|drng|fail|inval|unk|boot|futr|\*) ]]
+}
+
+# Whether the recorded instance can be reused. A busy controller may answer
+# slowly: with all daemons alive it gets 10 s before we give up on it (a
+# cold start would wipe the jobs of tests running meanwhile).
+healthy() {
+  why="no instance in $dir"
+  [[ -f $conf ]] || return 1
+  daemons_alive || return 1
+  local i state
+  for ((i = 0; i < 20; i++)); do
+    if slurm_env timeout 5 scontrol ping 2>/dev/null | grep -q "is UP"; then
+      state=$(node_state)
+      node_usable "$state" && return 0
+      why="node state '$state'"
+    else
+      why="slurmctld does not answer"
+    fi
+    daemons_alive || return 1
+    sleep 0.5
+  done
+  return 1
 }
 
 stop_pid() {  # SIGTERM, then SIGKILL after 10 s; a zombie counts as stopped
@@ -223,6 +251,7 @@ start() {
   done
   getent passwd munge >/dev/null || skip "no munge user (munge package broken?)"
 
+  echo "$(date '+%F %T') cold start: $why" >>"$dir.history"
   stop_all
   starting=1
   # Fresh controller state each cold start (job ids restart at 1).
@@ -263,12 +292,12 @@ start() {
   done
   start_daemon slurmd slurmd -D -N localhost -f "$conf"
   for ((i = 0; i < 300; i++)); do
-    healthy && break
+    [[ $(node_state) == idle ]] && break
     [[ -n $(live_pid slurmctld) ]] || die "slurmctld exited"
     [[ -n $(live_pid slurmd) ]] || die "slurmd exited"
     sleep 0.1
   done
-  healthy || die "the node did not become idle in 30 s"
+  [[ $(node_state) == idle ]] || die "the node did not become idle in 30 s"
   echo "$conf"
 }
 
