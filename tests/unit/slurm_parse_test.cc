@@ -95,6 +95,28 @@ TEST(ScontrolTest, EmptyAndErrorOutputGiveNoRecords) {
                   .empty());
 }
 
+TEST(ScontrolTest, JobcompFileLineParsesLikeARecord) {
+  // A line of Slurm's jobcomp/filetxt log, as slurmctld 22.05 writes it
+  // (times in local ISO form, whatever the reader's SLURM_TIME_FORMAT).
+  const char* line =
+      "JobId=7 UserId=root(0) GroupId=root(0) Name=cn-test-1 JobState=CANCELLED "
+      "Partition=debug TimeLimit=UNLIMITED StartTime=2026-11-21T06:43:35 "
+      "EndTime=2026-11-21T06:43:38 NodeList=localhost NodeCnt=1 ProcCnt=1 "
+      "WorkDir=/work ReservationName= Tres=cpu=1,mem=16000M,node=1,billing=1 "
+      "Account= QOS= WcKey= Cluster=unknown SubmitTime=2026-11-21T06:43:32 "
+      "EligibleTime=2026-11-21T06:43:32 DerivedExitCode=0:0 ExitCode=0:15\n";
+  auto records = ParseScontrolRecords(line);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].Get("Name"), "cn-test-1");
+  EXPECT_EQ(ParseSlurmState(records[0].Get("JobState")), SlurmState::kCancelled);
+  EXPECT_EQ(ParseSlurmExitCode(records[0].Get("ExitCode")), 143);
+  auto start = ParseSlurmTime(records[0].Get("StartTime"));
+  auto end = ParseSlurmTime(records[0].Get("EndTime"));
+  ASSERT_TRUE(start && end);
+  EXPECT_EQ(*end - *start, 3);
+  EXPECT_EQ(records[0].Get("ReservationName"), "");
+}
+
 TEST(SlurmTimeTest, EpochIsoAndPlaceholders) {
   EXPECT_EQ(ParseSlurmTime("1795243293"), 1795243293);
   EXPECT_EQ(ParseSlurmTime("  1795243293 \n"), 1795243293);
