@@ -240,7 +240,7 @@ TEST_F(SlurmExecutorTest, CancelSendsTermThenKillsAfterTheGrace) {
   ASSERT_TRUE(WaitForFile(stubborn + ".up"));
   EXPECT_EQ(executor->Cancel("job-nope", 0).code(), StatusCode::kNotFound);
   ASSERT_TRUE(executor->Cancel("job-polite", 10'000).ok());
-  ASSERT_TRUE(executor->Cancel("job-stubborn", 500).ok());
+  ASSERT_TRUE(executor->Cancel("job-stubborn", 1500).ok());
 
   auto polite_events = RunUntilFinished(*executor, "job-polite");
   auto stubborn_events = RunUntilFinished(*executor, "job-stubborn");
