@@ -12,20 +12,29 @@ Status BrokerImpl::LoadState() {
   // Known providers start offline; the lost-job timer runs from now, so jobs
   // on a provider that never returns after this restart still end.
   CN_ASSIGN_OR_RETURN(auto providers, store_->ListProviders());
-  for (const auto& [name, registration] : providers) {
-    ProviderEntry& entry = registry_.Register(name, registration, "", Now());
-    entry.online = false;
-    entry.lost_since_ms = Now();
+  {
+    CapacityIndex::BulkUpdate bulk(registry_.capacity());
+    for (const auto& [name, registration] : providers) {
+      registry_.Register(name, registration, "", Now());
+      registry_.SetOnline(name, false, Now());
+    }
+    CN_RETURN_IF_ERROR(LoadProviderStats());
   }
   CN_ASSIGN_OR_RETURN(auto queued, store_->JobsInStates({v1::JOB_STATE_QUEUED}));
-  for (const auto& job : queued) queue_.push_back(job.job_id());
+  for (const auto& job : queued) EnqueueJob(job);
   CN_ASSIGN_OR_RETURN(auto active, store_->JobsInStates({v1::JOB_STATE_PLACED,
                                                          v1::JOB_STATE_RUNNING}));
   // Cards of jobs that were out when the broker stopped stay taken until
   // their provider re-registers and reconciles.
   for (const auto& job : active) {
     registry_.Allocate(job.job_id(), job.provider(),
-                       {job.assignments().begin(), job.assignments().end()});
+                       {job.assignments().begin(), job.assignments().end()},
+                       job.spec().cpu_milli_per_card(),
+                       job.spec().host_memory_mib_per_card());
+    const int64_t began = job.started_ms() > 0 ? job.started_ms() : Now();
+    queue_.MarkRunning(job.job_id(), job.organization(),
+                       PlacementRequest::FromSpec(job.spec()).DemandMilli(),
+                       began + int64_t{job.spec().max_duration_s()} * 1000);
   }
   spdlog::info("loaded {} queued and {} active jobs", queued.size(),
                active.size());
@@ -39,34 +48,44 @@ Status BrokerImpl::SaveJob(const v1::JobInfo& job) {
 }
 
 void BrokerImpl::Schedule() {
-  if (!schedule_needed_ || queue_.empty()) return;
+  if (!schedule_needed_ || queue_.size() == 0) return;
   schedule_needed_ = false;
-  auto capacity = registry_.OnlineCapacity();
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    auto job = store_->GetJob(*it);
+  // The queue places on the capacity index as it goes; here every outcome
+  // is persisted and dispatched (docs/matching.md, "Queue").
+  JobQueue::PassResult pass = queue_.Schedule(registry_.capacity(), *matcher_);
+  for (const auto& outcome : pass.never_fit) {
+    queue_reasons_.erase(outcome.job_id);
+    auto job = store_->GetJob(outcome.job_id);
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
+    Status failed = FinishJob(*job, v1::JOB_STATE_FAILED, -1, outcome.reason);
+    if (!failed.ok()) spdlog::error("{}", failed.ToString());
+  }
+  for (const auto& outcome : pass.placed) {
+    queue_reasons_.erase(outcome.job_id);
+    auto job = store_->GetJob(outcome.job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) {
-      it = queue_.erase(it);
-      continue;
-    }
-    MatchOutcome outcome =
-        matcher_->Match(job->spec(), capacity, rejected_by_[job->job_id()]);
-    if (!outcome.placement) {
-      if (job->reason() != outcome.reason) {
-        job->set_reason(outcome.reason);
-        Status saved = SaveJob(*job);
-        if (!saved.ok()) spdlog::error("{}", saved.ToString());
-      }
-      ++it;
+      registry_.Release(outcome.job_id);
+      queue_.MarkStopped(outcome.job_id);
       continue;
     }
     Status placed = PlaceJob(*job, *outcome.placement);
     if (!placed.ok()) {
       spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
-      ++it;
-      continue;
+      registry_.Release(outcome.job_id);
+      queue_.MarkStopped(outcome.job_id);
+      EnqueueJob(*job);
     }
-    it = queue_.erase(it);
-    capacity = registry_.OnlineCapacity();
+  }
+  for (const auto& outcome : pass.waiting) {
+    auto& reported = queue_reasons_[outcome.job_id];
+    if (reported == outcome.reason) continue;
+    auto job = store_->GetJob(outcome.job_id);
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
+    reported = outcome.reason;
+    if (job->reason() == outcome.reason) continue;
+    job->set_reason(outcome.reason);
+    Status saved = SaveJob(*job);
+    if (!saved.ok()) spdlog::error("{}", saved.ToString());
   }
 }
 
@@ -81,9 +100,14 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
   job.set_price_per_card_hour(placement.price_per_card_hour);
   job.set_currency(placement.currency);
   job.set_attempts(job.attempts() + 1);
+  job.set_spare(placement.spare);
+  job.set_a100_equivalents_milli(placement.a100_milli);
+  job.set_compute_source(placement.compute_basis);
   job.set_reason("offered to " + placement.provider);
   CN_RETURN_IF_ERROR(SaveJob(job));
-  registry_.Allocate(job.job_id(), placement.provider, placement.assignments);
+  registry_.Allocate(job.job_id(), placement.provider, placement.assignments,
+                     job.spec().cpu_milli_per_card(),
+                     job.spec().host_memory_mib_per_card());
   spdlog::info("job {} placed on {}: {} x {} at {} minor units of {} per card-hour",
                job.job_id(), placement.provider, TotalCards(job),
                placement.model, placement.price_per_card_hour,
@@ -100,15 +124,20 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
   }
   offers_out_.erase(job.job_id());
   registry_.Release(job.job_id());
+  queue_.MarkStopped(job.job_id());
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_provider("");
   job.set_model("");
   job.clear_assignments();
   job.set_price_per_card_hour(0);
   job.set_currency("");
+  job.set_spare(false);
+  job.set_preemption_requested(false);
+  job.set_a100_equivalents_milli(0);
+  job.set_compute_source("");
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
-  queue_.push_back(job.job_id());
+  EnqueueJob(job);
   schedule_needed_ = true;
   return OkStatus();
 }
@@ -116,6 +145,9 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
 Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
                              int32_t exit_code, const std::string& reason) {
   registry_.Release(job.job_id());
+  queue_.MarkStopped(job.job_id());
+  queue_.Remove(job.job_id());
+  queue_reasons_.erase(job.job_id());
   rejected_by_.erase(job.job_id());
   offers_out_.erase(job.job_id());
   job.set_state(state);
@@ -140,6 +172,7 @@ void BrokerImpl::SendOffer(const v1::JobInfo& job) {
   *offer.mutable_assignments() = job.assignments();
   offer.set_price_per_card_hour(job.price_per_card_hour());
   offer.set_currency(job.currency());
+  offer.set_attempt(job.attempts());
   // If this send fails, the resend timer or the provider's next
   // registration deals with it.
   offers_out_[job.job_id()] = Now();

@@ -198,11 +198,11 @@ TEST_F(SiteConfigTest, UnknownKeyInAcceleratorIsNamed) {
   const std::string from = "count = 4 }";
   const size_t at = text.find(from);
   ASSERT_NE(at, std::string::npos);
-  text.replace(at, from.size(), "count = 4, vendor = \"x\" }");
+  text.replace(at, from.size(), "count = 4, vendr = \"x\" }");
   auto config = Parse(text);
   EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(config.status().message(), HasSubstr("nodes[1].accelerators[1]"));
-  EXPECT_THAT(config.status().message(), HasSubstr("'vendor'"));
+  EXPECT_THAT(config.status().message(), HasSubstr("'vendr'"));
 }
 
 TEST_F(SiteConfigTest, MissingPricesIsInvalid) {
