@@ -11,17 +11,37 @@ namespace {
 constexpr uint32_t kNoShelf = UINT32_MAX;
 
 bool RoomFits(const CapacityIndex::Room& room,
-              const CapacityIndex::Room& need) {
+              const CapacityIndex::Need& need) {
   return room.max_free_whole >= need.max_free_whole &&
          room.max_free_milli >= need.max_free_milli &&
-         room.free_whole_total >= need.free_whole_total;
+         room.free_whole_total >= need.free_whole_total &&
+         (room.region_mask & need.region_mask) != 0 &&
+         (room.class_mask & need.class_mask) != 0 &&
+         (room.kinds & need.kinds) != 0 &&
+         room.max_memory_mib >= need.max_memory_mib &&
+         room.min_price <= need.min_price &&
+         std::equal(need.gang_nodes.begin(), need.gang_nodes.end(),
+                    room.gang_nodes.begin(),
+                    [](uint32_t need_nodes, uint32_t room_nodes) {
+                      return room_nodes >= need_nodes;
+                    });
 }
 
 CapacityIndex::Room MaxRoom(const CapacityIndex::Room& a,
                             const CapacityIndex::Room& b) {
-  return {std::max(a.max_free_whole, b.max_free_whole),
-          std::max(a.max_free_milli, b.max_free_milli),
-          std::max(a.free_whole_total, b.free_whole_total)};
+  CapacityIndex::Room out;
+  out.max_free_whole = std::max(a.max_free_whole, b.max_free_whole);
+  out.max_free_milli = std::max(a.max_free_milli, b.max_free_milli);
+  out.free_whole_total = std::max(a.free_whole_total, b.free_whole_total);
+  out.region_mask = a.region_mask | b.region_mask;
+  out.class_mask = a.class_mask | b.class_mask;
+  out.kinds = a.kinds | b.kinds;
+  for (int j = 0; j < CapacityIndex::kGangLevels; ++j) {
+    out.gang_nodes[j] = std::max(a.gang_nodes[j], b.gang_nodes[j]);
+  }
+  out.max_memory_mib = std::max(a.max_memory_mib, b.max_memory_mib);
+  out.min_price = std::min(a.min_price, b.min_price);
+  return out;
 }
 
 // price * reference / gflops in thousandths of a minor unit, saturating.
@@ -51,8 +71,20 @@ uint32_t CapacityIndex::InternModel(const std::string& model) {
   if (added) {
     model_names_.push_back(model);
     orders_.emplace_back();
+    model_classes_.emplace_back();
+    model_max_gflops_.push_back(0);
   }
   return it->second;
+}
+
+uint64_t CapacityIndex::ClassBit(const std::string& vendor_class) const {
+  auto it = class_bits_.find(vendor_class);
+  return it == class_bits_.end() ? 0 : uint64_t{1} << it->second;
+}
+
+uint64_t CapacityIndex::RegionBit(const std::string& region) const {
+  auto it = region_bits_.find(region);
+  return it == region_bits_.end() ? 0 : uint64_t{1} << it->second;
 }
 
 std::optional<uint32_t> CapacityIndex::ProviderId(
@@ -70,7 +102,7 @@ std::optional<uint32_t> CapacityIndex::ModelId(const std::string& model) const {
 
 const std::vector<CapacityIndex::ShelfRef>& CapacityIndex::Order(
     uint32_t model) const {
-  return orders_[model].shelves;
+  return OrderOf(model).shelves;
 }
 
 Status CapacityIndex::UpsertProvider(const std::string& name,
@@ -89,12 +121,15 @@ Status CapacityIndex::UpsertProvider(const std::string& name,
     ModelOrder& order = orders_[provider.shelves[s].model];
     order.all.erase({id, s});
     order.dirty = true;
+    all_order_.all.erase({id, s});
   }
+  all_order_.dirty = true;
   CN_RETURN_IF_ERROR(BuildProvider(provider, registration));
   for (uint32_t s = 0; s < provider.shelves.size(); ++s) {
     ModelOrder& order = orders_[provider.shelves[s].model];
     order.all.insert({id, s});
     order.dirty = true;
+    all_order_.all.insert({id, s});
   }
   // Jobs placed here hold their cards again on the new structure.
   auto jobs = jobs_by_provider_.find(name);
@@ -118,6 +153,9 @@ Status CapacityIndex::BuildProvider(Provider& provider,
   provider.registration = registration;
   provider.region = registration.region();
   provider.currency = registration.currency();
+  const uint32_t region_index = region_bits_.emplace(
+      provider.region,
+      static_cast<uint32_t>(std::min<size_t>(region_bits_.size(), 63))).first->second;
   provider.nodes.clear();
   provider.fabrics.clear();
   provider.shelves.clear();
@@ -183,6 +221,15 @@ Status CapacityIndex::BuildProvider(Provider& provider,
           shelf.compute_basis = compute.basis;
           shelf.cost_key = CostKey(per_hour, catalog_->reference_gflops(),
                                    compute.dense_gflops);
+          shelf.region_bit = uint64_t{1} << region_index;
+          const uint32_t class_index = class_bits_.emplace(
+              compute.vendor_class,
+              static_cast<uint32_t>(std::min<size_t>(class_bits_.size(), 63)))
+              .first->second;
+          shelf.class_bit = uint64_t{1} << class_index;
+          model_classes_[group.model].insert(compute.vendor_class);
+          model_max_gflops_[group.model] =
+              std::max(model_max_gflops_[group.model], compute.dense_gflops);
           provider.shelves.push_back(std::move(shelf));
         }
         Shelf& shelf = provider.shelves[shelf_it->second];
@@ -201,6 +248,7 @@ Status CapacityIndex::BuildProvider(Provider& provider,
   }
   for (auto& shelf : provider.shelves) {
     shelf.buckets.assign(shelf.max_cards_per_group + 1, {});
+    std::map<uint32_t, uint32_t> fabric_slots;  // provider fabric -> slot
     for (uint32_t slot = 0; slot < shelf.members.size(); ++slot) {
       Member& member = shelf.members[slot];
       const CardGroup& group = provider.nodes[member.node].groups[member.group];
@@ -208,9 +256,42 @@ Status CapacityIndex::BuildProvider(Provider& provider,
           static_cast<uint32_t>(shelf.buckets[group.free_whole].size());
       shelf.buckets[group.free_whole].push_back(slot);
       shelf.free_whole_total += group.free_whole;
+      auto [it, added] = fabric_slots.emplace(
+          provider.nodes[member.node].fabric,
+          static_cast<uint32_t>(shelf.fabric_counts.size()));
+      if (added) shelf.fabric_counts.push_back({});
+      member.fabric_slot = it->second;
+    }
+    for (int j = 0; j < kGangLevels; ++j) {
+      shelf.gang_hist[j].assign(shelf.members.size() + 1, 0);
+      shelf.gang_hist[j][0] = static_cast<uint32_t>(shelf.fabric_counts.size());
+    }
+    for (const Member& member : shelf.members) {
+      const CardGroup& group = provider.nodes[member.node].groups[member.group];
+      GangCountsChanged(shelf, member.fabric_slot, 0, group.free_whole);
     }
   }
   return OkStatus();
+}
+
+void CapacityIndex::GangCountsChanged(Shelf& shelf, uint32_t fabric_slot,
+                                      uint32_t old_free, uint32_t new_free) {
+  for (int j = 0; j < kGangLevels; ++j) {
+    const uint32_t level = 1u << j;
+    const bool was = old_free >= level;
+    const bool now = new_free >= level;
+    if (was == now) continue;
+    uint32_t& count = shelf.fabric_counts[fabric_slot][j];
+    auto& hist = shelf.gang_hist[j];
+    --hist[count];
+    count = now ? count + 1 : count - 1;
+    ++hist[count];
+    // Counts move by one, so the maximum moves by at most one.
+    if (count > shelf.gang_max[j]) shelf.gang_max[j] = count;
+    while (shelf.gang_max[j] > 0 && hist[shelf.gang_max[j]] == 0) {
+      --shelf.gang_max[j];
+    }
+  }
 }
 
 void CapacityIndex::SetOnline(const std::string& name, bool online) {
@@ -225,46 +306,49 @@ void CapacityIndex::SetOnline(const std::string& name, bool online) {
 void CapacityIndex::SetReliability(const std::string& name, uint32_t permille) {
   auto id = ProviderId(name);
   if (!id || providers_[*id].reliability_permille == permille) return;
+  // Not part of the rank order (which then never needs re-sorting when a
+  // job ends): the matcher compares reliability among equal-cost offers.
   providers_[*id].reliability_permille = permille;
-  MarkModelsDirty(providers_[*id]);
   ++offer_generation_;
-  if (bulk_depth_ == 0) RebuildDirtyOrders();
 }
 
 void CapacityIndex::MarkModelsDirty(const Provider& provider) {
   for (const auto& shelf : provider.shelves) orders_[shelf.model].dirty = true;
+  all_order_.dirty = true;
 }
 
 void CapacityIndex::RebuildDirtyOrders() {
   for (uint32_t model = 0; model < orders_.size(); ++model) {
     if (orders_[model].dirty) RebuildOrder(model);
   }
+  if (all_order_.dirty) RebuildOrder(kAllModels);
 }
 
 void CapacityIndex::RebuildOrder(uint32_t model) {
-  ModelOrder& order = orders_[model];
+  ModelOrder& order = OrderOf(model);
+  const bool all_models = model == kAllModels;
   order.dirty = false;
   order.shelves.clear();
   for (const auto& [provider_id, shelf_id] : order.all) {
     Provider& provider = providers_[provider_id];
     Shelf& shelf = provider.shelves[shelf_id];
-    shelf.order_pos = -1;
+    (all_models ? shelf.all_pos : shelf.order_pos) = -1;
     if (provider.online && !shelf.members.empty()) {
       order.shelves.push_back(ShelfRef{provider_id, shelf_id});
     }
   }
-  // Rank: cheapest per A100-hour, then most reliable, then by name so the
-  // order (and so every decision) is deterministic.
+  // Rank: cheapest per A100-hour, then by name so the order (and so every
+  // decision) is deterministic.
   std::sort(order.shelves.begin(), order.shelves.end(),
             [this](const ShelfRef& a, const ShelfRef& b) {
               const Shelf& sa = shelf(a);
               const Shelf& sb = shelf(b);
               const Provider& pa = providers_[a.provider];
               const Provider& pb = providers_[b.provider];
-              return std::tie(sa.cost_key, pb.reliability_permille, pa.name,
-                              sa.memory_mib, sa.spare, a.shelf) <
-                     std::tie(sb.cost_key, pa.reliability_permille, pb.name,
-                              sb.memory_mib, sb.spare, b.shelf);
+              return std::tie(sa.cost_key, pa.name, sa.model, sa.memory_mib,
+                              sa.spare, a.shelf) <
+                     std::tie(sb.cost_key, pb.name, sb.model, sb.memory_mib,
+                              sb.spare, b.shelf);
             });
   order.leaves = 1;
   while (order.leaves < order.shelves.size()) order.leaves *= 2;
@@ -272,7 +356,7 @@ void CapacityIndex::RebuildOrder(uint32_t model) {
   for (size_t pos = 0; pos < order.shelves.size(); ++pos) {
     Shelf& shelf = providers_[order.shelves[pos].provider]
                        .shelves[order.shelves[pos].shelf];
-    shelf.order_pos = static_cast<int32_t>(pos);
+    (all_models ? shelf.all_pos : shelf.order_pos) = static_cast<int32_t>(pos);
     order.tree[order.leaves + pos] = RoomOf(shelf);
   }
   for (size_t node = order.leaves - 1; node >= 1; --node) {
@@ -294,6 +378,12 @@ CapacityIndex::Room CapacityIndex::RoomOf(const Shelf& shelf) const {
     room.max_free_milli = std::get<0>(*shelf.partial.rbegin());
   }
   room.free_whole_total = shelf.free_whole_total;
+  room.region_mask = shelf.region_bit;
+  room.class_mask = shelf.class_bit;
+  room.kinds = shelf.spare ? kSpare : kDedicated;
+  room.gang_nodes = shelf.gang_max;
+  room.max_memory_mib = shelf.memory_mib;
+  room.min_price = shelf.price_per_card_hour;
   return room;
 }
 
@@ -308,20 +398,25 @@ void CapacityIndex::UpdateTreeLeaf(ModelOrder& order, size_t pos,
 
 void CapacityIndex::UpdateShelfRoom(uint32_t provider, uint32_t shelf_id) {
   const Shelf& shelf = providers_[provider].shelves[shelf_id];
+  const Room room = RoomOf(shelf);
   ModelOrder& order = orders_[shelf.model];
-  if (order.dirty || shelf.order_pos < 0) return;
-  UpdateTreeLeaf(order, static_cast<size_t>(shelf.order_pos), RoomOf(shelf));
+  if (!order.dirty && shelf.order_pos >= 0) {
+    UpdateTreeLeaf(order, static_cast<size_t>(shelf.order_pos), room);
+  }
+  if (!all_order_.dirty && shelf.all_pos >= 0) {
+    UpdateTreeLeaf(all_order_, static_cast<size_t>(shelf.all_pos), room);
+  }
 }
 
-int CapacityIndex::FindShelf(uint32_t model, int from, const Room& need) const {
-  const ModelOrder& order = orders_[model];
+int CapacityIndex::FindShelf(uint32_t model, int from, const Need& need) const {
+  const ModelOrder& order = OrderOf(model);
   if (from < 0 || static_cast<size_t>(from) >= order.shelves.size()) return -1;
   return FindInTree(order, 1, 0, order.leaves - 1, static_cast<size_t>(from),
                     need);
 }
 
 int CapacityIndex::FindInTree(const ModelOrder& order, size_t node, size_t lo,
-                              size_t hi, size_t from, const Room& need) const {
+                              size_t hi, size_t from, const Need& need) const {
   if (hi < from || !RoomFits(order.tree[node], need)) return -1;
   if (lo == hi) {
     return lo < order.shelves.size() ? static_cast<int>(lo) : -1;
@@ -413,6 +508,8 @@ void CapacityIndex::GroupChanged(uint32_t provider_id, uint32_t node_id,
     to.push_back(group.slot);
     shelf.free_whole_total =
         shelf.free_whole_total + group.free_whole - old_free_whole;
+    GangCountsChanged(shelf, member.fabric_slot, old_free_whole,
+                      group.free_whole);
   }
   UpdateShelfRoom(provider_id, group.shelf);
 }

@@ -63,6 +63,10 @@ struct Candidate {
   std::vector<v1::NodeAssignment> assignments;
   uint32_t cards = 0;
   uint64_t fragmentation = 0;
+  // Price per effective A100-hour in thousandths of a minor unit: the
+  // shelf's, or for compute equivalence the placement's total price per
+  // hour over the compute asked for (the cards' rounding up is paid for).
+  int64_t cost_key = 0;
 };
 
 Search Prepare(const PlacementRequest& request, const Index& index,
@@ -360,11 +364,43 @@ std::optional<Candidate> FitInShelf(const Search& search,
   return std::nullopt;
 }
 
-Index::Room NeedOf(const PlacementRequest& request) {
-  Index::Room need;
+Index::Need NeedOf(const Search& search) {
+  const PlacementRequest& request = search.request;
+  Index::Need need;
+  // Static bounds first: the tree skips shelves outside them wholesale.
+  need.region_mask = ~uint64_t{0};
+  if (search.regions != nullptr && !search.regions->empty()) {
+    need.region_mask = 0;
+    for (const auto& region : *search.regions) {
+      need.region_mask |= search.index.RegionBit(region);
+    }
+  }
+  need.class_mask = ~uint64_t{0};
+  if (!request.vendor_classes.empty()) {
+    need.class_mask = 0;
+    for (const auto& vendor_class : request.vendor_classes) {
+      need.class_mask |= search.index.ClassBit(vendor_class);
+    }
+  }
+  need.kinds = request.preemptible ? (Index::kDedicated | Index::kSpare)
+                                   : Index::kDedicated;
+  need.max_memory_mib = request.min_memory_mib;
+  need.min_price = request.max_price_per_card_hour > 0
+                       ? request.max_price_per_card_hour
+                       : INT64_MAX;
   switch (request.shape) {
     case RequestShape::kWholeCards:
       need.max_free_whole = request.cards_per_node;
+      if (request.nodes > 1) {
+        // n nodes with >= c free cards in one fabric; the tree knows, per
+        // power of two 2^j <= c, the most such nodes in a fabric.
+        int level = 0;
+        while (level + 1 < Index::kGangLevels &&
+               (1u << (level + 1)) <= request.cards_per_node) {
+          ++level;
+        }
+        need.gang_nodes[static_cast<size_t>(level)] = request.nodes;
+      }
       break;
     case RequestShape::kFractional:
       need.max_free_milli = request.gpu_milli;
@@ -376,6 +412,15 @@ Index::Room NeedOf(const PlacementRequest& request) {
   return need;
 }
 
+// For compute equivalence on one model: no shelf of it can do with fewer
+// cards than its fastest card needs.
+Index::Need ComputeNeed(const Search& search, Index::Need need, uint32_t model) {
+  need.free_whole_total = CardsForCompute(
+      search.request.a100_milli, search.index.catalog().reference_gflops(),
+      search.index.ModelMaxGflops(model));
+  return need;
+}
+
 // Lexicographic: cost, reliability (higher first), fragmentation, then
 // names so that the choice is deterministic.
 bool Better(const Search& search, const Candidate& a, const Candidate& b) {
@@ -383,47 +428,106 @@ bool Better(const Search& search, const Candidate& a, const Candidate& b) {
   const Index::Shelf& sb = search.index.shelf(b.ref);
   const auto& pa = search.index.providers()[a.ref.provider];
   const auto& pb = search.index.providers()[b.ref.provider];
-  return std::tie(sa.cost_key, pb.reliability_permille, a.fragmentation,
+  return std::tie(a.cost_key, pb.reliability_permille, a.fragmentation,
                   pa.name, sa.model) <
-         std::tie(sb.cost_key, pa.reliability_permille, b.fragmentation,
+         std::tie(b.cost_key, pa.reliability_permille, b.fragmentation,
                   pb.name, sb.model);
+}
+
+int64_t CostKeyOf(const Search& search, const Index::Shelf& shelf,
+                  uint32_t cards) {
+  if (search.request.shape != RequestShape::kComputeEquivalent) {
+    return shelf.cost_key;
+  }
+  const Int128 key = static_cast<Int128>(cards) * shelf.price_per_card_hour *
+                     1'000'000 / std::max<uint32_t>(1, search.request.a100_milli);
+  return key > INT64_MAX ? INT64_MAX : static_cast<int64_t>(key);
+}
+
+// Walks one rank order (a model's, or all models') from the cheapest shelf
+// that may fit, keeping the best candidate.
+void SearchOrder(const Search& search, uint32_t order_id, Index::Need need,
+                 std::optional<Candidate>* best) {
+  const Index& index = search.index;
+  const auto& order = index.Order(order_id);
+  // Compute equivalence: a shelf of this order needs at least
+  // free_whole_total cards, so above a price per card it cannot beat the
+  // best so far: let the tree skip those shelves.
+  auto tighten = [&]() {
+    if (search.request.shape != RequestShape::kComputeEquivalent || !*best ||
+        need.free_whole_total == 0) {
+      return;
+    }
+    const Int128 bound = static_cast<Int128>((*best)->cost_key) *
+                         search.request.a100_milli /
+                         (static_cast<Int128>(need.free_whole_total) * 1'000'000);
+    need.min_price = std::min<int64_t>(
+        need.min_price, bound > INT64_MAX ? INT64_MAX : static_cast<int64_t>(bound));
+  };
+  tighten();
+  int tied = 0;
+  for (int pos = index.FindShelf(order_id, 0, need); pos >= 0;
+       pos = index.FindShelf(order_id, pos + 1, need)) {
+    const Index::ShelfRef& ref = order[static_cast<size_t>(pos)];
+    const Index::Shelf& shelf = index.shelf(ref);
+    // Shelves are in cost order, and a shelf's own cost is a lower bound on
+    // any placement on it (a compute-equivalence placement can only cost
+    // more per A100-hour asked, by rounding cards up): stop once nothing
+    // later can win. Equal-cost shelves are compared on reliability and
+    // fragmentation, at most kMaxTiedShelves of them.
+    if (search.request.max_price_per_a100_hour > 0 &&
+        shelf.cost_key > search.request.max_price_per_a100_hour * 1000) {
+      break;
+    }
+    if (*best && (shelf.cost_key > (*best)->cost_key || tied >= kMaxTiedShelves)) {
+      break;
+    }
+    if (!ShelfPasses(search, ref, shelf)) continue;
+    if (search.request.shape == RequestShape::kComputeEquivalent && *best) {
+      // The placement's cost is known before choosing nodes: skip the
+      // shelves that cannot beat the best so far.
+      const uint64_t cards = CardsForCompute(
+          search.request.a100_milli, index.catalog().reference_gflops(),
+          shelf.dense_gflops);
+      if (cards > shelf.free_whole_total ||
+          CostKeyOf(search, shelf, static_cast<uint32_t>(cards)) >
+              (*best)->cost_key) {
+        continue;
+      }
+    }
+    auto candidate = FitInShelf(search, ref, shelf);
+    if (!candidate) continue;
+    candidate->cost_key = CostKeyOf(search, shelf, candidate->cards);
+    ++tied;
+    if (!*best || Better(search, *candidate, **best)) *best = std::move(candidate);
+    tighten();
+  }
 }
 
 std::optional<Candidate> Best(const Search& search) {
   const Index& index = search.index;
-  const Index::Room need = NeedOf(search.request);
+  const Index::Need need = NeedOf(search);
   std::optional<Candidate> best;
+  if (search.request.models.empty() &&
+      search.request.shape != RequestShape::kComputeEquivalent) {
+    // Any model: one walk over the all-models order.
+    SearchOrder(search, Index::kAllModels, need, &best);
+    return best;
+  }
   for (uint32_t model : search.models) {
-    const auto& order = index.Order(model);
-    int tied = 0;
-    for (int pos = index.FindShelf(model, 0, need); pos >= 0;
-         pos = index.FindShelf(model, pos + 1, need)) {
-      const Index::ShelfRef& ref = order[static_cast<size_t>(pos)];
-      const Index::Shelf& shelf = index.shelf(ref);
-      // Shelves are in rank order: nothing later can beat the best.
-      if (search.request.max_price_per_a100_hour > 0 &&
-          shelf.cost_key > search.request.max_price_per_a100_hour * 1000) {
-        break;
+    if (!search.request.vendor_classes.empty()) {
+      const auto& classes = index.ModelClasses(model);
+      if (std::none_of(search.request.vendor_classes.begin(),
+                       search.request.vendor_classes.end(),
+                       [&](const std::string& c) { return classes.count(c) != 0; })) {
+        continue;  // no shelf of this model can have the class
       }
-      if (best) {
-        const Index::Shelf& best_shelf = index.shelf(best->ref);
-        const uint32_t reliability =
-            index.providers()[ref.provider].reliability_permille;
-        const uint32_t best_reliability =
-            index.providers()[best->ref.provider].reliability_permille;
-        if (shelf.cost_key > best_shelf.cost_key ||
-            (shelf.cost_key == best_shelf.cost_key &&
-             reliability < best_reliability) ||
-            tied >= kMaxTiedShelves) {
-          break;
-        }
-      }
-      if (!ShelfPasses(search, ref, shelf)) continue;
-      auto candidate = FitInShelf(search, ref, shelf);
-      if (!candidate) continue;
-      ++tied;
-      if (!best || Better(search, *candidate, *best)) best = std::move(candidate);
     }
+    SearchOrder(search, model,
+                search.request.shape == RequestShape::kComputeEquivalent
+                    ? ComputeNeed(search, need, model)
+                    : need,
+                &best);
   }
   return best;
 }
@@ -440,7 +544,7 @@ Placement ToPlacement(const Search& search, const Candidate& candidate) {
   placement.spare = shelf.spare;
   placement.cards = candidate.cards;
   placement.compute_basis = shelf.compute_basis;
-  placement.cost_key = shelf.cost_key;
+  placement.cost_key = candidate.cost_key;
   placement.reliability_permille = provider.reliability_permille;
   placement.fragmentation = candidate.fragmentation;
   if (search.request.shape == RequestShape::kFractional) {

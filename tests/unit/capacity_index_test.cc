@@ -46,13 +46,17 @@ class CapacityIndexTest : public ::testing::Test {
   CapacityIndex index_;
 };
 
-TEST_F(CapacityIndexTest, ShelvesAreRankedByCostThenReliabilityThenName) {
+TEST_F(CapacityIndexTest, ShelvesAreRankedByCostThenName) {
   Add("c", 1500);
   Add("a", 2000);
   Add("b", 1500);
   EXPECT_THAT(RankedProviders(), ElementsAre("b", "c", "a"));
+  // Reliability is compared by the matcher among equal-cost shelves; the
+  // order does not move when a job ends and a track record changes.
   index_.SetReliability("c", 900);
-  EXPECT_THAT(RankedProviders(), ElementsAre("c", "b", "a"));
+  EXPECT_THAT(RankedProviders(), ElementsAre("b", "c", "a"));
+  EXPECT_EQ(index_.providers()[*index_.ProviderId("c")].reliability_permille,
+            900u);
   index_.SetOnline("c", false);
   EXPECT_THAT(RankedProviders(), ElementsAre("b", "a")) << "offline: not ranked";
   // A price change re-ranks; the generation tells caches to refresh.
@@ -60,19 +64,65 @@ TEST_F(CapacityIndexTest, ShelvesAreRankedByCostThenReliabilityThenName) {
   Add("a", 1000);
   EXPECT_THAT(RankedProviders(), ElementsAre("a", "b"));
   EXPECT_GT(index_.offer_generation(), generation);
+  // The all-models order holds the same shelves.
+  EXPECT_EQ(index_.Order(CapacityIndex::kAllModels).size(), 2u);
+}
+
+TEST_F(CapacityIndexTest, GangRoomPerFabricIsTracked) {
+  // Two fabrics: f1 with 3 nodes, f2 with 2, 8 cards each.
+  std::vector<v1::Node> nodes = {
+      MakeNode("a1", "f1", "A800", 8), MakeNode("a2", "f1", "A800", 8),
+      MakeNode("a3", "f1", "A800", 8), MakeNode("b1", "f2", "A800", 8),
+      MakeNode("b2", "f2", "A800", 8)};
+  ASSERT_TRUE(index_.UpsertProvider(
+      "site", MakeRegistration("site", nodes, {{"A800", 1000}})).ok());
+  index_.SetOnline("site", true);
+  const auto& shelf = index_.providers()[0].shelves[0];
+  EXPECT_EQ(shelf.gang_max[3], 3u) << "3 nodes with >= 8 free in f1";
+  ASSERT_TRUE(index_.Allocate("j", JobAllocation{"site", {On("a1", {0})}}).ok());
+  EXPECT_EQ(index_.providers()[0].shelves[0].gang_max[3], 2u);
+  EXPECT_EQ(index_.providers()[0].shelves[0].gang_max[2], 3u) << ">= 4 free";
+  ASSERT_TRUE(index_.Allocate("k", JobAllocation{"site", {On("a2", {0})}}).ok());
+  EXPECT_EQ(index_.providers()[0].shelves[0].gang_max[3], 2u) << "f2 still has 2";
+  index_.Release("j");
+  index_.Release("k");
+  EXPECT_EQ(index_.providers()[0].shelves[0].gang_max[3], 3u);
 }
 
 TEST_F(CapacityIndexTest, FindShelfSkipsShelvesWithoutRoom) {
   Add("cheap", 1000, /*nodes=*/1);
   Add("dear", 2000, /*nodes=*/1);
   const uint32_t model = *index_.ModelId("A800");
-  CapacityIndex::Room need{4, 0, 0};
+  CapacityIndex::Need need;
+  need.max_free_whole = 4;
+  need.region_mask = ~uint64_t{0};
+  need.kinds = CapacityIndex::kDedicated;
+  need.class_mask = ~uint64_t{0};
   EXPECT_EQ(index_.FindShelf(model, 0, need), 0);
   ASSERT_TRUE(index_.Allocate("j", JobAllocation{"cheap", {On("n0", {0, 1, 2, 3, 4})}}).ok());
   EXPECT_EQ(index_.FindShelf(model, 0, need), 1) << "cheap has 3 cards left";
-  EXPECT_EQ(index_.FindShelf(model, 0, CapacityIndex::Room{3, 0, 0}), 0);
+  CapacityIndex::Need three = need;
+  three.max_free_whole = 3;
+  EXPECT_EQ(index_.FindShelf(model, 0, three), 0);
   EXPECT_EQ(index_.FindShelf(model, 2, need), -1);
-  EXPECT_EQ(index_.FindShelf(model, 0, CapacityIndex::Room{9, 0, 0}), -1);
+  CapacityIndex::Need nine = need;
+  nine.max_free_whole = 9;
+  EXPECT_EQ(index_.FindShelf(model, 0, nine), -1);
+  // Static bounds prune too: a price ceiling below both, an unknown region,
+  // spare-only.
+  CapacityIndex::Need cheap = need;
+  cheap.min_price = 999;
+  EXPECT_EQ(index_.FindShelf(model, 0, cheap), -1);
+  cheap.min_price = 2000;
+  EXPECT_EQ(index_.FindShelf(model, 0, cheap), 1);
+  CapacityIndex::Need elsewhere = need;
+  elsewhere.region_mask = index_.RegionBit("south");
+  EXPECT_EQ(index_.FindShelf(model, 0, elsewhere), -1);
+  elsewhere.region_mask = index_.RegionBit("north");
+  EXPECT_EQ(index_.FindShelf(model, 0, elsewhere), 1);
+  CapacityIndex::Need spare_only = need;
+  spare_only.kinds = CapacityIndex::kSpare;
+  EXPECT_EQ(index_.FindShelf(model, 0, spare_only), -1);
   index_.Release("j");
   EXPECT_EQ(index_.FindShelf(model, 0, need), 0);
 }

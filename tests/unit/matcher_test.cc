@@ -299,14 +299,33 @@ TEST_F(MatcherTest, ComputeEquivalenceStaysWithinOneProvider) {
                                       index_).ok());
 }
 
-TEST_F(MatcherTest, ComputeEquivalencePicksTheCheaperModel) {
-  // 4 A100-eq: 4 A800 at 1500 (cost 1500/A100h) or 2 H800 at 3000 (946).
+TEST_F(MatcherTest, ComputeEquivalencePicksTheCheapestWayToTheComputeAsked) {
+  // 4 A100-eq: 4 A800 at 1500 = 6000/h, or 2 H800 at 2800 = 5600/h.
   Add("site", Site({MakeNode("n1", "ib", "A800", 8), MakeNode("n2", "ib", "H800", 8)},
-                   {{"A800", 1500}, {"H800", 3000}}));
+                   {{"A800", 1500}, {"H800", 2800}}));
   auto placement = Match(Compute(4000));
   ASSERT_TRUE(placement.has_value());
   EXPECT_EQ(placement->model, "H800");
   EXPECT_EQ(placement->cards, 2u);  // 2 x 3.171 >= 4
+  EXPECT_EQ(placement->cost_key, 1400000) << "5600 per hour / 4 A100s asked";
+}
+
+TEST_F(MatcherTest, ComputeEquivalenceCountsTheCardsRoundedUp) {
+  // Per A100-hour of card the H800 is cheaper (3200 * 312/989.4 = 1009)
+  // than the measured 910B (700 / 0.6 = 1167), but 4 A100-eq take 2 H800
+  // (6400/h) or 7 910B (4900/h): the 910B is the cheaper way to the
+  // compute asked, and the docs/matching.md worked example.
+  Add("wh", Site({MakeNode("n1", "ib", "H800", 8)}, {{"H800", 3200}}));
+  v1::RegisterProvider ga = Site({MakeNode("n1", "roce", "910B", 8)}, {{"910B", 700}});
+  ga.mutable_nodes(0)->mutable_accelerators(0)->set_measured_dense_gflops(187200);
+  Add("ga", ga);
+  auto placement = Match(Compute(4000));
+  ASSERT_TRUE(placement.has_value());
+  EXPECT_EQ(placement->provider, "ga");
+  EXPECT_EQ(placement->cards, 7u);
+  EXPECT_EQ(placement->cost_key, 1225000);
+  // One whole card, any model: the cost per A100-hour of the card decides.
+  EXPECT_EQ(Match(Cards(1))->provider, "wh");
 }
 
 TEST_F(MatcherTest, GangStaysInOneFabric) {

@@ -9,10 +9,12 @@
 //  - a *shelf* is the cards of one provider, one model, one memory size and
 //    one offer kind (dedicated or spare): one price and one compute figure,
 //    so every placement lies on exactly one shelf;
-//  - per model, the active shelves (provider online, shelf not empty) are
-//    kept sorted by (cost per A100-hour, reliability, name) with a segment
-//    tree of their free capacity, so "the cheapest shelf with room for C
-//    cards" is O(log shelves);
+//  - per model, and once more across all models, the active shelves
+//    (provider online, shelf not empty) are kept sorted by (cost per
+//    A100-hour, provider name) with a segment tree of their free capacity
+//    and static facts (regions, vendor classes, offer kinds, memory, price),
+//    so "the cheapest shelf with room for C cards in region R" is
+//    O(log shelves);
 //  - inside a shelf, card groups are bucketed by free whole cards (best fit
 //    is the first non-empty bucket >= C) and partially used cards are kept
 //    ordered by free thousandths (best-fit packing of fractional jobs).
@@ -26,6 +28,7 @@
 #ifndef COMPUTENET_BROKER_CAPACITY_INDEX_H_
 #define COMPUTENET_BROKER_CAPACITY_INDEX_H_
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -87,7 +90,10 @@ class CapacityIndex {
     uint32_t node = 0;
     uint32_t group = 0;
     uint32_t bucket_pos = 0;  // position in buckets[free_whole]
+    uint32_t fabric_slot = 0;  // index into the shelf's fabric counters
   };
+  // Gang room is tracked for free-card thresholds 1, 2, 4, ... 64.
+  static constexpr int kGangLevels = 7;
   struct Shelf {
     uint32_t model = 0;
     uint64_t memory_mib = 0;
@@ -108,6 +114,14 @@ class CapacityIndex {
     std::set<std::tuple<uint16_t, uint32_t, uint32_t>> partial;
     uint64_t free_whole_total = 0;
     int32_t order_pos = -1;  // position in its model's order; -1 inactive
+    int32_t all_pos = -1;    // position in the all-models order
+    uint64_t region_bit = 0;
+    uint64_t class_bit = 0;
+    // Per fabric of the shelf, per level j: members with >= 2^j free whole
+    // cards; gang_hist[j][v] counts fabrics at v, gang_max[j] is the most.
+    std::vector<std::array<uint32_t, kGangLevels>> fabric_counts;
+    std::array<std::vector<uint32_t>, kGangLevels> gang_hist;
+    std::array<uint32_t, kGangLevels> gang_max{};
   };
   struct Provider {
     std::string name;
@@ -125,12 +139,26 @@ class CapacityIndex {
     uint32_t provider = 0;
     uint32_t shelf = 0;
   };
-  // What a segment-tree node knows about the shelves below it.
+  // What a segment-tree node knows about the shelves below it: free room
+  // (changes with allocations) and static facts that let a search skip
+  // whole subtrees of shelves the request may not use.
   struct Room {
     uint32_t max_free_whole = 0;  // most free whole cards in one group
     uint32_t max_free_milli = 0;  // largest free share of one card
     uint64_t free_whole_total = 0;  // most free whole cards on one shelf
+    uint64_t region_mask = 0;     // regions present (see RegionBit)
+    uint64_t class_mask = 0;      // vendor classes present (ClassBit)
+    uint8_t kinds = 0;            // kDedicated | kSpare present
+    uint64_t max_memory_mib = 0;  // largest card memory
+    int64_t min_price = INT64_MAX;  // lowest price per card-hour
+    // Most nodes in one fabric with >= 2^j free whole cards.
+    std::array<uint32_t, kGangLevels> gang_nodes{};
   };
+  static constexpr uint8_t kDedicated = 1;
+  static constexpr uint8_t kSpare = 2;
+  // A search's bounds, in the same struct: free fields and max_memory_mib
+  // are lower bounds, min_price an upper bound, masks must intersect.
+  using Need = Room;
 
   explicit CapacityIndex(std::shared_ptr<const AcceleratorCatalog> catalog =
                              AcceleratorCatalog::BuiltIn());
@@ -174,17 +202,31 @@ class CapacityIndex {
   const AcceleratorCatalog& catalog() const { return *catalog_; }
   const std::vector<Provider>& providers() const { return providers_; }
   std::optional<uint32_t> ProviderId(const std::string& name) const;
+  // Order()/FindShelf() over the shelves of every model.
+  static constexpr uint32_t kAllModels = UINT32_MAX;
   // Model ids by registered model name; nullopt if no provider has it.
   std::optional<uint32_t> ModelId(const std::string& model) const;
   const std::string& model_name(uint32_t model) const {
     return model_names_[model];
   }
   size_t model_count() const { return model_names_.size(); }
-  // Active shelves of a model in rank order.
+  // Active shelves of a model (or kAllModels) in rank order.
   const std::vector<ShelfRef>& Order(uint32_t model) const;
-  // The first position >= from in the model's order whose shelf may have
-  // `need` room (each field is a lower bound), or -1.
-  int FindShelf(uint32_t model, int from, const Room& need) const;
+  // The first position >= from in the model's order whose shelf may meet
+  // `need`, or -1. O(log shelves) per result.
+  int FindShelf(uint32_t model, int from, const Need& need) const;
+  // The bit for a region in Room::region_mask; regions beyond the 63rd
+  // share bit 63 (the search then checks them exactly). 0 if unknown.
+  uint64_t RegionBit(const std::string& region) const;
+  // Likewise for vendor classes in Room::class_mask.
+  uint64_t ClassBit(const std::string& vendor_class) const;
+  // The highest FLOPS any provider's card of the model has (a bound for
+  // compute-equivalence searches).
+  uint64_t ModelMaxGflops(uint32_t model) const { return model_max_gflops_[model]; }
+  // Vendor classes offered for a model by any provider.
+  const std::set<std::string>& ModelClasses(uint32_t model) const {
+    return model_classes_[model];
+  }
   const Shelf& shelf(const ShelfRef& ref) const {
     return providers_[ref.provider].shelves[ref.shelf];
   }
@@ -212,6 +254,14 @@ class CapacityIndex {
   };
 
   uint32_t InternModel(const std::string& model);
+  ModelOrder& OrderOf(uint32_t model) {
+    return model == kAllModels ? all_order_ : orders_[model];
+  }
+  const ModelOrder& OrderOf(uint32_t model) const {
+    return model == kAllModels ? all_order_ : orders_[model];
+  }
+  void GangCountsChanged(Shelf& shelf, uint32_t fabric_slot,
+                         uint32_t old_free, uint32_t new_free);
   Status BuildProvider(Provider& provider,
                        const v1::RegisterProvider& registration);
   bool ApplyAllocation(Provider& provider, const JobAllocation& allocation,
@@ -225,7 +275,7 @@ class CapacityIndex {
   void RebuildOrder(uint32_t model);
   void UpdateTreeLeaf(ModelOrder& order, size_t pos, const Room& room);
   int FindInTree(const ModelOrder& order, size_t node, size_t lo, size_t hi,
-                 size_t from, const Room& need) const;
+                 size_t from, const Need& need) const;
 
   std::shared_ptr<const AcceleratorCatalog> catalog_;
   std::vector<Provider> providers_;
@@ -233,6 +283,11 @@ class CapacityIndex {
   std::vector<std::string> model_names_;
   std::unordered_map<std::string, uint32_t> model_by_name_;
   std::vector<ModelOrder> orders_;
+  ModelOrder all_order_;
+  std::vector<std::set<std::string>> model_classes_;  // by model id
+  std::vector<uint64_t> model_max_gflops_;            // by model id
+  std::unordered_map<std::string, uint32_t> region_bits_;
+  std::unordered_map<std::string, uint32_t> class_bits_;
   std::map<std::string, JobAllocation> allocations_;
   // Jobs per provider, to apply again after an upsert.
   std::map<std::string, std::set<std::string>> jobs_by_provider_;
