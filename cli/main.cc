@@ -2,8 +2,13 @@
 // audit).
 //
 //   computenet keygen --name NAME --out DIR
-//   computenet submit [--model A800 ...] --cards N [--nodes N] --max-duration S
+//   computenet submit [--model A800|H800 ...] --cards N [--nodes N] --max-duration S
 //                     [--max-price MINOR] [--env K=V ...] [--wait] -- CMD ARGS...
+//     request forms (docs/matching.md): --a100-equivalents 8 | --gpu-milli 500,
+//     --min-memory-mib, --vendor-class domestic, --cpu-milli-per-card,
+//     --host-memory-mib-per-card, --region (strict), --prefer-region,
+//     --exclude-provider, --max-price-per-a100-hour, --preemptible,
+//     --priority low|normal|high, --max-attempts
 //   computenet status JOB [--json]
 //   computenet wait JOB [--timeout S]
 //   computenet cancel JOB
@@ -19,12 +24,14 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <tuple>
 #include <iostream>
 
 #include "computenet/broker/job_rules.h"
 #include "computenet/broker/ledger.h"
 #include "computenet/broker/store.h"
 #include "computenet/consumer/client.h"
+#include "computenet/consumer/request_forms.h"
 
 namespace {
 
@@ -76,11 +83,20 @@ void PrintJob(const v1::JobInfo& job) {
               computenet::broker::JobStateName(job.state()).c_str());
   if (!job.reason().empty()) std::printf("reason     %s\n", job.reason().c_str());
   if (!job.provider().empty()) {
-    std::printf("provider   %s (%u x %s at %lld %s minor/card-hour)\n",
+    std::printf("provider   %s (%u x %s at %lld %s minor/card-hour%s)\n",
                 job.provider().c_str(), computenet::broker::TotalCards(job),
                 job.model().c_str(),
                 static_cast<long long>(job.price_per_card_hour()),
-                job.currency().c_str());
+                job.currency().c_str(), job.spare() ? ", spare" : "");
+    if (job.a100_equivalents_milli() > 0) {
+      std::printf("compute    %u.%03u A100-equivalents (%s)\n",
+                  job.a100_equivalents_milli() / 1000,
+                  job.a100_equivalents_milli() % 1000,
+                  job.compute_source().c_str());
+    }
+  }
+  if (job.preemptions() > 0) {
+    std::printf("preempted  %u time(s) by reclaims\n", job.preemptions());
   }
   if (computenet::broker::IsTerminal(job.state())) {
     std::printf("exit code  %d\n", job.exit_code());
@@ -155,16 +171,49 @@ int main(int argc, char** argv) {
                      "minor units per card-hour (0 = no ceiling)");
   submit->add_option("--env", env, "KEY=VALUE (repeatable)")
       ->allow_extra_args(false);
-  std::vector<std::string> regions;
-  submit->add_option("--region", regions,
-                     "allowed region (repeatable; data residency, strict)")
-      ->allow_extra_args(false);
   submit->add_option("--name", job_name, "a name for humans");
   submit->add_option("--idempotency-key", idempotency_key,
                      "resubmitting with the same key returns the same job");
   submit->add_flag("--wait", wait, "wait for the job to end");
   submit->add_option("--timeout", timeout_s, "seconds to wait");
   submit->add_option("command", command, "the command to run")->required();
+  std::vector<std::string> vendor_classes, regions, preferred_regions,
+      excluded_providers;
+  std::string a100_equivalents, priority;
+  uint32_t gpu_milli = 0, cpu_milli_per_card = 0, max_attempts = 0;
+  uint64_t min_memory_mib = 0, host_memory_mib_per_card = 0;
+  int64_t max_price_a100 = 0;
+  bool preemptible = false;
+  auto* cards_option = submit->get_option("--cards");
+  submit->add_option("--a100-equivalents", a100_equivalents,
+                     "compute equivalence, e.g. 8 or 2.5 (instead of --cards)");
+  submit->add_option("--gpu-milli", gpu_milli,
+                     "a share of one card in thousandths, 1..999");
+  submit->add_option("--min-memory-mib", min_memory_mib,
+                     "accelerator memory per card at least");
+  submit->add_option("--vendor-class", vendor_classes,
+                     "e.g. domestic or nvidia (repeatable, or a|b)")
+      ->allow_extra_args(false);
+  submit->add_option("--cpu-milli-per-card", cpu_milli_per_card,
+                     "host CPU per card, 1000 = one core");
+  submit->add_option("--host-memory-mib-per-card", host_memory_mib_per_card,
+                     "host memory per card");
+  submit->add_option("--region", regions,
+                     "allowed region (strict; repeatable, or a|b)")
+      ->allow_extra_args(false);
+  submit->add_option("--prefer-region", preferred_regions,
+                     "preferred region (repeatable, or a|b)")
+      ->allow_extra_args(false);
+  submit->add_option("--exclude-provider", excluded_providers,
+                     "never this provider (repeatable, or a|b)")
+      ->allow_extra_args(false);
+  submit->add_option("--max-price-per-a100-hour", max_price_a100,
+                     "minor units per A100-equivalent-hour (0 = no ceiling)");
+  submit->add_flag("--preemptible", preemptible,
+                   "may run on reclaimable spare capacity and be requeued");
+  submit->add_option("--priority", priority, "low, normal or high");
+  submit->add_option("--max-attempts", max_attempts,
+                     "placements before the job fails (0 = broker default)");
 
   std::string job_id;
   bool json = false;
@@ -229,8 +278,48 @@ int main(int argc, char** argv) {
   if (*submit) {
     spec.set_name(job_name);
     for (const auto& arg : command) spec.add_command(arg);
-    for (const auto& model : models) spec.add_accelerator_models(model);
-    for (const auto& region : regions) spec.add_allowed_regions(region);
+    auto add_list = [](const std::vector<std::string>& entries,
+                       const std::string& what,
+                       google::protobuf::RepeatedPtrField<std::string>* field)
+        -> Status {
+      CN_ASSIGN_OR_RETURN(auto names,
+                          computenet::consumer::ParseAlternatives(entries, what));
+      for (auto& entry : names) field->Add(std::move(entry));
+      return computenet::OkStatus();
+    };
+    for (const auto& [entries, what, field] :
+         {std::tuple{&models, "--model", spec.mutable_accelerator_models()},
+          std::tuple{&vendor_classes, "--vendor-class",
+                     spec.mutable_vendor_classes()},
+          std::tuple{&regions, "--region", spec.mutable_allowed_regions()},
+          std::tuple{&preferred_regions, "--prefer-region",
+                     spec.mutable_preferred_regions()},
+          std::tuple{&excluded_providers, "--exclude-provider",
+                     spec.mutable_excluded_providers()}}) {
+      Status listed = add_list(*entries, what, field);
+      if (!listed.ok()) return Fail(listed);
+    }
+    if (!a100_equivalents.empty()) {
+      auto milli = computenet::consumer::ParseMilli(
+          a100_equivalents, "--a100-equivalents", 100'000'000);
+      if (!milli.ok()) return Fail(milli.status());
+      spec.set_a100_equivalents_milli(*milli);
+      // The broker chooses the cards; --cards is for whole-card requests.
+      if (cards_option->count() == 0) cards = 0;
+    }
+    if (gpu_milli > 0 && cards_option->count() == 0) cards = 1;
+    spec.set_gpu_milli(gpu_milli);
+    spec.set_min_memory_mib(min_memory_mib);
+    spec.set_cpu_milli_per_card(cpu_milli_per_card);
+    spec.set_host_memory_mib_per_card(host_memory_mib_per_card);
+    spec.set_max_price_per_a100_hour(max_price_a100);
+    spec.set_preemptible(preemptible);
+    spec.set_max_attempts(max_attempts);
+    if (!priority.empty()) {
+      auto parsed = computenet::consumer::ParsePriorityClass(priority);
+      if (!parsed.ok()) return Fail(parsed.status());
+      spec.set_priority(*parsed);
+    }
     for (const auto& entry : env) {
       auto eq = entry.find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -240,7 +329,7 @@ int main(int argc, char** argv) {
       (*spec.mutable_env())[entry.substr(0, eq)] = entry.substr(eq + 1);
     }
     spec.set_cards_per_node(cards);
-    spec.set_nodes(nodes);
+    spec.set_nodes(spec.a100_equivalents_milli() > 0 ? 0 : nodes);
     spec.set_max_duration_s(max_duration);
     spec.set_max_price_per_card_hour(max_price);
     auto reply = (*client)->Submit(spec, idempotency_key);

@@ -12,7 +12,7 @@ constexpr size_t kMaxFramesPerWakeup = 1000;
 
 bool IsProviderMessage(v1::MessageType type) {
   return type >= v1::MESSAGE_TYPE_REGISTER_PROVIDER &&
-         type <= v1::MESSAGE_TYPE_USAGE_REPORT_REPLY;
+         type <= v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY;
 }
 
 bool IsConsumerMessage(v1::MessageType type) {
@@ -38,7 +38,7 @@ StatusOr<std::unique_ptr<Broker>> Broker::Create(
     return InvalidArgumentError("broker: heartbeat settings must be positive");
   }
   if (!options.clock) options.clock = SystemClock::Shared();
-  if (!matcher) matcher = std::make_unique<FirstFitMatcher>();
+  if (!matcher) matcher = std::make_unique<PlacementMatcher>();
   CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
   auto broker = std::make_unique<BrokerImpl>(
       std::move(options), std::move(identity), std::move(matcher),
@@ -57,7 +57,9 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
       ledger_(*store_),
       clock_(options_.clock),
       context_(1),
-      limiter_(options_.requests_per_second, options_.request_burst) {}
+      registry_(options_.catalog),
+      limiter_(options_.requests_per_second, options_.request_burst),
+      queue_(options_.queue, options_.clock) {}
 
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
@@ -192,6 +194,7 @@ void BrokerImpl::Dispatch(const Request& request) {
     case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE: return OnPlacementResponse(request);
     case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE: return OnJobStatusUpdate(request);
     case v1::MESSAGE_TYPE_USAGE_REPORT: return OnUsageReport(request);
+    case v1::MESSAGE_TYPE_UPDATE_OFFER: return OnUpdateOffer(request);
     case v1::MESSAGE_TYPE_SUBMIT_JOB: return OnSubmitJob(request);
     case v1::MESSAGE_TYPE_GET_JOB: return OnGetJob(request);
     case v1::MESSAGE_TYPE_CANCEL_JOB: return OnCancelJob(request);
@@ -276,8 +279,8 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
       options_.heartbeat_interval_ms) * options_.heartbeat_liveness;
   for (ProviderEntry* provider : registry_.All()) {
     if (provider->online && now_ms - provider->last_heard_ms > silence_limit) {
-      provider->online = false;
-      provider->lost_since_ms = now_ms;
+      registry_.SetOnline(provider->name, false, now_ms);
+      RecordProviderEvent(provider->name, ProviderEvent::kHeartbeatLoss);
       spdlog::warn("provider {} lost: silent for {} ms", provider->name,
                    now_ms - provider->last_heard_ms);
       Status saved = store_->SetProviderOnline(provider->name, false, now_ms);
@@ -292,6 +295,7 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
       if (!jobs.ok()) continue;
       for (auto& job : *jobs) {
         if (job.provider() != provider->name) continue;
+        RecordProviderEvent(provider->name, ProviderEvent::kProviderFailure);
         Status failed = FinishJob(job, v1::JOB_STATE_FAILED, -1,
                                   "provider " + provider->name + " lost");
         if (!failed.ok()) spdlog::error("{}", failed.ToString());

@@ -15,6 +15,7 @@
 #include <zmq.hpp>
 
 #include "computenet/broker/broker.h"
+#include "computenet/broker/job_queue.h"
 #include "computenet/broker/ledger.h"
 #include "computenet/broker/peer_link.h"
 #include "computenet/broker/provider_registry.h"
@@ -69,6 +70,7 @@ class BrokerImpl final : public Broker {
   void OnPlacementResponse(const Request& request);
   void OnJobStatusUpdate(const Request& request);
   void OnUsageReport(const Request& request);
+  void OnUpdateOffer(const Request& request);  // placement_service.cc
   // The provider entry if this connection is its registered one.
   ProviderEntry* RegisteredProvider(const Request& request);
   Status ReconcileProvider(const std::string& name,
@@ -140,6 +142,15 @@ class BrokerImpl final : public Broker {
                       const v1::JobEvent& event, std::string* payload);
   Status LoadState();
 
+  // placement_service.cc: the queue, reclaimable capacity, track records.
+  void EnqueueJob(const v1::JobInfo& job);
+  uint32_t MaxAttempts(const v1::JobInfo& job) const;
+  Status PreemptJob(v1::JobInfo& job, uint32_t grace_ms);
+  // A preempted job's run ended (or it never started): requeue or fail it.
+  Status EndPreemptedRun(v1::JobInfo& job);
+  void RecordProviderEvent(const std::string& provider, ProviderEvent event);
+  Status LoadProviderStats();
+
   BrokerOptions options_;
   Identity identity_;
   std::unique_ptr<Matcher> matcher_;
@@ -156,7 +167,10 @@ class BrokerImpl final : public Broker {
 
   ProviderRegistry registry_;
   RateLimiter limiter_;
-  std::deque<std::string> queue_;  // QUEUED job ids, submission order
+  JobQueue queue_;  // QUEUED jobs and the queue policy
+  // The reason last stored for each waiting job (saves a write per pass).
+  std::map<std::string, std::string> queue_reasons_;
+  std::map<std::string, ProviderStats> provider_stats_;
   std::map<std::string, std::set<std::string>> rejected_by_;  // job -> providers
   // Offers not yet answered: job id -> when last sent. Resent after
   // offer_resend_ms, since a provider that reconnected may have missed one.

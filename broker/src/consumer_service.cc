@@ -55,8 +55,17 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
   if (submit->idempotency_key().size() > 128) {
     return respond(InvalidArgumentError("idempotency_key over 128 bytes"));
   }
+  // A job that could never fit on the providers known now is refused at
+  // once, rather than queued forever.
+  Status fits = matcher_->CheckEverFits(
+      PlacementRequest::FromSpec(submit->spec()), registry_.capacity());
+  if (!fits.ok()) return respond(fits);
+  auto enrollment = store_->FindEnrollment(Role::kConsumer, request.peer.name);
+  if (!enrollment.ok()) return respond(enrollment.status());
   v1::JobInfo job;
   job.set_consumer(request.peer.name);
+  job.set_organization(enrollment->has_value() ? (*enrollment)->organization
+                                               : request.peer.name);
   *job.mutable_spec() = submit->spec();
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_created_ms(Now());
@@ -75,7 +84,7 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
                  std::max<uint32_t>(1, stored->spec().nodes()),
                  stored->spec().cards_per_node(),
                  fmt::join(stored->spec().accelerator_models(), ","));
-    queue_.push_back(stored->job_id());
+    EnqueueJob(*stored);
     schedule_needed_ = true;
     Notify(*stored);
   }

@@ -254,7 +254,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
                         (status.ok() ? reply->reason() : status.ToString()));
         spdlog::info("job {} {}", job->job_id(), job->reason());
         if (SaveJob(*job).ok()) {
-          queue_.push_back(job->job_id());
+          EnqueueJob(*job);
           schedule_needed_ = true;
         }
         return;
@@ -298,7 +298,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         job->set_provider("");
         job->set_reason(peer + " never received it; routing again");
         if (SaveJob(*job).ok()) {
-          queue_.push_back(job->job_id());
+          EnqueueJob(*job);
           schedule_needed_ = true;
         }
       }
@@ -402,9 +402,15 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   if (!RegionAllowed(offered.spec(), options_.region)) {
     return decline("region " + options_.region + " is not allowed for it");
   }
-  MatchOutcome outcome =
-      matcher_->Match(offered.spec(), registry_.OnlineCapacity(), {});
-  if (!outcome.placement) return decline(outcome.reason);
+  const PlacementRequest placement_request =
+      PlacementRequest::FromSpec(offered.spec());
+  const MatchContext context;
+  std::optional<Placement> placement =
+      matcher_->Match(placement_request, registry_.capacity(), context);
+  if (!placement) {
+    return decline(matcher_->ExplainNoFit(placement_request,
+                                          registry_.capacity(), context));
+  }
 
   v1::JobInfo job;
   job.set_job_id(offered.job_id());
@@ -418,7 +424,7 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   job.add_path(options_.broker_id);
   Status stored = store_->InsertJobWithId(job, Now());
   if (!stored.ok()) return respond(stored);
-  Status placed = PlaceJob(job, *outcome.placement);
+  Status placed = PlaceJob(job, *placement);
   if (!placed.ok()) return respond(placed);
   reply.set_accepted(true);
   spdlog::info("accepted job {} from {}", job.job_id(), peer);

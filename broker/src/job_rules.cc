@@ -1,5 +1,6 @@
 #include "computenet/broker/job_rules.h"
 
+#include <algorithm>
 #include <set>
 
 #include "computenet/common/identity.h"
@@ -31,14 +32,7 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
       return InvalidArgumentError("job spec: bad env entry '" + key + "'");
     }
   }
-  if (spec.cards_per_node() == 0 || spec.cards_per_node() > kMaxCardsPerNode) {
-    return InvalidArgumentError("job spec: cards_per_node must be 1.." +
-                                std::to_string(kMaxCardsPerNode));
-  }
-  if (spec.nodes() > kMaxNodes) {
-    return InvalidArgumentError("job spec: nodes must be at most " +
-                                std::to_string(kMaxNodes));
-  }
+  CN_RETURN_IF_ERROR(ValidatePlacementRequest(spec));
   if (spec.max_duration_s() == 0 || spec.max_duration_s() > kMaxDurationSeconds) {
     return InvalidArgumentError(
         "job spec: max_duration_s must be 1 s .. 366 days");
@@ -46,6 +40,10 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.max_price_per_card_hour() < 0 ||
       spec.max_price_per_card_hour() > kMaxPricePerCardHour) {
     return InvalidArgumentError("job spec: max_price_per_card_hour out of range");
+  }
+  if (spec.max_price_per_a100_hour() < 0 ||
+      spec.max_price_per_a100_hour() > kMaxPricePerCardHour) {
+    return InvalidArgumentError("job spec: max_price_per_a100_hour out of range");
   }
   if (spec.name().size() > 128) {
     return InvalidArgumentError("job spec: name longer than 128 bytes");
@@ -57,6 +55,99 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
     if (model.empty() || model.size() > 64) {
       return InvalidArgumentError("job spec: bad model name");
     }
+  }
+  return OkStatus();
+}
+
+namespace {
+
+// A list of short names (regions, providers, classes): at most 64 entries,
+// each 1..64 bytes.
+Status CheckNames(const google::protobuf::RepeatedPtrField<std::string>& names,
+                  const std::string& field) {
+  if (names.size() > 64) {
+    return InvalidArgumentError("job spec: more than 64 " + field);
+  }
+  for (const auto& name : names) {
+    if (name.empty() || name.size() > 64) {
+      return InvalidArgumentError("job spec: " + field +
+                                  " entries must be 1..64 bytes");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status ValidatePlacementRequest(const v1::JobSpec& spec) {
+  const bool compute = spec.a100_equivalents_milli() > 0;
+  const bool fractional = spec.gpu_milli() > 0;
+  if (compute && fractional) {
+    return InvalidArgumentError(
+        "job spec: a100_equivalents_milli and gpu_milli exclude each other");
+  }
+  if (compute) {
+    if (spec.cards_per_node() != 0 || spec.nodes() > 1) {
+      return InvalidArgumentError(
+          "job spec: with a100_equivalents_milli leave cards_per_node 0 and "
+          "nodes 0 or 1; the broker chooses the cards");
+    }
+    if (spec.a100_equivalents_milli() > kMaxA100EquivalentsMilli) {
+      return InvalidArgumentError(
+          "job spec: a100_equivalents_milli must be at most " +
+          std::to_string(kMaxA100EquivalentsMilli));
+    }
+  } else if (fractional) {
+    if (spec.gpu_milli() >= 1000) {
+      return InvalidArgumentError(
+          "job spec: gpu_milli must be 1..999 (a share of one card); ask "
+          "for whole cards with cards_per_node");
+    }
+    if (spec.cards_per_node() > 1 || spec.nodes() > 1) {
+      return InvalidArgumentError(
+          "job spec: a fractional job (gpu_milli) takes one share of one "
+          "card: cards_per_node and nodes must be 0 or 1");
+    }
+  } else {
+    if (spec.cards_per_node() == 0 || spec.cards_per_node() > kMaxCardsPerNode) {
+      return InvalidArgumentError("job spec: cards_per_node must be 1.." +
+                                  std::to_string(kMaxCardsPerNode));
+    }
+    if (spec.nodes() > kMaxNodes) {
+      return InvalidArgumentError("job spec: nodes must be at most " +
+                                  std::to_string(kMaxNodes));
+    }
+  }
+  if (spec.min_memory_mib() > (uint64_t{1} << 30)) {
+    return InvalidArgumentError("job spec: min_memory_mib out of range");
+  }
+  if (spec.cpu_milli_per_card() > 1'024'000) {
+    return InvalidArgumentError(
+        "job spec: cpu_milli_per_card must be at most 1024000 (1024 cores)");
+  }
+  if (spec.host_memory_mib_per_card() > (uint64_t{1} << 32)) {
+    return InvalidArgumentError("job spec: host_memory_mib_per_card out of range");
+  }
+  CN_RETURN_IF_ERROR(CheckNames(spec.vendor_classes(), "vendor_classes"));
+  CN_RETURN_IF_ERROR(CheckNames(spec.allowed_regions(), "allowed_regions"));
+  CN_RETURN_IF_ERROR(CheckNames(spec.preferred_regions(), "preferred_regions"));
+  CN_RETURN_IF_ERROR(CheckNames(spec.excluded_providers(), "excluded_providers"));
+  if (!spec.allowed_regions().empty()) {
+    for (const auto& region : spec.preferred_regions()) {
+      if (std::find(spec.allowed_regions().begin(), spec.allowed_regions().end(),
+                    region) == spec.allowed_regions().end()) {
+        return InvalidArgumentError("job spec: preferred region '" + region +
+                                    "' is not among the allowed regions");
+      }
+    }
+  }
+  if (!v1::PriorityClass_IsValid(spec.priority())) {
+    return InvalidArgumentError("job spec: unknown priority class " +
+                                std::to_string(spec.priority()));
+  }
+  if (spec.max_attempts() > kMaxAttempts) {
+    return InvalidArgumentError("job spec: max_attempts must be at most " +
+                                std::to_string(kMaxAttempts));
   }
   return OkStatus();
 }
@@ -88,6 +179,9 @@ Status ValidateRegistration(const v1::RegisterProvider& registration) {
       return bad("duplicate node '" + node.name() + "'");
     }
     if (node.fabric_id().size() > 128) return bad("fabric id too long");
+    if (!v1::CapacityOffer_IsValid(node.offer())) {
+      return bad("unknown offer kind on node " + node.name());
+    }
     uint32_t cards = 0;
     for (const auto& accelerator : node.accelerators()) {
       if (accelerator.model().empty() || accelerator.model().size() > 64) {
@@ -95,6 +189,11 @@ Status ValidateRegistration(const v1::RegisterProvider& registration) {
       }
       if (accelerator.count() == 0) {
         return bad("zero-count accelerator on node " + node.name());
+      }
+      if (accelerator.measurement().size() > 256 ||
+          accelerator.vendor().size() > 64 ||
+          accelerator.vendor_class().size() > 32) {
+        return bad("accelerator description too long on node " + node.name());
       }
       cards += accelerator.count();
       models.insert(accelerator.model());
@@ -107,6 +206,11 @@ Status ValidateRegistration(const v1::RegisterProvider& registration) {
   for (const auto& price : registration.prices()) {
     if (price.per_card_hour() < 0 || price.per_card_hour() > kMaxPricePerCardHour) {
       return bad("price for " + price.model() + " out of range");
+    }
+    if (price.has_spare_per_card_hour() &&
+        (price.spare_per_card_hour() < 0 ||
+         price.spare_per_card_hour() > kMaxPricePerCardHour)) {
+      return bad("spare price for " + price.model() + " out of range");
     }
     priced.insert(price.model());
   }

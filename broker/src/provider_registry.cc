@@ -1,6 +1,12 @@
 #include "computenet/broker/provider_registry.h"
 
+#include <spdlog/spdlog.h>
+
 namespace computenet::broker {
+
+ProviderRegistry::ProviderRegistry(
+    std::shared_ptr<const AcceleratorCatalog> catalog)
+    : capacity_(std::move(catalog)) {}
 
 ProviderEntry* ProviderRegistry::Find(const std::string& name) {
   auto it = providers_.find(name);
@@ -17,7 +23,31 @@ ProviderEntry& ProviderRegistry::Register(
   entry.routing_id = routing_id;
   entry.last_heard_ms = now_ms;
   entry.lost_since_ms = 0;
+  Status indexed = capacity_.UpsertProvider(name, registration);
+  if (!indexed.ok()) {
+    spdlog::error("provider {} left out of matching: {}", name,
+                  indexed.ToString());
+  }
+  capacity_.SetOnline(name, true);
   return entry;
+}
+
+Status ProviderRegistry::UpdateRegistration(
+    const std::string& name, const v1::RegisterProvider& registration) {
+  ProviderEntry* entry = Find(name);
+  if (entry == nullptr) return NotFoundError("provider " + name);
+  CN_RETURN_IF_ERROR(capacity_.UpsertProvider(name, registration));
+  entry->registration = registration;
+  return OkStatus();
+}
+
+void ProviderRegistry::SetOnline(const std::string& name, bool online,
+                                 int64_t now_ms) {
+  ProviderEntry* entry = Find(name);
+  if (entry == nullptr) return;
+  if (entry->online && !online) entry->lost_since_ms = now_ms;
+  entry->online = online;
+  capacity_.SetOnline(name, online);
 }
 
 std::vector<ProviderEntry*> ProviderRegistry::All() {
@@ -28,12 +58,35 @@ std::vector<ProviderEntry*> ProviderRegistry::All() {
 
 void ProviderRegistry::Allocate(
     const std::string& job_id, const std::string& provider,
-    const std::vector<v1::NodeAssignment>& assignments) {
+    const std::vector<v1::NodeAssignment>& assignments,
+    uint32_t cpu_milli_per_card, uint64_t host_memory_mib_per_card) {
   allocations_[job_id] = Allocation{provider, assignments};
+  JobAllocation allocation{provider, assignments, cpu_milli_per_card,
+                           host_memory_mib_per_card};
+  if (const JobAllocation* held = capacity_.FindAllocation(job_id)) {
+    auto same = [](const std::vector<v1::NodeAssignment>& a,
+                   const std::vector<v1::NodeAssignment>& b) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].SerializeAsString() != b[i].SerializeAsString()) return false;
+      }
+      return true;
+    };
+    // Already taken by the queue as it placed the job: keep it as it is.
+    if (held->provider == provider && same(held->assignments, assignments)) {
+      return;
+    }
+    capacity_.Release(job_id);
+  }
+  Status taken = capacity_.Allocate(job_id, allocation);
+  if (!taken.ok()) {
+    spdlog::warn("job {}: capacity index: {}", job_id, taken.ToString());
+  }
 }
 
 void ProviderRegistry::Release(const std::string& job_id) {
   allocations_.erase(job_id);
+  capacity_.Release(job_id);
 }
 
 std::vector<ProviderCapacity> ProviderRegistry::OnlineCapacity() const {

@@ -25,6 +25,8 @@ void BrokerImpl::OnRegisterProvider(const Request& request) {
   auto registration = DecodeBody<v1::RegisterProvider>(request.envelope);
   Status status = registration.status();
   if (status.ok()) status = ValidateRegistration(*registration);
+  if (status.ok()) status = registry_.capacity().catalog().CheckRegistration(
+      *registration);
   if (status.ok()) {
     status = store_->SaveProviderRegistration(request.peer.name, *registration,
                                               Now());
@@ -74,6 +76,7 @@ Status BrokerImpl::ReconcileProvider(const std::string& name,
       if (job.cancel_requested()) SendCancel(job);
       continue;
     }
+    RecordProviderEvent(name, ProviderEvent::kProviderFailure);
     if (job.state() == v1::JOB_STATE_PLACED) {
       CN_RETURN_IF_ERROR(RequeueJob(
           job, "provider " + name + " reconnected without the offer"));
@@ -123,10 +126,11 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
   Status status;
   if (!response->accepted()) {
     rejected_by_[job->job_id()].insert(request.peer.name);
+    RecordProviderEvent(request.peer.name, ProviderEvent::kProviderFailure);
     std::string reason = "rejected by " + request.peer.name + ": " +
                          TruncateUtf8(response->reason(), 256);
     spdlog::info("job {} {}", job->job_id(), reason);
-    if (job->attempts() >= options_.max_attempts) {
+    if (job->attempts() >= MaxAttempts(*job)) {
       status = FinishJob(*job, v1::JOB_STATE_FAILED, -1,
                          reason + " (after " +
                              std::to_string(job->attempts()) + " attempts)");
@@ -137,6 +141,9 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
     // Cancelled while the offer was out: it must not start.
     status = FinishJob(*job, v1::JOB_STATE_CANCELLED, -1,
                        "cancelled before it started");
+  } else if (job->preemption_requested()) {
+    // Its capacity was reclaimed while the offer was out.
+    status = EndPreemptedRun(*job);
   } else {
     reply.set_proceed(true);
   }
@@ -177,7 +184,13 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
       job->set_reason("");
       status = SaveJob(*job);
     }
+  } else if (IsTerminal(update->state()) && job->preemption_requested() &&
+             update->state() != v1::JOB_STATE_SUCCEEDED) {
+    // Stopped because the provider reclaimed its spare capacity: billed
+    // through the usage report that came first, then requeued.
+    status = EndPreemptedRun(*job);
   } else if (IsTerminal(update->state())) {
+    RecordProviderEvent(request.peer.name, ProviderEvent::kCompleted);
     status = FinishJob(*job, update->state(), update->exit_code(),
                        TruncateUtf8(update->message(), 512));
   } else {
@@ -236,9 +249,12 @@ void BrokerImpl::OnUsageReport(const Request& request) {
       return AlreadyExistsError("record id " + record->record_id() +
                                 " was used for a different record");
     }
+    // One record per placement of the job: a run stopped by a reclaim and
+    // the rerun are billed separately.
+    const uint32_t attempt = std::max<uint32_t>(1, job->attempts());
     if (!existing.has_value()) {
-      CN_ASSIGN_OR_RETURN(auto for_job,
-                          store_->FindUsageRecordForJob(job->job_id()));
+      CN_ASSIGN_OR_RETURN(auto for_job, store_->FindUsageRecordForAttempt(
+                                            job->job_id(), attempt));
       if (for_job.has_value()) {
         return AlreadyExistsError("job " + job->job_id() +
                                   " already has usage record " +
@@ -247,7 +263,7 @@ void BrokerImpl::OnUsageReport(const Request& request) {
       CN_RETURN_IF_ERROR(store_->InsertUsageRecord(
           StoredUsageRecord{request.peer.name, record->record_id(),
                             job->job_id(), report->record(),
-                            report->signature()},
+                            report->signature(), attempt},
           Now()));
     }
     // A consumer never pays for more than the duration it asked for.
@@ -264,8 +280,8 @@ void BrokerImpl::OnUsageReport(const Request& request) {
     charge.home_broker = job->home_broker();
     CN_ASSIGN_OR_RETURN(posted, ledger_.PostUsage(charge, Now()));
     if (!posted.duplicate) {
-      job->set_card_seconds(charge.billed_card_seconds);
-      job->set_charged(posted.amount);
+      job->set_card_seconds(job->card_seconds() + charge.billed_card_seconds);
+      job->set_charged(job->charged() + posted.amount);
       CN_RETURN_IF_ERROR(store_->UpdateJob(*job, Now()));
     }
     return OkStatus();

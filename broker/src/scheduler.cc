@@ -12,17 +12,20 @@ Status BrokerImpl::LoadState() {
   // Known providers start offline; the lost-job timer runs from now, so jobs
   // on a provider that never returns after this restart still end.
   CN_ASSIGN_OR_RETURN(auto providers, store_->ListProviders());
-  for (const auto& [name, registration] : providers) {
-    ProviderEntry& entry = registry_.Register(name, registration, "", Now());
-    entry.online = false;
-    entry.lost_since_ms = Now();
+  {
+    CapacityIndex::BulkUpdate bulk(registry_.capacity());
+    for (const auto& [name, registration] : providers) {
+      registry_.Register(name, registration, "", Now());
+      registry_.SetOnline(name, false, Now());
+    }
+    CN_RETURN_IF_ERROR(LoadProviderStats());
   }
   CN_ASSIGN_OR_RETURN(auto queued, store_->JobsInStates({v1::JOB_STATE_QUEUED}));
   for (const auto& job : queued) {
     // A forward that was out when we stopped waits for reconciliation
     // with that peer, so it cannot run in two places.
     if (!job.remote_broker().empty()) continue;
-    queue_.push_back(job.job_id());
+    EnqueueJob(job);
   }
   CN_ASSIGN_OR_RETURN(auto active, store_->JobsInStates({v1::JOB_STATE_PLACED,
                                                          v1::JOB_STATE_RUNNING}));
@@ -31,7 +34,13 @@ Status BrokerImpl::LoadState() {
   for (const auto& job : active) {
     if (!job.remote_broker().empty()) continue;  // runs at a peer
     registry_.Allocate(job.job_id(), job.provider(),
-                       {job.assignments().begin(), job.assignments().end()});
+                       {job.assignments().begin(), job.assignments().end()},
+                       job.spec().cpu_milli_per_card(),
+                       job.spec().host_memory_mib_per_card());
+    const int64_t began = job.started_ms() > 0 ? job.started_ms() : Now();
+    queue_.MarkRunning(job.job_id(), job.organization(),
+                       PlacementRequest::FromSpec(job.spec()).DemandMilli(),
+                       began + int64_t{job.spec().max_duration_s()} * 1000);
   }
   spdlog::info("loaded {} queued and {} active jobs", queued.size(),
                active.size());
@@ -47,60 +56,99 @@ Status BrokerImpl::SaveJob(const v1::JobInfo& job) {
 }
 
 void BrokerImpl::Schedule() {
-  if (!schedule_needed_ || queue_.empty()) return;
+  if (!schedule_needed_ || queue_.size() == 0) return;
   schedule_needed_ = false;
-  auto capacity = registry_.OnlineCapacity();
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    auto job = store_->GetJob(*it);
+  // The queue places on the capacity index as it goes; here every outcome
+  // is routed (federation: docs/federation.md, "Routing"), persisted and
+  // dispatched (docs/matching.md, "Queue").
+  JobQueue::PassResult pass = queue_.Schedule(registry_.capacity(), *matcher_);
+  const std::vector<PeerView> peers = PeerViews();
+  // Tries to send a job that is not running here to a peer. Returns true if
+  // the job left this broker's hands (forwarded or failed).
+  auto route_away = [&](v1::JobInfo& job, const std::string& local_reason,
+                        bool never_fits_here) {
+    RoutingDecision decision = Route(job, std::nullopt, peers,
+                                     declined_by_[job.job_id()], routing_);
+    if (decision.kind == RoutingDecision::Kind::kForward) {
+      queue_.Remove(job.job_id());
+      queue_reasons_.erase(job.job_id());
+      Status forwarded = ForwardJob(job, decision.peer);
+      if (forwarded.ok()) return true;
+      spdlog::error("forwarding job {}: {}", job.job_id(), forwarded.ToString());
+      EnqueueJob(job);
+      return false;
+    }
+    if (decision.kind == RoutingDecision::Kind::kReject ||
+        (never_fits_here && (links_.empty() || !job.home_broker().empty()))) {
+      queue_.Remove(job.job_id());
+      queue_reasons_.erase(job.job_id());
+      Status failed = FinishJob(job, v1::JOB_STATE_FAILED, -1,
+                                decision.kind == RoutingDecision::Kind::kReject
+                                    ? decision.reason
+                                    : local_reason);
+      if (!failed.ok()) spdlog::error("{}", failed.ToString());
+      return true;
+    }
+    return false;
+  };
+
+  for (const auto& outcome : pass.never_fit) {
+    queue_reasons_.erase(outcome.job_id);
+    auto job = store_->GetJob(outcome.job_id);
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
+    // Never here may still be somewhere: a peer with a bigger fabric.
+    if (route_away(*job, outcome.reason, /*never_fits_here=*/true)) continue;
+    if (!queue_.Contains(job->job_id())) EnqueueJob(*job);
+    const std::string reason =
+        outcome.reason + "; waiting for a peer that can take it";
+    if (job->reason() != reason) {
+      job->set_reason(reason);
+      Status saved = SaveJob(*job);
+      if (!saved.ok()) spdlog::error("{}", saved.ToString());
+    }
+  }
+  for (const auto& outcome : pass.placed) {
+    queue_reasons_.erase(outcome.job_id);
+    auto job = store_->GetJob(outcome.job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) {
-      it = queue_.erase(it);
+      registry_.Release(outcome.job_id);
+      queue_.MarkStopped(outcome.job_id);
       continue;
     }
-    MatchOutcome outcome =
-        matcher_->Match(job->spec(), capacity, rejected_by_[job->job_id()]);
-    RoutingDecision decision =
-        Route(*job, outcome.placement, PeerViews(),
-              declined_by_[job->job_id()], routing_);
-    if (decision.kind == RoutingDecision::Kind::kForward) {
-      Status forwarded = ForwardJob(*job, decision.peer);
-      if (!forwarded.ok()) {
+    // It fits here; a peer much cheaper for it still wins (the margin rule).
+    if (!links_.empty()) {
+      RoutingDecision decision = Route(*job, outcome.placement, peers,
+                                       declined_by_[job->job_id()], routing_);
+      if (decision.kind == RoutingDecision::Kind::kForward) {
+        registry_.Release(outcome.job_id);
+        queue_.MarkStopped(outcome.job_id);
+        Status forwarded = ForwardJob(*job, decision.peer);
+        if (forwarded.ok()) continue;
         spdlog::error("forwarding job {}: {}", job->job_id(),
                       forwarded.ToString());
-        ++it;
+        EnqueueJob(*job);
         continue;
       }
-      it = queue_.erase(it);
-      continue;
-    }
-    if (decision.kind == RoutingDecision::Kind::kReject) {
-      Status failed = FinishJob(*job, v1::JOB_STATE_FAILED, -1, decision.reason);
-      if (!failed.ok()) spdlog::error("{}", failed.ToString());
-      it = queue_.erase(it);
-      continue;
-    }
-    if (decision.kind == RoutingDecision::Kind::kWait) {
-      std::string reason = outcome.reason;
-      if (!RegionAllowed(job->spec(), options_.region)) {
-        reason = decision.reason;
-      } else if (!links_.empty()) {
-        reason = decision.reason + "; here: " + outcome.reason;
-      }
-      if (job->reason() != reason) {
-        job->set_reason(reason);
-        Status saved = SaveJob(*job);
-        if (!saved.ok()) spdlog::error("{}", saved.ToString());
-      }
-      ++it;
-      continue;
     }
     Status placed = PlaceJob(*job, *outcome.placement);
     if (!placed.ok()) {
       spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
-      ++it;
-      continue;
+      registry_.Release(outcome.job_id);
+      queue_.MarkStopped(outcome.job_id);
+      EnqueueJob(*job);
     }
-    it = queue_.erase(it);
-    capacity = registry_.OnlineCapacity();
+  }
+  for (const auto& outcome : pass.waiting) {
+    auto job = store_->GetJob(outcome.job_id);
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
+    if (!links_.empty() && route_away(*job, outcome.reason, false)) continue;
+    auto& reported = queue_reasons_[outcome.job_id];
+    if (reported == outcome.reason) continue;
+    reported = outcome.reason;
+    if (job->reason() == outcome.reason) continue;
+    job->set_reason(outcome.reason);
+    Status saved = SaveJob(*job);
+    if (!saved.ok()) spdlog::error("{}", saved.ToString());
   }
 }
 
@@ -116,9 +164,14 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
   job.set_currency(placement.currency);
   job.set_region(options_.region);
   job.set_attempts(job.attempts() + 1);
+  job.set_spare(placement.spare);
+  job.set_a100_equivalents_milli(placement.a100_milli);
+  job.set_compute_source(placement.compute_basis);
   job.set_reason("offered to " + placement.provider);
   CN_RETURN_IF_ERROR(SaveJob(job));
-  registry_.Allocate(job.job_id(), placement.provider, placement.assignments);
+  registry_.Allocate(job.job_id(), placement.provider, placement.assignments,
+                     job.spec().cpu_milli_per_card(),
+                     job.spec().host_memory_mib_per_card());
   spdlog::info("job {} placed on {}: {} x {} at {} minor units of {} per card-hour",
                job.job_id(), placement.provider, TotalCards(job),
                placement.model, placement.price_per_card_hour,
@@ -135,15 +188,20 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
   }
   offers_out_.erase(job.job_id());
   registry_.Release(job.job_id());
+  queue_.MarkStopped(job.job_id());
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_provider("");
   job.set_model("");
   job.clear_assignments();
   job.set_price_per_card_hour(0);
   job.set_currency("");
+  job.set_spare(false);
+  job.set_preemption_requested(false);
+  job.set_a100_equivalents_milli(0);
+  job.set_compute_source("");
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
-  queue_.push_back(job.job_id());
+  EnqueueJob(job);
   schedule_needed_ = true;
   return OkStatus();
 }
@@ -151,6 +209,9 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
 Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
                              int32_t exit_code, const std::string& reason) {
   registry_.Release(job.job_id());
+  queue_.MarkStopped(job.job_id());
+  queue_.Remove(job.job_id());
+  queue_reasons_.erase(job.job_id());
   rejected_by_.erase(job.job_id());
   offers_out_.erase(job.job_id());
   job.set_state(state);
@@ -175,6 +236,7 @@ void BrokerImpl::SendOffer(const v1::JobInfo& job) {
   *offer.mutable_assignments() = job.assignments();
   offer.set_price_per_card_hour(job.price_per_card_hour());
   offer.set_currency(job.currency());
+  offer.set_attempt(job.attempts());
   // If this send fails, the resend timer or the provider's next
   // registration deals with it.
   offers_out_[job.job_id()] = Now();

@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+
 namespace computenet::broker {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchemaV1[] = {
     R"sql(CREATE TABLE enrollments(
@@ -58,6 +60,34 @@ constexpr const char* kSchemaV1[] = {
       PRIMARY KEY(sequence, account)))sql",
 };
 
+// v2 (matching): consumers' organizations (fair share), providers' track
+// records (reliability), and usage records per job attempt (a preempted job
+// is billed for each run).
+constexpr const char* kSchemaV2[] = {
+    "ALTER TABLE enrollments ADD COLUMN organization TEXT NOT NULL DEFAULT ''",
+    R"sql(CREATE TABLE provider_stats(
+      provider          TEXT PRIMARY KEY,
+      completed         INTEGER NOT NULL DEFAULT 0,
+      provider_failures INTEGER NOT NULL DEFAULT 0,
+      heartbeat_losses  INTEGER NOT NULL DEFAULT 0,
+      updated_ms        INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE usage_records_v2(
+      provider    TEXT NOT NULL,
+      record_id   TEXT NOT NULL,
+      job_id      TEXT NOT NULL,
+      attempt     INTEGER NOT NULL DEFAULT 1,
+      record      BLOB NOT NULL,
+      signature   BLOB NOT NULL,
+      received_ms INTEGER NOT NULL,
+      PRIMARY KEY(provider, record_id),
+      UNIQUE(job_id, attempt)))sql",
+    "INSERT INTO usage_records_v2(provider, record_id, job_id, attempt, "
+    "record, signature, received_ms) SELECT provider, record_id, job_id, 1, "
+    "record, signature, received_ms FROM usage_records",
+    "DROP TABLE usage_records",
+    "ALTER TABLE usage_records_v2 RENAME TO usage_records",
+};
+
 std::string BlobOf(const SQLite::Column& column) {
   return std::string(static_cast<const char*>(column.getBlob()),
                      static_cast<size_t>(column.getBytes()));
@@ -71,6 +101,8 @@ Enrollment EnrollmentFromRow(SQLite::Statement& query) {
   out.ed25519_public = query.getColumn(3).getString();
   out.enrolled_ms = query.getColumn(4).getInt64();
   out.revoked = query.getColumn(5).getInt() != 0;
+  out.organization = query.getColumn(6).getString();
+  if (out.organization.empty()) out.organization = out.name;
   return out;
 }
 
@@ -181,23 +213,27 @@ Status Store::Migrate() {
     if (version < 1) {
       for (const char* statement : kSchemaV1) db_->exec(statement);
     }
+    if (version < 2) {
+      for (const char* statement : kSchemaV2) db_->exec(statement);
+    }
     db_->exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
     return OkStatus();
   });
 }
 
 Status Store::Enroll(Role role, const PublicIdentity& identity,
-                     int64_t now_ms) {
+                     int64_t now_ms, const std::string& organization) {
   try {
     SQLite::Statement insert(*db_,
                              "INSERT INTO enrollments(curve_public, role, "
-                             "name, ed25519_public, enrolled_ms) "
-                             "VALUES(?, ?, ?, ?, ?)");
+                             "name, ed25519_public, enrolled_ms, "
+                             "organization) VALUES(?, ?, ?, ?, ?, ?)");
     insert.bind(1, identity.curve_public);
     insert.bind(2, std::string(RoleName(role)));
     insert.bind(3, identity.name);
     insert.bind(4, identity.ed25519_public);
     insert.bind(5, static_cast<int64_t>(now_ms));
+    insert.bind(6, organization);
     insert.exec();
     return OkStatus();
   } catch (const SQLite::Exception& error) {
@@ -231,7 +267,7 @@ StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
   try {
     SQLite::Statement query(*db_,
                             "SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked FROM enrollments "
+                            "enrolled_ms, revoked, organization FROM enrollments "
                             "WHERE curve_public=?");
     query.bind(1, curve_public);
     if (!query.executeStep()) return std::optional<Enrollment>();
@@ -246,7 +282,7 @@ StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
   try {
     SQLite::Statement query(*db_,
                             "SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked FROM enrollments "
+                            "enrolled_ms, revoked, organization FROM enrollments "
                             "WHERE role=? AND name=?");
     query.bind(1, std::string(RoleName(role)));
     query.bind(2, name);
@@ -261,7 +297,7 @@ StatusOr<std::vector<Enrollment>> Store::ListEnrollments() {
   try {
     SQLite::Statement query(*db_,
                             "SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked FROM enrollments "
+                            "enrolled_ms, revoked, organization FROM enrollments "
                             "ORDER BY role, name");
     std::vector<Enrollment> out;
     while (query.executeStep()) out.push_back(EnrollmentFromRow(query));
@@ -487,11 +523,13 @@ StoredUsageRecord UsageFromRow(SQLite::Statement& query) {
   out.job_id = query.getColumn(2).getString();
   out.record = BlobOf(query.getColumn(3));
   out.signature = BlobOf(query.getColumn(4));
+  out.attempt = static_cast<uint32_t>(query.getColumn(5).getInt64());
   return out;
 }
 
 constexpr char kUsageColumns[] =
-    "SELECT provider, record_id, job_id, record, signature FROM usage_records ";
+    "SELECT provider, record_id, job_id, record, signature, attempt "
+    "FROM usage_records ";
 
 }  // namespace
 
@@ -512,9 +550,23 @@ StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecord(
 StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForJob(
     const std::string& job_id) {
   try {
-    SQLite::Statement query(*db_,
-                            std::string(kUsageColumns) + "WHERE job_id=?");
+    SQLite::Statement query(*db_, std::string(kUsageColumns) +
+                                      "WHERE job_id=? ORDER BY attempt LIMIT 1");
     query.bind(1, job_id);
+    if (!query.executeStep()) return std::optional<StoredUsageRecord>();
+    return std::optional<StoredUsageRecord>(UsageFromRow(query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find usage record");
+  }
+}
+
+StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForAttempt(
+    const std::string& job_id, uint32_t attempt) {
+  try {
+    SQLite::Statement query(*db_, std::string(kUsageColumns) +
+                                      "WHERE job_id=? AND attempt=?");
+    query.bind(1, job_id);
+    query.bind(2, static_cast<int64_t>(attempt));
     if (!query.executeStep()) return std::optional<StoredUsageRecord>();
     return std::optional<StoredUsageRecord>(UsageFromRow(query));
   } catch (const SQLite::Exception& error) {
@@ -527,8 +579,8 @@ Status Store::InsertUsageRecord(const StoredUsageRecord& record,
   try {
     SQLite::Statement insert(*db_,
                              "INSERT INTO usage_records(provider, record_id, "
-                             "job_id, record, signature, received_ms) "
-                             "VALUES(?, ?, ?, ?, ?, ?)");
+                             "job_id, record, signature, received_ms, attempt) "
+                             "VALUES(?, ?, ?, ?, ?, ?, ?)");
     insert.bind(1, record.provider);
     insert.bind(2, record.record_id);
     insert.bind(3, record.job_id);
@@ -536,6 +588,7 @@ Status Store::InsertUsageRecord(const StoredUsageRecord& record,
     insert.bind(5, record.signature.data(),
                 static_cast<int>(record.signature.size()));
     insert.bind(6, static_cast<int64_t>(now_ms));
+    insert.bind(7, static_cast<int64_t>(std::max<uint32_t>(1, record.attempt)));
     insert.exec();
     return OkStatus();
   } catch (const SQLite::Exception& error) {
@@ -552,6 +605,51 @@ StatusOr<std::vector<StoredUsageRecord>> Store::ListUsageRecords() {
     return out;
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "list usage records");
+  }
+}
+
+Status Store::RecordProviderEvent(const std::string& provider,
+                                  ProviderEvent event, int64_t now_ms) {
+  const char* column = "completed";
+  switch (event) {
+    case ProviderEvent::kCompleted: column = "completed"; break;
+    case ProviderEvent::kProviderFailure: column = "provider_failures"; break;
+    case ProviderEvent::kHeartbeatLoss: column = "heartbeat_losses"; break;
+  }
+  try {
+    // The column name is one of three constants above, never input.
+    SQLite::Statement upsert(
+        *db_, std::string("INSERT INTO provider_stats(provider, ") + column +
+                  ", updated_ms) VALUES(?, 1, ?) ON CONFLICT(provider) DO "
+                  "UPDATE SET " + column + "=" + column +
+                  "+1, updated_ms=excluded.updated_ms");
+    upsert.bind(1, provider);
+    upsert.bind(2, static_cast<int64_t>(now_ms));
+    upsert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "record provider event");
+  }
+}
+
+StatusOr<std::map<std::string, ProviderStats>> Store::ListProviderStats() {
+  try {
+    SQLite::Statement query(*db_,
+                            "SELECT provider, completed, provider_failures, "
+                            "heartbeat_losses FROM provider_stats");
+    std::map<std::string, ProviderStats> out;
+    while (query.executeStep()) {
+      ProviderStats stats;
+      stats.completed = static_cast<uint64_t>(query.getColumn(1).getInt64());
+      stats.provider_failures =
+          static_cast<uint64_t>(query.getColumn(2).getInt64());
+      stats.heartbeat_losses =
+          static_cast<uint64_t>(query.getColumn(3).getInt64());
+      out[query.getColumn(0).getString()] = stats;
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list provider stats");
   }
 }
 

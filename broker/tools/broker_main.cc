@@ -2,13 +2,16 @@
 //
 //   computenet-broker keygen   --name ID --out DIR
 //   computenet-broker enroll   --db FILE --role ROLE --identity FILE [--name N]
+//                              [--org ORGANIZATION]   (consumers: fair share)
 //   computenet-broker revoke   --db FILE --role ROLE --name N
 //   computenet-broker enrollments --db FILE
-//   computenet-broker run      --db FILE --keys DIR [--endpoint E] ...
+//   computenet-broker run      --db FILE --keys DIR [--endpoint E]
+//                              [--catalog accelerators.toml] ...
 //   computenet-broker settlement --db FILE
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -116,6 +119,10 @@ int main(int argc, char** argv) {
   enroll->add_option("--identity", identity_path, "identity.pub file")
       ->required();
   enroll->add_option("--name", name, "override the name in the file");
+  std::string organization;
+  enroll->add_option("--org", organization,
+                     "consumer's organization for fair share (default: its "
+                     "name)");
 
   auto* revoke = app.add_subcommand("revoke", "revoke an enrollment");
   revoke->add_option("--db", db_path)->required();
@@ -144,6 +151,22 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("--endpoint-file", endpoint_file,
                   "write the bound endpoint here (for port 0)");
+  std::string catalog_path;
+  run->add_option("--catalog", catalog_path,
+                  "accelerator catalog (default: accelerators.toml next to "
+                  "this binary, else the built-in one)");
+  int64_t half_life_s = options.queue.fair_share_half_life_ms / 1000;
+  int64_t aging_s = options.queue.aging_interval_ms / 1000;
+  run->add_option("--fair-share-half-life-s", half_life_s,
+                  "fair-share usage halves every this many seconds")
+      ->capture_default_str();
+  run->add_option("--aging-interval-s", aging_s,
+                  "a waiting job climbs one priority level per this many "
+                  "seconds")
+      ->capture_default_str();
+  run->add_option("--reclaim-grace-ms", options.reclaim_grace_ms,
+                  "notice-to-stop grace when spare capacity is reclaimed")
+      ->capture_default_str();
 
   auto* settlement = app.add_subcommand("settlement", "print charges and balances");
   settlement->add_option("--db", db_path)->required();
@@ -193,8 +216,13 @@ int main(int argc, char** argv) {
       if (!valid.ok()) return Fail(valid);
       identity->name = name;
     }
+    if (!organization.empty()) {
+      Status valid = computenet::ValidatePartyName(organization);
+      if (!valid.ok()) return Fail(valid.WithContext("--org"));
+    }
     Status enrolled = (*store)->Enroll(
-        *role, *identity, computenet::SystemClock::Shared()->NowMs());
+        *role, *identity, computenet::SystemClock::Shared()->NowMs(),
+        organization);
     if (!enrolled.ok()) return Fail(enrolled);
     std::cout << "enrolled " << role_name << " " << identity->name << "\n";
     return 0;
@@ -212,6 +240,29 @@ int main(int argc, char** argv) {
   if (options.database_path.empty() || keys_dir.empty()) {
     return Fail(computenet::InvalidArgumentError(
         "run needs --config, or --db and --keys"));
+  }
+  if (half_life_s <= 0 || aging_s <= 0) {
+    return Fail(computenet::InvalidArgumentError(
+        "--fair-share-half-life-s and --aging-interval-s must be positive"));
+  }
+  options.queue.fair_share_half_life_ms = half_life_s * 1000;
+  options.queue.aging_interval_ms = aging_s * 1000;
+  if (catalog_path.empty()) {
+    // Installed next to the binary (CMake copies it there too).
+    std::error_code error;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+    auto beside = self.parent_path() / "accelerators.toml";
+    if (!error && std::filesystem::exists(beside, error)) {
+      catalog_path = beside.string();
+    }
+  }
+  if (!catalog_path.empty()) {
+    auto catalog = broker::AcceleratorCatalog::Load(catalog_path);
+    if (!catalog.ok()) return Fail(catalog.status());
+    std::cerr << "accelerator catalog: " << catalog_path << " ("
+              << catalog->entries().size() << " models)\n";
+    options.catalog =
+        std::make_shared<const broker::AcceleratorCatalog>(std::move(*catalog));
   }
   auto identity = computenet::Identity::Load(keys_dir);
   if (!identity.ok()) return Fail(identity.status());

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "computenet/common/transport.h"
@@ -35,11 +36,16 @@ class AgentImpl final : public ProviderAgent {
         context_(1),
         heartbeat_interval_ms_(options_.heartbeat_interval_ms),
         heartbeat_liveness_(options_.heartbeat_liveness),
-        backoff_ms_(options_.reconnect_initial_ms) {}
+        backoff_ms_(options_.reconnect_initial_ms) {
+    for (const auto& node : options_.registration.nodes()) {
+      node_names_.insert(node.name());
+    }
+  }
 
   Status Run() override;
   void Shutdown() override { stop_.store(true); }
   bool registered() const override { return registered_.load(); }
+  Status UpdateOffer(const v1::UpdateOffer& update) override;
 
  private:
   Status Connect();
@@ -63,6 +69,7 @@ class AgentImpl final : public ProviderAgent {
                     int64_t timestamp_ms);
   Status CheckOffer(const v1::PlacementOffer& offer) const;
   void ReleaseDevices(const std::string& job_id);
+  void SendOfferUpdates();  // from the Run() thread
 
   ProviderOptions options_;
   Identity identity_;
@@ -87,10 +94,49 @@ class AgentImpl final : public ProviderAgent {
   // Offers accepted and waiting for the broker's go-ahead, by job id.
   std::map<std::string, v1::PlacementOffer> accepted_offers_;
   std::set<std::string> cancelled_before_start_;
-  // Devices held by accepted or running jobs: job -> (node, index) pairs.
-  std::map<std::string, std::set<std::pair<std::string, uint32_t>>> held_;
+  // Device shares held by accepted or running jobs:
+  // job -> (node, index) -> thousandths of the card (1000 = whole).
+  std::map<std::string, std::map<std::pair<std::string, uint32_t>, uint32_t>>
+      held_;
   std::map<std::string, std::string> running_models_;  // job -> model
+  std::map<std::string, uint32_t> running_attempts_;   // job -> attempt
+  // Offer updates handed in by other threads, sent by Run().
+  std::mutex updates_mutex_;
+  std::vector<v1::UpdateOffer> pending_updates_;
+  std::set<std::string> node_names_;  // fixed at construction
 };
+
+Status AgentImpl::UpdateOffer(const v1::UpdateOffer& update) {
+  for (const auto& change : update.nodes()) {
+    if (node_names_.count(change.node()) == 0) {
+      return InvalidArgumentError("update offer: no node '" + change.node() +
+                                  "' in this site's registration");
+    }
+  }
+  std::lock_guard<std::mutex> lock(updates_mutex_);
+  pending_updates_.push_back(update);
+  return OkStatus();
+}
+
+void AgentImpl::SendOfferUpdates() {
+  std::vector<v1::UpdateOffer> updates;
+  {
+    std::lock_guard<std::mutex> lock(updates_mutex_);
+    updates.swap(pending_updates_);
+  }
+  for (const auto& update : updates) {
+    // Folded into the registration, so a reconnect re-registers with it.
+    if (update.prices_size() > 0) {
+      *options_.registration.mutable_prices() = update.prices();
+    }
+    for (const auto& change : update.nodes()) {
+      for (auto& node : *options_.registration.mutable_nodes()) {
+        if (node.name() == change.node()) node.set_offer(change.offer());
+      }
+    }
+    Enqueue(v1::MESSAGE_TYPE_UPDATE_OFFER, update, "");
+  }
+}
 
 Status AgentImpl::Connect() {
   DealerOptions dealer;
@@ -179,6 +225,7 @@ Status AgentImpl::Run() {
       if (!handled.ok()) return handled;
     }
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
+    SendOfferUpdates();
 
     if (registered_.load()) FlushOutbox();
     if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
@@ -224,6 +271,7 @@ Status AgentImpl::Handle(const v1::Envelope& envelope) {
       return OkStatus();
     case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY:
     case v1::MESSAGE_TYPE_USAGE_REPORT_REPLY:
+    case v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY:
       OnAck(envelope);
       return OkStatus();
     case v1::MESSAGE_TYPE_ERROR: {
@@ -300,18 +348,29 @@ Status AgentImpl::CheckOffer(const v1::PlacementOffer& offer) const {
       }
       first += accelerator.count();
     }
+    // A fractional job holds a share; whole cards hold all of it.
+    const uint32_t share = assignment.milli() == 0 || assignment.milli() > 1000
+                               ? 1000
+                               : assignment.milli();
     for (uint32_t index : assignment.device_indices()) {
       if (index < first || index >= first + count) {
         return InvalidArgumentError("device " + std::to_string(index) +
                                     " on " + assignment.node() + " is not a " +
                                     offer.model());
       }
+      uint32_t used = 0;
+      std::string holder;
       for (const auto& [job_id, devices] : held_) {
-        if (devices.count({assignment.node(), index}) != 0) {
-          return FailedPreconditionError("device " + std::to_string(index) +
-                                         " on " + assignment.node() +
-                                         " is busy with " + job_id);
+        auto it = devices.find({assignment.node(), index});
+        if (it != devices.end()) {
+          used += it->second;
+          holder = job_id;
         }
+      }
+      if (used + share > 1000) {
+        return FailedPreconditionError("device " + std::to_string(index) +
+                                       " on " + assignment.node() +
+                                       " is busy with " + holder);
       }
     }
   }
@@ -338,7 +397,8 @@ void AgentImpl::OnOffer(const v1::Envelope& envelope) {
     auto& devices = held_[offer->job_id()];
     for (const auto& assignment : offer->assignments()) {
       for (uint32_t index : assignment.device_indices()) {
-        devices.insert({assignment.node(), index});
+        devices[{assignment.node(), index}] =
+            assignment.milli() == 0 ? 1000 : assignment.milli();
       }
     }
     accepted_offers_[offer->job_id()] = *offer;
@@ -381,6 +441,7 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
   Status started = executor_->Start(request);
   if (started.ok()) {
     running_models_[offer.job_id()] = offer.model();
+    running_attempts_[offer.job_id()] = offer.attempt();
   } else {
     spdlog::warn("job {} could not start: {}", offer.job_id(),
                  started.ToString());
@@ -463,7 +524,12 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   // Usage goes before the final status: when a consumer sees the job end,
   // its charge is already posted.
   v1::UsageRecord record;
-  record.set_record_id(event.job_id + ":final");
+  // A rerun (after a reclaim) is billed by its own record.
+  const uint32_t attempt = running_attempts_[event.job_id];
+  running_attempts_.erase(event.job_id);
+  record.set_record_id(attempt <= 1 ? event.job_id + ":final"
+                                    : event.job_id + ":" +
+                                          std::to_string(attempt) + ":final");
   record.set_job_id(event.job_id);
   record.set_provider(provider_name_.empty() ? identity_.name()
                                             : provider_name_);

@@ -123,6 +123,10 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     vars["COMPUTENET_NODE_RANK"] = std::to_string(rank);
     vars["COMPUTENET_NUM_NODES"] = std::to_string(num_nodes);
     vars["COMPUTENET_MODEL"] = request.model;
+    // A fractional placement: the share of the card the job may use.
+    if (assignment.milli() > 0) {
+      vars["COMPUTENET_GPU_MILLI"] = std::to_string(assignment.milli());
+    }
     std::vector<std::string> env_storage = BuildEnvironment(vars);
     std::vector<char*> envp;
     for (auto& entry : env_storage) envp.push_back(entry.data());

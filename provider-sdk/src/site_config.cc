@@ -84,9 +84,17 @@ std::string Resolve(const std::string& base_dir, const std::string& path) {
 
 Status ParseNode(const toml::table& table, const std::string& where,
                  bool require_accelerators, v1::Node* node) {
-  CN_RETURN_IF_ERROR(CheckKeys(
-      table, {"name", "fabric", "cpu_cores", "memory_mib", "accelerators"},
-      where));
+  CN_RETURN_IF_ERROR(CheckKeys(table,
+                               {"name", "fabric", "cpu_cores", "memory_mib",
+                                "spare", "accelerators"},
+                               where));
+  if (const toml::node* spare = table.get("spare")) {
+    auto value = spare->value<bool>();
+    if (!value) return InvalidArgumentError(where + ": 'spare' must be true or false");
+    // Spare: reclaimable capacity for preemptible jobs, at the spare price.
+    node->set_offer(*value ? v1::CAPACITY_OFFER_SPARE
+                           : v1::CAPACITY_OFFER_DEDICATED);
+  }
   CN_ASSIGN_OR_RETURN(*node->mutable_name(),
                       GetString(table, "name", where, true));
   CN_ASSIGN_OR_RETURN(*node->mutable_fabric_id(),
@@ -109,11 +117,26 @@ Status ParseNode(const toml::table& table, const std::string& where,
         where + ".accelerators[" + std::to_string(index++) + "]";
     const toml::table* item = element.as_table();
     if (item == nullptr) return InvalidArgumentError(item_where + ": not a table");
-    CN_RETURN_IF_ERROR(
-        CheckKeys(*item, {"model", "memory_mib", "count"}, item_where));
+    CN_RETURN_IF_ERROR(CheckKeys(
+        *item,
+        {"model", "memory_mib", "count", "measured_dense_gflops",
+         "measurement", "vendor", "vendor_class"},
+        item_where));
     auto* accelerator = node->add_accelerators();
     CN_ASSIGN_OR_RETURN(*accelerator->mutable_model(),
                         GetString(*item, "model", item_where, true));
+    // The site's own benchmark of one card (FP16/BF16 dense GFLOPS), and
+    // for models the broker's catalog lacks, who makes it and its class.
+    CN_ASSIGN_OR_RETURN(int64_t measured,
+                        GetInt(*item, "measured_dense_gflops", item_where,
+                               false, 0, 100'000'000));
+    accelerator->set_measured_dense_gflops(static_cast<uint64_t>(measured));
+    CN_ASSIGN_OR_RETURN(*accelerator->mutable_measurement(),
+                        GetString(*item, "measurement", item_where, false));
+    CN_ASSIGN_OR_RETURN(*accelerator->mutable_vendor(),
+                        GetString(*item, "vendor", item_where, false));
+    CN_ASSIGN_OR_RETURN(*accelerator->mutable_vendor_class(),
+                        GetString(*item, "vendor_class", item_where, false));
     CN_ASSIGN_OR_RETURN(int64_t card_memory,
                         GetInt(*item, "memory_mib", item_where, false, 0, int64_t{1} << 30));
     CN_ASSIGN_OR_RETURN(int64_t count, GetInt(*item, "count", item_where, true, 1, 64));
@@ -199,7 +222,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       root,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
-       "nodes", "executor", "inventory", "slurm", "nvml"},
+       "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -248,6 +271,32 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
     auto* entry = registration.add_prices();
     entry->set_model(std::string(model.str()));
     entry->set_per_card_hour(*price);
+  }
+  if (const toml::node* spare = root.get("spare_prices")) {
+    const toml::table* spare_prices = spare->as_table();
+    if (spare_prices == nullptr) {
+      return InvalidArgumentError(where + ": [spare_prices] must be a table");
+    }
+    for (const auto& [model, value] : *spare_prices) {
+      auto price = value.value_exact<int64_t>();
+      if (!price || *price < 0) {
+        return InvalidArgumentError(where + ": spare_prices." +
+                                    std::string(model.str()) +
+                                    " must be a non-negative integer");
+      }
+      bool found = false;
+      for (auto& entry : *registration.mutable_prices()) {
+        if (entry.model() == model.str()) {
+          entry.set_spare_per_card_hour(*price);
+          found = true;
+        }
+      }
+      if (!found) {
+        return InvalidArgumentError(where + ": spare_prices." +
+                                    std::string(model.str()) +
+                                    " has no regular price in [prices]");
+      }
+    }
   }
   CN_ASSIGN_OR_RETURN(config.executor,
                       GetChoice(root, "executor", "process", {"process", "slurm"}));

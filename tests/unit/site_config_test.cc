@@ -193,16 +193,56 @@ TEST_F(SiteConfigTest, UnknownKeyInNodeIsNamed) {
   EXPECT_THAT(config.status().message(), HasSubstr("'fabirc'"));
 }
 
+TEST_F(SiteConfigTest, SpareNodesSparePricesAndMeasuredFigures) {
+  const std::string text =
+      Header("broker_identity = \"keys/broker/identity.pub\"") + kPrices +
+      "[spare_prices]\nA800 = 900\n" + R"(
+[[nodes]]
+name = "node-1"
+spare = true
+accelerators = [
+  { model = "A800", memory_mib = 81920, count = 8, measured_dense_gflops = 280000, measurement = "site burn-in" },
+]
+[[nodes]]
+name = "node-2"
+spare = false
+accelerators = [
+  { model = "G2", count = 8, measured_dense_gflops = 100000, vendor = "anon", vendor_class = "nvidia" },
+]
+)";
+  auto config = Parse(text);
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const auto& registration = config->registration;
+  EXPECT_EQ(registration.nodes(0).offer(), v1::CAPACITY_OFFER_SPARE);
+  EXPECT_EQ(registration.nodes(1).offer(), v1::CAPACITY_OFFER_DEDICATED);
+  EXPECT_EQ(registration.nodes(0).accelerators(0).measured_dense_gflops(), 280000u);
+  EXPECT_EQ(registration.nodes(0).accelerators(0).measurement(), "site burn-in");
+  EXPECT_EQ(registration.nodes(1).accelerators(0).vendor_class(), "nvidia");
+  ASSERT_EQ(registration.prices(0).model(), "A800");
+  ASSERT_TRUE(registration.prices(0).has_spare_per_card_hour());
+  EXPECT_EQ(registration.prices(0).spare_per_card_hour(), 900);
+  EXPECT_FALSE(registration.prices(1).has_spare_per_card_hour());
+
+  ExpectInvalid(Header("broker_identity = \"keys/broker/identity.pub\"") +
+                    kPrices + "[spare_prices]\nT4 = 100\n" + kNodes,
+                "spare_prices.T4 has no regular price");
+  std::string bad_spare = FullConfig();
+  const std::string fabric_line = "fabric = \"ib-1\"";
+  bad_spare.replace(bad_spare.find(fabric_line), fabric_line.size(),
+                    "spare = \"yes\"");
+  ExpectInvalid(bad_spare, "'spare' must be true or false");
+}
+
 TEST_F(SiteConfigTest, UnknownKeyInAcceleratorIsNamed) {
   std::string text = FullConfig();
   const std::string from = "count = 4 }";
   const size_t at = text.find(from);
   ASSERT_NE(at, std::string::npos);
-  text.replace(at, from.size(), "count = 4, vendor = \"x\" }");
+  text.replace(at, from.size(), "count = 4, vendr = \"x\" }");
   auto config = Parse(text);
   EXPECT_EQ(config.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(config.status().message(), HasSubstr("nodes[1].accelerators[1]"));
-  EXPECT_THAT(config.status().message(), HasSubstr("'vendor'"));
+  EXPECT_THAT(config.status().message(), HasSubstr("'vendr'"));
 }
 
 TEST_F(SiteConfigTest, MissingPricesIsInvalid) {

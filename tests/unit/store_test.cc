@@ -424,6 +424,90 @@ TEST_F(StoreTest, UsageRecordUniqueness) {
   EXPECT_EQ(all->size(), 2u);
 }
 
+TEST_F(StoreTest, UsageRecordsPerAttemptOfAJob) {
+  // A job stopped by a reclaim and run again: one record per attempt.
+  StoredUsageRecord first{"site-a", "b-1:final", "b-1", "x", "s", 1};
+  StoredUsageRecord second{"site-a", "b-1:2:final", "b-1", "y", "t", 2};
+  ASSERT_TRUE(store_->InsertUsageRecord(first, kNowMs).ok());
+  ASSERT_TRUE(store_->InsertUsageRecord(second, kNowMs).ok());
+  StoredUsageRecord again{"site-a", "b-1:2:again", "b-1", "z", "u", 2};
+  EXPECT_EQ(store_->InsertUsageRecord(again, kNowMs).code(),
+            StatusCode::kAlreadyExists)
+      << "still one record per attempt";
+  auto by_attempt = store_->FindUsageRecordForAttempt("b-1", 2);
+  ASSERT_TRUE(by_attempt.ok() && by_attempt->has_value());
+  EXPECT_EQ((*by_attempt)->record_id, "b-1:2:final");
+  EXPECT_EQ((*by_attempt)->attempt, 2u);
+  auto none = store_->FindUsageRecordForAttempt("b-1", 3);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto first_found = store_->FindUsageRecordForJob("b-1");
+  ASSERT_TRUE(first_found.ok() && first_found->has_value());
+  EXPECT_EQ((*first_found)->attempt, 1u);
+}
+
+TEST_F(StoreTest, ConsumerOrganizationDefaultsToTheName) {
+  Identity alice = MustGenerateIdentity("alice");
+  Identity bob = MustGenerateIdentity("bob");
+  ASSERT_TRUE(store_->Enroll(Role::kConsumer, alice.Public(), kNowMs).ok());
+  ASSERT_TRUE(
+      store_->Enroll(Role::kConsumer, bob.Public(), kNowMs, "lab-x").ok());
+  auto found_alice = store_->FindEnrollment(Role::kConsumer, "alice");
+  auto found_bob = store_->FindEnrollmentByKey(bob.Public().curve_public);
+  ASSERT_TRUE(found_alice.ok() && found_alice->has_value());
+  ASSERT_TRUE(found_bob.ok() && found_bob->has_value());
+  EXPECT_EQ((*found_alice)->organization, "alice");
+  EXPECT_EQ((*found_bob)->organization, "lab-x");
+}
+
+TEST_F(StoreTest, ProviderTrackRecordsAccumulateAndSurviveReopen) {
+  ASSERT_TRUE(store_->RecordProviderEvent("site-a", ProviderEvent::kCompleted, kNowMs).ok());
+  ASSERT_TRUE(store_->RecordProviderEvent("site-a", ProviderEvent::kCompleted, kNowMs).ok());
+  ASSERT_TRUE(store_->RecordProviderEvent("site-a", ProviderEvent::kHeartbeatLoss, kNowMs).ok());
+  ASSERT_TRUE(store_->RecordProviderEvent("site-b", ProviderEvent::kProviderFailure, kNowMs).ok());
+  Reopen();
+  auto stats = store_->ListProviderStats();
+  ASSERT_TRUE(stats.ok());
+  ASSERT_EQ(stats->size(), 2u);
+  EXPECT_EQ(stats->at("site-a").completed, 2u);
+  EXPECT_EQ(stats->at("site-a").heartbeat_losses, 1u);
+  EXPECT_EQ(stats->at("site-a").provider_failures, 0u);
+  EXPECT_EQ(stats->at("site-b").provider_failures, 1u);
+}
+
+TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
+  TempDir dir;
+  {
+    SQLite::Database db(dir.File("broker.db"),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    // The v1 tables v2 changes, as v1 created them.
+    db.exec(R"sql(CREATE TABLE enrollments(
+      curve_public TEXT PRIMARY KEY, role TEXT NOT NULL, name TEXT NOT NULL,
+      ed25519_public TEXT NOT NULL, enrolled_ms INTEGER NOT NULL,
+      revoked INTEGER NOT NULL DEFAULT 0, UNIQUE(role, name)))sql");
+    db.exec(R"sql(CREATE TABLE usage_records(
+      provider TEXT NOT NULL, record_id TEXT NOT NULL,
+      job_id TEXT NOT NULL UNIQUE, record BLOB NOT NULL,
+      signature BLOB NOT NULL, received_ms INTEGER NOT NULL,
+      PRIMARY KEY(provider, record_id)))sql");
+    db.exec("INSERT INTO enrollments VALUES('key', 'consumer', 'carol', "
+            "'ed', 1, 0)");
+    db.exec("INSERT INTO usage_records VALUES('site-a', 'b-1:final', 'b-1', "
+            "x'01', x'02', 5)");
+    db.exec("PRAGMA user_version=1");
+  }
+  auto store = Store::Open(dir.File("broker.db"));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto carol = (*store)->FindEnrollment(Role::kConsumer, "carol");
+  ASSERT_TRUE(carol.ok() && carol->has_value());
+  EXPECT_EQ((*carol)->organization, "carol");
+  auto record = (*store)->FindUsageRecordForAttempt("b-1", 1);
+  ASSERT_TRUE(record.ok() && record->has_value());
+  EXPECT_EQ((*record)->record, std::string("\x01"));
+  EXPECT_TRUE((*store)->ListProviderStats().ok());
+  EXPECT_EQ((*store)->db().execAndGet("PRAGMA user_version").getInt(), 2);
+}
+
 // --- transactions and durability --------------------------------------------------
 
 TEST_F(StoreTest, RunInTransactionRollsBackOnError) {

@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "computenet/broker/accelerator_catalog.h"
+#include "computenet/broker/job_queue.h"
 #include "computenet/broker/matcher.h"
 #include "computenet/broker/peer_link.h"
 #include "computenet/common/clock.h"
@@ -40,8 +42,17 @@ struct BrokerOptions {
   int lost_job_timeout_ms = 10 * 60 * 1000;
   // Grace between SIGTERM and SIGKILL asked of providers on cancel.
   int cancel_grace_ms = 5000;
-  // Offers a job may be rejected before it fails.
+  // Placements a job may have (rejected offers, reruns after a reclaim)
+  // before it fails, unless its spec sets max_attempts.
   uint32_t max_attempts = 3;
+  // How accelerator models compare; null = the built-in catalog.
+  std::shared_ptr<const AcceleratorCatalog> catalog;
+  // Queue policy: fair-share half-life, aging interval.
+  JobQueueOptions queue;
+  // Grace between the notice and the stop when a provider reclaims spare
+  // capacity (its UpdateOffer may ask for another, up to the maximum).
+  int reclaim_grace_ms = 30'000;
+  int max_reclaim_grace_ms = 10 * 60 * 1000;
   // Per-identity request budget (token bucket).
   double requests_per_second = 2000;
   double request_burst = 4000;
@@ -66,7 +77,7 @@ class Broker {
   virtual ~Broker() = default;
 
   // Opens the store, binds the ZAP handler and the CURVE ROUTER socket.
-  // matcher may be null (FirstFitMatcher). INVALID_ARGUMENT for bad options,
+  // matcher may be null (PlacementMatcher). INVALID_ARGUMENT for bad options,
   // UNAVAILABLE if the database or endpoint cannot be opened.
   static StatusOr<std::unique_ptr<Broker>> Create(
       BrokerOptions options, Identity identity,

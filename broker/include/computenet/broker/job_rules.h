@@ -25,9 +25,16 @@ inline constexpr uint32_t kMaxNodes = 4096;
 inline constexpr uint32_t kMaxDurationSeconds = 366 * 24 * 3600;
 inline constexpr int64_t kMaxPricePerCardHour = 1'000'000'000;
 inline constexpr size_t kMaxProviderNodes = 20000;
+inline constexpr uint32_t kMaxA100EquivalentsMilli = 100'000'000;  // 100,000
+inline constexpr uint32_t kMaxAttempts = 100;
 
 // INVALID_ARGUMENT naming the first problem (empty command, 0 cards, ...).
 Status ValidateJobSpec(const v1::JobSpec& spec);
+// The placement part of ValidateJobSpec: exactly one shape (whole cards,
+// gpu_milli or a100_equivalents_milli) and sane constraints (regions,
+// providers, classes, host resources, priority, attempts). INVALID_ARGUMENT
+// naming the field.
+Status ValidatePlacementRequest(const v1::JobSpec& spec);
 
 // INVALID_ARGUMENT naming the first problem (no nodes, duplicate node
 // names, a model without a price, ...).

@@ -1,6 +1,7 @@
 // ProviderRegistry: the broker's in-memory view of providers: who is online,
 // where to reach them, what they registered, and which cards are allocated
 // to which job. Rebuilt from the Store at start; the Store stays the truth.
+// It keeps the CapacityIndex the matcher reads in step with all of that.
 //
 // Thread safety: owned by the broker's core-loop thread; not thread-safe.
 #ifndef COMPUTENET_BROKER_PROVIDER_REGISTRY_H_
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "computenet/broker/capacity_index.h"
 #include "computenet/broker/matcher.h"
 #include "computenet/v1/job.pb.h"
 #include "computenet/v1/provider.pb.h"
@@ -30,18 +32,39 @@ struct ProviderEntry {
 
 class ProviderRegistry {
  public:
+  // catalog: how models' compute is normalized; null = the built-in one.
+  explicit ProviderRegistry(
+      std::shared_ptr<const AcceleratorCatalog> catalog = nullptr);
+
   // nullptr if the provider never registered since the broker started.
   ProviderEntry* Find(const std::string& name);
   // Records a (re)registration and marks the provider online.
+  // Records a (re)registration and marks the provider online. Models the
+  // catalog cannot resolve leave the provider out of the capacity index
+  // (check with AcceleratorCatalog::CheckRegistration first).
   ProviderEntry& Register(const std::string& name,
                           const v1::RegisterProvider& registration,
                           const std::string& routing_id, int64_t now_ms);
+  // New prices or node offers of a registered provider (UpdateOffer).
+  // NOT_FOUND if it never registered; INVALID_ARGUMENT from the catalog.
+  Status UpdateRegistration(const std::string& name,
+                            const v1::RegisterProvider& registration);
+  // Marks a provider online or offline (no-op if unknown).
+  void SetOnline(const std::string& name, bool online, int64_t now_ms);
   std::vector<ProviderEntry*> All();
 
-  // Marks the job's cards as taken. A job holds one allocation at a time.
+  // Marks the job's cards (and host resources) as taken. A job holds one
+  // allocation at a time; if the capacity index already holds it (the queue
+  // allocated it while placing), it is kept as it is.
   void Allocate(const std::string& job_id, const std::string& provider,
-                const std::vector<v1::NodeAssignment>& assignments);
+                const std::vector<v1::NodeAssignment>& assignments,
+                uint32_t cpu_milli_per_card = 0,
+                uint64_t host_memory_mib_per_card = 0);
   void Release(const std::string& job_id);
+
+  // What the matcher reads.
+  CapacityIndex& capacity() { return capacity_; }
+  const CapacityIndex& capacity() const { return capacity_; }
 
   // Free capacity of the online providers, in name order.
   std::vector<ProviderCapacity> OnlineCapacity() const;
@@ -53,6 +76,7 @@ class ProviderRegistry {
   };
   std::map<std::string, ProviderEntry> providers_;
   std::map<std::string, Allocation> allocations_;  // by job id
+  CapacityIndex capacity_;
 };
 
 }  // namespace computenet::broker

@@ -11,11 +11,13 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "computenet/broker/provider_stats.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/status.h"
 #include "computenet/v1/job.pb.h"
@@ -35,6 +37,9 @@ struct Enrollment {
   std::string ed25519_public;  // hex
   int64_t enrolled_ms = 0;
   bool revoked = false;
+  // Consumers: the organization fair share groups them by; the name when
+  // none was given at enrollment.
+  std::string organization;
 };
 
 struct StoredUsageRecord {
@@ -43,6 +48,9 @@ struct StoredUsageRecord {
   std::string job_id;
   std::string record;     // serialized v1::UsageRecord, as signed
   std::string signature;
+  // Which placement of the job it bills (JobInfo.attempts when it arrived):
+  // a job stopped by a reclaim and run again has one record per run.
+  uint32_t attempt = 1;
 };
 
 class Store {
@@ -58,7 +66,9 @@ class Store {
 
   // --- enrollments ---------------------------------------------------------
   // ALREADY_EXISTS if the key or (role, name) is already enrolled.
-  Status Enroll(Role role, const PublicIdentity& identity, int64_t now_ms);
+  // organization: for consumers (fair share); empty = the name.
+  Status Enroll(Role role, const PublicIdentity& identity, int64_t now_ms,
+                const std::string& organization = "");
   // NOT_FOUND if no such enrollment.
   Status Revoke(Role role, const std::string& name);
   // nullopt if the key is not enrolled (revoked ones are returned, flagged).
@@ -107,11 +117,21 @@ class Store {
   // nullopt if the provider never sent this record id.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecord(
       const std::string& provider, const std::string& record_id);
-  // nullopt if no record was accepted for the job yet.
+  // The job's first record (lowest attempt); nullopt if none yet.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecordForJob(
       const std::string& job_id);
+  // The record billing one attempt of the job; nullopt if none yet.
+  StatusOr<std::optional<StoredUsageRecord>> FindUsageRecordForAttempt(
+      const std::string& job_id, uint32_t attempt);
   Status InsertUsageRecord(const StoredUsageRecord& record, int64_t now_ms);
   StatusOr<std::vector<StoredUsageRecord>> ListUsageRecords();
+
+  // --- provider track records (reliability) ----------------------------------
+  // Adds one event to the provider's record (creating it).
+  Status RecordProviderEvent(const std::string& provider, ProviderEvent event,
+                             int64_t now_ms);
+  // Every provider with a record.
+  StatusOr<std::map<std::string, ProviderStats>> ListProviderStats();
 
  private:
   explicit Store(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}

@@ -10,8 +10,12 @@
 // stay in an outbox until the broker acknowledges them, and are sent again
 // after a reconnect; the broker treats repeats idempotently.
 //
+// Offer updates (UpdateOffer: new prices, spare capacity offered or
+// reclaimed) go to the broker through the same outbox, and are folded into
+// the registration sent on every reconnect.
+//
 // Thread safety: Run() blocks and owns the socket and the executor.
-// Shutdown() and registered() may be called from any thread.
+// Shutdown(), registered() and UpdateOffer() may be called from any thread.
 #ifndef COMPUTENET_PROVIDER_AGENT_H_
 #define COMPUTENET_PROVIDER_AGENT_H_
 
@@ -59,6 +63,11 @@ class ProviderAgent {
   virtual void Shutdown() = 0;
   // True while the broker has acknowledged the current registration.
   virtual bool registered() const = 0;
+  // Queues new prices and/or node offer changes (e.g. reclaim spare nodes:
+  // CAPACITY_OFFER_WITHDRAWN) for the broker; the Run() thread sends them.
+  // New prices apply to new placements only. INVALID_ARGUMENT for a node
+  // this site did not register (nothing is queued then).
+  virtual Status UpdateOffer(const v1::UpdateOffer& update) = 0;
 };
 
 }  // namespace computenet::provider

@@ -10,12 +10,18 @@
 //   currency        = "CNY"
 //   [prices]                                       # minor units / card-hour
 //   A800 = 1500
+//   [spare_prices]           # optional: on spare nodes (default: [prices])
+//   A800 = 900
 //   [[nodes]]
 //   name = "node-1"
 //   fabric = "ib-1"          # NVLink/IB domain; gang jobs stay inside one
 //   cpu_cores = 64
 //   memory_mib = 524288
+//   spare = false            # true: reclaimable, preemptible jobs only
 //   accelerators = [ { model = "A800", memory_mib = 81920, count = 8 } ]
+//   # optional per accelerator: measured_dense_gflops = 280000 (the site's
+//   # benchmark; overrides the catalog), measurement = "how", and for
+//   # models the broker's catalog lacks: vendor = "...", vendor_class = "..."
 //
 // How placements run and where the inventory comes from (docs/sdk.md):
 //   executor  = "process"   # "process" (child processes here) or "slurm"

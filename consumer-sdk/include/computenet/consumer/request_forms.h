@@ -1,0 +1,35 @@
+// Request forms: turning what a person types (CLI flags, config values) into
+// JobSpec fields: "A800|H800" model lists, "2.5" A100-equivalents as
+// thousandths, priority class names. The broker validates the spec again;
+// these give early, precise errors.
+//
+// Thread safety: stateless functions; safe from any thread.
+#ifndef COMPUTENET_CONSUMER_REQUEST_FORMS_H_
+#define COMPUTENET_CONSUMER_REQUEST_FORMS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "computenet/common/status.h"
+#include "computenet/v1/job.pb.h"
+
+namespace computenet::consumer {
+
+// Splits each entry on '|' ("A800|H800" -> A800, H800), keeping order and
+// dropping repeats. INVALID_ARGUMENT (naming `what`) for an empty name.
+StatusOr<std::vector<std::string>> ParseAlternatives(
+    const std::vector<std::string>& entries, const std::string& what);
+
+// A decimal with up to three decimals as thousandths: "8" -> 8000,
+// "2.5" -> 2500, "0.125" -> 125. INVALID_ARGUMENT for anything else, for 0,
+// or above `max_milli`. No floating point: the text is read digit by digit.
+StatusOr<uint32_t> ParseMilli(const std::string& text, const std::string& what,
+                              uint32_t max_milli);
+
+// "low", "normal", "high" (any case). INVALID_ARGUMENT otherwise.
+StatusOr<v1::PriorityClass> ParsePriorityClass(const std::string& text);
+
+}  // namespace computenet::consumer
+
+#endif  // COMPUTENET_CONSUMER_REQUEST_FORMS_H_
