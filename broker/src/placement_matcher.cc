@@ -725,7 +725,10 @@ std::string PlacementMatcher::ExplainNoFit(const PlacementRequest& request,
                kShape, kStages };
   size_t passed[kStages] = {};
   for (uint32_t model : search.models) {
+    // One offer that passes every stage settles it: capacity is the reason.
+    if (passed[kShape] > 0) break;
     for (const auto& ref : capacity.Order(model)) {
+      if (passed[kShape] > 0) break;
       const auto& shelf = capacity.shelf(ref);
       const auto& provider = capacity.providers()[ref.provider];
       ++passed[kModel];
