@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "computenet/broker/accelerator_catalog.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
 #include "test_support.h"
@@ -269,6 +270,18 @@ TEST_F(SiteConfigTest, OfferKindsAndRuntimeOfferChanges) {
   ExpectInvalid(FullConfig().replace(FullConfig().find("fabric = \"ib-1\""), 15,
                                      "offer = \"lent\""),
                 "'offer' must be");
+}
+
+TEST_F(SiteConfigTest, ShippedExampleParsesAndTheCatalogKnowsItsCards) {
+  auto text = ReadFileToString(COMPUTENET_SOURCE_DIR "/examples/site.toml",
+                               1 << 20);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  auto config = Parse(*text);  // its broker_identity resolves in dir_
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->registration.nodes(1).offer(), v1::CAPACITY_OFFER_SPARE);
+  EXPECT_TRUE(broker::AcceleratorCatalog::BuiltIn()
+                  ->CheckRegistration(config->registration)
+                  .ok());
 }
 
 TEST_F(SiteConfigTest, UnknownKeyInAcceleratorIsNamed) {
