@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 
-#include "computenet/broker/job_rules.h"
 #include "computenet/broker/matcher.h"
 
 namespace computenet::broker {
