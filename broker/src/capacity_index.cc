@@ -308,8 +308,8 @@ void CapacityIndex::SetReliability(const std::string& name, uint32_t permille) {
   if (!id || providers_[*id].reliability_permille == permille) return;
   // Not part of the rank order (which then never needs re-sorting when a
   // job ends): the matcher compares reliability among equal-cost offers.
+  // Nor does it change why a job waits, so cached explanations stay valid.
   providers_[*id].reliability_permille = permille;
-  ++offer_generation_;
 }
 
 void CapacityIndex::MarkModelsDirty(const Provider& provider) {

@@ -18,13 +18,11 @@ int64_t ClassRank(v1::PriorityClass priority) {
   }
 }
 
-std::vector<std::string> NodeNames(const CapacityIndex& capacity,
-                                   const Placement& placement) {
+std::vector<std::string> NodeNames(const Placement& placement) {
   std::vector<std::string> out;
   for (const auto& assignment : placement.assignments) {
     out.push_back(placement.provider + "/" + assignment.node());
   }
-  (void)capacity;
   return out;
 }
 
@@ -134,8 +132,7 @@ int64_t JobQueue::LevelOf(const QueuedJob& job, int64_t now_ms) const {
 }
 
 template <typename Visit>
-void JobQueue::Walk(int64_t now_ms, std::map<std::string, Org>& orgs,
-                    Visit&& visit) const {
+void JobQueue::Walk(int64_t now_ms, Visit&& visit) const {
   // level (highest first) -> organization -> its jobs in FIFO order.
   std::map<int64_t, std::map<std::string, std::vector<const QueuedJob*>>,
            std::greater<>>
@@ -152,7 +149,12 @@ void JobQueue::Walk(int64_t now_ms, std::map<std::string, Org>& orgs,
       std::sort(list.begin(), list.end(), [](const auto* a, const auto* b) {
         return std::tie(a->sequence, a->job_id) < std::tie(b->sequence, b->job_id);
       });
-      if (keys.count(org) == 0) keys[org] = ShareKey(orgs[org], now_ms);
+      if (keys.count(org) == 0) {
+        // An organization's key is read once, when it is first reached;
+        // from then on the walk adds what it places.
+        auto known = orgs_.find(org);
+        keys[org] = known == orgs_.end() ? 0.0 : ShareKey(known->second, now_ms);
+      }
       turns.push({keys[org], list.front()->sequence, org});
       next[org] = 0;
     }
@@ -176,8 +178,7 @@ void JobQueue::Walk(int64_t now_ms, std::map<std::string, Org>& orgs,
 
 std::vector<std::string> JobQueue::Order() const {
   std::vector<std::string> out;
-  std::map<std::string, Org> orgs = orgs_;
-  Walk(clock_->NowMs(), orgs, [&](const QueuedJob& job) -> uint64_t {
+  Walk(clock_->NowMs(), [&](const QueuedJob& job) -> uint64_t {
     out.push_back(job.job_id);
     return 0;
   });
@@ -240,7 +241,7 @@ std::optional<Reservation> JobQueue::Reserve(const QueuedJob& head,
     ++*match_calls;
     if (auto placement = matcher.Match(head.request, capacity, context)) {
       reservation.start_by_ms = std::max(end_by, now_ms);
-      reservation.nodes = NodeNames(capacity, *placement);
+      reservation.nodes = NodeNames(*placement);
       break;
     }
   }
@@ -258,7 +259,6 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex& capacity,
   bool reserved = false;
   bool block_all = false;  // the reservation is unknown: no one jumps
   std::unordered_set<uint64_t> reserved_nodes;
-  std::vector<std::pair<std::string, uint64_t>> to_run;  // job, milli
   std::vector<std::string> leaving;
 
   auto place = [&](const QueuedJob& job, Placement placement) -> uint64_t {
@@ -277,16 +277,16 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex& capacity,
         job.request.shape == RequestShape::kComputeEquivalent
             ? uint64_t{placement.cards} * kWholeCardMilli
             : job.request.DemandMilli();
-    to_run.push_back({job.job_id, milli});
-    running_[job.job_id] = Running{job.organization, 0,
-                                   now + int64_t{job.max_duration_s} * 1000};
+    // Running from now: a reservation later in this pass lets it end by
+    // its max duration like any other.
+    MarkRunning(job.job_id, job.organization, milli,
+                now + int64_t{job.max_duration_s} * 1000);
     result.placed.push_back({job.job_id, std::move(placement), "", false});
     leaving.push_back(job.job_id);
     return milli;
   };
 
-  std::map<std::string, Org> orgs = orgs_;
-  Walk(now, orgs, [&](const QueuedJob& job) -> uint64_t {
+  Walk(now, [&](const QueuedJob& job) -> uint64_t {
     MatchContext context;
     context.excluded = &job.excluded_providers;
     ++result.match_calls;
@@ -352,10 +352,6 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex& capacity,
   });
 
   for (const auto& job_id : leaving) Remove(job_id);
-  for (const auto& [job_id, milli] : to_run) {
-    Running running = running_[job_id];
-    MarkRunning(job_id, running.organization, milli, running.end_by_ms);
-  }
   return result;
 }
 

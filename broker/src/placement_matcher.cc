@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 
-#include "computenet/broker/job_rules.h"
 #include "computenet/broker/matcher.h"
 
 namespace computenet::broker {
@@ -725,7 +724,10 @@ std::string PlacementMatcher::ExplainNoFit(const PlacementRequest& request,
                kShape, kStages };
   size_t passed[kStages] = {};
   for (uint32_t model : search.models) {
+    // One offer that passes every stage settles it: capacity is the reason.
+    if (passed[kShape] > 0) break;
     for (const auto& ref : capacity.Order(model)) {
+      if (passed[kShape] > 0) break;
       const auto& shelf = capacity.shelf(ref);
       const auto& provider = capacity.providers()[ref.provider];
       ++passed[kModel];

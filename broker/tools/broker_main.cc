@@ -197,7 +197,11 @@ int main(int argc, char** argv) {
       if (!all.ok()) return Fail(all.status());
       for (const auto& e : *all) {
         std::cout << broker::RoleName(e.role) << "\t" << e.name << "\t"
-                  << e.curve_public << (e.revoked ? "\trevoked" : "") << "\n";
+                  << e.curve_public << (e.revoked ? "\trevoked" : "");
+        if (e.role == broker::Role::kConsumer && e.organization != e.name) {
+          std::cout << "\torg=" << e.organization;
+        }
+        std::cout << "\n";
       }
       return 0;
     }

@@ -86,14 +86,30 @@ Status ParseNode(const toml::table& table, const std::string& where,
                  bool require_accelerators, v1::Node* node) {
   CN_RETURN_IF_ERROR(CheckKeys(table,
                                {"name", "fabric", "cpu_cores", "memory_mib",
-                                "spare", "accelerators"},
+                                "spare", "offer", "accelerators"},
                                where));
+  if (table.contains("spare") && table.contains("offer")) {
+    return InvalidArgumentError(where + ": give 'spare' or 'offer', not both");
+  }
   if (const toml::node* spare = table.get("spare")) {
     auto value = spare->value<bool>();
     if (!value) return InvalidArgumentError(where + ": 'spare' must be true or false");
     // Spare: reclaimable capacity for preemptible jobs, at the spare price.
     node->set_offer(*value ? v1::CAPACITY_OFFER_SPARE
                            : v1::CAPACITY_OFFER_DEDICATED);
+  }
+  if (const toml::node* offer = table.get("offer")) {
+    auto value = offer->value<std::string>();
+    if (value && *value == "dedicated") {
+      node->set_offer(v1::CAPACITY_OFFER_DEDICATED);
+    } else if (value && *value == "spare") {
+      node->set_offer(v1::CAPACITY_OFFER_SPARE);
+    } else if (value && *value == "withdrawn") {
+      node->set_offer(v1::CAPACITY_OFFER_WITHDRAWN);
+    } else {
+      return InvalidArgumentError(
+          where + ": 'offer' must be \"dedicated\", \"spare\" or \"withdrawn\"");
+    }
   }
   CN_ASSIGN_OR_RETURN(*node->mutable_name(),
                       GetString(table, "name", where, true));
@@ -354,6 +370,44 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
                                  registration.add_nodes()));
   }
   return config;
+}
+
+StatusOr<v1::UpdateOffer> OfferChanges(const v1::RegisterProvider& before,
+                                       const v1::RegisterProvider& after) {
+  if (before.nodes_size() != after.nodes_size()) {
+    return FailedPreconditionError(
+        "site config: nodes were added or removed; restart the agent to "
+        "register them");
+  }
+  v1::UpdateOffer update;
+  for (int i = 0; i < before.nodes_size(); ++i) {
+    v1::Node old_node = before.nodes(i);
+    v1::Node new_node = after.nodes(i);
+    if (old_node.name() != new_node.name()) {
+      return FailedPreconditionError("site config: node " + old_node.name() +
+                                     " was renamed or moved; restart the agent");
+    }
+    const v1::CapacityOffer offer = new_node.offer();
+    old_node.set_offer(v1::CAPACITY_OFFER_DEDICATED);
+    new_node.set_offer(v1::CAPACITY_OFFER_DEDICATED);
+    if (old_node.SerializeAsString() != new_node.SerializeAsString()) {
+      return FailedPreconditionError("site config: node " + old_node.name() +
+                                     " changed more than its offer; restart "
+                                     "the agent to register it");
+    }
+    if (offer != before.nodes(i).offer()) {
+      auto* change = update.add_nodes();
+      change->set_node(new_node.name());
+      change->set_offer(offer);
+    }
+  }
+  bool prices_changed = before.prices_size() != after.prices_size();
+  for (int i = 0; !prices_changed && i < before.prices_size(); ++i) {
+    prices_changed = before.prices(i).SerializeAsString() !=
+                     after.prices(i).SerializeAsString();
+  }
+  if (prices_changed) *update.mutable_prices() = after.prices();
+  return update;
 }
 
 StatusOr<SiteConfig> LoadSiteConfig(const std::string& path) {

@@ -4,10 +4,20 @@
 // as local child processes or as Slurm jobs (executor = "process" | "slurm").
 //
 //   computenet-provider --config site.toml [--log-level info]
+//
+// SIGHUP re-reads the config and sends what may change at run time to the
+// broker (UpdateOffer): nodes offered as spare, withdrawn (reclaimed: the
+// preemptible jobs there are stopped after a grace period and requeued) or
+// dedicated, and new prices (for new placements only).
 #include <CLI/CLI.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "computenet/common/logging.h"
 #include "computenet/provider/agent.h"
@@ -16,11 +26,16 @@
 
 namespace {
 
+namespace v1 = computenet::v1;
+
 std::atomic<computenet::provider::ProviderAgent*> g_agent{nullptr};
+std::atomic<bool> g_reload{false};
 
 void OnSignal(int) {
   if (auto* agent = g_agent.load()) agent->Shutdown();
 }
+
+void OnHangup(int) { g_reload.store(true); }
 
 int Fail(const computenet::Status& status) {
   std::cerr << "computenet-provider: " << status.ToString() << "\n";
@@ -59,7 +74,44 @@ int main(int argc, char** argv) {
   g_agent.store(agent->get());
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  std::signal(SIGHUP, OnHangup);
+  // Reloads happen here, off the signal handler; the agent's Run() thread
+  // sends them.
+  std::atomic<bool> running{true};
+  computenet::provider::ProviderAgent* raw = agent->get();
+  v1::RegisterProvider current = config->registration;
+  std::thread reloader([&] {
+    while (running.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!g_reload.exchange(false)) continue;
+      auto reloaded = computenet::provider::LoadSiteConfig(config_path);
+      if (!reloaded.ok()) {
+        spdlog::error("reload: {}", reloaded.status().ToString());
+        continue;
+      }
+      auto update =
+          computenet::provider::OfferChanges(current, reloaded->registration);
+      if (!update.ok()) {
+        spdlog::error("reload: {}", update.status().ToString());
+        continue;
+      }
+      if (update->nodes_size() == 0 && update->prices_size() == 0) {
+        spdlog::info("reload: no offer changes");
+        continue;
+      }
+      computenet::Status queued = raw->UpdateOffer(*update);
+      if (!queued.ok()) {
+        spdlog::error("reload: {}", queued.ToString());
+        continue;
+      }
+      current = reloaded->registration;
+      spdlog::info("reload: sending {} node change(s), {} price(s)",
+                   update->nodes_size(), update->prices_size());
+    }
+  });
   computenet::Status result = (*agent)->Run();
+  running.store(false);
+  reloader.join();
   g_agent.store(nullptr);
   if (!result.ok()) return Fail(result);
   return 0;

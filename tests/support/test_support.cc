@@ -67,6 +67,16 @@ v1::RegisterProvider MakeRegistration(
   return registration;
 }
 
+v1::NodeAssignment MakeAssignment(const std::string& node,
+                                  const std::vector<uint32_t>& devices,
+                                  uint32_t milli) {
+  v1::NodeAssignment assignment;
+  assignment.set_node(node);
+  for (uint32_t device : devices) assignment.add_device_indices(device);
+  assignment.set_milli(milli);
+  return assignment;
+}
+
 v1::JobSpec ShellJob(const std::string& command, uint32_t cards,
                      const std::vector<std::string>& models) {
   v1::JobSpec spec;

@@ -51,6 +51,11 @@ v1::RegisterProvider MakeRegistration(const std::string& site,
                                       const std::vector<v1::Node>& nodes,
                                       const std::map<std::string, int64_t>& prices);
 
+// The cards of one node given to a job; milli > 0: a share of each.
+v1::NodeAssignment MakeAssignment(const std::string& node,
+                                  const std::vector<uint32_t>& devices,
+                                  uint32_t milli = 0);
+
 // A job running `command` through /bin/sh on `cards` cards.
 v1::JobSpec ShellJob(const std::string& command, uint32_t cards = 1,
                      const std::vector<std::string>& models = {});

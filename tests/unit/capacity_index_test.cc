@@ -16,11 +16,7 @@ using testing::MakeRegistration;
 
 v1::NodeAssignment On(const std::string& node, std::vector<uint32_t> devices,
                       uint32_t milli = 0) {
-  v1::NodeAssignment assignment;
-  assignment.set_node(node);
-  for (uint32_t d : devices) assignment.add_device_indices(d);
-  assignment.set_milli(milli);
-  return assignment;
+  return testing::MakeAssignment(node, devices, milli);
 }
 
 class CapacityIndexTest : public ::testing::Test {

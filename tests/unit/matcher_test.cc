@@ -42,11 +42,7 @@ v1::JobSpec Compute(uint32_t a100_milli) {
 
 v1::NodeAssignment On(const std::string& node, std::vector<uint32_t> devices,
                       uint32_t milli = 0) {
-  v1::NodeAssignment assignment;
-  assignment.set_node(node);
-  for (uint32_t d : devices) assignment.add_device_indices(d);
-  assignment.set_milli(milli);
-  return assignment;
+  return testing::MakeAssignment(node, devices, milli);
 }
 
 std::vector<uint32_t> Devices(const v1::NodeAssignment& assignment) {

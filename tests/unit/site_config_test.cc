@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "computenet/broker/accelerator_catalog.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
 #include "test_support.h"
@@ -231,6 +232,56 @@ accelerators = [
   bad_spare.replace(bad_spare.find(fabric_line), fabric_line.size(),
                     "spare = \"yes\"");
   ExpectInvalid(bad_spare, "'spare' must be true or false");
+}
+
+TEST_F(SiteConfigTest, OfferKindsAndRuntimeOfferChanges) {
+  auto with_offers = [&](const std::string& first, const std::string& second,
+                         const std::string& a800_price) {
+    std::string text = FullConfig();
+    const std::string fabric_line = "fabric = \"ib-1\"";
+    size_t at = text.find(fabric_line);
+    text.insert(at + fabric_line.size(), "\n" + first);
+    at = text.find(fabric_line, at + fabric_line.size() + first.size() + 1);
+    text.insert(at + fabric_line.size(), "\n" + second);
+    text.replace(text.find("A800 = 1500"), 11, "A800 = " + a800_price);
+    return Parse(text);
+  };
+  auto before = with_offers("offer = \"spare\"", "offer = \"dedicated\"", "1500");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->registration.nodes(0).offer(), v1::CAPACITY_OFFER_SPARE);
+  // The operator reclaims node-1 and raises the A800 price.
+  auto after = with_offers("offer = \"withdrawn\"", "offer = \"dedicated\"", "1800");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  auto update = OfferChanges(before->registration, after->registration);
+  ASSERT_TRUE(update.ok()) << update.status().ToString();
+  ASSERT_EQ(update->nodes_size(), 1);
+  EXPECT_EQ(update->nodes(0).node(), "node-1");
+  EXPECT_EQ(update->nodes(0).offer(), v1::CAPACITY_OFFER_WITHDRAWN);
+  ASSERT_EQ(update->prices_size(), 2);
+  EXPECT_EQ(update->prices(0).per_card_hour(), 1800);
+  auto same = OfferChanges(before->registration, before->registration);
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->nodes_size() + same->prices_size(), 0);
+  // Changing the cards needs a restart, not an UpdateOffer.
+  v1::RegisterProvider more_cards = after->registration;
+  more_cards.mutable_nodes(1)->mutable_accelerators(0)->set_count(3);
+  EXPECT_EQ(OfferChanges(before->registration, more_cards).status().code(),
+            StatusCode::kFailedPrecondition);
+  ExpectInvalid(FullConfig().replace(FullConfig().find("fabric = \"ib-1\""), 15,
+                                     "offer = \"lent\""),
+                "'offer' must be");
+}
+
+TEST_F(SiteConfigTest, ShippedExampleParsesAndTheCatalogKnowsItsCards) {
+  auto text = ReadFileToString(COMPUTENET_SOURCE_DIR "/examples/site.toml",
+                               1 << 20);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  auto config = Parse(*text);  // its broker_identity resolves in dir_
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->registration.nodes(1).offer(), v1::CAPACITY_OFFER_SPARE);
+  EXPECT_TRUE(broker::AcceleratorCatalog::BuiltIn()
+                  ->CheckRegistration(config->registration)
+                  .ok());
 }
 
 TEST_F(SiteConfigTest, UnknownKeyInAcceleratorIsNamed) {

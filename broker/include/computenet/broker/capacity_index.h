@@ -231,9 +231,9 @@ class CapacityIndex {
     return providers_[ref.provider].shelves[ref.shelf];
   }
 
-  // Changes whenever providers, prices, offers, online flags or
-  // reliability change (not on allocations): cached explanations of why a
-  // job waits are valid while it stays the same.
+  // Changes whenever providers, prices, offers or online flags change (not
+  // on allocations or reliability): cached explanations of why a job waits
+  // are valid while it stays the same.
   uint64_t offer_generation() const { return offer_generation_; }
   // Changes only when some provider's nodes or cards change.
   uint64_t topology_generation() const { return topology_generation_; }

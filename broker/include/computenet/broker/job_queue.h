@@ -132,11 +132,11 @@ class JobQueue {
   double Decayed(const Org& org, int64_t now_ms) const;
   double ShareKey(const Org& org, int64_t now_ms) const;
   int64_t LevelOf(const QueuedJob& job, int64_t now_ms) const;
-  // Policy order; `placed` is called back for each job as it is reached so
-  // a pass can update fair-share keys as it places.
+  // Calls visit(job) for each queued job in policy order; visit returns
+  // the thousandths of cards it placed for the job (0 if none), which move
+  // its organization back in the fair-share turns of this walk.
   template <typename Visit>
-  void Walk(int64_t now_ms, std::map<std::string, Org>& orgs,
-            Visit&& visit) const;
+  void Walk(int64_t now_ms, Visit&& visit) const;
   std::optional<Reservation> Reserve(const QueuedJob& head,
                                      CapacityIndex& capacity,
                                      const Matcher& matcher, int64_t now_ms,

@@ -18,6 +18,7 @@
 //   cpu_cores = 64
 //   memory_mib = 524288
 //   spare = false            # true: reclaimable, preemptible jobs only
+//                            # (or offer = "dedicated" | "spare" | "withdrawn")
 //   accelerators = [ { model = "A800", memory_mib = 81920, count = 8 } ]
 //   # optional per accelerator: measured_dense_gflops = 280000 (the site's
 //   # benchmark; overrides the catalog), measurement = "how", and for
@@ -95,6 +96,13 @@ struct SiteConfig {
 StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
                                      const std::string& base_dir);
 StatusOr<SiteConfig> LoadSiteConfig(const std::string& path);
+
+// What changed between two registrations of the same site that can be sent
+// at run time (UpdateOffer): node offers (spare / withdrawn / dedicated) and
+// the price list. An empty UpdateOffer if nothing did. FAILED_PRECONDITION if
+// nodes or cards changed: those need a restart (a new registration).
+StatusOr<v1::UpdateOffer> OfferChanges(const v1::RegisterProvider& before,
+                                       const v1::RegisterProvider& after);
 
 }  // namespace computenet::provider
 
