@@ -2,6 +2,7 @@
 # Does all set-up, builds, and runs every test twice: once in the normal
 # build and once under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Warnings are errors in both builds (-Wall -Wextra -Wpedantic -Wshadow).
+# Tests that need Slurm start a private one; it is stopped on exit.
 #
 # Usage: scripts/test.sh
 set -euo pipefail
@@ -9,6 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 bash scripts/setup.sh
+# The Slurm tests start a private Slurm on demand (tests/slurm/slurm-local.sh);
+# stop it at the end, whatever happens, so no daemons outlive the run.
+trap 'tests/slurm/slurm-local.sh stop || true' EXIT
 jobs=$(( $(nproc) > 1 ? $(nproc) : 2 ))
 
 echo "== build (RelWithDebInfo)"

@@ -467,7 +467,9 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   record.set_job_id(event.job_id);
   record.set_provider(provider_name_.empty() ? identity_.name()
                                             : provider_name_);
-  record.set_model(running_models_[event.job_id]);
+  // A job re-adopted after a restart is known only to the executor.
+  const std::string& model = running_models_[event.job_id];
+  record.set_model(model.empty() ? event.model : model);
   running_models_.erase(event.job_id);
   record.set_cards(event.cards);
   record.set_start_ms(event.start_ms);

@@ -55,13 +55,35 @@ StatusOr<int64_t> GetInt(const toml::table& table, const std::string& key,
   return *value;
 }
 
+StatusOr<std::vector<std::string>> GetStringArray(const toml::table& table,
+                                                  const std::string& key,
+                                                  const std::string& where) {
+  std::vector<std::string> out;
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return out;
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    return InvalidArgumentError(where + ": '" + key +
+                                "' must be an array of strings");
+  }
+  for (const auto& element : *array) {
+    auto value = element.value<std::string>();
+    if (!value) {
+      return InvalidArgumentError(where + ": '" + key +
+                                  "' must be an array of strings");
+    }
+    out.push_back(*value);
+  }
+  return out;
+}
+
 std::string Resolve(const std::string& base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/') return path;
   return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
 Status ParseNode(const toml::table& table, const std::string& where,
-                 v1::Node* node) {
+                 bool require_accelerators, v1::Node* node) {
   CN_RETURN_IF_ERROR(CheckKeys(
       table, {"name", "fabric", "cpu_cores", "memory_mib", "accelerators"},
       where));
@@ -74,6 +96,9 @@ Status ParseNode(const toml::table& table, const std::string& where,
                       GetInt(table, "memory_mib", where, false, 0, int64_t{1} << 40));
   node->set_cpu_cores(static_cast<uint32_t>(cores));
   node->set_memory_mib(static_cast<uint64_t>(memory));
+  if (!require_accelerators && table.get("accelerators") == nullptr) {
+    return OkStatus();
+  }
   const toml::array* accelerators = table["accelerators"].as_array();
   if (accelerators == nullptr) {
     return InvalidArgumentError(where + ": 'accelerators' must be an array");
@@ -98,6 +123,64 @@ Status ParseNode(const toml::table& table, const std::string& where,
   return OkStatus();
 }
 
+Status ParseSlurm(const toml::table& table, const std::string& base_dir,
+                  SlurmSiteConfig* slurm) {
+  const std::string where = "[slurm]";
+  CN_RETURN_IF_ERROR(CheckKeys(
+      table,
+      {"partition", "account", "gres_name", "extra_sbatch_args",
+       "poll_interval_ms", "command_timeout_ms", "shareable_partitions",
+       "bin_dir", "conf", "jobcomp_file", "model", "card_memory_mib"},
+      where));
+  CN_ASSIGN_OR_RETURN(slurm->partition, GetString(table, "partition", where, false));
+  CN_ASSIGN_OR_RETURN(slurm->account, GetString(table, "account", where, false));
+  if (table.get("gres_name") != nullptr) {
+    CN_ASSIGN_OR_RETURN(slurm->gres_name, GetString(table, "gres_name", where, true));
+    if (slurm->gres_name.empty()) {
+      return InvalidArgumentError(where + ": 'gres_name' must not be empty");
+    }
+  }
+  CN_ASSIGN_OR_RETURN(slurm->extra_sbatch_args,
+                      GetStringArray(table, "extra_sbatch_args", where));
+  if (table.get("poll_interval_ms") != nullptr) {
+    CN_ASSIGN_OR_RETURN(int64_t interval,
+                        GetInt(table, "poll_interval_ms", where, true, 50, 600'000));
+    slurm->poll_interval_ms = static_cast<int>(interval);
+  }
+  if (table.get("command_timeout_ms") != nullptr) {
+    CN_ASSIGN_OR_RETURN(int64_t timeout,
+                        GetInt(table, "command_timeout_ms", where, true, 100, 600'000));
+    slurm->command_timeout_ms = static_cast<int>(timeout);
+  }
+  CN_ASSIGN_OR_RETURN(slurm->shareable_partitions,
+                      GetStringArray(table, "shareable_partitions", where));
+  CN_ASSIGN_OR_RETURN(std::string bin_dir, GetString(table, "bin_dir", where, false));
+  slurm->bin_dir = Resolve(base_dir, bin_dir);
+  CN_ASSIGN_OR_RETURN(std::string conf, GetString(table, "conf", where, false));
+  slurm->conf = Resolve(base_dir, conf);
+  CN_ASSIGN_OR_RETURN(std::string jobcomp, GetString(table, "jobcomp_file", where, false));
+  slurm->jobcomp_file = Resolve(base_dir, jobcomp);
+  CN_ASSIGN_OR_RETURN(slurm->model, GetString(table, "model", where, false));
+  CN_ASSIGN_OR_RETURN(int64_t memory, GetInt(table, "card_memory_mib", where, false,
+                                             0, int64_t{1} << 30));
+  slurm->card_memory_mib = static_cast<uint64_t>(memory);
+  return OkStatus();
+}
+
+StatusOr<std::string> GetChoice(const toml::table& table, const std::string& key,
+                                const std::string& fallback,
+                                const std::set<std::string>& choices) {
+  CN_ASSIGN_OR_RETURN(std::string value, GetString(table, key, "site config", false));
+  if (value.empty()) return fallback;
+  if (choices.count(value) == 0) {
+    std::string list;
+    for (const auto& choice : choices) list += (list.empty() ? "" : ", ") + choice;
+    return InvalidArgumentError("site config: '" + key + "' must be one of " +
+                                list + ", not '" + value + "'");
+  }
+  return value;
+}
+
 }  // namespace
 
 StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
@@ -116,7 +199,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       root,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
-       "nodes"},
+       "nodes", "executor", "inventory", "slurm", "nvml"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -166,16 +249,59 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
     entry->set_model(std::string(model.str()));
     entry->set_per_card_hour(*price);
   }
+  CN_ASSIGN_OR_RETURN(config.executor,
+                      GetChoice(root, "executor", "process", {"process", "slurm"}));
+  CN_ASSIGN_OR_RETURN(config.inventory, GetChoice(root, "inventory", "config",
+                                                  {"config", "nvml", "slurm"}));
+  if (const toml::node* slurm = root.get("slurm")) {
+    if (slurm->as_table() == nullptr) {
+      return InvalidArgumentError(where + ": [slurm] must be a table");
+    }
+    CN_RETURN_IF_ERROR(ParseSlurm(*slurm->as_table(), base_dir, &config.slurm));
+  }
+  if (const toml::node* nvml = root.get("nvml")) {
+    const toml::table* table = nvml->as_table();
+    if (table == nullptr) return InvalidArgumentError(where + ": [nvml] must be a table");
+    CN_RETURN_IF_ERROR(CheckKeys(*table, {"library"}, "[nvml]"));
+    CN_ASSIGN_OR_RETURN(std::string library,
+                        GetString(*table, "library", "[nvml]", false));
+    if (!library.empty()) {
+      // A bare soname is for the dynamic loader's search; a path is a file.
+      config.nvml_library =
+          library.find('/') == std::string::npos ? library : Resolve(base_dir, library);
+    }
+  }
+  if (config.inventory == "slurm" && config.slurm.shareable_partitions.empty()) {
+    return InvalidArgumentError(
+        where + ": inventory = \"slurm\" needs [slurm] shareable_partitions");
+  }
+
+  const toml::node* nodes_node = root.get("nodes");
   const toml::array* nodes = root["nodes"].as_array();
-  if (nodes == nullptr || nodes->empty()) {
+  if (nodes_node != nullptr && nodes == nullptr) {
+    return InvalidArgumentError(where + ": 'nodes' must be an array of tables");
+  }
+  const size_t node_count = nodes == nullptr ? 0 : nodes->size();
+  if (config.inventory == "config" && node_count == 0) {
     return InvalidArgumentError(where + ": at least one [[nodes]] is required");
   }
+  if (config.inventory == "nvml" && node_count > 1) {
+    return InvalidArgumentError(
+        where + ": inventory = \"nvml\" describes this one machine: at most one "
+                "[[nodes]]");
+  }
+  if (config.inventory == "slurm" && node_count > 0) {
+    return InvalidArgumentError(
+        where + ": inventory = \"slurm\" takes its nodes from Slurm: remove "
+                "[[nodes]]");
+  }
   int index = 0;
-  for (const auto& element : *nodes) {
+  for (size_t i = 0; i < node_count; ++i) {
+    const auto& element = *nodes->get(i);
     std::string node_where = "nodes[" + std::to_string(index++) + "]";
     const toml::table* table = element.as_table();
     if (table == nullptr) return InvalidArgumentError(node_where + ": not a table");
-    CN_RETURN_IF_ERROR(ParseNode(*table, node_where,
+    CN_RETURN_IF_ERROR(ParseNode(*table, node_where, config.inventory == "config",
                                  registration.add_nodes()));
   }
   return config;

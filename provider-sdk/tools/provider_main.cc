@@ -1,6 +1,7 @@
 // computenet-provider: the reference site agent, built only on the public
 // provider SDK. It registers the site described by its config file with the
-// home broker and runs placements as local child processes.
+// home broker (inventory from the config, NVML or Slurm) and runs placements
+// as local child processes or as Slurm jobs (executor = "process" | "slurm").
 //
 //   computenet-provider --config site.toml [--log-level info]
 #include <CLI/CLI.hpp>
@@ -10,8 +11,8 @@
 
 #include "computenet/common/logging.h"
 #include "computenet/provider/agent.h"
-#include "computenet/provider/process_executor.h"
 #include "computenet/provider/site_config.h"
+#include "computenet/provider/site_wiring.h"
 
 namespace {
 
@@ -42,17 +43,18 @@ int main(int argc, char** argv) {
   auto identity = computenet::Identity::Load(config->identity_dir);
   if (!identity.ok()) return Fail(identity.status());
 
-  computenet::provider::ProcessExecutorOptions executor_options;
-  executor_options.work_dir = config->work_dir;
-  auto executor = std::make_unique<computenet::provider::ProcessExecutor>(
-      std::move(executor_options));
+  auto inventory = computenet::provider::ResolveSiteInventory(&*config);
+  if (!inventory.ok()) return Fail(inventory.status());
+  spdlog::info("inventory: {}; executor: {}", *inventory, config->executor);
+  auto executor = computenet::provider::MakeSiteExecutor(*config);
+  if (!executor.ok()) return Fail(executor.status());
 
   computenet::provider::ProviderOptions options;
   options.broker_endpoint = config->broker_endpoint;
   options.broker_public_key = config->broker_public_key;
   options.registration = config->registration;
   auto agent = computenet::provider::ProviderAgent::Create(
-      std::move(options), std::move(*identity), std::move(executor));
+      std::move(options), std::move(*identity), std::move(*executor));
   if (!agent.ok()) return Fail(agent.status());
   g_agent.store(agent->get());
   std::signal(SIGINT, OnSignal);

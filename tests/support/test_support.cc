@@ -150,11 +150,21 @@ Identity Federation::Enroll(broker::Role role, const std::string& name) {
 provider::ProviderAgent& Federation::AddProvider(
     const std::string& name, v1::RegisterProvider registration,
     std::shared_ptr<Clock> executor_clock, provider::ProviderOptions options) {
-  Identity identity = Enroll(broker::Role::kProvider, name);
   provider::ProcessExecutorOptions executor_options;
   executor_options.work_dir = dir_.File("work-" + name);
   executor_options.clock = std::move(executor_clock);
   executor_options.timeout_grace_ms = 500;
+  return AddProvider(
+      name, std::move(registration),
+      std::make_unique<provider::ProcessExecutor>(std::move(executor_options)),
+      std::move(options));
+}
+
+provider::ProviderAgent& Federation::AddProvider(
+    const std::string& name, v1::RegisterProvider registration,
+    std::unique_ptr<provider::Executor> executor,
+    provider::ProviderOptions options) {
+  Identity identity = Enroll(broker::Role::kProvider, name);
   options.broker_endpoint = broker_->endpoint();
   options.broker_public_key = broker_identity_.curve().public_z85;
   options.registration = std::move(registration);
@@ -162,8 +172,7 @@ provider::ProviderAgent& Federation::AddProvider(
   options.reconnect_initial_ms = 50;
   options.reconnect_max_ms = 400;
   auto agent = provider::ProviderAgent::Create(
-      std::move(options), std::move(identity),
-      std::make_unique<provider::ProcessExecutor>(std::move(executor_options)));
+      std::move(options), std::move(identity), std::move(executor));
   if (!agent.ok()) {
     ADD_FAILURE() << agent.status().ToString();
     std::abort();

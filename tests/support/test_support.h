@@ -77,6 +77,12 @@ class Federation {
       const std::string& name, v1::RegisterProvider registration,
       std::shared_ptr<Clock> executor_clock = nullptr,
       provider::ProviderOptions options = {});
+  // Enrolls and starts a provider agent that runs placements through the
+  // given executor (e.g. a SlurmExecutor).
+  provider::ProviderAgent& AddProvider(const std::string& name,
+                                       v1::RegisterProvider registration,
+                                       std::unique_ptr<provider::Executor> executor,
+                                       provider::ProviderOptions options = {});
   void StopProvider(const std::string& name);
 
   // Enrolls a consumer and connects a Client for it.

@@ -41,6 +41,9 @@ struct ExecutionEvent {
   int64_t start_ms = 0;
   int64_t end_ms = 0;
   uint32_t cards = 0;
+  // The placement's accelerator model. Set by executors that can re-adopt
+  // jobs after an agent restart (the agent no longer has its own record).
+  std::string model;
 };
 
 class Executor {

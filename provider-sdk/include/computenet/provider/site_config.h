@@ -17,6 +17,29 @@
 //   memory_mib = 524288
 //   accelerators = [ { model = "A800", memory_mib = 81920, count = 8 } ]
 //
+// How placements run and where the inventory comes from (docs/sdk.md):
+//   executor  = "process"   # "process" (child processes here) or "slurm"
+//   inventory = "config"    # "config" ([[nodes]]), "nvml" or "slurm"
+//   [slurm]                 # used by executor/inventory = "slurm"
+//   partition = "gpu"       # sbatch --partition; default: the shareable ones
+//   account = "computenet"  # sbatch --account
+//   gres_name = "gpu"       # --gres=<gres_name>:<cards>; "gpu:a800" pins a type
+//   extra_sbatch_args = ["--qos=spare"]
+//   poll_interval_ms = 500  # squeue at most this often
+//   command_timeout_ms = 5000
+//   shareable_partitions = ["share"]  # inventory = "slurm" offers these
+//   bin_dir = "/opt/slurm/bin"        # default: PATH
+//   conf = "/etc/slurm/slurm.conf"    # SLURM_CONF for the commands
+//   jobcomp_file = "/var/log/slurm/jobcomp.log"  # outcomes without sacct
+//   model = "A800"          # catalog model of untyped GRES ("gpu:8")
+//   card_memory_mib = 81920 # per card, for inventory = "slurm"
+//   [nvml]
+//   library = "libnvidia-ml.so.1"
+// With inventory = "config", [[nodes]] with accelerators are required. With
+// "nvml", at most one [[nodes]] (name, fabric, cores, memory of this
+// machine; accelerators optional, used only if NVML is unavailable). With
+// "slurm", no [[nodes]]: Slurm's nodes in shareable_partitions are used.
+//
 // Relative paths are relative to the file's directory. Unknown keys are an
 // error, so a typo never silently drops a setting.
 //
@@ -24,12 +47,30 @@
 #ifndef COMPUTENET_PROVIDER_SITE_CONFIG_H_
 #define COMPUTENET_PROVIDER_SITE_CONFIG_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "computenet/common/status.h"
 #include "computenet/v1/provider.pb.h"
 
 namespace computenet::provider {
+
+// The [slurm] table. Defaults as documented above.
+struct SlurmSiteConfig {
+  std::string partition;
+  std::string account;
+  std::string gres_name = "gpu";
+  std::vector<std::string> extra_sbatch_args;
+  int poll_interval_ms = 500;
+  int command_timeout_ms = 5000;
+  std::vector<std::string> shareable_partitions;
+  std::string bin_dir;
+  std::string conf;
+  std::string jobcomp_file;
+  std::string model;
+  uint64_t card_memory_mib = 0;
+};
 
 struct SiteConfig {
   std::string broker_endpoint;
@@ -37,6 +78,10 @@ struct SiteConfig {
   std::string identity_dir;
   std::string work_dir;
   v1::RegisterProvider registration;  // site, region, currency, nodes, prices
+  std::string executor = "process";   // "process" | "slurm"
+  std::string inventory = "config";   // "config" | "nvml" | "slurm"
+  SlurmSiteConfig slurm;
+  std::string nvml_library = "libnvidia-ml.so.1";
 };
 
 // INVALID_ARGUMENT naming the key at fault; NOT_FOUND if a referenced file
