@@ -218,7 +218,8 @@ class FederationTest : public ::testing::Test {
 
 TEST_F(FederationTest, ResidencyJobRunsInAnotherRegionWithFullStatusStream) {
   std::string out = Cli({"submit", "--region", "west", "--max-duration", "60",
-                         "--wait", "--", "sh", "-c", "echo in $COMPUTENET_MODEL"});
+                         "--wait", "--", "sh", "-c",
+                         "echo in $COMPUTENET_MODEL; sleep 2"});
   EXPECT_THAT(out, HasSubstr("state      succeeded")) << out;
   // The consumer saw the remote job move through its states.
   EXPECT_THAT(out, HasSubstr(": running")) << out;
