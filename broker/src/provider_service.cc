@@ -124,7 +124,17 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
   }
   offers_out_.erase(job->job_id());
   Status status;
-  if (!response->accepted()) {
+  // A rejection for a passing condition (the agent still holds the cards
+  // for an offer we have since withdrawn: "FAILED_PRECONDITION: ... busy")
+  // is retried on the same provider without spending an attempt.
+  const bool transient =
+      response->reason().rfind("FAILED_PRECONDITION", 0) == 0 ||
+      response->reason().rfind("UNAVAILABLE", 0) == 0;
+  if (!response->accepted() && transient) {
+    job->set_attempts(job->attempts() > 0 ? job->attempts() - 1 : 0);
+    status = RequeueJob(*job, "offer refused for now by " + request.peer.name +
+                                  ": " + TruncateUtf8(response->reason(), 256));
+  } else if (!response->accepted()) {
     rejected_by_[job->job_id()].insert(request.peer.name);
     RecordProviderEvent(request.peer.name, ProviderEvent::kProviderFailure);
     std::string reason = "rejected by " + request.peer.name + ": " +
