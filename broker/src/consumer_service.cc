@@ -56,10 +56,13 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
     return respond(InvalidArgumentError("idempotency_key over 128 bytes"));
   }
   // A job that could never fit on the providers known now is refused at
-  // once, rather than queued forever.
-  Status fits = matcher_->CheckEverFits(
-      PlacementRequest::FromSpec(submit->spec()), registry_.capacity());
-  if (!fits.ok()) return respond(fits);
+  // once, rather than queued forever. With peer brokers it may still fit
+  // elsewhere: the scheduler's routing decides (forward, wait or fail).
+  if (links_.empty()) {
+    Status fits = matcher_->CheckEverFits(
+        PlacementRequest::FromSpec(submit->spec()), registry_.capacity());
+    if (!fits.ok()) return respond(fits);
+  }
   auto enrollment = store_->FindEnrollment(Role::kConsumer, request.peer.name);
   if (!enrollment.ok()) return respond(enrollment.status());
   v1::JobInfo job;
