@@ -16,6 +16,7 @@
 
 #include "computenet/broker/broker.h"
 #include "computenet/broker/ledger.h"
+#include "computenet/broker/ledger_checkpoint.h"
 #include "computenet/broker/provider_registry.h"
 #include "computenet/broker/store.h"
 #include "computenet/broker/zap_handler.h"
@@ -99,6 +100,18 @@ class BrokerImpl final : public Broker {
                       const v1::JobEvent& event, std::string* payload);
   Status LoadState();
 
+  // ledger_service.cc: holds, checkpoints and statements.
+  Status InitLedger();
+  // The PlaceJob hook: holds the job's worst-case cost and stores it PLACED
+  // in one transaction. FAILED_PRECONDITION (job left QUEUED, reloaded into
+  // `job`, with the reason) if its consumer cannot cover the hold.
+  Status HoldAndSave(v1::JobInfo& job);
+  void ReleaseJobHold(const v1::JobInfo& job, const std::string& why);
+  void StopExhaustedJob(v1::JobInfo& job);
+  void LedgerTick(int64_t now_ms);
+  void CheckpointOnShutdown();
+  void OnGetStatement(const Request& request);
+
   BrokerOptions options_;
   Identity identity_;
   std::unique_ptr<Matcher> matcher_;
@@ -124,6 +137,11 @@ class BrokerImpl final : public Broker {
     std::string job_id;  // empty = all of the consumer's jobs
   };
   std::map<std::string, std::vector<Watcher>> watchers_;  // by consumer
+  std::unique_ptr<Checkpointer> checkpointer_;
+  // A queued job waits for funds; an operator's top-up (another process)
+  // shows up as a change of SQLite's data_version.
+  bool funds_waiting_ = false;
+  int64_t data_version_ = -1;
   std::atomic<bool> stop_{false};
   bool schedule_needed_ = true;
   uint64_t send_sequence_ = 0;

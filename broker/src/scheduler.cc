@@ -61,7 +61,10 @@ void BrokerImpl::Schedule() {
     }
     Status placed = PlaceJob(*job, *outcome.placement);
     if (!placed.ok()) {
-      spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
+      // FAILED_PRECONDITION: it waits for funds (the reason says so).
+      if (placed.code() != StatusCode::kFailedPrecondition) {
+        spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
+      }
       ++it;
       continue;
     }
@@ -82,7 +85,8 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
   job.set_currency(placement.currency);
   job.set_attempts(job.attempts() + 1);
   job.set_reason("offered to " + placement.provider);
-  CN_RETURN_IF_ERROR(SaveJob(job));
+  // Holds its worst-case cost with the PLACED row, or leaves it queued.
+  CN_RETURN_IF_ERROR(HoldAndSave(job));
   registry_.Allocate(job.job_id(), placement.provider, placement.assignments);
   spdlog::info("job {} placed on {}: {} x {} at {} minor units of {} per card-hour",
                job.job_id(), placement.provider, TotalCards(job),
@@ -108,6 +112,7 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
   job.set_currency("");
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
+  ReleaseJobHold(job, "requeued: " + reason);
   queue_.push_back(job.job_id());
   schedule_needed_ = true;
   return OkStatus();
@@ -123,6 +128,7 @@ Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
   job.set_finished_ms(Now());
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
+  ReleaseJobHold(job, "job " + JobStateName(state));
   schedule_needed_ = true;
   spdlog::info("job {} {}{}{}", job.job_id(), JobStateName(state),
                reason.empty() ? "" : ": ", reason);

@@ -5,7 +5,7 @@
 namespace computenet::broker {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchemaV1[] = {
     R"sql(CREATE TABLE enrollments(
@@ -56,6 +56,90 @@ constexpr const char* kSchemaV1[] = {
       account  TEXT NOT NULL,
       amount   INTEGER NOT NULL,
       PRIMARY KEY(sequence, account)))sql",
+};
+
+// Schema 2 (the ledger issue): several usage records per job, account
+// holds and credit limits, signed checkpoints, replicas of other brokers'
+// ledgers, and a meta table naming the broker that owns the file. Applied
+// to v1 files in place; a fresh file gets v1, then this.
+constexpr const char* kMigrationV2[] = {
+    R"sql(CREATE TABLE meta(
+      key   TEXT PRIMARY KEY,
+      value TEXT NOT NULL))sql",
+    // A job may now have one record per metering interval: usage_records
+    // loses UNIQUE(job_id). SQLite cannot drop a constraint, so the table
+    // is rebuilt.
+    R"sql(CREATE TABLE usage_records_v2(
+      provider    TEXT NOT NULL,
+      record_id   TEXT NOT NULL,
+      job_id      TEXT NOT NULL,
+      record      BLOB NOT NULL,
+      signature   BLOB NOT NULL,
+      received_ms INTEGER NOT NULL,
+      PRIMARY KEY(provider, record_id)))sql",
+    R"sql(INSERT INTO usage_records_v2 SELECT provider, record_id, job_id,
+      record, signature, received_ms FROM usage_records)sql",
+    "DROP TABLE usage_records",
+    "ALTER TABLE usage_records_v2 RENAME TO usage_records",
+    "CREATE INDEX usage_records_by_job ON usage_records(job_id)",
+    // held: reserved by open holds; credit_limit: how far balance - held
+    // may go below zero (NULL = no limit: the operator's top-up source).
+    "ALTER TABLE ledger_accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger_accounts ADD COLUMN credit_limit INTEGER DEFAULT 0",
+    // Which entries touch which account, for statements.
+    R"sql(CREATE TABLE ledger_entry_accounts(
+      account  TEXT NOT NULL,
+      sequence INTEGER NOT NULL,
+      PRIMARY KEY(account, sequence)))sql",
+    R"sql(INSERT INTO ledger_entry_accounts
+      SELECT DISTINCT account, sequence FROM ledger_postings)sql",
+    R"sql(CREATE TABLE ledger_holds(
+      hold_id             TEXT PRIMARY KEY,
+      job_id              TEXT NOT NULL,
+      account             TEXT NOT NULL,
+      provider            TEXT NOT NULL,
+      currency            TEXT NOT NULL,
+      amount              INTEGER NOT NULL,
+      remaining           INTEGER NOT NULL,
+      max_card_seconds    INTEGER NOT NULL,
+      billed_card_seconds INTEGER NOT NULL DEFAULT 0,
+      last_end_ms         INTEGER,
+      price_per_card_hour INTEGER NOT NULL,
+      fee_bps             INTEGER NOT NULL,
+      open                INTEGER NOT NULL,
+      opened_sequence     INTEGER NOT NULL,
+      closed_sequence     INTEGER))sql",
+    "CREATE INDEX ledger_holds_by_job ON ledger_holds(job_id, open)",
+    R"sql(CREATE TABLE ledger_checkpoints(
+      tree_size  INTEGER PRIMARY KEY,
+      checkpoint BLOB NOT NULL,
+      signature  BLOB NOT NULL,
+      created_ms INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE ledger_cosignatures(
+      tree_size   INTEGER NOT NULL,
+      cosigner    TEXT NOT NULL,
+      cosignature BLOB NOT NULL,
+      PRIMARY KEY(tree_size, cosigner)))sql",
+    R"sql(CREATE TABLE ledger_replica_origins(
+      origin         TEXT PRIMARY KEY,
+      ed25519_public TEXT NOT NULL,
+      followed_ms    INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE ledger_replicas(
+      origin   TEXT NOT NULL,
+      sequence INTEGER NOT NULL,
+      entry    BLOB NOT NULL,
+      hash     BLOB NOT NULL,
+      PRIMARY KEY(origin, sequence)))sql",
+    R"sql(CREATE TABLE ledger_replica_checkpoints(
+      origin     TEXT NOT NULL,
+      tree_size  INTEGER NOT NULL,
+      checkpoint BLOB NOT NULL,
+      signature  BLOB NOT NULL,
+      PRIMARY KEY(origin, tree_size)))sql",
+    // Entries written before v2 follow v1's rules (no holds, no limits);
+    // the audit needs to know where v2 begins.
+    R"sql(INSERT INTO meta VALUES('ledger_v1_entries',
+      (SELECT COUNT(*) FROM ledger_entries)))sql",
 };
 
 std::string BlobOf(const SQLite::Column& column) {
@@ -125,7 +209,11 @@ Status StatusFromSqlite(const SQLite::Exception& error, std::string_view what) {
 Status RunInTransaction(SQLite::Database& db,
                         const std::function<Status()>& fn) {
   try {
-    SQLite::Transaction transaction(db);
+    // IMMEDIATE takes the write lock up front (waiting up to the busy
+    // timeout). A deferred transaction that reads, then writes after another
+    // connection (an operator's top-up) committed would fail at once with
+    // SQLITE_BUSY_SNAPSHOT instead of waiting.
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
     Status status = fn();
     if (!status.ok()) return status;  // destructor rolls back
     transaction.commit();
@@ -159,9 +247,14 @@ StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& path) {
     db->setBusyTimeout(5000);
     int version = db->execAndGet("PRAGMA user_version").getInt();
     if (version != kSchemaVersion) {
+      std::string hint;
+      if (version > 0 && version < kSchemaVersion) {
+        hint = " (open it once with this version's computenet-broker, e.g. "
+               "`computenet-broker enrollments --db FILE`, to migrate a copy)";
+      }
       return FailedPreconditionError(path + " has schema version " +
                                      std::to_string(version) + ", expected " +
-                                     std::to_string(kSchemaVersion));
+                                     std::to_string(kSchemaVersion) + hint);
     }
     return std::unique_ptr<Store>(new Store(std::move(db)));
   } catch (const SQLite::Exception& error) {
@@ -181,9 +274,37 @@ Status Store::Migrate() {
     if (version < 1) {
       for (const char* statement : kSchemaV1) db_->exec(statement);
     }
+    if (version < 2) {
+      for (const char* statement : kMigrationV2) db_->exec(statement);
+    }
     db_->exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
     return OkStatus();
   });
+}
+
+StatusOr<std::optional<std::string>> Store::GetMeta(const std::string& key) {
+  try {
+    SQLite::Statement query(*db_, "SELECT value FROM meta WHERE key=?");
+    query.bind(1, key);
+    if (!query.executeStep()) return std::optional<std::string>();
+    return std::optional<std::string>(query.getColumn(0).getString());
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "read meta");
+  }
+}
+
+Status Store::SetMeta(const std::string& key, const std::string& value) {
+  try {
+    SQLite::Statement upsert(*db_,
+                             "INSERT INTO meta(key, value) VALUES(?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+    upsert.bind(1, key);
+    upsert.bind(2, value);
+    upsert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "write meta");
+  }
 }
 
 Status Store::Enroll(Role role, const PublicIdentity& identity,
@@ -488,13 +609,29 @@ StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecord(
 StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForJob(
     const std::string& job_id) {
   try {
-    SQLite::Statement query(*db_,
-                            std::string(kUsageColumns) + "WHERE job_id=?");
+    SQLite::Statement query(
+        *db_, std::string(kUsageColumns) +
+                  "WHERE job_id=? ORDER BY received_ms DESC, rowid DESC LIMIT 1");
     query.bind(1, job_id);
     if (!query.executeStep()) return std::optional<StoredUsageRecord>();
     return std::optional<StoredUsageRecord>(UsageFromRow(query));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "find usage record");
+  }
+}
+
+StatusOr<std::vector<StoredUsageRecord>> Store::ListUsageRecordsForJob(
+    const std::string& job_id) {
+  try {
+    SQLite::Statement query(
+        *db_, std::string(kUsageColumns) +
+                  "WHERE job_id=? ORDER BY received_ms, rowid");
+    query.bind(1, job_id);
+    std::vector<StoredUsageRecord> out;
+    while (query.executeStep()) out.push_back(UsageFromRow(query));
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list usage records");
   }
 }
 

@@ -89,7 +89,21 @@ class AgentImpl final : public ProviderAgent {
   std::set<std::string> cancelled_before_start_;
   // Devices held by accepted or running jobs: job -> (node, index) pairs.
   std::map<std::string, std::set<std::pair<std::string, uint32_t>>> held_;
-  std::map<std::string, std::string> running_models_;  // job -> model
+  // Usage metering of running jobs, by job: the next interval starts at
+  // last_end_ms (the executor's clock).
+  struct Metering {
+    std::string model;
+    uint32_t cards = 0;
+    bool started = false;
+    int64_t last_end_ms = 0;
+    uint32_t next_index = 1;
+  };
+  std::map<std::string, Metering> metering_;
+  // Sends an interim record for every full usage interval a job has run.
+  void MeterRunningJobs();
+  void ReportUsage(const std::string& job_id, const Metering& metering,
+                   const std::string& record_id, uint32_t cards,
+                   int64_t start_ms, int64_t end_ms, bool closes_job);
 };
 
 Status AgentImpl::Connect() {
@@ -179,6 +193,7 @@ Status AgentImpl::Run() {
       if (!handled.ok()) return handled;
     }
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
+    MeterRunningJobs();
 
     if (registered_.load()) FlushOutbox();
     if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
@@ -380,7 +395,11 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
                              offer.assignments().end());
   Status started = executor_->Start(request);
   if (started.ok()) {
-    running_models_[offer.job_id()] = offer.model();
+    Metering& metering = metering_[offer.job_id()];
+    metering.model = offer.model();
+    for (const auto& assignment : offer.assignments()) {
+      metering.cards += static_cast<uint32_t>(assignment.device_indices_size());
+    }
   } else {
     spdlog::warn("job {} could not start: {}", offer.job_id(),
                  started.ToString());
@@ -454,33 +473,67 @@ void AgentImpl::ReleaseDevices(const std::string& job_id) {
   held_.erase(job_id);
 }
 
+void AgentImpl::ReportUsage(const std::string& job_id,
+                            const Metering& metering,
+                            const std::string& record_id, uint32_t cards,
+                            int64_t start_ms, int64_t end_ms,
+                            bool closes_job) {
+  v1::UsageRecord record;
+  record.set_record_id(record_id);
+  record.set_job_id(job_id);
+  record.set_provider(provider_name_.empty() ? identity_.name()
+                                            : provider_name_);
+  record.set_model(metering.model);
+  record.set_cards(cards);
+  record.set_start_ms(start_ms);
+  record.set_end_ms(end_ms);
+  record.set_card_seconds(CardSecondsFor(cards, start_ms, end_ms));
+  record.set_closes_job(closes_job);
+  auto report = SignUsageRecord(identity_.signing_key(), record);
+  if (report.ok()) {
+    Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, job_id);
+  } else {
+    spdlog::error("cannot sign usage for {}: {}", job_id,
+                  report.status().ToString());
+  }
+}
+
+void AgentImpl::MeterRunningJobs() {
+  if (options_.usage_interval_s == 0 || metering_.empty()) return;
+  const int64_t interval_ms =
+      static_cast<int64_t>(options_.usage_interval_s) * 1000;
+  const int64_t now = executor_->ClockMs();
+  for (auto& [job_id, metering] : metering_) {
+    // Whole intervals only: each interim record is exact whole seconds, so
+    // the job's started-second rounding happens once, in its last record.
+    while (metering.started && now - metering.last_end_ms >= interval_ms) {
+      ReportUsage(job_id, metering,
+                  job_id + ":" + std::to_string(metering.next_index++),
+                  metering.cards, metering.last_end_ms,
+                  metering.last_end_ms + interval_ms, false);
+      metering.last_end_ms += interval_ms;
+    }
+  }
+}
+
 void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   if (event.kind == ExecutionEvent::Kind::kStarted) {
+    Metering& metering = metering_[event.job_id];
+    metering.started = true;
+    metering.last_end_ms = event.start_ms;
     ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, "", event.start_ms);
     return;
   }
   ReleaseDevices(event.job_id);
+  Metering metering = metering_[event.job_id];
+  metering_.erase(event.job_id);
+  if (!metering.started) metering.last_end_ms = event.start_ms;
   // Usage goes before the final status: when a consumer sees the job end,
-  // its charge is already posted.
-  v1::UsageRecord record;
-  record.set_record_id(event.job_id + ":final");
-  record.set_job_id(event.job_id);
-  record.set_provider(provider_name_.empty() ? identity_.name()
-                                            : provider_name_);
-  record.set_model(running_models_[event.job_id]);
-  running_models_.erase(event.job_id);
-  record.set_cards(event.cards);
-  record.set_start_ms(event.start_ms);
-  record.set_end_ms(event.end_ms);
-  record.set_card_seconds(
-      CardSecondsFor(event.cards, event.start_ms, event.end_ms));
-  auto report = SignUsageRecord(identity_.signing_key(), record);
-  if (report.ok()) {
-    Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, event.job_id);
-  } else {
-    spdlog::error("cannot sign usage for {}: {}", event.job_id,
-                  report.status().ToString());
-  }
+  // its charge is already posted. The closing record covers the rest of the
+  // run, from where the interim records stopped.
+  ReportUsage(event.job_id, metering, event.job_id + ":final", event.cards,
+              metering.last_end_ms,
+              std::max(event.end_ms, metering.last_end_ms), true);
   ReportStatus(event.job_id, event.final_state, event.exit_code, event.message,
                event.end_ms);
 }

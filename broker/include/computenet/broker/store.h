@@ -1,5 +1,8 @@
 // Store: the broker's durable state in one SQLite file (WAL, synchronous=FULL):
-// enrollments, providers, jobs, usage records and the ledger tables. Anything
+// enrollments, providers, jobs, usage records, the ledger tables (accounts,
+// entries, holds, checkpoints, replicas of peers' ledgers) and a meta table.
+// Schema version 2; a version-1 file is migrated in place when opened for
+// writing (store.cc, kMigrationV2). Anything
 // the broker acknowledges is committed here first.
 //
 // Thread safety: a Store is used by one thread (the broker's core loop, or a
@@ -56,6 +59,11 @@ class Store {
 
   SQLite::Database& db() { return *db_; }
 
+  // --- meta: facts about the file itself (which broker owns it) -------------
+  // nullopt if the key was never set.
+  StatusOr<std::optional<std::string>> GetMeta(const std::string& key);
+  Status SetMeta(const std::string& key, const std::string& value);
+
   // --- enrollments ---------------------------------------------------------
   // ALREADY_EXISTS if the key or (role, name) is already enrolled.
   Status Enroll(Role role, const PublicIdentity& identity, int64_t now_ms);
@@ -104,8 +112,11 @@ class Store {
   // nullopt if the provider never sent this record id.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecord(
       const std::string& provider, const std::string& record_id);
-  // nullopt if no record was accepted for the job yet.
+  // The job's latest record; nullopt if no record was accepted for it yet.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecordForJob(
+      const std::string& job_id);
+  // Every record of the job (one per metering interval), oldest first.
+  StatusOr<std::vector<StoredUsageRecord>> ListUsageRecordsForJob(
       const std::string& job_id);
   Status InsertUsageRecord(const StoredUsageRecord& record, int64_t now_ms);
   StatusOr<std::vector<StoredUsageRecord>> ListUsageRecords();
@@ -117,7 +128,8 @@ class Store {
   std::unique_ptr<SQLite::Database> db_;
 };
 
-// Runs fn inside one SQLite transaction: commits if it returns OK, rolls back
+// Runs fn inside one SQLite transaction (BEGIN IMMEDIATE: it holds the write
+// lock from the start): commits if it returns OK, rolls back
 // otherwise (or if it throws). Returns fn's status, or INTERNAL on SQLite
 // failure.
 Status RunInTransaction(SQLite::Database& db, const std::function<Status()>& fn);
