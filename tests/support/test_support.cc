@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "computenet/broker/ledger.h"
+
 namespace computenet::testing {
 
 TempDir::TempDir() {
@@ -141,10 +143,30 @@ broker::Store& Federation::OpenStore() {
 }
 
 Identity Federation::Enroll(broker::Role role, const std::string& name) {
+  if (role == broker::Role::kConsumer) {
+    return EnrollConsumer(name, kTestConsumerFunds);
+  }
   Identity identity = MustGenerateIdentity(name);
   Status enrolled = OpenStore().Enroll(role, identity.Public(), 0);
   if (!enrolled.ok()) ADD_FAILURE() << enrolled.ToString();
   return identity;
+}
+
+Identity Federation::EnrollConsumer(const std::string& name, int64_t funds) {
+  Identity identity = MustGenerateIdentity(name);
+  Status enrolled =
+      OpenStore().Enroll(broker::Role::kConsumer, identity.Public(), 0);
+  if (!enrolled.ok()) ADD_FAILURE() << enrolled.ToString();
+  if (funds > 0) TopUp(name, funds, "test-funding-" + name);
+  return identity;
+}
+
+void Federation::TopUp(const std::string& consumer, int64_t amount,
+                       const std::string& key) {
+  broker::Ledger ledger(OpenStore());
+  auto posted = ledger.TopUp(consumer, amount, key, "test funding",
+                             SystemClock::Shared()->NowMs());
+  if (!posted.ok()) ADD_FAILURE() << posted.status().ToString();
 }
 
 provider::ProviderAgent& Federation::AddProvider(
@@ -193,8 +215,8 @@ void Federation::StopProvider(const std::string& name) {
 }
 
 std::unique_ptr<consumer::Client> Federation::AddConsumer(
-    const std::string& name) {
-  return ConnectClient(Enroll(broker::Role::kConsumer, name));
+    const std::string& name, int64_t funds) {
+  return ConnectClient(EnrollConsumer(name, funds));
 }
 
 std::unique_ptr<consumer::Client> Federation::ConnectClient(

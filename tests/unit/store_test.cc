@@ -412,16 +412,24 @@ TEST_F(StoreTest, UsageRecordUniqueness) {
   StoredUsageRecord same_id{"site-a", "r-1", "b-2", "y", "t"};
   EXPECT_EQ(store_->InsertUsageRecord(same_id, kNowMs).code(),
             StatusCode::kAlreadyExists);
-  // A second record for the same job.
+  // Schema 2: a job has one record per metering interval (the ledger
+  // checks that they are contiguous and posts each once).
   StoredUsageRecord same_job{"site-a", "r-2", "b-1", "y", "t"};
-  EXPECT_EQ(store_->InsertUsageRecord(same_job, kNowMs).code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->InsertUsageRecord(same_job, kNowMs + 1).ok());
+  auto for_job = store_->ListUsageRecordsForJob("b-1");
+  ASSERT_TRUE(for_job.ok());
+  ASSERT_EQ(for_job->size(), 2u);
+  EXPECT_EQ((*for_job)[0].record_id, "r-1");
+  EXPECT_EQ((*for_job)[1].record_id, "r-2");
+  auto latest = store_->FindUsageRecordForJob("b-1");
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->record_id, "r-2");
   // The same record id from another provider is fine.
   StoredUsageRecord other{"site-b", "r-1", "b-3", "z", "u"};
   EXPECT_TRUE(store_->InsertUsageRecord(other, kNowMs).ok());
   auto all = store_->ListUsageRecords();
   ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->size(), 3u);
 }
 
 // --- transactions and durability --------------------------------------------------
