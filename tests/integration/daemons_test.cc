@@ -27,6 +27,9 @@ class DaemonsTest : public ::testing::Test {
          "--identity", dir_.File("site-keys/identity.pub")});
     Run({COMPUTENET_BROKER_BIN, "enroll", "--db", db_, "--role", "consumer",
          "--identity", dir_.File("alice-keys/identity.pub")});
+    // Prepaid: without funds no job of alice's would be placed.
+    Run({COMPUTENET_BROKER_BIN, "topup", "--db", db_, "--consumer", "alice",
+         "--amount", "1000000", "--key", "wire-1"});
   }
 
   void Run(const std::vector<std::string>& argv, int expected = 0) {
@@ -106,7 +109,9 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_EQ(broker->Wait(), 0);
 
   std::string verified = Cli({"ledger", "verify", db_});
-  EXPECT_THAT(verified, HasSubstr("ledger OK: 2 entries, 2 usage records"));
+  // The top-up, and per job a hold, its closing record and the release.
+  EXPECT_THAT(verified, HasSubstr("ledger OK: 7 entries, 2 usage records"));
+  EXPECT_THAT(verified, HasSubstr("signed checkpoints (covering 7 entries)"));
   std::string settlement;
   EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", db_}, {},
                        &settlement),
@@ -143,7 +148,7 @@ TEST_F(DaemonsTest, BrokerKilledMidJobRestartsAndChargesExactlyOnce) {
   EXPECT_EQ(restarted->Wait(), 0);
   // One usage record, posted once, and the ledger verifies.
   EXPECT_THAT(Cli({"ledger", "verify", db_}),
-              HasSubstr("ledger OK: 1 entries, 1 usage records"));
+              HasSubstr("ledger OK: 4 entries, 1 usage records"));
 }
 
 }  // namespace
