@@ -149,7 +149,17 @@ Identity Federation::Enroll(broker::Role role, const std::string& name) {
   Identity identity = MustGenerateIdentity(name);
   Status enrolled = OpenStore().Enroll(role, identity.Public(), 0);
   if (!enrolled.ok()) ADD_FAILURE() << enrolled.ToString();
+  identities_.insert_or_assign(name, identity);
   return identity;
+}
+
+Identity Federation::IdentityOf(const std::string& name) const {
+  auto it = identities_.find(name);
+  if (it == identities_.end()) {
+    ADD_FAILURE() << "no identity " << name;
+    std::abort();
+  }
+  return it->second;
 }
 
 Identity Federation::EnrollConsumer(const std::string& name, int64_t funds) {
@@ -157,6 +167,7 @@ Identity Federation::EnrollConsumer(const std::string& name, int64_t funds) {
   Status enrolled =
       OpenStore().Enroll(broker::Role::kConsumer, identity.Public(), 0);
   if (!enrolled.ok()) ADD_FAILURE() << enrolled.ToString();
+  identities_.insert_or_assign(name, identity);
   if (funds > 0) TopUp(name, funds, "test-funding-" + name);
   return identity;
 }

@@ -77,6 +77,8 @@ class Federation {
   Identity Enroll(broker::Role role, const std::string& name);
   // Enrolls a consumer funded with `funds` (0: none).
   Identity EnrollConsumer(const std::string& name, int64_t funds);
+  // The identity enrolled under name (any role). Dies if there is none.
+  Identity IdentityOf(const std::string& name) const;
   // An operator top-up of a consumer's account (on the test's own
   // connection to the broker's file, as `computenet-broker topup` does).
   void TopUp(const std::string& consumer, int64_t amount,
@@ -116,6 +118,7 @@ class Federation {
   std::thread broker_thread_;
   std::unique_ptr<broker::Store> store_;
   std::vector<std::unique_ptr<RunningProvider>> providers_;
+  std::map<std::string, Identity> identities_;
 };
 
 }  // namespace computenet::testing
