@@ -222,14 +222,13 @@ int LedgerVerifyProof(const std::string& proof_path,
   }
   v1::Checkpoint checkpoint;
   checkpoint.ParseFromString(proof.checkpoint().checkpoint());
-  std::printf("proof OK: entry %llu (%s%s%s) is entry %llu of %llu in the "
-              "ledger of broker %s,\n  checkpoint signed %s, Merkle head %s\n",
+  std::printf("proof OK: entry %llu (%s%s%s) is in the ledger of broker %s "
+              "as signed over its first %llu entries\n  at %s, Merkle head "
+              "%s\n",
               static_cast<unsigned long long>(entry->sequence()),
               entry->kind().c_str(), entry->job_id().empty() ? "" : ", job ",
-              entry->job_id().c_str(),
-              static_cast<unsigned long long>(entry->sequence()),
+              entry->job_id().c_str(), checkpoint.broker_id().c_str(),
               static_cast<unsigned long long>(checkpoint.tree_size()),
-              checkpoint.broker_id().c_str(),
               IsoTime(checkpoint.timestamp_ms()).c_str(),
               HexEncode(checkpoint.root_hash()).c_str());
   return 0;
