@@ -77,10 +77,10 @@ Hold HoldFromRow(SQLite::Statement& query) {
 StatusOr<std::optional<Hold>> QueryHold(Store& store, const std::string& sql,
                                         const std::string& key) {
   try {
-    SQLite::Statement query(store.db(), std::string(kHoldColumns) + sql);
-    query.bind(1, key);
-    if (!query.executeStep()) return std::optional<Hold>();
-    return std::optional<Hold>(HoldFromRow(query));
+    auto query = store.Prepare(std::string(kHoldColumns) + sql);
+    query->bind(1, key);
+    if (!query->executeStep()) return std::optional<Hold>();
+    return std::optional<Hold>(HoldFromRow(*query));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "find hold");
   }
@@ -237,19 +237,18 @@ Ledger::Ledger(Store& store, LedgerOptions options)
 
 Status Ledger::EnsureAccount(const std::string& account, int64_t now_ms) {
   CN_ASSIGN_OR_RETURN(std::string kind, AccountKindOf(account));
-  SQLite::Statement insert(store_.db(),
-                           "INSERT OR IGNORE INTO ledger_accounts(name, kind, "
+  auto insert = store_.Prepare("INSERT OR IGNORE INTO ledger_accounts(name, kind, "
                            "balance, created_ms, held, credit_limit) "
                            "VALUES(?, ?, 0, ?, 0, ?)");
-  insert.bind(1, account);
-  insert.bind(2, kind);
-  insert.bind(3, static_cast<int64_t>(now_ms));
+  insert->bind(1, account);
+  insert->bind(2, kind);
+  insert->bind(3, static_cast<int64_t>(now_ms));
   if (kind == "operator") {
-    insert.bind(4);  // NULL: the top-up source has no limit
+    insert->bind(4);  // NULL: the top-up source has no limit
   } else {
-    insert.bind(4, int64_t{0});
+    insert->bind(4, int64_t{0});
   }
-  insert.exec();
+  insert->exec();
   return OkStatus();
 }
 
@@ -260,17 +259,16 @@ StatusOr<AccountBalance> Ledger::Account(const std::string& account) {
   out.kind = kind;
   if (kind != "operator") out.credit_limit = 0;
   try {
-    SQLite::Statement query(store_.db(),
-                            "SELECT balance, held, credit_limit FROM "
+    auto query = store_.Prepare("SELECT balance, held, credit_limit FROM "
                             "ledger_accounts WHERE name=?");
-    query.bind(1, account);
-    if (query.executeStep()) {
-      out.balance = query.getColumn(0).getInt64();
-      out.held = query.getColumn(1).getInt64();
-      if (query.getColumn(2).isNull()) {
+    query->bind(1, account);
+    if (query->executeStep()) {
+      out.balance = query->getColumn(0).getInt64();
+      out.held = query->getColumn(1).getInt64();
+      if (query->getColumn(2).isNull()) {
         out.credit_limit.reset();
       } else {
-        out.credit_limit = query.getColumn(2).getInt64();
+        out.credit_limit = query->getColumn(2).getInt64();
       }
     }
     return out;
@@ -280,12 +278,11 @@ StatusOr<AccountBalance> Ledger::Account(const std::string& account) {
 }
 
 StatusOr<std::optional<PostedEntry>> Ledger::FindByKey(const std::string& key) {
-  SQLite::Statement existing(
-      store_.db(), "SELECT entry FROM ledger_entries WHERE idempotency_key=?");
-  existing.bind(1, key);
-  if (!existing.executeStep()) return std::optional<PostedEntry>();
+  auto existing = store_.Prepare("SELECT entry FROM ledger_entries WHERE idempotency_key=?");
+  existing->bind(1, key);
+  if (!existing->executeStep()) return std::optional<PostedEntry>();
   PostedEntry posted;
-  if (!posted.entry.ParseFromString(BlobOf(existing.getColumn(0)))) {
+  if (!posted.entry.ParseFromString(BlobOf(existing->getColumn(0)))) {
     return DataLossError("ledger entry for " + key + " does not parse");
   }
   posted.duplicate = true;
@@ -295,7 +292,6 @@ StatusOr<std::optional<PostedEntry>> Ledger::FindByKey(const std::string& key) {
 StatusOr<PostedEntry> Ledger::Append(v1::LedgerEntry entry,
                                      const std::vector<Change>& held_changes,
                                      int64_t now_ms) {
-  auto& db = store_.db();
   // What the entry does to each account: (balance delta, held delta).
   std::map<std::string, std::pair<int64_t, int64_t>> effects;
   for (const auto& posting : entry.postings()) {
@@ -331,56 +327,51 @@ StatusOr<PostedEntry> Ledger::Append(v1::LedgerEntry entry,
 
   uint64_t sequence = 1;
   std::string prev_hash = ZeroHash();
-  SQLite::Statement head(db,
-                         "SELECT sequence, hash FROM ledger_entries "
+  auto head = store_.Prepare("SELECT sequence, hash FROM ledger_entries "
                          "ORDER BY sequence DESC LIMIT 1");
-  if (head.executeStep()) {
-    sequence = static_cast<uint64_t>(head.getColumn(0).getInt64()) + 1;
-    prev_hash = BlobOf(head.getColumn(1));
+  if (head->executeStep()) {
+    sequence = static_cast<uint64_t>(head->getColumn(0).getInt64()) + 1;
+    prev_hash = BlobOf(head->getColumn(1));
   }
   entry.set_sequence(sequence);
   entry.set_prev_hash(prev_hash);
   entry.set_created_ms(now_ms);
   const std::string bytes = entry.SerializeAsString();
   const std::string hash = Sha256(bytes);
-  SQLite::Statement insert(db,
-                           "INSERT INTO ledger_entries(sequence, "
+  auto insert = store_.Prepare("INSERT INTO ledger_entries(sequence, "
                            "idempotency_key, entry, hash) VALUES(?, ?, ?, ?)");
-  insert.bind(1, static_cast<int64_t>(sequence));
-  insert.bind(2, entry.idempotency_key());
-  BindBlob(insert, 3, bytes);
-  BindBlob(insert, 4, hash);
-  insert.exec();
+  insert->bind(1, static_cast<int64_t>(sequence));
+  insert->bind(2, entry.idempotency_key());
+  BindBlob(*insert, 3, bytes);
+  BindBlob(*insert, 4, hash);
+  insert->exec();
 
   std::map<std::string, bool> touched;
   for (const auto& [account, delta] : effects) {
     CN_RETURN_IF_ERROR(EnsureAccount(account, now_ms));
-    SQLite::Statement update(db,
-                             "UPDATE ledger_accounts SET balance=balance+?, "
+    auto update = store_.Prepare("UPDATE ledger_accounts SET balance=balance+?, "
                              "held=held+? WHERE name=?");
-    update.bind(1, static_cast<int64_t>(delta.first));
-    update.bind(2, static_cast<int64_t>(delta.second));
-    update.bind(3, account);
-    update.exec();
+    update->bind(1, static_cast<int64_t>(delta.first));
+    update->bind(2, static_cast<int64_t>(delta.second));
+    update->bind(3, account);
+    update->exec();
     touched[account] = true;
   }
   if (!entry.account().empty()) touched[entry.account()] = true;
   for (const auto& posting : entry.postings()) {
-    SQLite::Statement add(db,
-                          "INSERT INTO ledger_postings(sequence, account, "
+    auto add = store_.Prepare("INSERT INTO ledger_postings(sequence, account, "
                           "amount) VALUES(?, ?, ?)");
-    add.bind(1, static_cast<int64_t>(sequence));
-    add.bind(2, posting.account());
-    add.bind(3, static_cast<int64_t>(posting.amount()));
-    add.exec();
+    add->bind(1, static_cast<int64_t>(sequence));
+    add->bind(2, posting.account());
+    add->bind(3, static_cast<int64_t>(posting.amount()));
+    add->exec();
   }
   for (const auto& [account, unused] : touched) {
-    SQLite::Statement add(db,
-                          "INSERT INTO ledger_entry_accounts(account, "
+    auto add = store_.Prepare("INSERT INTO ledger_entry_accounts(account, "
                           "sequence) VALUES(?, ?)");
-    add.bind(1, account);
-    add.bind(2, static_cast<int64_t>(sequence));
-    add.exec();
+    add->bind(1, account);
+    add->bind(2, static_cast<int64_t>(sequence));
+    add->exec();
   }
   PostedEntry posted;
   posted.entry = std::move(entry);
@@ -521,11 +512,10 @@ StatusOr<std::optional<PostedEntry>> Ledger::SetCreditLimit(
     entry.set_credit_limit(credit_limit);
     CN_RETURN_IF_ERROR(EnsureAccount(account, now_ms));
     CN_ASSIGN_OR_RETURN(PostedEntry posted, Append(std::move(entry), {}, now_ms));
-    SQLite::Statement update(
-        store_.db(), "UPDATE ledger_accounts SET credit_limit=? WHERE name=?");
-    update.bind(1, static_cast<int64_t>(credit_limit));
-    update.bind(2, account);
-    update.exec();
+    auto update = store_.Prepare("UPDATE ledger_accounts SET credit_limit=? WHERE name=?");
+    update->bind(1, static_cast<int64_t>(credit_limit));
+    update->bind(2, account);
+    update->exec();
     posted.amount = credit_limit;
     result = std::move(posted);
     return OkStatus();
@@ -595,24 +585,22 @@ StatusOr<PostedEntry> Ledger::PlaceHold(const HoldRequest& request,
     }
     result = std::move(*posted);
     result.amount = amount;
-    SQLite::Statement insert(
-        store_.db(),
-        "INSERT INTO ledger_holds(hold_id, job_id, account, provider, "
+    auto insert = store_.Prepare("INSERT INTO ledger_holds(hold_id, job_id, account, provider, "
         "currency, amount, remaining, max_card_seconds, billed_card_seconds, "
         "last_end_ms, price_per_card_hour, fee_bps, open, opened_sequence) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?, ?, 1, ?)");
-    insert.bind(1, hold_id);
-    insert.bind(2, request.job_id);
-    insert.bind(3, account);
-    insert.bind(4, request.provider);
-    insert.bind(5, request.currency);
-    insert.bind(6, static_cast<int64_t>(amount));
-    insert.bind(7, static_cast<int64_t>(amount));
-    insert.bind(8, static_cast<int64_t>(max_card_seconds));
-    insert.bind(9, static_cast<int64_t>(request.price_per_card_hour));
-    insert.bind(10, static_cast<int64_t>(options_.fee_bps));
-    insert.bind(11, static_cast<int64_t>(result.entry.sequence()));
-    insert.exec();
+    insert->bind(1, hold_id);
+    insert->bind(2, request.job_id);
+    insert->bind(3, account);
+    insert->bind(4, request.provider);
+    insert->bind(5, request.currency);
+    insert->bind(6, static_cast<int64_t>(amount));
+    insert->bind(7, static_cast<int64_t>(amount));
+    insert->bind(8, static_cast<int64_t>(max_card_seconds));
+    insert->bind(9, static_cast<int64_t>(request.price_per_card_hour));
+    insert->bind(10, static_cast<int64_t>(options_.fee_bps));
+    insert->bind(11, static_cast<int64_t>(result.entry.sequence()));
+    insert->exec();
     return OkStatus();
   });
   if (!status.ok()) return status;
@@ -723,15 +711,14 @@ StatusOr<PostedUsage> Ledger::PostUsage(const v1::JobInfo& job,
     CN_ASSIGN_OR_RETURN(result.posted, Append(std::move(entry),
                                               {{hold.account, -charge}}, now_ms));
     result.posted.amount = charge;
-    SQLite::Statement update(store_.db(),
-                             "UPDATE ledger_holds SET remaining=remaining-?, "
+    auto update = store_.Prepare("UPDATE ledger_holds SET remaining=remaining-?, "
                              "billed_card_seconds=?, last_end_ms=? "
                              "WHERE hold_id=?");
-    update.bind(1, static_cast<int64_t>(charge));
-    update.bind(2, static_cast<int64_t>(cumulative));
-    update.bind(3, static_cast<int64_t>(record.end_ms()));
-    update.bind(4, hold.hold_id);
-    update.exec();
+    update->bind(1, static_cast<int64_t>(charge));
+    update->bind(2, static_cast<int64_t>(cumulative));
+    update->bind(3, static_cast<int64_t>(record.end_ms()));
+    update->bind(4, hold.hold_id);
+    update->exec();
     result.cumulative_card_seconds = cumulative;
     result.job_charged = hold.amount - (hold.remaining - charge);
     result.hold_exhausted = cumulative >= hold.max_card_seconds &&
@@ -766,12 +753,11 @@ StatusOr<std::optional<PostedEntry>> Ledger::ReleaseHoldLocked(
                       Append(std::move(entry), {{hold.account, -hold.remaining}},
                              now_ms));
   posted.amount = hold.remaining;
-  SQLite::Statement update(store_.db(),
-                           "UPDATE ledger_holds SET open=0, remaining=0, "
+  auto update = store_.Prepare("UPDATE ledger_holds SET open=0, remaining=0, "
                            "closed_sequence=? WHERE hold_id=?");
-  update.bind(1, static_cast<int64_t>(posted.entry.sequence()));
-  update.bind(2, hold.hold_id);
-  update.exec();
+  update->bind(1, static_cast<int64_t>(posted.entry.sequence()));
+  update->bind(2, hold.hold_id);
+  update->exec();
   return std::optional<PostedEntry>(std::move(posted));
 }
 
@@ -798,11 +784,11 @@ StatusOr<std::optional<Hold>> Ledger::GetHold(const std::string& hold_id) {
 
 StatusOr<std::vector<Hold>> Ledger::OpenHolds() {
   try {
-    SQLite::Statement query(store_.db(), std::string(kHoldColumns) +
+    auto query = store_.Prepare(std::string(kHoldColumns) +
                                              "WHERE open=1 ORDER BY "
                                              "opened_sequence");
     std::vector<Hold> out;
-    while (query.executeStep()) out.push_back(HoldFromRow(query));
+    while (query->executeStep()) out.push_back(HoldFromRow(*query));
     return out;
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "open holds");
@@ -811,11 +797,10 @@ StatusOr<std::vector<Hold>> Ledger::OpenHolds() {
 
 StatusOr<int64_t> Ledger::Balance(const std::string& account) {
   try {
-    SQLite::Statement query(store_.db(),
-                            "SELECT balance FROM ledger_accounts WHERE name=?");
-    query.bind(1, account);
-    if (!query.executeStep()) return int64_t{0};
-    return query.getColumn(0).getInt64();
+    auto query = store_.Prepare("SELECT balance FROM ledger_accounts WHERE name=?");
+    query->bind(1, account);
+    if (!query->executeStep()) return int64_t{0};
+    return query->getColumn(0).getInt64();
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "balance");
   }
@@ -823,18 +808,17 @@ StatusOr<int64_t> Ledger::Balance(const std::string& account) {
 
 StatusOr<std::vector<AccountBalance>> Ledger::Balances() {
   try {
-    SQLite::Statement query(store_.db(),
-                            "SELECT name, kind, balance, held, credit_limit "
+    auto query = store_.Prepare("SELECT name, kind, balance, held, credit_limit "
                             "FROM ledger_accounts ORDER BY kind, name");
     std::vector<AccountBalance> out;
-    while (query.executeStep()) {
+    while (query->executeStep()) {
       AccountBalance balance;
-      balance.account = query.getColumn(0).getString();
-      balance.kind = query.getColumn(1).getString();
-      balance.balance = query.getColumn(2).getInt64();
-      balance.held = query.getColumn(3).getInt64();
-      if (!query.getColumn(4).isNull()) {
-        balance.credit_limit = query.getColumn(4).getInt64();
+      balance.account = query->getColumn(0).getString();
+      balance.kind = query->getColumn(1).getString();
+      balance.balance = query->getColumn(2).getInt64();
+      balance.held = query->getColumn(3).getInt64();
+      if (!query->getColumn(4).isNull()) {
+        balance.credit_limit = query->getColumn(4).getInt64();
       }
       out.push_back(std::move(balance));
     }
@@ -846,12 +830,11 @@ StatusOr<std::vector<AccountBalance>> Ledger::Balances() {
 
 StatusOr<std::vector<v1::LedgerEntry>> Ledger::Entries() {
   try {
-    SQLite::Statement query(store_.db(),
-                            "SELECT entry FROM ledger_entries ORDER BY sequence");
+    auto query = store_.Prepare("SELECT entry FROM ledger_entries ORDER BY sequence");
     std::vector<v1::LedgerEntry> out;
-    while (query.executeStep()) {
+    while (query->executeStep()) {
       v1::LedgerEntry entry;
-      if (!entry.ParseFromString(BlobOf(query.getColumn(0)))) {
+      if (!entry.ParseFromString(BlobOf(query->getColumn(0)))) {
         return DataLossError("ledger entry does not parse");
       }
       out.push_back(std::move(entry));

@@ -93,6 +93,9 @@ constexpr const char* kMigrationV2[] = {
       PRIMARY KEY(account, sequence)))sql",
     R"sql(INSERT INTO ledger_entry_accounts
       SELECT DISTINCT account, sequence FROM ledger_postings)sql",
+    // The audit walks it by sequence.
+    "CREATE INDEX ledger_entry_accounts_by_sequence ON "
+    "ledger_entry_accounts(sequence)",
     R"sql(CREATE TABLE ledger_holds(
       hold_id             TEXT PRIMARY KEY,
       job_id              TEXT NOT NULL,
@@ -282,6 +285,12 @@ Status Store::Migrate() {
   });
 }
 
+Store::Cached Store::Prepare(const std::string& sql) {
+  auto& slot = prepared_[sql];
+  if (!slot) slot = std::make_unique<SQLite::Statement>(*db_, sql);
+  return Cached(*slot);
+}
+
 StatusOr<std::optional<std::string>> Store::GetMeta(const std::string& key) {
   try {
     SQLite::Statement query(*db_, "SELECT value FROM meta WHERE key=?");
@@ -365,14 +374,13 @@ StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
 StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
     Role role, const std::string& name) {
   try {
-    SQLite::Statement query(*db_,
-                            "SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked FROM enrollments "
-                            "WHERE role=? AND name=?");
-    query.bind(1, std::string(RoleName(role)));
-    query.bind(2, name);
-    if (!query.executeStep()) return std::optional<Enrollment>();
-    return std::optional<Enrollment>(EnrollmentFromRow(query));
+    auto query = Prepare(
+        "SELECT curve_public, role, name, ed25519_public, enrolled_ms, "
+        "revoked FROM enrollments WHERE role=? AND name=?");
+    query->bind(1, std::string(RoleName(role)));
+    query->bind(2, name);
+    if (!query->executeStep()) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentFromRow(*query));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "find enrollment");
   }
@@ -507,16 +515,16 @@ StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
 
 Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
   try {
-    SQLite::Statement update(*db_,
-                             "UPDATE jobs SET state=?, provider=?, info=?, "
-                             "updated_ms=? WHERE job_id=?");
+    auto update = Prepare(
+        "UPDATE jobs SET state=?, provider=?, info=?, updated_ms=? "
+        "WHERE job_id=?");
     std::string blob = job.SerializeAsString();
-    update.bind(1, static_cast<int>(job.state()));
-    update.bind(2, job.provider());
-    update.bind(3, blob.data(), static_cast<int>(blob.size()));
-    update.bind(4, static_cast<int64_t>(now_ms));
-    update.bind(5, job.job_id());
-    if (update.exec() == 0) return NotFoundError("job " + job.job_id());
+    update->bind(1, static_cast<int>(job.state()));
+    update->bind(2, job.provider());
+    update->bind(3, blob.data(), static_cast<int>(blob.size()));
+    update->bind(4, static_cast<int64_t>(now_ms));
+    update->bind(5, job.job_id());
+    if (update->exec() == 0) return NotFoundError("job " + job.job_id());
     return OkStatus();
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "update job");
@@ -525,10 +533,10 @@ Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
 
 StatusOr<v1::JobInfo> Store::GetJob(const std::string& job_id) {
   try {
-    SQLite::Statement query(*db_, "SELECT info FROM jobs WHERE job_id=?");
-    query.bind(1, job_id);
-    if (!query.executeStep()) return NotFoundError("no job " + job_id);
-    return JobFromBlob(query.getColumn(0));
+    auto query = Prepare("SELECT info FROM jobs WHERE job_id=?");
+    query->bind(1, job_id);
+    if (!query->executeStep()) return NotFoundError("no job " + job_id);
+    return JobFromBlob(query->getColumn(0));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "get job");
   }
@@ -595,12 +603,12 @@ constexpr char kUsageColumns[] =
 StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecord(
     const std::string& provider, const std::string& record_id) {
   try {
-    SQLite::Statement query(
-        *db_, std::string(kUsageColumns) + "WHERE provider=? AND record_id=?");
-    query.bind(1, provider);
-    query.bind(2, record_id);
-    if (!query.executeStep()) return std::optional<StoredUsageRecord>();
-    return std::optional<StoredUsageRecord>(UsageFromRow(query));
+    auto query =
+        Prepare(std::string(kUsageColumns) + "WHERE provider=? AND record_id=?");
+    query->bind(1, provider);
+    query->bind(2, record_id);
+    if (!query->executeStep()) return std::optional<StoredUsageRecord>();
+    return std::optional<StoredUsageRecord>(UsageFromRow(*query));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "find usage record");
   }
@@ -638,18 +646,17 @@ StatusOr<std::vector<StoredUsageRecord>> Store::ListUsageRecordsForJob(
 Status Store::InsertUsageRecord(const StoredUsageRecord& record,
                                 int64_t now_ms) {
   try {
-    SQLite::Statement insert(*db_,
-                             "INSERT INTO usage_records(provider, record_id, "
-                             "job_id, record, signature, received_ms) "
-                             "VALUES(?, ?, ?, ?, ?, ?)");
-    insert.bind(1, record.provider);
-    insert.bind(2, record.record_id);
-    insert.bind(3, record.job_id);
-    insert.bind(4, record.record.data(), static_cast<int>(record.record.size()));
-    insert.bind(5, record.signature.data(),
-                static_cast<int>(record.signature.size()));
-    insert.bind(6, static_cast<int64_t>(now_ms));
-    insert.exec();
+    auto insert = Prepare(
+        "INSERT INTO usage_records(provider, record_id, job_id, record, "
+        "signature, received_ms) VALUES(?, ?, ?, ?, ?, ?)");
+    insert->bind(1, record.provider);
+    insert->bind(2, record.record_id);
+    insert->bind(3, record.job_id);
+    insert->bind(4, record.record.data(), static_cast<int>(record.record.size()));
+    insert->bind(5, record.signature.data(),
+                 static_cast<int>(record.signature.size()));
+    insert->bind(6, static_cast<int64_t>(now_ms));
+    insert->exec();
     return OkStatus();
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "insert usage record");

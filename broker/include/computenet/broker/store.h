@@ -14,6 +14,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,25 @@ class Store {
   static StatusOr<std::unique_ptr<Store>> OpenReadOnly(const std::string& path);
 
   SQLite::Database& db() { return *db_; }
+
+  // A prepared statement for `sql`, kept for reuse: preparing costs more
+  // than most of the ledger's point queries (bench/settlement_bench.cc).
+  // The guard resets it when it goes out of scope, so no half-read result
+  // keeps an old snapshot open. Not reentrant for one sql: finish a use
+  // before starting the next. Throws SQLite::Exception like Statement.
+  class Cached {
+   public:
+    explicit Cached(SQLite::Statement& statement) : statement_(statement) {}
+    ~Cached() { statement_.tryReset(); }
+    Cached(const Cached&) = delete;
+    Cached& operator=(const Cached&) = delete;
+    SQLite::Statement& operator*() { return statement_; }
+    SQLite::Statement* operator->() { return &statement_; }
+
+   private:
+    SQLite::Statement& statement_;
+  };
+  Cached Prepare(const std::string& sql);
 
   // --- meta: facts about the file itself (which broker owns it) -------------
   // nullopt if the key was never set.
@@ -126,6 +146,8 @@ class Store {
   Status Migrate();
 
   std::unique_ptr<SQLite::Database> db_;
+  // Declared after db_: destroyed (finalized) before the connection closes.
+  std::map<std::string, std::unique_ptr<SQLite::Statement>> prepared_;
 };
 
 // Runs fn inside one SQLite transaction (BEGIN IMMEDIATE: it holds the write
