@@ -39,9 +39,12 @@ db=$run/broker.db
 "$bin/broker/computenet-broker" enroll --db "$db" --role provider --identity "$run/keys/ulanqab/identity.pub"
 "$bin/broker/computenet-broker" enroll --db "$db" --role consumer --identity "$run/keys/alice/identity.pub"
 
+say "Prepaid: the operator tops up alice-lab (a job is placed only if its worst case fits)"
+"$bin/broker/computenet-broker" topup --db "$db" --consumer alice-lab --amount 100000 --key demo-wire-1
+
 say "Broker hub-north starts (ephemeral port)"
 "$bin/broker/computenet-broker" run --db "$db" --keys "$run/keys/broker" \
-  --broker-id hub-north --endpoint tcp://127.0.0.1:0 \
+  --broker-id hub-north --endpoint tcp://127.0.0.1:0 --fee-bps 250 \
   --endpoint-file "$run/broker.endpoint" 2>"$run/logs/broker.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -s $run/broker.endpoint ]] && break; sleep 0.05; done
@@ -123,11 +126,14 @@ $cn jobs
 say "Job output on the sites (real processes, assigned devices in the environment)"
 cat "$run"/work/zhangbei/"$ft"/*.log "$run"/work/ulanqab/"$gang"/*.log
 
+say "alice-lab's statement from the broker, every line checked against its signed checkpoint"
+$cn statement
+
 cleanup
 pids=()
 
 say "Settlement summary (broker hub-north)"
 "$bin/broker/computenet-broker" settlement --db "$db"
 
-say "Offline audit of the ledger file"
-"$cn" ledger verify "$db"
+say "Offline audit of the ledger file (the broker's key pinned from its identity.pub)"
+"$cn" ledger verify "$db" --broker-identity "$run/keys/broker/identity.pub"
