@@ -94,6 +94,7 @@ class LedgerAuditTest : public ::testing::Test {
     ASSERT_TRUE(entries.ok());
     edit(*entries);
     auto& db = f_.store().db();
+    SQLite::Transaction transaction(db);
     db.exec("DELETE FROM ledger_entries");
     db.exec("DELETE FROM ledger_postings");
     db.exec("DELETE FROM ledger_entry_accounts");
@@ -144,6 +145,7 @@ class LedgerAuditTest : public ::testing::Test {
       }
       prev = hash;
     }
+    transaction.commit();
   }
 
   LedgerFixture f_{250};
