@@ -641,7 +641,9 @@ StatusOr<PostedUsage> Ledger::PostUsage(const v1::JobInfo& job,
     }
     CN_ASSIGN_OR_RETURN(auto open, OpenHold(job.job_id()));
     if (!open.has_value()) {
-      return FailedPreconditionError(
+      // NOT_FOUND, not FAILED_PRECONDITION: agents take the latter as
+      // "register again" and would resend the record forever.
+      return NotFoundError(
           "job " + job.job_id() +
           " has no open hold to bill against: its usage was closed when the "
           "job ended or its closing record was posted");

@@ -200,8 +200,8 @@ class Ledger {
   // identical bytes again return the first entry with duplicate set.
   // ALREADY_EXISTS: the record id was used for other bytes, or the record
   // overlaps an interval already billed. INVALID_ARGUMENT: it leaves a gap
-  // after the previous record. FAILED_PRECONDITION: the job has no open
-  // hold (its usage was closed, or it was never placed under schema 2).
+  // after the previous record. NOT_FOUND: the job has no open hold (its
+  // usage was closed, or it was never placed under schema 2).
   StatusOr<PostedUsage> PostUsage(const v1::JobInfo& job,
                                   const StoredUsageRecord& stored,
                                   const v1::UsageRecord& record,
