@@ -13,7 +13,11 @@
 //   computenet wait JOB [--timeout S]
 //   computenet cancel JOB
 //   computenet jobs [--limit N]
-//   computenet ledger verify DB
+//   computenet statement [--from T] [--to T] [--format table|csv|json]
+//                        [--account A (admins)]
+//   computenet ledger verify DB [--broker-identity FILE]
+//   computenet ledger prove DB --entry SEQ [--out FILE]
+//   computenet ledger verify-proof PROOF --broker-identity FILE
 //   computenet admin federation [--json]     (admin key)
 //
 // Connection settings: --broker (or COMPUTENET_BROKER), --broker-identity
@@ -32,6 +36,7 @@
 #include "computenet/broker/store.h"
 #include "computenet/consumer/client.h"
 #include "computenet/consumer/request_forms.h"
+#include "ledger_commands.h"
 
 namespace {
 
@@ -235,11 +240,39 @@ int main(int argc, char** argv) {
       "federation", "peers, link state, adverts and forwarded jobs");
   federation->add_flag("--json", json);
 
-  std::string db_path;
+
+  computenet::cli::StatementOptions statement_options;
+  auto* statement = app.add_subcommand(
+      "statement", "your ledger lines for a period, each proven against a "
+                   "checkpoint signed by your broker");
+  statement->add_option("--from", statement_options.from,
+                        "ms since the epoch, YYYY-MM-DD or "
+                        "YYYY-MM-DDTHH:MM:SSZ (UTC)");
+  statement->add_option("--to", statement_options.to, "exclusive; same forms");
+  statement->add_option("--format", statement_options.format,
+                        "table, csv or json")
+      ->capture_default_str();
+  statement->add_option("--account", statement_options.account,
+                        "admins: any account, e.g. provider:site-a");
+
+  std::string db_path, pinned_identity, proof_path, out_path;
+  uint64_t entry_sequence = 0;
   auto* ledger = app.add_subcommand("ledger", "ledger tools");
   ledger->require_subcommand(1);
   auto* verify = ledger->add_subcommand("verify", "audit a broker ledger file");
   verify->add_option("db", db_path, "broker database file")->required();
+  verify->add_option("--broker-identity", pinned_identity,
+                     "the broker's identity.pub: its key must be the file's");
+  auto* prove = ledger->add_subcommand(
+      "prove", "write a proof that one entry is in the signed ledger");
+  prove->add_option("db", db_path, "broker database file")->required();
+  prove->add_option("--entry", entry_sequence, "entry sequence")->required();
+  prove->add_option("--out", out_path, "proof file (default: stdout)");
+  auto* verify_proof = ledger->add_subcommand(
+      "verify-proof", "check an entry proof offline with the broker's key");
+  verify_proof->add_option("proof", proof_path, "proof file")->required();
+  verify_proof->add_option("--broker-identity", pinned_identity,
+                           "the broker's identity.pub");
 
   CLI11_PARSE(app, argc, argv);
 
@@ -254,23 +287,14 @@ int main(int argc, char** argv) {
               << "/signing.pem are mode 0600\n";
     return 0;
   }
-  if (*verify) {
-    auto store = computenet::broker::Store::OpenReadOnly(db_path);
-    if (!store.ok()) return Fail(store.status());
-    auto report = computenet::broker::VerifyLedger(**store);
-    if (!report.ok()) {
-      std::cerr << "ledger verify FAILED: " << report.status().message() << "\n";
-      return 1;
-    }
-    std::printf(
-        "ledger OK: %llu entries, %llu usage records, %llu accounts, "
-        "%lld minor units charged, head %s\n",
-        static_cast<unsigned long long>(report->entries),
-        static_cast<unsigned long long>(report->usage_records),
-        static_cast<unsigned long long>(report->accounts),
-        static_cast<long long>(report->total_charged),
-        report->head_hash_hex.c_str());
-    return 0;
+  if (*verify) return computenet::cli::LedgerVerify(db_path, pinned_identity);
+  if (*prove) {
+    return computenet::cli::LedgerProve(db_path, entry_sequence, out_path);
+  }
+  if (*verify_proof) {
+    return computenet::cli::LedgerVerifyProof(
+        proof_path, pinned_identity.empty() ? connection.broker_identity
+                                            : pinned_identity);
   }
 
   auto client = Open(connection);
@@ -375,6 +399,10 @@ int main(int argc, char** argv) {
                   computenet::broker::JobStateName(job.state()).c_str());
     }
     return 0;
+  }
+  if (*statement) {
+    return computenet::cli::Statement(**client, connection.broker_identity,
+                                      statement_options);
   }
   if (*cancel) {
     auto reply = (*client)->Cancel(job_id);

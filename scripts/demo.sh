@@ -49,6 +49,9 @@ done
 "$cnb" enroll --db "$run/north.db" --role consumer --identity "$run/keys/alice/identity.pub"
 "$cnb" enroll --db "$run/north.db" --role admin --identity "$run/keys/ops/identity.pub"
 
+say "Prepaid: north's operator tops up alice-lab (a job is placed only if its worst case fits)"
+"$cnb" topup --db "$run/north.db" --consumer alice-lab --amount 100000 --key demo-wire-1
+
 say "Three regional brokers start, each pinning the other two as peers"
 for line in "${regions[@]}"; do
   read -r region _ <<<"$line"
@@ -142,6 +145,9 @@ say "Job output on the sites (real processes, assigned devices in the environmen
 cat "$run"/work/zhangbei-a800/"$ft"/*.log "$run"/work/guian-910b/"$res"/*.log \
   "$run"/work/wuhu-h800/"$gang"/*.log
 
+say "alice-lab's statement from the broker, every line checked against its signed checkpoint"
+$cn statement
+
 cleanup
 pids=()
 
@@ -158,9 +164,9 @@ for peer in east west; do
   echo "north owes $peer: $owed minor units by north's ledger, $owes by $peer's ledger"
 done
 
-say "Offline audit of every broker's ledger file"
+say "Offline audit of every broker's ledger file (each broker's key pinned from its identity.pub)"
 for line in "${regions[@]}"; do
   read -r region _ <<<"$line"
   printf '%-6s ' "$region"
-  "$cn" ledger verify "$run/$region.db"
+  "$cn" ledger verify "$run/$region.db" --broker-identity "$run/keys/$region/identity.pub"
 done

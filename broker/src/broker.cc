@@ -37,6 +37,9 @@ StatusOr<std::unique_ptr<Broker>> Broker::Create(
   if (options.heartbeat_interval_ms <= 0 || options.heartbeat_liveness <= 0) {
     return InvalidArgumentError("broker: heartbeat settings must be positive");
   }
+  if (options.fee_bps > 10'000) {
+    return InvalidArgumentError("broker: fee_bps must be 0..10000");
+  }
   if (!options.clock) options.clock = SystemClock::Shared();
   if (!matcher) matcher = std::make_unique<PlacementMatcher>();
   CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
@@ -54,7 +57,7 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
       identity_(std::move(identity)),
       matcher_(std::move(matcher)),
       store_(std::move(store)),
-      ledger_(*store_),
+      ledger_(*store_, LedgerOptions{options_.broker_id, options_.fee_bps}),
       clock_(options_.clock),
       context_(1),
       registry_(options_.catalog),
@@ -69,6 +72,7 @@ Status BrokerImpl::Init() {
   CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
                                                options_.endpoint, &endpoint_));
   CN_RETURN_IF_ERROR(LoadState());
+  CN_RETURN_IF_ERROR(InitLedger());
   spdlog::info("broker {} listening on {} (key {})", options_.broker_id,
                endpoint_, identity_.curve().public_z85);
   return OkStatus();
@@ -111,6 +115,7 @@ Status BrokerImpl::Run() {
     PollPeerLinks();
     OnTick();
   }
+  CheckpointOnShutdown();
   spdlog::info("broker {} stopped", options_.broker_id);
   return OkStatus();
 }
@@ -209,6 +214,7 @@ void BrokerImpl::Dispatch(const Request& request) {
     case v1::MESSAGE_TYPE_RECONCILE_JOBS: return OnReconcileJobs(request);
     case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
       return OnGetFederationStatus(request);
+    case v1::MESSAGE_TYPE_GET_STATEMENT: return OnGetStatement(request);
     default:
       spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
                    request.peer.name, MessageTypeName(type));
@@ -271,6 +277,7 @@ void BrokerImpl::OnTick() {
   CheckProviderLiveness(now);
   ResendUnansweredOffers(now);
   TickFederation(now);
+  LedgerTick(now);
   Schedule();
 }
 

@@ -18,6 +18,7 @@
 #include "computenet/broker/job_queue.h"
 #include "computenet/broker/ledger.h"
 #include "computenet/broker/peer_link.h"
+#include "computenet/broker/ledger_checkpoint.h"
 #include "computenet/broker/provider_registry.h"
 #include "computenet/broker/routing.h"
 #include "computenet/broker/store.h"
@@ -116,13 +117,18 @@ class BrokerImpl final : public Broker {
   void SendRemoteUpdate(const v1::JobInfo& job);
   void ApplyRemoteJob(const std::string& peer, const v1::JobInfo& remote,
                       uint64_t sequence);
+  // The peer side: one posted usage entry of a job forwarded here, with
+  // its provider's signed record, countersigned for the home broker.
   StatusOr<v1::RemoteUsage> CountersignUsage(const v1::JobInfo& job,
                                              const std::string& record,
                                              const std::string& signature,
-                                             uint64_t billed, int64_t amount);
+                                             const v1::LedgerEntry& posted);
   void SendUsageHome(const v1::JobInfo& job, const std::string& record,
-                     const std::string& signature, uint64_t billed,
-                     int64_t amount);
+                     const std::string& signature,
+                     const v1::LedgerEntry& posted);
+  // The home side of a forward: what it holds from the consumer as the
+  // peer's budget. FAILED_PRECONDITION if the consumer cannot cover it.
+  StatusOr<int64_t> HoldForForward(v1::JobInfo& job, const std::string& peer);
   Status ApplyRemoteUsage(const std::string& peer,
                           const v1::RemoteUsage& usage);
 
@@ -150,6 +156,17 @@ class BrokerImpl final : public Broker {
   Status EndPreemptedRun(v1::JobInfo& job);
   void RecordProviderEvent(const std::string& provider, ProviderEvent event);
   Status LoadProviderStats();
+  // ledger_service.cc: holds, checkpoints and statements.
+  Status InitLedger();
+  // The PlaceJob hook: holds the job's worst-case cost and stores it PLACED
+  // in one transaction. FAILED_PRECONDITION (job left QUEUED, reloaded into
+  // `job`, with the reason) if its consumer cannot cover the hold.
+  Status HoldAndSave(v1::JobInfo& job);
+  void ReleaseJobHold(const v1::JobInfo& job, const std::string& why);
+  void StopExhaustedJob(v1::JobInfo& job);
+  void LedgerTick(int64_t now_ms);
+  void CheckpointOnShutdown();
+  void OnGetStatement(const Request& request);
 
   BrokerOptions options_;
   Identity identity_;
@@ -199,6 +216,11 @@ class BrokerImpl final : public Broker {
   uint64_t update_counter_ = 0;
   RoutingOptions routing_;
 
+  std::unique_ptr<Checkpointer> checkpointer_;
+  // A queued job waits for funds; an operator's top-up (another process)
+  // shows up as a change of SQLite's data_version.
+  bool funds_waiting_ = false;
+  int64_t data_version_ = -1;
   std::atomic<bool> stop_{false};
   bool schedule_needed_ = true;
   uint64_t send_sequence_ = 0;

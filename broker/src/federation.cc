@@ -211,11 +211,29 @@ Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
   auto link = links_.find(peer);
   if (link == links_.end()) return NotFoundError("no peer " + peer);
   // Durable first: after a crash we know which peer may hold the job, and
-  // reconcile with it before routing the job anywhere else.
-  job.set_remote_broker(peer);
-  job.set_reason("forwarded to " + peer + "; waiting for its answer");
-  CN_RETURN_IF_ERROR(SaveJob(job));
+  // reconcile with it before routing the job anywhere else. The hold on the
+  // consumer commits with it: the peer may spend at most that.
+  int64_t budget = 0;
+  Status saved = RunInTransaction(store_->db(), [&]() -> Status {
+    CN_ASSIGN_OR_RETURN(budget, HoldForForward(job, peer));
+    job.set_remote_broker(peer);
+    job.set_reason("forwarded to " + peer + "; waiting for its answer");
+    return store_->UpdateJob(job, Now());
+  });
+  if (saved.code() == StatusCode::kFailedPrecondition) {
+    CN_ASSIGN_OR_RETURN(job, store_->GetJob(job.job_id()));
+    const std::string reason = "waiting for funds: " + saved.message();
+    if (job.reason() != reason) {
+      job.set_reason(reason);
+      CN_RETURN_IF_ERROR(SaveJob(job));
+    }
+    funds_waiting_ = true;
+    return saved;
+  }
+  CN_RETURN_IF_ERROR(saved);
+  Notify(job);
   v1::ForwardJob forward;
+  forward.set_budget(budget);
   *forward.mutable_job() = job;
   forward.add_path(options_.broker_id);
   forward.set_hop_limit(kDefaultHopLimit);
@@ -249,6 +267,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       if (!status.ok() || !reply->accepted()) {
         if (job->state() != v1::JOB_STATE_QUEUED) return;
         declined_by_[job->job_id()].insert(peer);
+        ReleaseJobHold(*job, "declined by " + peer);
         job->set_remote_broker("");
         job->set_reason("declined by " + peer + ": " +
                         (status.ok() ? reply->reason() : status.ToString()));
@@ -268,7 +287,6 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       }
       if (job->state() == v1::JOB_STATE_QUEUED) {
         job->set_state(v1::JOB_STATE_PLACED);
-        job->set_attempts(job->attempts() + 1);
         job->set_reason("placed at " + peer);
         Status saved = SaveJob(*job);
         if (!saved.ok()) spdlog::error("{}", saved.ToString());
@@ -278,12 +296,16 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
     case v1::MESSAGE_TYPE_RECONCILE_JOBS_REPLY: {
       auto reply = DecodeBody<v1::ReconcileJobsReply>(envelope);
       if (!status.ok() || !reply.ok()) return;
-      for (const auto& remote : reply->jobs()) {
-        ApplyRemoteJob(peer, remote, std::numeric_limits<uint64_t>::max());
-      }
+      // Usage first: a job that ended there releases its hold here, and
+      // its usage must be posted against that hold before.
       for (const auto& usage : reply->usages()) {
         Status posted = ApplyRemoteUsage(peer, usage);
-        if (!posted.ok()) spdlog::warn("reconcile usage: {}", posted.ToString());
+        if (!posted.ok() && posted.code() != StatusCode::kAlreadyExists) {
+          spdlog::warn("reconcile usage: {}", posted.ToString());
+        }
+      }
+      for (const auto& remote : reply->jobs()) {
+        ApplyRemoteJob(peer, remote, std::numeric_limits<uint64_t>::max());
       }
       for (const auto& job_id : reply->unknown_job_ids()) {
         auto job = store_->GetJob(job_id);
@@ -297,6 +319,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         job->set_state(v1::JOB_STATE_QUEUED);
         job->set_provider("");
         job->set_reason(peer + " never received it; routing again");
+        ReleaseJobHold(*job, peer + " never received it");
         if (SaveJob(*job).ok()) {
           EnqueueJob(*job);
           schedule_needed_ = true;
@@ -412,9 +435,25 @@ void BrokerImpl::OnForwardJob(const Request& request) {
                                           registry_.capacity(), context));
   }
 
+  // Its worst case here must fit what the home broker holds for it.
+  uint64_t cards = 0;
+  for (const auto& assignment : placement->assignments) {
+    cards += static_cast<uint64_t>(assignment.device_indices_size());
+  }
+  auto worst = ChargeForCardSeconds(cards * offered.spec().max_duration_s(),
+                                    placement->price_per_card_hour);
+  if (!worst.ok()) return respond(worst.status());
+  if (*worst > forward->budget()) {
+    return decline("its worst case here, " + std::to_string(*worst) +
+                   " minor units, exceeds the budget of " +
+                   std::to_string(forward->budget()) +
+                   " its home broker holds");
+  }
+
   v1::JobInfo job;
   job.set_job_id(offered.job_id());
   job.set_consumer(offered.consumer());
+  job.set_home_budget(forward->budget());
   *job.mutable_spec() = offered.spec();
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_created_ms(Now());
@@ -492,6 +531,9 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   if (IsTerminal(job->state())) {
     spdlog::info("job {} {} at {}", job->job_id(), JobStateName(job->state()),
                  peer);
+    // Its usage came before this update on the same link (or first in a
+    // reconcile): what is left of the hold goes back to the consumer.
+    ReleaseJobHold(*job, "job " + JobStateName(job->state()) + " at " + peer);
   }
 }
 
@@ -514,15 +556,18 @@ void BrokerImpl::OnRemoteJobUpdate(const Request& request) {
 
 StatusOr<v1::RemoteUsage> BrokerImpl::CountersignUsage(
     const v1::JobInfo& job, const std::string& record,
-    const std::string& provider_signature, uint64_t billed, int64_t amount) {
+    const std::string& provider_signature, const v1::LedgerEntry& posted) {
   v1::RemoteUsage usage;
   usage.set_job_id(job.job_id());
   usage.set_record(record);
   usage.set_provider_signature(provider_signature);
-  usage.set_billed_card_seconds(billed);
-  usage.set_price_per_card_hour(job.price_per_card_hour());
-  usage.set_amount(amount);
-  usage.set_currency(job.currency());
+  // Exactly what this broker posted on clearing:<home> for the record.
+  usage.set_billed_card_seconds(posted.billed_card_seconds());
+  usage.set_cumulative_card_seconds(posted.cumulative_card_seconds());
+  usage.set_price_per_card_hour(posted.price_per_card_hour());
+  usage.set_amount(posted.postings_size() > 0 ? -posted.postings(0).amount()
+                                              : 0);
+  usage.set_currency(posted.currency());
   usage.set_remote_broker(options_.broker_id);
   CN_RETURN_IF_ERROR(SignRemoteUsage(identity_.signing_key(), &usage));
   return usage;
@@ -531,8 +576,8 @@ StatusOr<v1::RemoteUsage> BrokerImpl::CountersignUsage(
 void BrokerImpl::SendUsageHome(const v1::JobInfo& job,
                                const std::string& record,
                                const std::string& provider_signature,
-                               uint64_t billed, int64_t amount) {
-  auto usage = CountersignUsage(job, record, provider_signature, billed, amount);
+                               const v1::LedgerEntry& posted) {
+  auto usage = CountersignUsage(job, record, provider_signature, posted);
   auto link = links_.find(job.home_broker());
   if (!usage.ok() || link == links_.end()) {
     spdlog::error("job {}: cannot send usage home", job.job_id());
@@ -553,18 +598,19 @@ Status BrokerImpl::ApplyRemoteUsage(const std::string& peer,
   PostedEntry posted;
   Status committed = RunInTransaction(store_->db(), [&]() -> Status {
     RemoteCharge charge;
-    charge.job_id = job.job_id();
-    charge.consumer = job.consumer();
     charge.remote_broker = peer;
     charge.record_id = record.record_id();
     charge.currency = usage.currency();
     charge.billed_card_seconds = usage.billed_card_seconds();
+    charge.cumulative_card_seconds = usage.cumulative_card_seconds();
     charge.price_per_card_hour = usage.price_per_card_hour();
+    charge.amount = usage.amount();
+    charge.closes_job = record.closes_job();
     charge.evidence = usage.SerializeAsString();
-    CN_ASSIGN_OR_RETURN(posted, ledger_.PostRemoteUsage(charge, Now()));
+    CN_ASSIGN_OR_RETURN(posted, ledger_.PostRemoteUsage(job, charge, Now()));
     if (!posted.duplicate) {
-      job.set_card_seconds(usage.billed_card_seconds());
-      job.set_charged(posted.amount);
+      job.set_card_seconds(job.card_seconds() + usage.billed_card_seconds());
+      job.set_charged(job.charged() + posted.amount);
       CN_RETURN_IF_ERROR(store_->UpdateJob(job, Now()));
     }
     return OkStatus();
@@ -628,12 +674,16 @@ void BrokerImpl::OnReconcileJobs(const Request& request) {
       continue;
     }
     *reply.add_jobs() = *job;
-    // Usage posted here may not have reached home before the link died.
-    auto record = store_->FindUsageRecordForJob(job_id);
-    if (record.ok() && record->has_value()) {
-      auto usage = CountersignUsage(*job, (*record)->record,
-                                    (*record)->signature, job->card_seconds(),
-                                    job->charged());
+    // Usage posted here may not have reached home before the link died:
+    // every record, each as posted (home posts each at most once).
+    auto records = store_->ListUsageRecordsForJob(job_id);
+    if (!records.ok()) continue;
+    for (const auto& record : *records) {
+      auto posted = ledger_.FindEntry(
+          Ledger::UsageIdempotencyKey(record.provider, record.record_id));
+      if (!posted.ok() || !posted->has_value()) continue;
+      auto usage = CountersignUsage(*job, record.record, record.signature,
+                                    (*posted)->entry);
       if (usage.ok()) *reply.add_usages() = std::move(*usage);
     }
   }

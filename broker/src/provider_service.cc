@@ -250,67 +250,52 @@ void BrokerImpl::OnUsageReport(const Request& request) {
         std::to_string(TotalCards(*job)) + " x " + job->model() + ")"));
   }
 
-  PostedEntry posted;
+  // Posts against the job's hold: contiguous intervals, each once, never
+  // past cards x max duration (Ledger::PostUsage); the record, its charge
+  // and the job's totals commit together.
+  PostedUsage posted;
   Status status = RunInTransaction(store_->db(), [&]() -> Status {
-    CN_ASSIGN_OR_RETURN(auto existing, store_->FindUsageRecord(
-                                           request.peer.name,
-                                           record->record_id()));
-    if (existing.has_value() && existing->record != report->record()) {
-      return AlreadyExistsError("record id " + record->record_id() +
-                                " was used for a different record");
-    }
-    // One record per placement of the job: a run stopped by a reclaim and
-    // the rerun are billed separately.
+    // Which placement of the job it bills: a run stopped by a reclaim and
+    // the rerun hold and bill separately.
     const uint32_t attempt = std::max<uint32_t>(1, job->attempts());
-    if (!existing.has_value()) {
-      CN_ASSIGN_OR_RETURN(auto for_job, store_->FindUsageRecordForAttempt(
-                                            job->job_id(), attempt));
-      if (for_job.has_value()) {
-        return AlreadyExistsError("job " + job->job_id() +
-                                  " already has usage record " +
-                                  for_job->record_id);
-      }
-      CN_RETURN_IF_ERROR(store_->InsertUsageRecord(
-          StoredUsageRecord{request.peer.name, record->record_id(),
-                            job->job_id(), report->record(),
-                            report->signature(), attempt},
-          Now()));
-    }
-    // A consumer never pays for more than the duration it asked for.
-    const uint64_t ceiling =
-        static_cast<uint64_t>(record->cards()) * job->spec().max_duration_s();
-    UsageCharge charge;
-    charge.job_id = job->job_id();
-    charge.consumer = job->consumer();
-    charge.provider = request.peer.name;
-    charge.record_id = record->record_id();
-    charge.currency = job->currency();
-    charge.billed_card_seconds = std::min(record->card_seconds(), ceiling);
-    charge.price_per_card_hour = job->price_per_card_hour();
-    charge.home_broker = job->home_broker();
-    CN_ASSIGN_OR_RETURN(posted, ledger_.PostUsage(charge, Now()));
-    if (!posted.duplicate) {
-      job->set_card_seconds(job->card_seconds() + charge.billed_card_seconds);
-      job->set_charged(job->charged() + posted.amount);
-      CN_RETURN_IF_ERROR(store_->UpdateJob(*job, Now()));
-    }
-    return OkStatus();
+    CN_ASSIGN_OR_RETURN(
+        posted, ledger_.PostUsage(*job,
+                                  StoredUsageRecord{request.peer.name,
+                                                    record->record_id(),
+                                                    job->job_id(),
+                                                    report->record(),
+                                                    report->signature(),
+                                                    attempt},
+                                  *record, Now()));
+    if (posted.posted.duplicate) return OkStatus();
+    // Totals over all the job's attempts (a hold covers one attempt).
+    job->set_card_seconds(job->card_seconds() +
+                          posted.posted.entry.billed_card_seconds());
+    job->set_charged(job->charged() + posted.posted.amount);
+    return store_->UpdateJob(*job, Now());
   });
   if (!status.ok()) return respond(status);
-  reply.set_duplicate(posted.duplicate);
-  reply.set_amount(posted.amount);
-  reply.set_transaction_id(std::to_string(posted.entry.sequence()));
-  if (!posted.duplicate) {
-    spdlog::info("job {}: {} card-seconds of {} on {} charged {} minor units of {}",
-                 job->job_id(), job->card_seconds(), job->model(),
-                 request.peer.name, posted.amount, job->currency());
+  reply.set_duplicate(posted.posted.duplicate);
+  reply.set_amount(posted.posted.amount);
+  reply.set_transaction_id(std::to_string(posted.posted.entry.sequence()));
+  if (!posted.posted.duplicate) {
+    spdlog::info("job {}: record {} charged {} minor units of {} ({} card-seconds "
+                 "of {} on {} so far, {} in all)",
+                 job->job_id(), record->record_id(), posted.posted.amount,
+                 job->currency(), job->card_seconds(), job->model(),
+                 request.peer.name, job->charged());
     Notify(*job);
     if (!job->home_broker().empty()) {
       SendUsageHome(*job, report->record(), report->signature(),
-                    job->card_seconds(), posted.amount);
+                    posted.posted.entry);
     }
   }
   respond(OkStatus());
+  // After the reply the provider waits for: the job used all it may be
+  // billed for, so it must stop.
+  if (posted.hold_exhausted && !posted.released.has_value()) {
+    StopExhaustedJob(*job);
+  }
 }
 
 }  // namespace computenet::broker

@@ -32,9 +32,15 @@ StatusOr<v1::UsageRecord> VerifyRemoteUsage(const std::string& public_key_hex,
   if (usage.billed_card_seconds() > record.card_seconds()) {
     return InvalidArgumentError("remote usage: bills more than was metered");
   }
-  CN_ASSIGN_OR_RETURN(int64_t amount,
-                      ChargeForCardSeconds(usage.billed_card_seconds(),
-                                           usage.price_per_card_hour()));
+  if (usage.billed_card_seconds() > usage.cumulative_card_seconds()) {
+    return InvalidArgumentError("remote usage: bills more than its total");
+  }
+  // The cumulative rule: this record costs charge(total) - charge(before).
+  CN_ASSIGN_OR_RETURN(
+      int64_t amount,
+      ChargeForInterval(
+          usage.cumulative_card_seconds() - usage.billed_card_seconds(),
+          usage.billed_card_seconds(), usage.price_per_card_hour()));
   if (amount != usage.amount()) {
     return InvalidArgumentError("remote usage: amount breaks the rounding rule");
   }

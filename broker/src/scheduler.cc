@@ -74,8 +74,11 @@ void BrokerImpl::Schedule() {
       queue_reasons_.erase(job.job_id());
       Status forwarded = ForwardJob(job, decision.peer);
       if (forwarded.ok()) return true;
-      spdlog::error("forwarding job {}: {}", job.job_id(), forwarded.ToString());
       EnqueueJob(job);
+      // FAILED_PRECONDITION: its consumer cannot cover the forward's budget;
+      // it waits for funds, saying so (ForwardJob stored the reason).
+      if (forwarded.code() == StatusCode::kFailedPrecondition) return true;
+      spdlog::error("forwarding job {}: {}", job.job_id(), forwarded.ToString());
       return false;
     }
     if (decision.kind == RoutingDecision::Kind::kReject ||
@@ -124,15 +127,21 @@ void BrokerImpl::Schedule() {
         queue_.MarkStopped(outcome.job_id);
         Status forwarded = ForwardJob(*job, decision.peer);
         if (forwarded.ok()) continue;
-        spdlog::error("forwarding job {}: {}", job->job_id(),
-                      forwarded.ToString());
+        if (forwarded.code() != StatusCode::kFailedPrecondition) {
+          spdlog::error("forwarding job {}: {}", job->job_id(),
+                        forwarded.ToString());
+        }
         EnqueueJob(*job);
         continue;
       }
     }
     Status placed = PlaceJob(*job, *outcome.placement);
     if (!placed.ok()) {
-      spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
+      // FAILED_PRECONDITION: its consumer cannot cover the hold; it waits
+      // for funds (HoldAndSave left it QUEUED with the reason).
+      if (placed.code() != StatusCode::kFailedPrecondition) {
+        spdlog::error("placing job {}: {}", job->job_id(), placed.ToString());
+      }
       registry_.Release(outcome.job_id);
       queue_.MarkStopped(outcome.job_id);
       EnqueueJob(*job);
@@ -168,7 +177,8 @@ Status BrokerImpl::PlaceJob(v1::JobInfo& job, const Placement& placement) {
   job.set_a100_equivalents_milli(placement.a100_milli);
   job.set_compute_source(placement.compute_basis);
   job.set_reason("offered to " + placement.provider);
-  CN_RETURN_IF_ERROR(SaveJob(job));
+  // Holds its worst-case cost with the PLACED row, or leaves it queued.
+  CN_RETURN_IF_ERROR(HoldAndSave(job));
   registry_.Allocate(job.job_id(), placement.provider, placement.assignments,
                      job.spec().cpu_milli_per_card(),
                      job.spec().host_memory_mib_per_card());
@@ -201,6 +211,7 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
   job.set_compute_source("");
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
+  ReleaseJobHold(job, "requeued: " + reason);
   EnqueueJob(job);
   schedule_needed_ = true;
   return OkStatus();
@@ -219,6 +230,7 @@ Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
   job.set_finished_ms(Now());
   job.set_reason(reason);
   CN_RETURN_IF_ERROR(SaveJob(job));
+  ReleaseJobHold(job, "job " + JobStateName(state));
   schedule_needed_ = true;
   spdlog::info("job {} {}{}{}", job.job_id(), JobStateName(state),
                reason.empty() ? "" : ": ", reason);

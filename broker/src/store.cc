@@ -7,7 +7,7 @@
 namespace computenet::broker {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchemaV1[] = {
     R"sql(CREATE TABLE enrollments(
@@ -88,6 +88,96 @@ constexpr const char* kSchemaV2[] = {
     "ALTER TABLE usage_records_v2 RENAME TO usage_records",
 };
 
+// v3 (the ledger issue): several usage records per job attempt (interim
+// records), account holds and credit limits, signed checkpoints, replicas of
+// other brokers' ledgers, and a meta table naming the broker that owns the
+// file. Applied to v2 files in place.
+constexpr const char* kSchemaV3[] = {
+    R"sql(CREATE TABLE meta(
+      key   TEXT PRIMARY KEY,
+      value TEXT NOT NULL))sql",
+    // A job attempt may now have one record per metering interval:
+    // usage_records loses UNIQUE(job_id, attempt). SQLite cannot drop a
+    // constraint, so the table is rebuilt.
+    R"sql(CREATE TABLE usage_records_v3(
+      provider    TEXT NOT NULL,
+      record_id   TEXT NOT NULL,
+      job_id      TEXT NOT NULL,
+      attempt     INTEGER NOT NULL DEFAULT 1,
+      record      BLOB NOT NULL,
+      signature   BLOB NOT NULL,
+      received_ms INTEGER NOT NULL,
+      PRIMARY KEY(provider, record_id)))sql",
+    "INSERT INTO usage_records_v3(provider, record_id, job_id, attempt, "
+    "record, signature, received_ms) SELECT provider, record_id, job_id, "
+    "attempt, record, signature, received_ms FROM usage_records",
+    "DROP TABLE usage_records",
+    "ALTER TABLE usage_records_v3 RENAME TO usage_records",
+    "CREATE INDEX usage_records_by_job ON usage_records(job_id, attempt)",
+    // held: reserved by open holds; credit_limit: how far balance - held
+    // may go below zero (NULL = no limit: the operator's top-up source).
+    "ALTER TABLE ledger_accounts ADD COLUMN held INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE ledger_accounts ADD COLUMN credit_limit INTEGER DEFAULT 0",
+    // Which entries touch which account, for statements.
+    R"sql(CREATE TABLE ledger_entry_accounts(
+      account  TEXT NOT NULL,
+      sequence INTEGER NOT NULL,
+      PRIMARY KEY(account, sequence)))sql",
+    R"sql(INSERT INTO ledger_entry_accounts
+      SELECT DISTINCT account, sequence FROM ledger_postings)sql",
+    // The audit walks it by sequence.
+    "CREATE INDEX ledger_entry_accounts_by_sequence ON "
+    "ledger_entry_accounts(sequence)",
+    R"sql(CREATE TABLE ledger_holds(
+      hold_id             TEXT PRIMARY KEY,
+      job_id              TEXT NOT NULL,
+      account             TEXT NOT NULL,
+      provider            TEXT NOT NULL,
+      currency            TEXT NOT NULL,
+      amount              INTEGER NOT NULL,
+      remaining           INTEGER NOT NULL,
+      max_card_seconds    INTEGER NOT NULL,
+      billed_card_seconds INTEGER NOT NULL DEFAULT 0,
+      last_end_ms         INTEGER,
+      price_per_card_hour INTEGER NOT NULL,
+      fee_bps             INTEGER NOT NULL,
+      open                INTEGER NOT NULL,
+      opened_sequence     INTEGER NOT NULL,
+      closed_sequence     INTEGER,
+      remote_broker       TEXT NOT NULL DEFAULT ''))sql",
+    "CREATE INDEX ledger_holds_by_job ON ledger_holds(job_id, open)",
+    R"sql(CREATE TABLE ledger_checkpoints(
+      tree_size  INTEGER PRIMARY KEY,
+      checkpoint BLOB NOT NULL,
+      signature  BLOB NOT NULL,
+      created_ms INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE ledger_cosignatures(
+      tree_size   INTEGER NOT NULL,
+      cosigner    TEXT NOT NULL,
+      cosignature BLOB NOT NULL,
+      PRIMARY KEY(tree_size, cosigner)))sql",
+    R"sql(CREATE TABLE ledger_replica_origins(
+      origin         TEXT PRIMARY KEY,
+      ed25519_public TEXT NOT NULL,
+      followed_ms    INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE ledger_replicas(
+      origin   TEXT NOT NULL,
+      sequence INTEGER NOT NULL,
+      entry    BLOB NOT NULL,
+      hash     BLOB NOT NULL,
+      PRIMARY KEY(origin, sequence)))sql",
+    R"sql(CREATE TABLE ledger_replica_checkpoints(
+      origin     TEXT NOT NULL,
+      tree_size  INTEGER NOT NULL,
+      checkpoint BLOB NOT NULL,
+      signature  BLOB NOT NULL,
+      PRIMARY KEY(origin, tree_size)))sql",
+    // Entries written before v2 follow v1's rules (no holds, no limits);
+    // the audit needs to know where v2 begins.
+    R"sql(INSERT INTO meta VALUES('ledger_v1_entries',
+      (SELECT COUNT(*) FROM ledger_entries)))sql",
+};
+
 std::string BlobOf(const SQLite::Column& column) {
   return std::string(static_cast<const char*>(column.getBlob()),
                      static_cast<size_t>(column.getBytes()));
@@ -157,7 +247,11 @@ Status StatusFromSqlite(const SQLite::Exception& error, std::string_view what) {
 Status RunInTransaction(SQLite::Database& db,
                         const std::function<Status()>& fn) {
   try {
-    SQLite::Transaction transaction(db);
+    // IMMEDIATE takes the write lock up front (waiting up to the busy
+    // timeout). A deferred transaction that reads, then writes after another
+    // connection (an operator's top-up) committed would fail at once with
+    // SQLITE_BUSY_SNAPSHOT instead of waiting.
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
     Status status = fn();
     if (!status.ok()) return status;  // destructor rolls back
     transaction.commit();
@@ -191,9 +285,14 @@ StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& path) {
     db->setBusyTimeout(5000);
     int version = db->execAndGet("PRAGMA user_version").getInt();
     if (version != kSchemaVersion) {
+      std::string hint;
+      if (version > 0 && version < kSchemaVersion) {
+        hint = " (open it once with this version's computenet-broker, e.g. "
+               "`computenet-broker enrollments --db FILE`, to migrate a copy)";
+      }
       return FailedPreconditionError(path + " has schema version " +
                                      std::to_string(version) + ", expected " +
-                                     std::to_string(kSchemaVersion));
+                                     std::to_string(kSchemaVersion) + hint);
     }
     return std::unique_ptr<Store>(new Store(std::move(db)));
   } catch (const SQLite::Exception& error) {
@@ -216,9 +315,43 @@ Status Store::Migrate() {
     if (version < 2) {
       for (const char* statement : kSchemaV2) db_->exec(statement);
     }
+    if (version < 3) {
+      for (const char* statement : kSchemaV3) db_->exec(statement);
+    }
     db_->exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
     return OkStatus();
   });
+}
+
+Store::Cached Store::Prepare(const std::string& sql) {
+  auto& slot = prepared_[sql];
+  if (!slot) slot = std::make_unique<SQLite::Statement>(*db_, sql);
+  return Cached(*slot);
+}
+
+StatusOr<std::optional<std::string>> Store::GetMeta(const std::string& key) {
+  try {
+    SQLite::Statement query(*db_, "SELECT value FROM meta WHERE key=?");
+    query.bind(1, key);
+    if (!query.executeStep()) return std::optional<std::string>();
+    return std::optional<std::string>(query.getColumn(0).getString());
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "read meta");
+  }
+}
+
+Status Store::SetMeta(const std::string& key, const std::string& value) {
+  try {
+    SQLite::Statement upsert(*db_,
+                             "INSERT INTO meta(key, value) VALUES(?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value=excluded.value");
+    upsert.bind(1, key);
+    upsert.bind(2, value);
+    upsert.exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "write meta");
+  }
 }
 
 Status Store::Enroll(Role role, const PublicIdentity& identity,
@@ -280,14 +413,13 @@ StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
 StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
     Role role, const std::string& name) {
   try {
-    SQLite::Statement query(*db_,
-                            "SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked, organization FROM enrollments "
-                            "WHERE role=? AND name=?");
-    query.bind(1, std::string(RoleName(role)));
-    query.bind(2, name);
-    if (!query.executeStep()) return std::optional<Enrollment>();
-    return std::optional<Enrollment>(EnrollmentFromRow(query));
+    auto query = Prepare(
+        "SELECT curve_public, role, name, ed25519_public, enrolled_ms, "
+        "revoked, organization FROM enrollments WHERE role=? AND name=?");
+    query->bind(1, std::string(RoleName(role)));
+    query->bind(2, name);
+    if (!query->executeStep()) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentFromRow(*query));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "find enrollment");
   }
@@ -446,16 +578,16 @@ Status Store::InsertJobWithId(const v1::JobInfo& job, int64_t now_ms) {
 
 Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
   try {
-    SQLite::Statement update(*db_,
-                             "UPDATE jobs SET state=?, provider=?, info=?, "
-                             "updated_ms=? WHERE job_id=?");
+    auto update = Prepare(
+        "UPDATE jobs SET state=?, provider=?, info=?, updated_ms=? "
+        "WHERE job_id=?");
     std::string blob = job.SerializeAsString();
-    update.bind(1, static_cast<int>(job.state()));
-    update.bind(2, job.provider());
-    update.bind(3, blob.data(), static_cast<int>(blob.size()));
-    update.bind(4, static_cast<int64_t>(now_ms));
-    update.bind(5, job.job_id());
-    if (update.exec() == 0) return NotFoundError("job " + job.job_id());
+    update->bind(1, static_cast<int>(job.state()));
+    update->bind(2, job.provider());
+    update->bind(3, blob.data(), static_cast<int>(blob.size()));
+    update->bind(4, static_cast<int64_t>(now_ms));
+    update->bind(5, job.job_id());
+    if (update->exec() == 0) return NotFoundError("job " + job.job_id());
     return OkStatus();
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "update job");
@@ -464,10 +596,10 @@ Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
 
 StatusOr<v1::JobInfo> Store::GetJob(const std::string& job_id) {
   try {
-    SQLite::Statement query(*db_, "SELECT info FROM jobs WHERE job_id=?");
-    query.bind(1, job_id);
-    if (!query.executeStep()) return NotFoundError("no job " + job_id);
-    return JobFromBlob(query.getColumn(0));
+    auto query = Prepare("SELECT info FROM jobs WHERE job_id=?");
+    query->bind(1, job_id);
+    if (!query->executeStep()) return NotFoundError("no job " + job_id);
+    return JobFromBlob(query->getColumn(0));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "get job");
   }
@@ -536,12 +668,12 @@ constexpr char kUsageColumns[] =
 StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecord(
     const std::string& provider, const std::string& record_id) {
   try {
-    SQLite::Statement query(
-        *db_, std::string(kUsageColumns) + "WHERE provider=? AND record_id=?");
-    query.bind(1, provider);
-    query.bind(2, record_id);
-    if (!query.executeStep()) return std::optional<StoredUsageRecord>();
-    return std::optional<StoredUsageRecord>(UsageFromRow(query));
+    auto query =
+        Prepare(std::string(kUsageColumns) + "WHERE provider=? AND record_id=?");
+    query->bind(1, provider);
+    query->bind(2, record_id);
+    if (!query->executeStep()) return std::optional<StoredUsageRecord>();
+    return std::optional<StoredUsageRecord>(UsageFromRow(*query));
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "find usage record");
   }
@@ -550,8 +682,10 @@ StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecord(
 StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForJob(
     const std::string& job_id) {
   try {
-    SQLite::Statement query(*db_, std::string(kUsageColumns) +
-                                      "WHERE job_id=? ORDER BY attempt LIMIT 1");
+    SQLite::Statement query(
+        *db_, std::string(kUsageColumns) +
+                  "WHERE job_id=? ORDER BY attempt DESC, received_ms DESC, "
+                  "rowid DESC LIMIT 1");
     query.bind(1, job_id);
     if (!query.executeStep()) return std::optional<StoredUsageRecord>();
     return std::optional<StoredUsageRecord>(UsageFromRow(query));
@@ -564,7 +698,8 @@ StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForAttempt(
     const std::string& job_id, uint32_t attempt) {
   try {
     SQLite::Statement query(*db_, std::string(kUsageColumns) +
-                                      "WHERE job_id=? AND attempt=?");
+                                      "WHERE job_id=? AND attempt=? ORDER BY "
+                                      "received_ms DESC, rowid DESC LIMIT 1");
     query.bind(1, job_id);
     query.bind(2, static_cast<int64_t>(attempt));
     if (!query.executeStep()) return std::optional<StoredUsageRecord>();
@@ -574,22 +709,36 @@ StatusOr<std::optional<StoredUsageRecord>> Store::FindUsageRecordForAttempt(
   }
 }
 
+StatusOr<std::vector<StoredUsageRecord>> Store::ListUsageRecordsForJob(
+    const std::string& job_id) {
+  try {
+    SQLite::Statement query(
+        *db_, std::string(kUsageColumns) +
+                  "WHERE job_id=? ORDER BY attempt, received_ms, rowid");
+    query.bind(1, job_id);
+    std::vector<StoredUsageRecord> out;
+    while (query.executeStep()) out.push_back(UsageFromRow(query));
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list usage records");
+  }
+}
+
 Status Store::InsertUsageRecord(const StoredUsageRecord& record,
                                 int64_t now_ms) {
   try {
-    SQLite::Statement insert(*db_,
-                             "INSERT INTO usage_records(provider, record_id, "
-                             "job_id, record, signature, received_ms, attempt) "
-                             "VALUES(?, ?, ?, ?, ?, ?, ?)");
-    insert.bind(1, record.provider);
-    insert.bind(2, record.record_id);
-    insert.bind(3, record.job_id);
-    insert.bind(4, record.record.data(), static_cast<int>(record.record.size()));
-    insert.bind(5, record.signature.data(),
-                static_cast<int>(record.signature.size()));
-    insert.bind(6, static_cast<int64_t>(now_ms));
-    insert.bind(7, static_cast<int64_t>(std::max<uint32_t>(1, record.attempt)));
-    insert.exec();
+    auto insert = Prepare(
+        "INSERT INTO usage_records(provider, record_id, job_id, record, "
+        "signature, received_ms, attempt) VALUES(?, ?, ?, ?, ?, ?, ?)");
+    insert->bind(1, record.provider);
+    insert->bind(2, record.record_id);
+    insert->bind(3, record.job_id);
+    insert->bind(4, record.record.data(), static_cast<int>(record.record.size()));
+    insert->bind(5, record.signature.data(),
+                 static_cast<int>(record.signature.size()));
+    insert->bind(6, static_cast<int64_t>(now_ms));
+    insert->bind(7, static_cast<int64_t>(std::max<uint32_t>(1, record.attempt)));
+    insert->exec();
     return OkStatus();
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "insert usage record");

@@ -8,6 +8,8 @@
 //   computenet-broker run      --db FILE --keys DIR [--endpoint E]
 //                              [--catalog accelerators.toml] ...
 //   computenet-broker settlement --db FILE
+//   computenet-broker topup    --db FILE --consumer NAME --amount MINOR [--key K]
+//   computenet-broker credit-limit --db FILE --consumer NAME --limit MINOR
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <random>
 #include <thread>
 
 #include "computenet/broker/broker.h"
@@ -80,19 +83,84 @@ int Settlement(const std::string& db_path) {
   std::printf("\nSettlement (balances in major units; minor units exact):\n");
   int64_t total = 0;
   for (const auto& balance : *balances) {
-    std::printf("  %-28s %14s  (%lld minor units)\n", balance.account.c_str(),
+    std::printf("  %-28s %14s  (%lld minor units", balance.account.c_str(),
                 FormatMinor(balance.balance).c_str(),
                 static_cast<long long>(balance.balance));
+    if (balance.held != 0) {
+      std::printf(", %lld held", static_cast<long long>(balance.held));
+    }
+    if (balance.credit_limit.value_or(0) != 0) {
+      std::printf(", credit limit %lld",
+                  static_cast<long long>(*balance.credit_limit));
+    }
+    std::printf(")\n");
     total += balance.balance;
   }
   std::printf("  %-28s %14s  (double entry: must be 0)\n", "sum of all accounts",
               FormatMinor(total).c_str());
   auto audit = broker::VerifyLedger(**store);
   if (!audit.ok()) return Fail(audit.status());
-  std::printf("Ledger verified: %llu entries, %llu usage records, head %s\n",
+  std::printf("Ledger verified: %llu entries, %llu usage records, %llu signed "
+              "checkpoints, head %s\n",
               static_cast<unsigned long long>(audit->entries),
               static_cast<unsigned long long>(audit->usage_records),
+              static_cast<unsigned long long>(audit->checkpoints),
               audit->head_hash_hex.substr(0, 16).c_str());
+  return 0;
+}
+
+std::string RandomKey() {
+  std::random_device random;
+  std::string key;
+  for (int i = 0; i < 4; ++i) {
+    char part[9];
+    std::snprintf(part, sizeof(part), "%08x", random());
+    key += part;
+  }
+  return key;
+}
+
+// Money comes in through the operator's top-up account; limits let an
+// account go below zero. Both are ledger entries, so the audit sees them.
+int TopUp(const std::string& db_path, const std::string& consumer,
+          int64_t amount, std::string key, const std::string& memo) {
+  auto store = broker::Store::Open(db_path);
+  if (!store.ok()) return Fail(store.status());
+  if (key.empty()) key = RandomKey();
+  broker::Ledger ledger(**store);
+  auto posted = ledger.TopUp(consumer, amount, key, memo,
+                             computenet::SystemClock::Shared()->NowMs());
+  if (!posted.ok()) return Fail(posted.status());
+  auto account = ledger.Account(broker::ConsumerAccount(consumer));
+  if (!account.ok()) return Fail(account.status());
+  std::printf("%s consumer:%s by %lld minor units (ledger entry %llu, key %s); "
+              "balance %lld, held %lld\n",
+              posted->duplicate ? "already topped up" : "topped up",
+              consumer.c_str(), static_cast<long long>(amount),
+              static_cast<unsigned long long>(posted->entry.sequence()),
+              key.c_str(), static_cast<long long>(account->balance),
+              static_cast<long long>(account->held));
+  return 0;
+}
+
+int CreditLimit(const std::string& db_path, const std::string& consumer,
+                int64_t limit) {
+  auto store = broker::Store::Open(db_path);
+  if (!store.ok()) return Fail(store.status());
+  auto enrolled = (*store)->FindEnrollment(broker::Role::kConsumer, consumer);
+  if (!enrolled.ok()) return Fail(enrolled.status());
+  if (!enrolled->has_value()) {
+    return Fail(computenet::NotFoundError("no consumer '" + consumer +
+                                          "' is enrolled"));
+  }
+  broker::Ledger ledger(**store);
+  auto posted = ledger.SetCreditLimit(
+      broker::ConsumerAccount(consumer), limit,
+      computenet::SystemClock::Shared()->NowMs());
+  if (!posted.ok()) return Fail(posted.status());
+  std::printf("consumer:%s credit limit %s %lld minor units\n",
+              consumer.c_str(), posted->has_value() ? "set to" : "already",
+              static_cast<long long>(limit));
   return 0;
 }
 
@@ -167,6 +235,34 @@ int main(int argc, char** argv) {
   run->add_option("--reclaim-grace-ms", options.reclaim_grace_ms,
                   "notice-to-stop grace when spare capacity is reclaimed")
       ->capture_default_str();
+  run->add_option("--fee-bps", options.fee_bps,
+                  "broker fee share of each usage charge, basis points")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000));
+  run->add_option("--checkpoint-every", options.checkpoint_every_entries,
+                  "sign a ledger checkpoint every N entries")
+      ->capture_default_str();
+  run->add_option("--checkpoint-interval-ms", options.checkpoint_interval_ms,
+                  "... or this often when there are new entries")
+      ->capture_default_str();
+
+  std::string consumer, key, memo;
+  int64_t amount = 0;
+  auto* topup = app.add_subcommand("topup", "credit a consumer's prepaid account");
+  topup->add_option("--db", db_path)->required();
+  topup->add_option("--consumer", consumer, "enrolled consumer name")->required();
+  topup->add_option("--amount", amount, "minor units, > 0")->required();
+  topup->add_option("--key", key,
+                    "idempotency key: the same key again tops up once "
+                    "(default: a random one)");
+  topup->add_option("--memo", memo, "a note kept in the ledger");
+  int64_t limit = 0;
+  auto* credit = app.add_subcommand(
+      "credit-limit", "let a consumer's balance go down to -LIMIT");
+  credit->add_option("--db", db_path)->required();
+  credit->add_option("--consumer", consumer, "enrolled consumer name")
+      ->required();
+  credit->add_option("--limit", limit, "minor units, >= 0")->required();
 
   auto* settlement = app.add_subcommand("settlement", "print charges and balances");
   settlement->add_option("--db", db_path)->required();
@@ -232,6 +328,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*settlement) return Settlement(db_path);
+  if (*topup) return TopUp(db_path, consumer, amount, key, memo);
+  if (*credit) return CreditLimit(db_path, consumer, limit);
 
   // run
   if (!config_path.empty()) {

@@ -145,6 +145,13 @@ StatusOr<v1::GetFederationStatusReply> Client::GetFederationStatus() {
   return DecodeBody<v1::GetFederationStatusReply>(reply);
 }
 
+StatusOr<v1::GetStatementReply> Client::GetStatement(
+    const v1::GetStatement& request) {
+  CN_ASSIGN_OR_RETURN(auto reply, Call(v1::MESSAGE_TYPE_GET_STATEMENT, request,
+                                       v1::MESSAGE_TYPE_GET_STATEMENT_REPLY));
+  return DecodeBody<v1::GetStatementReply>(reply);
+}
+
 StatusOr<v1::JobInfo> Client::Wait(
     const std::string& job_id, int timeout_ms,
     const std::function<void(const v1::JobInfo&)>& on_change) {

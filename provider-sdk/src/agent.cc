@@ -98,12 +98,34 @@ class AgentImpl final : public ProviderAgent {
   // job -> (node, index) -> thousandths of the card (1000 = whole).
   std::map<std::string, std::map<std::pair<std::string, uint32_t>, uint32_t>>
       held_;
-  std::map<std::string, std::string> running_models_;  // job -> model
-  std::map<std::string, uint32_t> running_attempts_;   // job -> attempt
   // Offer updates handed in by other threads, sent by Run().
   std::mutex updates_mutex_;
   std::vector<v1::UpdateOffer> pending_updates_;
   std::set<std::string> node_names_;  // fixed at construction
+  // Usage metering of running jobs, by job: the next interval starts at
+  // last_end_ms (the executor's clock).
+  struct Metering {
+    std::string model;
+    uint32_t cards = 0;
+    uint32_t attempt = 1;  // the placement: a rerun is billed on its own
+    bool started = false;
+    int64_t last_end_ms = 0;
+    uint32_t next_index = 1;
+    // Record ids: "<job>:<i>" and "<job>:final", or for a rerun
+    // "<job>:<attempt>:<i>" and "<job>:<attempt>:final".
+    std::string RecordId(const std::string& job_id,
+                         const std::string& suffix) const {
+      return attempt <= 1 ? job_id + ":" + suffix
+                          : job_id + ":" + std::to_string(attempt) + ":" +
+                                suffix;
+    }
+  };
+  std::map<std::string, Metering> metering_;
+  // Sends an interim record for every full usage interval a job has run.
+  void MeterRunningJobs();
+  void ReportUsage(const std::string& job_id, const Metering& metering,
+                   const std::string& record_id, uint32_t cards,
+                   int64_t start_ms, int64_t end_ms, bool closes_job);
 };
 
 Status AgentImpl::UpdateOffer(const v1::UpdateOffer& update) {
@@ -226,6 +248,7 @@ Status AgentImpl::Run() {
     }
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
     SendOfferUpdates();
+    MeterRunningJobs();
 
     if (registered_.load()) FlushOutbox();
     if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
@@ -440,8 +463,12 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
                              offer.assignments().end());
   Status started = executor_->Start(request);
   if (started.ok()) {
-    running_models_[offer.job_id()] = offer.model();
-    running_attempts_[offer.job_id()] = offer.attempt();
+    Metering& metering = metering_[offer.job_id()];
+    metering.model = offer.model();
+    metering.attempt = std::max<uint32_t>(1, offer.attempt());
+    for (const auto& assignment : offer.assignments()) {
+      metering.cards += static_cast<uint32_t>(assignment.device_indices_size());
+    }
   } else {
     spdlog::warn("job {} could not start: {}", offer.job_id(),
                  started.ToString());
@@ -515,40 +542,72 @@ void AgentImpl::ReleaseDevices(const std::string& job_id) {
   held_.erase(job_id);
 }
 
+void AgentImpl::ReportUsage(const std::string& job_id,
+                            const Metering& metering,
+                            const std::string& record_id, uint32_t cards,
+                            int64_t start_ms, int64_t end_ms,
+                            bool closes_job) {
+  v1::UsageRecord record;
+  record.set_record_id(record_id);
+  record.set_job_id(job_id);
+  record.set_provider(provider_name_.empty() ? identity_.name()
+                                            : provider_name_);
+  record.set_model(metering.model);
+  record.set_cards(cards);
+  record.set_start_ms(start_ms);
+  record.set_end_ms(end_ms);
+  record.set_card_seconds(CardSecondsFor(cards, start_ms, end_ms));
+  record.set_closes_job(closes_job);
+  auto report = SignUsageRecord(identity_.signing_key(), record);
+  if (report.ok()) {
+    Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, job_id);
+  } else {
+    spdlog::error("cannot sign usage for {}: {}", job_id,
+                  report.status().ToString());
+  }
+}
+
+void AgentImpl::MeterRunningJobs() {
+  if (options_.usage_interval_s == 0 || metering_.empty()) return;
+  const int64_t interval_ms =
+      static_cast<int64_t>(options_.usage_interval_s) * 1000;
+  const int64_t now = executor_->ClockMs();
+  for (auto& [job_id, metering] : metering_) {
+    // Whole intervals only: each interim record is exact whole seconds, so
+    // the job's started-second rounding happens once, in its last record.
+    while (metering.started && now - metering.last_end_ms >= interval_ms) {
+      ReportUsage(job_id, metering,
+                  metering.RecordId(job_id, std::to_string(metering.next_index++)),
+                  metering.cards, metering.last_end_ms,
+                  metering.last_end_ms + interval_ms, false);
+      metering.last_end_ms += interval_ms;
+    }
+  }
+}
+
 void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   if (event.kind == ExecutionEvent::Kind::kStarted) {
+    Metering& metering = metering_[event.job_id];
+    metering.started = true;
+    metering.last_end_ms = event.start_ms;
+    // A job re-adopted after a restart is known only to the executor.
+    if (metering.model.empty()) metering.model = event.model;
+    if (metering.cards == 0) metering.cards = event.cards;
     ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, "", event.start_ms);
     return;
   }
   ReleaseDevices(event.job_id);
+  Metering metering = metering_[event.job_id];
+  metering_.erase(event.job_id);
+  if (!metering.started) metering.last_end_ms = event.start_ms;
   // Usage goes before the final status: when a consumer sees the job end,
-  // its charge is already posted.
-  v1::UsageRecord record;
-  // A rerun (after a reclaim) is billed by its own record.
-  const uint32_t attempt = running_attempts_[event.job_id];
-  running_attempts_.erase(event.job_id);
-  record.set_record_id(attempt <= 1 ? event.job_id + ":final"
-                                    : event.job_id + ":" +
-                                          std::to_string(attempt) + ":final");
-  record.set_job_id(event.job_id);
-  record.set_provider(provider_name_.empty() ? identity_.name()
-                                            : provider_name_);
-  // A job re-adopted after a restart is known only to the executor.
-  const std::string& model = running_models_[event.job_id];
-  record.set_model(model.empty() ? event.model : model);
-  running_models_.erase(event.job_id);
-  record.set_cards(event.cards);
-  record.set_start_ms(event.start_ms);
-  record.set_end_ms(event.end_ms);
-  record.set_card_seconds(
-      CardSecondsFor(event.cards, event.start_ms, event.end_ms));
-  auto report = SignUsageRecord(identity_.signing_key(), record);
-  if (report.ok()) {
-    Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, event.job_id);
-  } else {
-    spdlog::error("cannot sign usage for {}: {}", event.job_id,
-                  report.status().ToString());
-  }
+  // its charge is already posted. The closing record covers the rest of the
+  // run, from where the interim records stopped. A job re-adopted after a
+  // restart is known only to the executor.
+  if (metering.model.empty()) metering.model = event.model;
+  ReportUsage(event.job_id, metering, metering.RecordId(event.job_id, "final"),
+              event.cards, metering.last_end_ms,
+              std::max(event.end_ms, metering.last_end_ms), true);
   ReportStatus(event.job_id, event.final_state, event.exit_code, event.message,
                event.end_ms);
 }

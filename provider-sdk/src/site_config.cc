@@ -238,7 +238,8 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       root,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
-       "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml"},
+       "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml",
+       "usage_interval_s"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -264,6 +265,11 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
   CN_ASSIGN_OR_RETURN(std::string work_dir,
                       GetString(root, "work_dir", where, true));
   config.work_dir = Resolve(base_dir, work_dir);
+  if (root.contains("usage_interval_s")) {
+    CN_ASSIGN_OR_RETURN(int64_t interval, GetInt(root, "usage_interval_s", where,
+                                                 true, 0, 86'400));
+    config.usage_interval_s = static_cast<uint32_t>(interval);
+  }
 
   auto& registration = config.registration;
   CN_ASSIGN_OR_RETURN(*registration.mutable_site(),

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   options.broker_endpoint = config->broker_endpoint;
   options.broker_public_key = config->broker_public_key;
   options.registration = config->registration;
+  options.usage_interval_s = config->usage_interval_s;
   auto agent = computenet::provider::ProviderAgent::Create(
       std::move(options), std::move(*identity), std::move(*executor));
   if (!agent.ok()) return Fail(agent.status());

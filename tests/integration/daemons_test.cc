@@ -27,6 +27,9 @@ class DaemonsTest : public ::testing::Test {
          "--identity", dir_.File("site-keys/identity.pub")});
     Run({COMPUTENET_BROKER_BIN, "enroll", "--db", db_, "--role", "consumer",
          "--identity", dir_.File("alice-keys/identity.pub")});
+    // Prepaid: without funds no job of alice's would be placed.
+    Run({COMPUTENET_BROKER_BIN, "topup", "--db", db_, "--consumer", "alice",
+         "--amount", "1000000", "--key", "wire-1"});
   }
 
   void Run(const std::vector<std::string>& argv, int expected = 0) {
@@ -34,15 +37,17 @@ class DaemonsTest : public ::testing::Test {
     EXPECT_EQ(RunCommand(argv, cli_env_, &output), expected) << output;
   }
 
-  std::unique_ptr<ChildProcess> StartBroker(const std::string& endpoint) {
+  std::unique_ptr<ChildProcess> StartBroker(
+      const std::string& endpoint, const std::vector<std::string>& extra = {}) {
     std::remove(dir_.File("endpoint").c_str());
+    std::vector<std::string> argv = {COMPUTENET_BROKER_BIN, "run", "--db", db_,
+                                     "--keys", dir_.File("broker-keys"),
+                                     "--broker-id", "hub", "--endpoint",
+                                     endpoint, "--heartbeat-ms", "200",
+                                     "--endpoint-file", dir_.File("endpoint")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     auto broker = std::make_unique<ChildProcess>(
-        std::vector<std::string>{COMPUTENET_BROKER_BIN, "run", "--db", db_,
-                                 "--keys", dir_.File("broker-keys"),
-                                 "--broker-id", "hub", "--endpoint", endpoint,
-                                 "--heartbeat-ms", "200", "--endpoint-file",
-                                 dir_.File("endpoint")},
-        std::map<std::string, std::string>{}, dir_.File("broker.log"));
+        argv, std::map<std::string, std::string>{}, dir_.File("broker.log"));
     EXPECT_TRUE(WaitUntil([&] {
       std::ifstream in(dir_.File("endpoint"));
       return static_cast<bool>(in >> endpoint_);
@@ -106,7 +111,9 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_EQ(broker->Wait(), 0);
 
   std::string verified = Cli({"ledger", "verify", db_});
-  EXPECT_THAT(verified, HasSubstr("ledger OK: 2 entries, 2 usage records"));
+  // The top-up, and per job a hold, its closing record and the release.
+  EXPECT_THAT(verified, HasSubstr("ledger OK: 7 entries, 2 usage records"));
+  EXPECT_THAT(verified, HasSubstr("signed checkpoints (covering 7 entries)"));
   std::string settlement;
   EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", db_}, {},
                        &settlement),
@@ -143,7 +150,92 @@ TEST_F(DaemonsTest, BrokerKilledMidJobRestartsAndChargesExactlyOnce) {
   EXPECT_EQ(restarted->Wait(), 0);
   // One usage record, posted once, and the ledger verifies.
   EXPECT_THAT(Cli({"ledger", "verify", db_}),
-              HasSubstr("ledger OK: 1 entries, 1 usage records"));
+              HasSubstr("ledger OK: 4 entries, 1 usage records"));
+}
+
+TEST_F(DaemonsTest, OperatorLedgerCommandsStatementsAndProofs) {
+  // Top-ups are idempotent on their key; limits cannot drop below use.
+  std::string output;
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "topup", "--db", db_,
+                        "--consumer", "alice", "--amount", "1000000", "--key",
+                        "wire-1"},
+                       {}, &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("already topped up"));
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "topup", "--db", db_,
+                        "--consumer", "mallory", "--amount", "5"},
+                       {}, &output),
+            2);
+  EXPECT_THAT(output, HasSubstr("no consumer 'mallory'"));
+  Run({COMPUTENET_BROKER_BIN, "credit-limit", "--db", db_, "--consumer",
+       "alice", "--limit", "5000"});
+
+  auto broker = StartBroker("tcp://127.0.0.1:0",
+                            {"--fee-bps", "100", "--checkpoint-every", "1"});
+  auto provider = StartProvider();
+  std::string submitted = Cli({"submit", "--cards", "1", "--max-duration",
+                               "60", "--wait", "--", "true"});
+  EXPECT_THAT(submitted, HasSubstr("state      succeeded"));
+
+  // The statement comes from the broker, each line checked with its key.
+  std::string table = Cli({"statement"});
+  EXPECT_THAT(table, HasSubstr("Statement of consumer:alice"));
+  EXPECT_THAT(table, HasSubstr("credit_limit"));
+  EXPECT_THAT(table, HasSubstr("hold:hub-1:1"));
+  EXPECT_THAT(table, HasSubstr("verified: every line"));
+  std::string csv = Cli({"statement", "--format", "csv"});
+  EXPECT_THAT(csv, HasSubstr("sequence,time,kind,job_id,amount"));
+  EXPECT_THAT(csv, HasSubstr(",usage,hub-1,-1,"));  // 1 card-s at 3600/h
+  std::string json = Cli({"statement", "--format", "json"});
+  EXPECT_THAT(json, HasSubstr("\"verified\": true"));
+  EXPECT_THAT(json, HasSubstr("\"audit_path\""));
+  Cli({"statement", "--from", "2001-01-01", "--to", "2001-01-02"});
+  Cli({"statement", "--from", "yesterday"}, 2);
+
+  provider->Signal(SIGTERM);
+  provider->Wait();
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+
+  // Offline: prove one entry, check it with the broker's public key only.
+  const std::string proof = dir_.File("proof.json");
+  Cli({"ledger", "prove", db_, "--entry", "4", "--out", proof});
+  const std::string broker_pub = dir_.File("broker-keys/identity.pub");
+  EXPECT_THAT(Cli({"ledger", "verify-proof", proof, "--broker-identity",
+                   broker_pub}),
+              HasSubstr("proof OK: entry 4 (usage, job hub-1)"));
+  // Under another key, or altered, it fails.
+  EXPECT_THAT(Cli({"ledger", "verify-proof", proof, "--broker-identity",
+                   dir_.File("alice-keys/identity.pub")},
+                  1),
+              HasSubstr("FAILED"));
+  std::string text;
+  {
+    std::ifstream in(proof);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string index = "\"leafIndex\": \"3\"";
+  const size_t at = text.find(index);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, index.size(), "\"leafIndex\": \"2\"");
+  std::ofstream(dir_.File("forged.json")) << text;
+  Cli({"ledger", "verify-proof", dir_.File("forged.json"), "--broker-identity",
+       broker_pub},
+      1);
+  // The whole file, with the broker's key pinned.
+  std::string verified =
+      Cli({"ledger", "verify", db_, "--broker-identity", broker_pub});
+  EXPECT_THAT(verified, HasSubstr("ledger OK"));
+  EXPECT_THAT(verified, HasSubstr("key pinned"));
+  Cli({"ledger", "verify", db_, "--broker-identity",
+       dir_.File("alice-keys/identity.pub")},
+      1);
+  std::string settlement;
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", db_}, {},
+                       &settlement),
+            0);
+  EXPECT_THAT(settlement, HasSubstr("fee:hub"));
+  EXPECT_THAT(settlement, HasSubstr("credit limit 5000"));
 }
 
 }  // namespace

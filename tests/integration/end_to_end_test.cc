@@ -85,13 +85,15 @@ TEST(EndToEndTest, JobRunsIsMeteredSignedAndChargedExactly) {
   auto consumer_balance = ledger.Balance(broker::ConsumerAccount("alice"));
   auto provider_balance = ledger.Balance(broker::ProviderAccount("site-a"));
   ASSERT_TRUE(consumer_balance.ok() && provider_balance.ok());
-  EXPECT_EQ(*consumer_balance, -expected);
+  EXPECT_EQ(*consumer_balance, kTestConsumerFunds - expected);
   EXPECT_EQ(*provider_balance, expected);
 
-  // The ledger balances and its audit passes.
+  // The ledger balances and its audit passes: the top-up, the hold, the
+  // closing usage record, and the release of the rest of the hold.
   auto audit = broker::VerifyLedger(store);
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
-  EXPECT_EQ(audit->entries, 1u);
+  EXPECT_EQ(audit->entries, 4u);
+  EXPECT_EQ(audit->open_holds, 0u);
   EXPECT_EQ(audit->usage_records, 1u);
   EXPECT_EQ(audit->total_charged, expected);
 }

@@ -60,6 +60,8 @@ const Region kRegions[] = {
     {"west", "west-site", "910B", 1, 8, 900},
 };
 
+constexpr int64_t kAliceFunds = 10'000'000;
+
 class FederationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -76,6 +78,9 @@ class FederationTest : public ::testing::Test {
     Run({COMPUTENET_CLI_BIN, "keygen", "--name", "ops", "--out", Path("keys/ops")});
     Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role",
          "consumer", "--identity", Path("keys/alice/identity.pub")});
+    // Prepaid: north holds each job's worst case (or a forward's budget).
+    Run({COMPUTENET_BROKER_BIN, "topup", "--db", Db("north"), "--consumer",
+         "alice", "--amount", std::to_string(kAliceFunds), "--key", "wire-1"});
     Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role", "admin",
          "--identity", Path("keys/ops/identity.pub")});
     for (const auto& region : kRegions) {
@@ -242,7 +247,7 @@ TEST_F(FederationTest, JobTooLargeForHomeRunsWhereItFitsAndSettlesAcrossBrokers)
   // Money is conserved across brokers to the last minor unit: what alice
   // paid north, north owes west, and west paid its provider from north's
   // clearing account.
-  const int64_t paid = -Balance("north", "consumer:alice");
+  const int64_t paid = kAliceFunds - Balance("north", "consumer:alice");
   EXPECT_GT(paid, 0);
   EXPECT_EQ(Balance("north", "clearing:west"), paid);
   EXPECT_EQ(Balance("west", "clearing:north"), -paid);
@@ -389,10 +394,14 @@ TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
   ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:east") > 0; }));
   EXPECT_EQ(Field(job, "inDoubt"), "");
   // Charged exactly once on both sides, and both ledgers verify.
-  EXPECT_EQ(Balance("north", "clearing:east"), -Balance("north", "consumer:alice"));
+  EXPECT_EQ(Balance("north", "clearing:east"),
+            kAliceFunds - Balance("north", "consumer:alice"));
   EXPECT_EQ(Balance("east", "clearing:north"), -Balance("north", "clearing:east"));
-  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK: 1 entries"));
-  EXPECT_THAT(LedgerVerify("east"), HasSubstr("ledger OK: 1 entries"));
+  // North: top-up, the forward's hold, the remote usage, the release.
+  // East: its hold on clearing:north, the usage, the release.
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK: 4 entries"));
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("1 holds (0 open)"));
+  EXPECT_THAT(LedgerVerify("east"), HasSubstr("1 usage records"));
 }
 
 TEST_F(FederationTest, CutAndRestoredLinkLosesAndDuplicatesNothing) {
@@ -420,8 +429,13 @@ TEST_F(FederationTest, CutAndRestoredLinkLosesAndDuplicatesNothing) {
   for (const auto& job : *held) {
     EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.job_id();
   }
-  EXPECT_THAT(LedgerVerify("east"), HasSubstr("ledger OK: 3 entries"));
-  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK: 3 entries"));
+  // Each job billed once on each side: one usage record at east, one
+  // remote charge against each of north's three holds.
+  EXPECT_THAT(LedgerVerify("east"), HasSubstr("3 usage records"));
+  EXPECT_THAT(LedgerVerify("east"), HasSubstr("3 holds (0 open)"));
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK: 10 entries"));
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("3 holds (0 open)"));
+  EXPECT_EQ(Balance("east", "clearing:north"), -Balance("north", "clearing:east"));
 }
 
 }  // namespace

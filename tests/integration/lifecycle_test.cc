@@ -136,7 +136,11 @@ TEST(LifecycleTest, AcknowledgedJobsSurviveBrokerRestartAndProviderReRegisters) 
   EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
   auto audit = broker::VerifyLedger(federation.OpenStore());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
-  EXPECT_EQ(audit->entries, 2u);
+  // Two jobs charged once each: the top-up, and per job a hold, its
+  // closing usage record and the release of the rest.
+  EXPECT_EQ(audit->usage_records, 2u);
+  EXPECT_EQ(audit->entries, 7u);
+  EXPECT_EQ(audit->open_holds, 0u);
 }
 
 TEST(LifecycleTest, JobLostByAProviderRestartFails) {

@@ -249,6 +249,7 @@ TEST(MatchingTest, JobsCarryTheirOrganizationAndComputePlaced) {
   ASSERT_TRUE(federation.OpenStore()
                   .Enroll(broker::Role::kConsumer, bob.Public(), 0, "lab-x")
                   .ok());
+  federation.TopUp("bob", kTestConsumerFunds, "fund-bob");
   auto client = federation.ConnectClient(bob);
   v1::JobSpec spec = ShellJob("true", 0);
   spec.set_a100_equivalents_milli(4000);  // 2 H800 = 6.34 A100-equivalents

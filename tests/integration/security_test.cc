@@ -308,10 +308,9 @@ TEST_F(SecurityTest, ProviderCannotReportUsageForJobNotPlacedOnIt) {
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status().code(), v1::Status::PERMISSION_DENIED);
 
-  broker::Ledger ledger(federation_.OpenStore());
-  auto entries = ledger.Entries();
-  ASSERT_TRUE(entries.ok());
-  EXPECT_EQ(entries->size(), 1u);  // only site-a's genuine record
+  auto audit = broker::VerifyLedger(federation_.OpenStore());
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_EQ(audit->usage_records, 1u);  // only site-a's genuine record
   EXPECT_TRUE(broker::VerifyLedger(federation_.OpenStore()).ok());
 }
 
@@ -354,11 +353,16 @@ class UsageReportTest : public SecurityTest {
     return reply.value_or(v1::Envelope());
   }
 
+  // Usage charges in the ledger (besides them it holds the consumer's
+  // top-up and the job's hold).
   size_t LedgerEntries() {
     broker::Ledger ledger(federation_.OpenStore());
     auto entries = ledger.Entries();
     EXPECT_TRUE(entries.ok());
-    return entries.ok() ? entries->size() : 0;
+    if (!entries.ok()) return 0;
+    size_t usage = 0;
+    for (const auto& entry : *entries) usage += entry.kind() == "usage";
+    return usage;
   }
 
   Identity provider_ = MustGenerateIdentity("unused");
@@ -416,7 +420,8 @@ TEST_F(UsageReportTest, SameRecordTwicePostsOnce) {
   EXPECT_EQ(LedgerEntries(), 1u);
 
   broker::Ledger ledger(federation_.OpenStore());
-  EXPECT_EQ(*ledger.Balance(broker::ConsumerAccount("alice")), -1000);
+  EXPECT_EQ(*ledger.Balance(broker::ConsumerAccount("alice")),
+            kTestConsumerFunds - 1000);
   EXPECT_TRUE(broker::VerifyLedger(federation_.OpenStore()).ok());
 }
 

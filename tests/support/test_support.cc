@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdlib>
 #include <filesystem>
+
+#include "computenet/broker/ledger.h"
 
 namespace computenet::testing {
 
@@ -16,6 +19,8 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  // COMPUTENET_KEEP_TEST_DIRS=1 keeps logs and databases for a post-mortem.
+  if (std::getenv("COMPUTENET_KEEP_TEST_DIRS") != nullptr) return;
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }
@@ -151,10 +156,41 @@ broker::Store& Federation::OpenStore() {
 }
 
 Identity Federation::Enroll(broker::Role role, const std::string& name) {
+  if (role == broker::Role::kConsumer) {
+    return EnrollConsumer(name, kTestConsumerFunds);
+  }
   Identity identity = MustGenerateIdentity(name);
   Status enrolled = OpenStore().Enroll(role, identity.Public(), 0);
   if (!enrolled.ok()) ADD_FAILURE() << enrolled.ToString();
+  identities_.insert_or_assign(name, identity);
   return identity;
+}
+
+Identity Federation::IdentityOf(const std::string& name) const {
+  auto it = identities_.find(name);
+  if (it == identities_.end()) {
+    ADD_FAILURE() << "no identity " << name;
+    std::abort();
+  }
+  return it->second;
+}
+
+Identity Federation::EnrollConsumer(const std::string& name, int64_t funds) {
+  Identity identity = MustGenerateIdentity(name);
+  Status enrolled =
+      OpenStore().Enroll(broker::Role::kConsumer, identity.Public(), 0);
+  if (!enrolled.ok()) ADD_FAILURE() << enrolled.ToString();
+  identities_.insert_or_assign(name, identity);
+  if (funds > 0) TopUp(name, funds, "test-funding-" + name);
+  return identity;
+}
+
+void Federation::TopUp(const std::string& consumer, int64_t amount,
+                       const std::string& key) {
+  broker::Ledger ledger(OpenStore());
+  auto posted = ledger.TopUp(consumer, amount, key, "test funding",
+                             SystemClock::Shared()->NowMs());
+  if (!posted.ok()) ADD_FAILURE() << posted.status().ToString();
 }
 
 provider::ProviderAgent& Federation::AddProvider(
@@ -212,8 +248,8 @@ void Federation::StopProvider(const std::string& name) {
 }
 
 std::unique_ptr<consumer::Client> Federation::AddConsumer(
-    const std::string& name) {
-  return ConnectClient(Enroll(broker::Role::kConsumer, name));
+    const std::string& name, int64_t funds) {
+  return ConnectClient(EnrollConsumer(name, funds));
 }
 
 std::unique_ptr<consumer::Client> Federation::ConnectClient(

@@ -60,6 +60,11 @@ v1::NodeAssignment MakeAssignment(const std::string& node,
 v1::JobSpec ShellJob(const std::string& command, uint32_t cards = 1,
                      const std::vector<std::string>& models = {});
 
+// Consumers that Federation enrolls are funded with this much (minor
+// units, an operator top-up) unless a test asks otherwise, so tests that
+// are not about money need not think about holds.
+inline constexpr int64_t kTestConsumerFunds = 1'000'000'000'000;
+
 // A broker, its providers and consumers, all real, in this process.
 class Federation {
  public:
@@ -72,8 +77,17 @@ class Federation {
   const std::string& db_path() const { return db_path_; }
   const std::string& dir() const { return dir_.path(); }
 
-  // Enrolls an identity under role; returns it.
+  // Enrolls an identity under role; returns it. A consumer is funded with
+  // kTestConsumerFunds.
   Identity Enroll(broker::Role role, const std::string& name);
+  // Enrolls a consumer funded with `funds` (0: none).
+  Identity EnrollConsumer(const std::string& name, int64_t funds);
+  // The identity enrolled under name (any role). Dies if there is none.
+  Identity IdentityOf(const std::string& name) const;
+  // An operator top-up of a consumer's account (on the test's own
+  // connection to the broker's file, as `computenet-broker topup` does).
+  void TopUp(const std::string& consumer, int64_t amount,
+             const std::string& key);
 
   // Enrolls and starts a provider agent with a ProcessExecutor. The
   // executor's clock may differ from the agent's (metering tests pass a
@@ -90,8 +104,9 @@ class Federation {
                                        provider::ProviderOptions options = {});
   void StopProvider(const std::string& name);
 
-  // Enrolls a consumer and connects a Client for it.
-  std::unique_ptr<consumer::Client> AddConsumer(const std::string& name);
+  // Enrolls a consumer (funded with `funds`) and connects a Client for it.
+  std::unique_ptr<consumer::Client> AddConsumer(
+      const std::string& name, int64_t funds = kTestConsumerFunds);
   std::unique_ptr<consumer::Client> ConnectClient(const Identity& identity);
 
   // Stops and restarts the broker on the same database and endpoint.
@@ -114,6 +129,7 @@ class Federation {
   std::thread broker_thread_;
   std::unique_ptr<broker::Store> store_;
   std::vector<std::unique_ptr<RunningProvider>> providers_;
+  std::map<std::string, Identity> identities_;
 };
 
 }  // namespace computenet::testing

@@ -123,6 +123,21 @@ TEST_F(SiteConfigTest, ParsesFullConfig) {
   EXPECT_EQ(second.accelerators(1).count(), 4u);
 }
 
+TEST_F(SiteConfigTest, UsageIntervalDefaultsToFiveMinutes) {
+  auto config = Parse(FullConfig());
+  ASSERT_TRUE(config.ok());
+  EXPECT_EQ(config->usage_interval_s, 300u);
+  auto custom = Parse("usage_interval_s = 60\n" + FullConfig());
+  ASSERT_TRUE(custom.ok()) << custom.status().ToString();
+  EXPECT_EQ(custom->usage_interval_s, 60u);
+  auto off = Parse("usage_interval_s = 0\n" + FullConfig());
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->usage_interval_s, 0u) << "0: only the closing record";
+  ExpectInvalid("usage_interval_s = -5\n" + FullConfig(), "usage_interval_s");
+  ExpectInvalid("usage_interval_s = 100000\n" + FullConfig(),
+                "usage_interval_s");
+}
+
 TEST_F(SiteConfigTest, LoadSiteConfigResolvesAgainstTheFilesDirectory) {
   ASSERT_TRUE(
       WriteFileAtomically(dir_.File("site.toml"), FullConfig(), 0644).ok());

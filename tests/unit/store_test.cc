@@ -412,28 +412,38 @@ TEST_F(StoreTest, UsageRecordUniqueness) {
   StoredUsageRecord same_id{"site-a", "r-1", "b-2", "y", "t"};
   EXPECT_EQ(store_->InsertUsageRecord(same_id, kNowMs).code(),
             StatusCode::kAlreadyExists);
-  // A second record for the same job.
+  // Schema 2: a job has one record per metering interval (the ledger
+  // checks that they are contiguous and posts each once).
   StoredUsageRecord same_job{"site-a", "r-2", "b-1", "y", "t"};
-  EXPECT_EQ(store_->InsertUsageRecord(same_job, kNowMs).code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store_->InsertUsageRecord(same_job, kNowMs + 1).ok());
+  auto for_job = store_->ListUsageRecordsForJob("b-1");
+  ASSERT_TRUE(for_job.ok());
+  ASSERT_EQ(for_job->size(), 2u);
+  EXPECT_EQ((*for_job)[0].record_id, "r-1");
+  EXPECT_EQ((*for_job)[1].record_id, "r-2");
+  auto latest = store_->FindUsageRecordForJob("b-1");
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->record_id, "r-2");
   // The same record id from another provider is fine.
   StoredUsageRecord other{"site-b", "r-1", "b-3", "z", "u"};
   EXPECT_TRUE(store_->InsertUsageRecord(other, kNowMs).ok());
   auto all = store_->ListUsageRecords();
   ASSERT_TRUE(all.ok());
-  EXPECT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->size(), 3u);
 }
 
 TEST_F(StoreTest, UsageRecordsPerAttemptOfAJob) {
-  // A job stopped by a reclaim and run again: one record per attempt.
+  // A job stopped by a reclaim and run again: records per attempt, several
+  // per attempt when a long run sends interim records.
   StoredUsageRecord first{"site-a", "b-1:final", "b-1", "x", "s", 1};
-  StoredUsageRecord second{"site-a", "b-1:2:final", "b-1", "y", "t", 2};
+  StoredUsageRecord interim{"site-a", "b-1:2:1", "b-1", "y", "t", 2};
+  StoredUsageRecord second{"site-a", "b-1:2:final", "b-1", "z", "u", 2};
   ASSERT_TRUE(store_->InsertUsageRecord(first, kNowMs).ok());
-  ASSERT_TRUE(store_->InsertUsageRecord(second, kNowMs).ok());
-  StoredUsageRecord again{"site-a", "b-1:2:again", "b-1", "z", "u", 2};
-  EXPECT_EQ(store_->InsertUsageRecord(again, kNowMs).code(),
+  ASSERT_TRUE(store_->InsertUsageRecord(interim, kNowMs).ok());
+  ASSERT_TRUE(store_->InsertUsageRecord(second, kNowMs + 1).ok());
+  EXPECT_EQ(store_->InsertUsageRecord(second, kNowMs).code(),
             StatusCode::kAlreadyExists)
-      << "still one record per attempt";
+      << "a record id is stored once";
   auto by_attempt = store_->FindUsageRecordForAttempt("b-1", 2);
   ASSERT_TRUE(by_attempt.ok() && by_attempt->has_value());
   EXPECT_EQ((*by_attempt)->record_id, "b-1:2:final");
@@ -441,9 +451,14 @@ TEST_F(StoreTest, UsageRecordsPerAttemptOfAJob) {
   auto none = store_->FindUsageRecordForAttempt("b-1", 3);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  auto first_found = store_->FindUsageRecordForJob("b-1");
-  ASSERT_TRUE(first_found.ok() && first_found->has_value());
-  EXPECT_EQ((*first_found)->attempt, 1u);
+  auto latest = store_->FindUsageRecordForJob("b-1");
+  ASSERT_TRUE(latest.ok() && latest->has_value());
+  EXPECT_EQ((*latest)->record_id, "b-1:2:final");
+  auto all = store_->ListUsageRecordsForJob("b-1");
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].record_id, "b-1:final");
+  EXPECT_EQ((*all)[1].attempt, 2u);
 }
 
 TEST_F(StoreTest, ConsumerOrganizationDefaultsToTheName) {
@@ -490,6 +505,16 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
       job_id TEXT NOT NULL UNIQUE, record BLOB NOT NULL,
       signature BLOB NOT NULL, received_ms INTEGER NOT NULL,
       PRIMARY KEY(provider, record_id)))sql");
+    // The ledger tables of schema 1, which later versions alter.
+    db.exec(R"sql(CREATE TABLE ledger_entries(
+      sequence INTEGER PRIMARY KEY, idempotency_key TEXT NOT NULL UNIQUE,
+      entry BLOB NOT NULL, hash BLOB NOT NULL))sql");
+    db.exec(R"sql(CREATE TABLE ledger_accounts(
+      name TEXT PRIMARY KEY, kind TEXT NOT NULL, balance INTEGER NOT NULL,
+      created_ms INTEGER NOT NULL))sql");
+    db.exec(R"sql(CREATE TABLE ledger_postings(
+      sequence INTEGER NOT NULL, account TEXT NOT NULL,
+      amount INTEGER NOT NULL, PRIMARY KEY(sequence, account)))sql");
     db.exec("INSERT INTO enrollments VALUES('key', 'consumer', 'carol', "
             "'ed', 1, 0)");
     db.exec("INSERT INTO usage_records VALUES('site-a', 'b-1:final', 'b-1', "
@@ -505,7 +530,7 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->record, std::string("\x01"));
   EXPECT_TRUE((*store)->ListProviderStats().ok());
-  EXPECT_EQ((*store)->db().execAndGet("PRAGMA user_version").getInt(), 2);
+  EXPECT_EQ((*store)->db().execAndGet("PRAGMA user_version").getInt(), 3);
 }
 
 // --- transactions and durability --------------------------------------------------

@@ -1,7 +1,9 @@
 // Broker: a regional hub daemon's core. It authenticates every connection
 // (CURVE + ZAP against enrolled keys), registers providers and their
 // inventory, queues and places consumers' jobs, tracks them through their
-// state machine, verifies signed usage records and posts them to the ledger.
+// state machine, holds each placed job's worst-case cost on its consumer's
+// prepaid account, verifies signed usage records and posts them against the
+// hold, and signs checkpoints of its ledger.
 //
 // Shape (ZeroMQ guide, Majordomo/Paranoid Pirate): one ROUTER socket serves
 // providers, consumers and admins; a single-threaded core loop owns all
@@ -56,6 +58,13 @@ struct BrokerOptions {
   // Per-identity request budget (token bucket).
   double requests_per_second = 2000;
   double request_burst = 4000;
+  // Ledger (docs/ledger.md): the broker's share of each usage charge, in
+  // basis points (0..10000), credited to fee:<broker_id>.
+  uint32_t fee_bps = 0;
+  // Sign a ledger checkpoint once this many entries are not covered, or when
+  // the last one is this old and any entry is not covered.
+  uint64_t checkpoint_every_entries = 1000;
+  int64_t checkpoint_interval_ms = 60'000;
   // Time source; SystemClock when null.
   std::shared_ptr<Clock> clock;
 

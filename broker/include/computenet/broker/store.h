@@ -1,5 +1,8 @@
 // Store: the broker's durable state in one SQLite file (WAL, synchronous=FULL):
-// enrollments, providers, jobs, usage records and the ledger tables. Anything
+// enrollments, providers, jobs, usage records, the ledger tables (accounts,
+// entries, holds, checkpoints, replicas of peers' ledgers) and a meta table.
+// Schema version 2; a version-1 file is migrated in place when opened for
+// writing (store.cc, kMigrationV2). Anything
 // the broker acknowledges is committed here first.
 //
 // Thread safety: a Store is used by one thread (the broker's core loop, or a
@@ -64,6 +67,30 @@ class Store {
 
   SQLite::Database& db() { return *db_; }
 
+  // A prepared statement for `sql`, kept for reuse: preparing costs more
+  // than most of the ledger's point queries (bench/settlement_bench.cc).
+  // The guard resets it when it goes out of scope, so no half-read result
+  // keeps an old snapshot open. Not reentrant for one sql: finish a use
+  // before starting the next. Throws SQLite::Exception like Statement.
+  class Cached {
+   public:
+    explicit Cached(SQLite::Statement& statement) : statement_(statement) {}
+    ~Cached() { statement_.tryReset(); }
+    Cached(const Cached&) = delete;
+    Cached& operator=(const Cached&) = delete;
+    SQLite::Statement& operator*() { return statement_; }
+    SQLite::Statement* operator->() { return &statement_; }
+
+   private:
+    SQLite::Statement& statement_;
+  };
+  Cached Prepare(const std::string& sql);
+
+  // --- meta: facts about the file itself (which broker owns it) -------------
+  // nullopt if the key was never set.
+  StatusOr<std::optional<std::string>> GetMeta(const std::string& key);
+  Status SetMeta(const std::string& key, const std::string& value);
+
   // --- enrollments ---------------------------------------------------------
   // ALREADY_EXISTS if the key or (role, name) is already enrolled.
   // organization: for consumers (fair share); empty = the name.
@@ -117,12 +144,16 @@ class Store {
   // nullopt if the provider never sent this record id.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecord(
       const std::string& provider, const std::string& record_id);
-  // The job's first record (lowest attempt); nullopt if none yet.
+  // The job's latest record (highest attempt, then newest); nullopt if none.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecordForJob(
       const std::string& job_id);
-  // The record billing one attempt of the job; nullopt if none yet.
+  // The latest record billing one attempt of the job; nullopt if none yet.
   StatusOr<std::optional<StoredUsageRecord>> FindUsageRecordForAttempt(
       const std::string& job_id, uint32_t attempt);
+  // Every record of the job (one per metering interval and attempt), oldest
+  // first.
+  StatusOr<std::vector<StoredUsageRecord>> ListUsageRecordsForJob(
+      const std::string& job_id);
   Status InsertUsageRecord(const StoredUsageRecord& record, int64_t now_ms);
   StatusOr<std::vector<StoredUsageRecord>> ListUsageRecords();
 
@@ -138,9 +169,12 @@ class Store {
   Status Migrate();
 
   std::unique_ptr<SQLite::Database> db_;
+  // Declared after db_: destroyed (finalized) before the connection closes.
+  std::map<std::string, std::unique_ptr<SQLite::Statement>> prepared_;
 };
 
-// Runs fn inside one SQLite transaction: commits if it returns OK, rolls back
+// Runs fn inside one SQLite transaction (BEGIN IMMEDIATE: it holds the write
+// lock from the start): commits if it returns OK, rolls back
 // otherwise (or if it throws). Returns fn's status, or INTERNAL on SQLite
 // failure.
 Status RunInTransaction(SQLite::Database& db, const std::function<Status()>& fn);

@@ -1,6 +1,6 @@
 // Client: the consumer SDK. Submits jobs to the consumer's home broker over
 // a CURVE-authenticated DEALER connection, and queries, waits for, cancels
-// and lists them.
+// and lists them, and fetches the caller's ledger statement with proofs.
 //
 // Requests follow the ZeroMQ guide's Lazy Pirate pattern: a request without
 // a reply within request_timeout_ms is sent again on a fresh connection, up
@@ -23,6 +23,7 @@
 #include "computenet/common/status.h"
 #include "computenet/common/transport.h"
 #include "computenet/v1/consumer.pb.h"
+#include "computenet/v1/ledger.pb.h"
 #include "computenet/v1/peer.pb.h"
 
 namespace computenet::consumer {
@@ -58,6 +59,14 @@ class Client {
   // Admins only (PERMISSION_DENIED otherwise): peers, link state, received
   // adverts and forwarded jobs.
   StatusOr<v1::GetFederationStatusReply> GetFederationStatus();
+
+  // One page of the caller's ledger lines (a provider's key gets the
+  // provider's account; an admin may name any account), each with its
+  // inclusion proof against the signed checkpoint in the reply. Check them
+  // with VerifyCheckpoint/VerifyStatementLine (computenet/common/
+  // checkpoint.h) and the broker's public key. PERMISSION_DENIED for
+  // another party's account.
+  StatusOr<v1::GetStatementReply> GetStatement(const v1::GetStatement& request);
 
   // Blocks until the job reaches a terminal state and returns it;
   // DEADLINE_EXCEEDED after timeout_ms. on_change (optional) sees every state

@@ -6,7 +6,10 @@
 // Reliability (ZeroMQ guide, Paranoid Pirate): when the broker falls silent
 // for heartbeat_liveness intervals the agent drops the socket, reconnects
 // with exponential backoff and registers again, listing the jobs it still
-// runs so the broker can reconcile. Reports (offer answers, status, usage)
+// runs so the broker can reconcile. Usage is metered in contiguous
+// intervals: record "<job>:<n>" for each usage_interval_s while the job
+// runs, "<job>:final" (closes_job) when it ends. Reports (offer answers,
+// status, usage)
 // stay in an outbox until the broker acknowledges them, and are sent again
 // after a reconnect; the broker treats repeats idempotently.
 //
@@ -43,6 +46,11 @@ struct ProviderOptions {
   // Reconnect backoff: doubles from initial up to max.
   int reconnect_initial_ms = 250;
   int reconnect_max_ms = 8000;
+  // While a job runs, a signed interim usage record is sent every this many
+  // seconds of it (by the executor's clock), so the broker bills it as it
+  // goes and can stop it when its hold runs out; the last record closes the
+  // job. 0 = only the closing record. Default 300.
+  uint32_t usage_interval_s = 300;
   // Time source for heartbeats and backoff; SystemClock when null.
   std::shared_ptr<Clock> clock;
 };

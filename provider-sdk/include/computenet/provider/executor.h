@@ -65,6 +65,12 @@ class Executor {
 
   // Jobs started and not yet reported finished.
   virtual std::vector<std::string> ActiveJobs() const = 0;
+
+  // The clock start_ms and end_ms are measured by (ms since the epoch). The
+  // agent reads it to cut a running job's usage into interim records that
+  // line up with what the executor will report at the end. Default: the
+  // system clock.
+  virtual int64_t ClockMs() const;
 };
 
 }  // namespace computenet::provider

@@ -45,6 +45,7 @@ class ProcessExecutor final : public Executor {
   Status Cancel(const std::string& job_id, int grace_ms) override;
   std::vector<ExecutionEvent> Poll() override;
   std::vector<std::string> ActiveJobs() const override;
+  int64_t ClockMs() const override { return options_.clock->NowMs(); }
 
  private:
   struct Child {
