@@ -82,11 +82,19 @@ LineView View(const v1::LedgerEntry& entry, const std::string& account) {
     if (entry.kind() == "hold") view.held_change = entry.hold_amount();
     if (entry.kind() == "void") view.held_change = -entry.hold_amount();
   }
-  if (entry.kind() == "usage" && !entry.hold_id().empty() &&
-      entry.postings_size() > 0 && entry.postings(0).account() == account) {
+  const bool charge =
+      entry.kind() == "usage" || entry.kind() == "remote_usage";
+  if (charge && !entry.hold_id().empty() && entry.postings_size() > 0 &&
+      entry.postings(0).account() == account) {
     view.held_change = entry.postings(0).amount();  // drawn from the hold
   }
-  if (entry.kind() == "usage") {
+  if (entry.kind() == "remote_usage") {
+    // Countersigned by the broker where it ran; the evidence is in the entry.
+    view.detail = entry.usage_record_id() + ": " +
+                  std::to_string(entry.billed_card_seconds()) +
+                  " card-s at " + std::to_string(entry.price_per_card_hour()) +
+                  "/card-h, ran at " + entry.remote_broker();
+  } else if (entry.kind() == "usage") {
     view.detail = entry.usage_record_id() + ": " +
                   std::to_string(entry.billed_card_seconds()) +
                   " card-s at " + std::to_string(entry.price_per_card_hour()) +

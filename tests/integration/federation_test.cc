@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "computenet/broker/ledger.h"
 #include "computenet/common/transport.h"
 #include "test_support.h"
@@ -266,6 +268,81 @@ TEST_F(FederationTest, GangJobLandsInsideOneFabricOfOneRemoteProvider) {
   std::string json = Cli({"status", job, "--json"});
   EXPECT_THAT(json, HasSubstr("east-site-n0"));
   EXPECT_THAT(json, HasSubstr("east-site-n1"));
+}
+
+// A consumer at north runs jobs at east and at west. Every party's own
+// statement (each line proven against its broker's signed checkpoint)
+// tells the same story, and money is conserved across the three brokers to
+// the minor unit.
+TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
+  const std::string at_east =
+      Submit({"--model", "H800", "--cards", "2", "--wait", "--", "sh", "-c",
+              "sleep 1.1"});
+  const std::string at_west = Submit(
+      {"--region", "west", "--cards", "3", "--wait", "--", "sh", "-c",
+       "sleep 1.3"});
+  ASSERT_EQ(Field(at_east, "remoteBroker"), "east");
+  ASSERT_EQ(Field(at_west, "remoteBroker"), "west");
+  ASSERT_TRUE(WaitUntil([&] {
+    return Balance("north", "clearing:east") > 0 &&
+           Balance("north", "clearing:west") > 0;
+  }));
+
+  // Sums of each statement's lines by job and kind.
+  auto statement = [&](const std::string& broker, const std::string& who) {
+    std::map<std::string, std::string> env = {
+        {"COMPUTENET_BROKER", Endpoint(broker)},
+        {"COMPUTENET_BROKER_IDENTITY",
+         Path("keys/" + broker + "/identity.pub")},
+        {"COMPUTENET_IDENTITY", Path("keys/" + who)}};
+    std::string out;
+    int code = RunCommand(
+        {COMPUTENET_CLI_BIN, "statement", "--format", "json"}, env, &out);
+    EXPECT_EQ(code, 0) << out;
+    std::map<std::pair<std::string, std::string>, int64_t> sums;
+    auto parsed = nlohmann::json::parse(out, nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << out;
+    if (parsed.is_discarded()) return sums;
+    EXPECT_TRUE(parsed["verified"].get<bool>());
+    for (const auto& line : parsed["lines"]) {
+      sums[{line["job_id"].get<std::string>(), line["kind"].get<std::string>()}] +=
+          line["amount"].get<int64_t>();
+    }
+    return sums;
+  };
+  auto alice = statement("north", "alice");
+  auto east_site = statement("east", "east-site");
+  auto west_site = statement("west", "west-site");
+  const int64_t east_charge = -alice[{at_east, "remote_usage"}];
+  const int64_t west_charge = -alice[{at_west, "remote_usage"}];
+  EXPECT_GT(east_charge, 0);
+  EXPECT_GT(west_charge, 0);
+  // What alice paid north for each job is what the site was paid for it.
+  EXPECT_EQ((east_site[{at_east, "usage"}]), east_charge);
+  EXPECT_EQ((west_site[{at_west, "usage"}]), west_charge);
+
+  // Conservation: alice's spending is north's claim on its clearing
+  // accounts, each peer's debt to north is exactly that claim, and each
+  // peer paid its site all of it (no fee configured).
+  EXPECT_EQ(kAliceFunds - Balance("north", "consumer:alice"),
+            east_charge + west_charge);
+  EXPECT_EQ(Balance("north", "clearing:east"), east_charge);
+  EXPECT_EQ(Balance("north", "clearing:west"), west_charge);
+  EXPECT_EQ(Balance("east", "clearing:north"), -east_charge);
+  EXPECT_EQ(Balance("west", "clearing:north"), -west_charge);
+  EXPECT_EQ(Balance("east", "provider:east-site"), east_charge);
+  EXPECT_EQ(Balance("west", "provider:west-site"), west_charge);
+  int64_t everything = 0;
+  for (const auto& region : kRegions) {
+    const std::vector<std::string> accounts = {
+        "consumer:alice", "operator:topup", "clearing:north",
+        "clearing:east",  "clearing:west",  "provider:" + region.site};
+    for (const auto& account : accounts) {
+      everything += Balance(region.name, account);
+    }
+    EXPECT_THAT(LedgerVerify(region.name), HasSubstr("ledger OK")) << region.name;
+  }
+  EXPECT_EQ(everything, 0);
 }
 
 TEST_F(FederationTest, CancelReachesTheRemoteProvider) {

@@ -37,6 +37,8 @@ class SlurmDaemonsTest : public ::testing::Test {
          "--identity", dir_.File("site-keys/identity.pub")});
     Run({COMPUTENET_BROKER_BIN, "enroll", "--db", db_, "--role", "consumer",
          "--identity", dir_.File("alice-keys/identity.pub")});
+    Run({COMPUTENET_BROKER_BIN, "topup", "--db", db_, "--consumer", "alice",
+         "--amount", "1000000", "--key", "wire-1"});
   }
 
   void TearDown() override {
