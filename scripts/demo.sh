@@ -63,6 +63,7 @@ for line in "${regions[@]}"; do
     echo "database = \"$region.db\""
     echo "keys = \"keys/$region\""
     echo "heartbeat_ms = 250"
+    echo "settlement_interval_ms = 500"
     for peer_line in "${regions[@]}"; do
       read -r peer _ <<<"$peer_line"
       [[ $peer == "$region" ]] && continue
@@ -147,6 +148,14 @@ cat "$run"/work/zhangbei-a800/"$ft"/*.log "$run"/work/guian-910b/"$res"/*.log \
 
 say "alice-lab's statement from the broker, every line checked against its signed checkpoint"
 $cn statement
+
+say "Net settlement: north states what it owes each peer; each peer checks it against its own books and countersigns"
+for _ in $(seq 100); do
+  agreed=$(sqlite3 "$run/north.db" "SELECT COUNT(DISTINCT creditor) FROM settlement_statements WHERE agreed=1" 2>/dev/null || echo 0)
+  [[ $agreed -ge 2 ]] && break
+  sleep 0.1
+done
+grep -h "settlement with" "$run/logs/north.log" "$run/logs/east.log" "$run/logs/west.log" | sed 's/^.*\] //' | sort -u
 
 cleanup
 pids=()

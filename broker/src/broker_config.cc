@@ -60,7 +60,9 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   CN_RETURN_IF_ERROR(CheckKeys(
       root,
       {"broker_id", "region", "endpoint", "endpoint_file", "database", "keys",
-       "heartbeat_ms", "liveness", "forward_margin_bp", "peers"},
+       "heartbeat_ms", "liveness", "forward_margin_bp", "fee_bps",
+       "settlement_interval_ms", "checkpoint_every", "checkpoint_interval_ms",
+       "peers"},
       where));
   BrokerConfig config;
   BrokerOptions& options = config.options;
@@ -78,6 +80,25 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   CN_RETURN_IF_ERROR(Get(root, "liveness", where, false, &liveness));
   CN_RETURN_IF_ERROR(Get(root, "forward_margin_bp", where, false,
                          &options.forward_margin_bp));
+  int64_t fee_bps = options.fee_bps;
+  CN_RETURN_IF_ERROR(Get(root, "fee_bps", where, false, &fee_bps));
+  if (fee_bps < 0 || fee_bps > 10'000) {
+    return InvalidArgumentError(where + ": fee_bps must be 0..10000");
+  }
+  options.fee_bps = static_cast<uint32_t>(fee_bps);
+  CN_RETURN_IF_ERROR(Get(root, "settlement_interval_ms", where, false,
+                         &options.settlement_interval_ms));
+  if (options.settlement_interval_ms < 10) {
+    return InvalidArgumentError(where + ": settlement_interval_ms below 10");
+  }
+  int64_t checkpoint_every = static_cast<int64_t>(options.checkpoint_every_entries);
+  CN_RETURN_IF_ERROR(Get(root, "checkpoint_every", where, false, &checkpoint_every));
+  if (checkpoint_every < 1) {
+    return InvalidArgumentError(where + ": checkpoint_every must be >= 1");
+  }
+  options.checkpoint_every_entries = static_cast<uint64_t>(checkpoint_every);
+  CN_RETURN_IF_ERROR(Get(root, "checkpoint_interval_ms", where, false,
+                         &options.checkpoint_interval_ms));
   if (heartbeat < 10 || heartbeat > 60000 || liveness < 1 || liveness > 100) {
     return InvalidArgumentError(where + ": heartbeat_ms/liveness out of range");
   }

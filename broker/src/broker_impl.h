@@ -126,6 +126,13 @@ class BrokerImpl final : public Broker {
   void SendUsageHome(const v1::JobInfo& job, const std::string& record,
                      const std::string& signature,
                      const v1::LedgerEntry& posted);
+  // Net settlement with peers (docs/ledger.md, "Clearing"): as debtor,
+  // send a signed statement of what we owe each peer; as creditor, compare
+  // it with our books and countersign or name the differences.
+  void SendSettlements(int64_t now_ms);
+  void OnPeerSettlement(const Request& request);
+  void OnSettlementReply(const std::string& peer,
+                         const v1::SettlementReply& reply);
   // The home side of a forward: what it holds from the consumer as the
   // peer's budget. FAILED_PRECONDITION if the consumer cannot cover it.
   StatusOr<int64_t> HoldForForward(v1::JobInfo& job, const std::string& peer);
@@ -214,6 +221,15 @@ class BrokerImpl final : public Broker {
   // Forwards sent and not yet answered (they sit in a link's outbox).
   std::set<std::string> pending_forwards_;
   uint64_t update_counter_ = 0;
+  // Settlement statements sent to each peer and not yet answered, and the
+  // last one it countersigned (lines, net), so unchanged books are not
+  // sent again.
+  struct SettlementState {
+    int64_t sent_ms = 0;
+    v1::SignedSettlement pending;
+    std::pair<int, int64_t> agreed{-1, 0};
+  };
+  std::map<std::string, SettlementState> settlements_;
   RoutingOptions routing_;
 
   std::unique_ptr<Checkpointer> checkpointer_;

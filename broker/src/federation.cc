@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "broker_impl.h"
+#include "computenet/broker/clearing_statement.h"
 #include "computenet/broker/capacity_advert.h"
 #include "computenet/broker/job_rules.h"
 #include "computenet/broker/remote_usage.h"
@@ -110,6 +111,7 @@ void BrokerImpl::TickFederation(int64_t now_ms) {
       now_ms - last_advert_ms_ >= options_.heartbeat_interval_ms) {
     SendAdverts(now_ms);
   }
+  SendSettlements(now_ms);
 }
 
 void BrokerImpl::SendAdverts(int64_t now_ms) {
@@ -291,6 +293,16 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         Status saved = SaveJob(*job);
         if (!saved.ok()) spdlog::error("{}", saved.ToString());
       }
+      return;
+    }
+    case v1::MESSAGE_TYPE_PEER_SETTLEMENT_REPLY: {
+      auto reply = DecodeBody<v1::SettlementReply>(envelope);
+      if (!status.ok() || !reply.ok()) {
+        spdlog::warn("settlement with {}: {}", peer,
+                     status.ok() ? reply.status().ToString() : status.ToString());
+        return;
+      }
+      OnSettlementReply(peer, *reply);
       return;
     }
     case v1::MESSAGE_TYPE_RECONCILE_JOBS_REPLY: {
@@ -738,6 +750,142 @@ void BrokerImpl::OnGetFederationStatus(const Request& request) {
     }
   }
   Reply(request, v1::MESSAGE_TYPE_GET_FEDERATION_STATUS_REPLY, reply);
+}
+
+}  // namespace computenet::broker
+
+namespace computenet::broker {
+
+void BrokerImpl::SendSettlements(int64_t now_ms) {
+  for (auto& [peer, link] : links_) {
+    if (!link->up()) continue;
+    SettlementState& state = settlements_[peer];
+    if (state.sent_ms != 0 &&
+        now_ms - state.sent_ms < options_.settlement_interval_ms) {
+      continue;
+    }
+    auto lines = DebtorLines(*store_, peer);
+    if (!lines.ok()) {
+      spdlog::error("settlement with {}: {}", peer, lines.status().ToString());
+      continue;
+    }
+    if (lines->empty()) continue;
+    v1::SettlementStatement statement =
+        MakeStatement(options_.broker_id, peer, std::move(*lines), now_ms);
+    if (std::make_pair(statement.lines_size(), statement.net()) ==
+        state.agreed) {
+      continue;  // nothing new since the last agreed statement
+    }
+    v1::SignedSettlement signed_statement;
+    signed_statement.set_statement(statement.SerializeAsString());
+    auto signature =
+        SignSettlement(identity_.signing_key(), signed_statement.statement());
+    if (!signature.ok()) {
+      spdlog::error("settlement with {}: {}", peer,
+                    signature.status().ToString());
+      continue;
+    }
+    signed_statement.set_debtor_signature(*signature);
+    state.sent_ms = now_ms;
+    state.pending = signed_statement;
+    // Not reliable: a lost statement is simply sent again next interval.
+    link->Send(v1::MESSAGE_TYPE_PEER_SETTLEMENT, signed_statement,
+               /*reliable=*/false);
+  }
+}
+
+void BrokerImpl::OnPeerSettlement(const Request& request) {
+  const std::string& peer = request.peer.name;
+  v1::SettlementReply reply;
+  auto respond = [&](const Status& status) {
+    Reply(request, v1::MESSAGE_TYPE_PEER_SETTLEMENT_REPLY, reply, status);
+  };
+  auto received = DecodeBody<v1::SignedSettlement>(request.envelope);
+  if (!received.ok()) return respond(received.status());
+  v1::SettlementStatement statement;
+  if (!statement.ParseFromString(received->statement())) {
+    return respond(InvalidArgumentError("settlement statement does not parse"));
+  }
+  reply.set_statement_created_ms(statement.created_ms());
+  if (statement.debtor() != peer || statement.creditor() != options_.broker_id) {
+    return respond(PermissionDeniedError(
+        "a settlement from " + peer + " must be between " + peer + " and " +
+        options_.broker_id));
+  }
+  const PeerConfig* config = FindPeer(peer);
+  if (config == nullptr) return respond(PermissionDeniedError("unknown peer"));
+  Status signed_by_peer = VerifySettlementSignature(
+      config->ed25519_public, received->statement(),
+      received->debtor_signature());
+  if (!signed_by_peer.ok()) {
+    spdlog::warn("settlement from {} not signed by its pinned key", peer);
+    return respond(signed_by_peer);
+  }
+  auto ours = CreditorLines(*store_, peer);
+  if (!ours.ok()) return respond(ours.status());
+  v1::SettlementReply compared = CompareSettlement(statement, *ours);
+  compared.set_statement_created_ms(statement.created_ms());
+  reply = compared;
+  v1::SignedSettlement stored = *received;
+  std::string differences;
+  if (reply.agreed()) {
+    auto signature =
+        SignSettlement(identity_.signing_key(), received->statement());
+    if (!signature.ok()) return respond(signature.status());
+    reply.set_creditor_signature(*signature);
+    stored.set_creditor_signature(*signature);
+    spdlog::info("settlement with {} agreed: {} owes {} minor units ({} lines)",
+                 peer, peer, statement.net(), statement.lines_size());
+  } else {
+    differences = DescribeDifferences(reply, peer, options_.broker_id);
+    spdlog::warn("settlement with {} differs: {}", peer, differences);
+  }
+  Status saved =
+      StoreSettlement(*store_, statement, stored, reply.agreed(), differences);
+  if (!saved.ok()) return respond(saved);
+  respond(OkStatus());
+}
+
+void BrokerImpl::OnSettlementReply(const std::string& peer,
+                                   const v1::SettlementReply& reply) {
+  SettlementState& state = settlements_[peer];
+  v1::SettlementStatement statement;
+  if (state.pending.statement().empty() ||
+      !statement.ParseFromString(state.pending.statement()) ||
+      statement.created_ms() != reply.statement_created_ms()) {
+    return;  // an answer to an older statement
+  }
+  v1::SignedSettlement stored = state.pending;
+  std::string differences;
+  bool agreed = false;
+  if (reply.agreed()) {
+    const PeerConfig* config = FindPeer(peer);
+    Status countersigned =
+        config == nullptr
+            ? PermissionDeniedError("unknown peer")
+            : VerifySettlementSignature(config->ed25519_public,
+                                        stored.statement(),
+                                        reply.creditor_signature());
+    if (countersigned.ok()) {
+      agreed = true;
+      stored.set_creditor_signature(reply.creditor_signature());
+      state.agreed = {statement.lines_size(), statement.net()};
+      spdlog::info("settlement with {} agreed and countersigned: {} owes {} "
+                   "minor units ({} lines)",
+                   peer, options_.broker_id, statement.net(),
+                   statement.lines_size());
+    } else {
+      differences = "countersignature: " + countersigned.ToString();
+      spdlog::warn("settlement with {}: {}", peer, differences);
+    }
+  } else {
+    differences = DescribeDifferences(reply, options_.broker_id, peer);
+    // Often a record still on its way home; the next statement will tell.
+    spdlog::warn("settlement with {} differs: {}", peer, differences);
+  }
+  Status saved = StoreSettlement(*store_, statement, stored, agreed, differences);
+  if (!saved.ok()) spdlog::error("{}", saved.ToString());
+  state.pending.Clear();
 }
 
 }  // namespace computenet::broker

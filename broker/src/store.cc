@@ -172,6 +172,18 @@ constexpr const char* kSchemaV3[] = {
       checkpoint BLOB NOT NULL,
       signature  BLOB NOT NULL,
       PRIMARY KEY(origin, tree_size)))sql",
+    // Net settlement statements with peer brokers, as each side signed
+    // them (agreed = both signatures present and valid).
+    R"sql(CREATE TABLE settlement_statements(
+      debtor     TEXT NOT NULL,
+      creditor   TEXT NOT NULL,
+      created_ms INTEGER NOT NULL,
+      net        INTEGER NOT NULL,
+      lines      INTEGER NOT NULL,
+      agreed     INTEGER NOT NULL,
+      signed     BLOB NOT NULL,
+      differences TEXT NOT NULL DEFAULT '',
+      PRIMARY KEY(debtor, creditor, created_ms)))sql",
     // Entries written before v2 follow v1's rules (no holds, no limits);
     // the audit needs to know where v2 begins.
     R"sql(INSERT INTO meta VALUES('ledger_v1_entries',

@@ -98,6 +98,32 @@ int Settlement(const std::string& db_path) {
   }
   std::printf("  %-28s %14s  (double entry: must be 0)\n", "sum of all accounts",
               FormatMinor(total).c_str());
+  // Net settlement with peer brokers: the latest statement per direction,
+  // and whether both brokers signed it.
+  try {
+    SQLite::Statement statements(
+        (*store)->db(),
+        "SELECT debtor, creditor, net, lines, agreed, differences, "
+        "MAX(created_ms) FROM settlement_statements GROUP BY debtor, creditor "
+        "ORDER BY debtor, creditor");
+    bool first = true;
+    while (statements.executeStep()) {
+      if (first) std::printf("Net settlement statements with peer brokers:\n");
+      first = false;
+      const bool agreed = statements.getColumn(4).getInt() != 0;
+      std::printf("  %s owes %s %s (%lld minor units, %d lines): %s\n",
+                  statements.getColumn(0).getString().c_str(),
+                  statements.getColumn(1).getString().c_str(),
+                  FormatMinor(statements.getColumn(2).getInt64()).c_str(),
+                  static_cast<long long>(statements.getColumn(2).getInt64()),
+                  statements.getColumn(3).getInt(),
+                  agreed ? "agreed, signed by both"
+                         : ("DIFFERS: " + statements.getColumn(5).getString())
+                               .c_str());
+    }
+  } catch (const SQLite::Exception& error) {
+    return Fail(broker::StatusFromSqlite(error, "settlement statements"));
+  }
   auto audit = broker::VerifyLedger(**store);
   if (!audit.ok()) return Fail(audit.status());
   std::printf("Ledger verified: %llu entries, %llu usage records, %llu signed "

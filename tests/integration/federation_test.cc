@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "computenet/broker/clearing_statement.h"
 #include "computenet/broker/ledger.h"
 #include "computenet/common/transport.h"
 #include "test_support.h"
@@ -117,7 +118,8 @@ class FederationTest : public ::testing::Test {
            << "endpoint = \"" << endpoint << "\"\n"
            << "endpoint_file = \"" << name << ".endpoint\"\n"
            << "database = \"" << name << ".db\"\nkeys = \"keys/" << name
-           << "\"\nheartbeat_ms = 100\nliveness = 5\n";
+           << "\"\nheartbeat_ms = 100\nliveness = 5\n"
+           << "settlement_interval_ms = 200\n";
     for (const auto& peer : kRegions) {
       if (peer.name == name) continue;
       config << "[[peers]]\nbroker_id = \"" << peer.name << "\"\nregion = \""
@@ -343,6 +345,50 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
     EXPECT_THAT(LedgerVerify(region.name), HasSubstr("ledger OK")) << region.name;
   }
   EXPECT_EQ(everything, 0);
+
+  // Net settlement: north states what it owes each peer, the peer compares
+  // with its own books and countersigns; both keep the statement with both
+  // signatures, checkable with the pinned keys.
+  auto agreed_net = [&](const std::string& broker, const std::string& creditor) {
+    auto store = broker::Store::OpenReadOnly(Db(broker));
+    if (!store.ok()) return std::optional<int64_t>();
+    SQLite::Statement query(
+        (*store)->db(),
+        "SELECT net, signed FROM settlement_statements WHERE debtor='north' "
+        "AND creditor=? AND agreed=1 ORDER BY created_ms DESC LIMIT 1");
+    query.bind(1, creditor);
+    if (!query.executeStep()) return std::optional<int64_t>();
+    v1::SignedSettlement signed_statement;
+    const SQLite::Column blob = query.getColumn(1);
+    EXPECT_TRUE(signed_statement.ParseFromArray(blob.getBlob(), blob.getBytes()));
+    for (const auto& [who, signature] :
+         {std::pair{std::string("north"), signed_statement.debtor_signature()},
+          std::pair{creditor, signed_statement.creditor_signature()}}) {
+      auto pub = PublicIdentity::LoadFile(Path("keys/" + who + "/identity.pub"));
+      EXPECT_TRUE(pub.ok());
+      if (pub.ok()) {
+        EXPECT_TRUE(broker::VerifySettlementSignature(
+                        pub->ed25519_public, signed_statement.statement(),
+                        signature)
+                        .ok())
+            << who;
+      }
+    }
+    return std::optional<int64_t>(query.getColumn(0).getInt64());
+  };
+  for (const auto& [creditor, owed] :
+       {std::pair{std::string("east"), east_charge},
+        std::pair{std::string("west"), west_charge}}) {
+    ASSERT_TRUE(WaitUntil([&] {
+      return agreed_net("north", creditor) == owed &&
+             agreed_net(creditor, creditor) == owed;
+    })) << creditor;
+  }
+  std::string settlement;
+  RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", Db("north")}, {},
+             &settlement);
+  EXPECT_THAT(settlement, HasSubstr("north owes east"));
+  EXPECT_THAT(settlement, HasSubstr("agreed, signed by both"));
 }
 
 TEST_F(FederationTest, CancelReachesTheRemoteProvider) {

@@ -79,6 +79,10 @@ struct BrokerOptions {
   // Adverts from a peer are forgotten after this long without one.
   // Default 0 = 5 heartbeat intervals.
   int advert_ttl_ms = 0;
+  // How often this broker, as home of jobs forwarded to a peer, sends that
+  // peer a net settlement statement to countersign (when it has new lines).
+  // Default 60 s.
+  int64_t settlement_interval_ms = 60'000;
 };
 
 class Broker {
