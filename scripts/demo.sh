@@ -64,6 +64,8 @@ for line in "${regions[@]}"; do
     echo "keys = \"keys/$region\""
     echo "heartbeat_ms = 250"
     echo "settlement_interval_ms = 500"
+    echo "replication_interval_ms = 500"
+    echo "checkpoint_interval_ms = 500"
     for peer_line in "${regions[@]}"; do
       read -r peer _ <<<"$peer_line"
       [[ $peer == "$region" ]] && continue

@@ -22,7 +22,7 @@ bool IsConsumerMessage(v1::MessageType type) {
 
 bool IsPeerMessage(v1::MessageType type) {
   return type >= v1::MESSAGE_TYPE_PEER_HELLO &&
-         type <= v1::MESSAGE_TYPE_PEER_SETTLEMENT_REPLY;
+         type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY;
 }
 
 }  // namespace
@@ -213,6 +213,8 @@ void BrokerImpl::Dispatch(const Request& request) {
     case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB: return OnCancelRemoteJob(request);
     case v1::MESSAGE_TYPE_RECONCILE_JOBS: return OnReconcileJobs(request);
     case v1::MESSAGE_TYPE_PEER_SETTLEMENT: return OnPeerSettlement(request);
+    case v1::MESSAGE_TYPE_PEER_LEDGER_PULL: return OnLedgerPull(request);
+    case v1::MESSAGE_TYPE_PEER_COSIGNATURE: return OnCosignCheckpoint(request);
     case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
       return OnGetFederationStatus(request);
     case v1::MESSAGE_TYPE_GET_STATEMENT: return OnGetStatement(request);

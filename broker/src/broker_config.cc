@@ -61,7 +61,8 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
       root,
       {"broker_id", "region", "endpoint", "endpoint_file", "database", "keys",
        "heartbeat_ms", "liveness", "forward_margin_bp", "fee_bps",
-       "settlement_interval_ms", "checkpoint_every", "checkpoint_interval_ms",
+       "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
+       "checkpoint_interval_ms",
        "peers"},
       where));
   BrokerConfig config;
@@ -90,6 +91,11 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
                          &options.settlement_interval_ms));
   if (options.settlement_interval_ms < 10) {
     return InvalidArgumentError(where + ": settlement_interval_ms below 10");
+  }
+  CN_RETURN_IF_ERROR(Get(root, "replication_interval_ms", where, false,
+                         &options.replication_interval_ms));
+  if (options.replication_interval_ms < 10) {
+    return InvalidArgumentError(where + ": replication_interval_ms below 10");
   }
   int64_t checkpoint_every = static_cast<int64_t>(options.checkpoint_every_entries);
   CN_RETURN_IF_ERROR(Get(root, "checkpoint_every", where, false, &checkpoint_every));

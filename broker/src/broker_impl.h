@@ -133,6 +133,12 @@ class BrokerImpl final : public Broker {
   void OnPeerSettlement(const Request& request);
   void OnSettlementReply(const std::string& peer,
                          const v1::SettlementReply& reply);
+  // Witnessing (docs/ledger.md, "Replication"): pull each peer's ledger
+  // into a verified replica, cosign its checkpoints, keep fork evidence.
+  void PullPeerLedgers(int64_t now_ms);
+  void OnLedgerPull(const Request& request);
+  void OnLedgerStream(const std::string& peer, const v1::LedgerStream& stream);
+  void OnCosignCheckpoint(const Request& request);
   // The home side of a forward: what it holds from the consumer as the
   // peer's budget. FAILED_PRECONDITION if the consumer cannot cover it.
   StatusOr<int64_t> HoldForForward(v1::JobInfo& job, const std::string& peer);
@@ -230,6 +236,12 @@ class BrokerImpl final : public Broker {
     std::pair<int, int64_t> agreed{-1, 0};
   };
   std::map<std::string, SettlementState> settlements_;
+  struct ReplicationState {
+    int64_t pulled_ms = 0;
+    uint64_t verified_size = 0;  // the peer's largest checkpoint verified
+    uint64_t cosigned_size = 0;  // the largest one we cosigned
+  };
+  std::map<std::string, ReplicationState> replication_;
   RoutingOptions routing_;
 
   std::unique_ptr<Checkpointer> checkpointer_;

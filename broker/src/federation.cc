@@ -8,6 +8,8 @@
 
 #include "broker_impl.h"
 #include "computenet/broker/clearing_statement.h"
+#include "computenet/broker/ledger_checkpoint.h"
+#include "computenet/broker/ledger_replica.h"
 #include "computenet/broker/capacity_advert.h"
 #include "computenet/broker/job_rules.h"
 #include "computenet/broker/remote_usage.h"
@@ -49,6 +51,12 @@ Status BrokerImpl::InitFederation() {
                             Now());
     });
     CN_RETURN_IF_ERROR(synced.WithContext("pin peer " + peer.broker_id));
+    // Its ledger is replicated here under the same pinned key.
+    Status followed = ReplicaStore(*store_).Follow(
+        peer.broker_id, peer.ed25519_public, Now());
+    if (!followed.ok()) {
+      spdlog::warn("replica of {}: {}", peer.broker_id, followed.ToString());
+    }
   }
   CN_ASSIGN_OR_RETURN(auto enrolled, store_->ListEnrollments());
   for (const auto& enrollment : enrolled) {
@@ -112,6 +120,7 @@ void BrokerImpl::TickFederation(int64_t now_ms) {
     SendAdverts(now_ms);
   }
   SendSettlements(now_ms);
+  PullPeerLedgers(now_ms);
 }
 
 void BrokerImpl::SendAdverts(int64_t now_ms) {
@@ -295,6 +304,21 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       }
       return;
     }
+    case v1::MESSAGE_TYPE_PEER_LEDGER_PULL_REPLY: {
+      auto stream = DecodeBody<v1::LedgerStream>(envelope);
+      if (!status.ok() || !stream.ok()) {
+        spdlog::warn("ledger pull from {}: {}", peer,
+                     status.ok() ? stream.status().ToString() : status.ToString());
+        return;
+      }
+      OnLedgerStream(peer, *stream);
+      return;
+    }
+    case v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY:
+      if (!status.ok()) {
+        spdlog::warn("cosignature refused by {}: {}", peer, status.ToString());
+      }
+      return;
     case v1::MESSAGE_TYPE_PEER_SETTLEMENT_REPLY: {
       auto reply = DecodeBody<v1::SettlementReply>(envelope);
       if (!status.ok() || !reply.ok()) {
@@ -886,6 +910,140 @@ void BrokerImpl::OnSettlementReply(const std::string& peer,
   Status saved = StoreSettlement(*store_, statement, stored, agreed, differences);
   if (!saved.ok()) spdlog::error("{}", saved.ToString());
   state.pending.Clear();
+}
+
+}  // namespace computenet::broker
+
+namespace computenet::broker {
+namespace {
+
+constexpr uint32_t kMaxPullEntries = 500;
+
+}  // namespace
+
+void BrokerImpl::PullPeerLedgers(int64_t now_ms) {
+  for (auto& [peer, link] : links_) {
+    if (!link->up()) continue;
+    ReplicationState& state = replication_[peer];
+    if (state.pulled_ms != 0 &&
+        now_ms - state.pulled_ms < options_.replication_interval_ms) {
+      continue;
+    }
+    state.pulled_ms = now_ms;
+    // From just after the last head verified: entries already held come
+    // again (they must be the same bytes) with the checkpoints over them.
+    v1::LedgerPull pull;
+    pull.set_from_sequence(state.verified_size + 1);
+    pull.set_limit(kMaxPullEntries);
+    link->Send(v1::MESSAGE_TYPE_PEER_LEDGER_PULL, pull, /*reliable=*/false);
+  }
+}
+
+void BrokerImpl::OnLedgerPull(const Request& request) {
+  v1::LedgerStream stream;
+  auto pull = DecodeBody<v1::LedgerPull>(request.envelope);
+  Status status = pull.status();
+  if (status.ok()) {
+    const uint32_t limit =
+        pull->limit() == 0 ? kMaxPullEntries
+                           : std::min(pull->limit(), kMaxPullEntries);
+    auto exported = ExportLedger(*store_, options_.broker_id,
+                                 std::max<uint64_t>(1, pull->from_sequence()),
+                                 limit);
+    status = exported.status();
+    if (exported.ok()) stream = std::move(*exported);
+  }
+  Reply(request, v1::MESSAGE_TYPE_PEER_LEDGER_PULL_REPLY, stream, status);
+}
+
+void BrokerImpl::OnLedgerStream(const std::string& peer,
+                                const v1::LedgerStream& stream) {
+  if (stream.origin() != peer) {
+    spdlog::warn("ledger stream from {} claims origin {}", peer,
+                 stream.origin());
+    return;
+  }
+  ReplicationState& state = replication_[peer];
+  ReplicaStore replica(*store_);
+  v1::ForkEvidence fork;
+  auto applied = replica.Apply(stream, &fork);
+  if (!applied.ok()) {
+    if (!fork.origin().empty()) {
+      // Two signed histories: keep the proof for the operators.
+      spdlog::error("FORK: {} signed two histories: {}", peer,
+                    fork.explanation());
+      try {
+        SQLite::Statement insert(store_->db(),
+                                 "INSERT INTO ledger_forks(origin, "
+                                 "detected_ms, evidence) VALUES(?, ?, ?)");
+        const std::string blob = fork.SerializeAsString();
+        insert.bind(1, peer);
+        insert.bind(2, static_cast<int64_t>(Now()));
+        insert.bind(3, blob.data(), static_cast<int>(blob.size()));
+        insert.exec();
+      } catch (const SQLite::Exception& error) {
+        spdlog::error("storing fork evidence: {}", error.what());
+      }
+    } else {
+      spdlog::warn("replica of {}: {}", peer, applied.status().ToString());
+    }
+    return;
+  }
+  state.verified_size = std::max(state.verified_size, applied->verified_size);
+  // Cosign the newest checkpoint the replica now covers.
+  auto link = links_.find(peer);
+  if (link == links_.end()) return;
+  for (auto it = stream.checkpoints().rbegin();
+       it != stream.checkpoints().rend(); ++it) {
+    v1::Checkpoint head;
+    if (!head.ParseFromString(it->checkpoint())) continue;
+    if (head.tree_size() <= state.cosigned_size ||
+        head.tree_size() > applied->size) {
+      continue;
+    }
+    auto cosignature =
+        replica.Cosign(peer, *it, identity_.signing_key(), options_.broker_id);
+    if (!cosignature.ok()) {
+      spdlog::warn("cosigning {}'s checkpoint {}: {}", peer, head.tree_size(),
+                   cosignature.status().ToString());
+      return;
+    }
+    v1::CosignCheckpoint cosign;
+    cosign.set_tree_size(head.tree_size());
+    *cosign.mutable_cosignature() = std::move(*cosignature);
+    link->second->Send(v1::MESSAGE_TYPE_PEER_COSIGNATURE, cosign,
+                       /*reliable=*/false);
+    state.cosigned_size = head.tree_size();
+    spdlog::info("verified and cosigned {}'s ledger up to entry {}", peer,
+                 head.tree_size());
+    return;
+  }
+}
+
+void BrokerImpl::OnCosignCheckpoint(const Request& request) {
+  const std::string& peer = request.peer.name;
+  v1::CosignCheckpointReply reply;
+  auto cosign = DecodeBody<v1::CosignCheckpoint>(request.envelope);
+  Status status = cosign.status();
+  if (status.ok()) {
+    reply.set_tree_size(cosign->tree_size());
+    const PeerConfig* config = FindPeer(peer);
+    if (config == nullptr || cosign->cosignature().broker_id() != peer) {
+      status = PermissionDeniedError("a cosignature from " + peer +
+                                     " must be signed as " + peer);
+    } else {
+      auto key = VerifyingKey::FromHex(config->ed25519_public);
+      status = key.status();
+      if (key.ok()) {
+        status = AddCosignature(*store_, cosign->tree_size(),
+                                cosign->cosignature(), *key);
+      }
+    }
+  }
+  if (!status.ok()) {
+    spdlog::warn("cosignature from {}: {}", peer, status.ToString());
+  }
+  Reply(request, v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY, reply, status);
 }
 
 }  // namespace computenet::broker

@@ -172,6 +172,11 @@ constexpr const char* kSchemaV3[] = {
       checkpoint BLOB NOT NULL,
       signature  BLOB NOT NULL,
       PRIMARY KEY(origin, tree_size)))sql",
+    // Proof that a peer signed two histories (replication found a fork).
+    R"sql(CREATE TABLE ledger_forks(
+      origin      TEXT NOT NULL,
+      detected_ms INTEGER NOT NULL,
+      evidence    BLOB NOT NULL))sql",
     // Net settlement statements with peer brokers, as each side signed
     // them (agreed = both signatures present and valid).
     R"sql(CREATE TABLE settlement_statements(

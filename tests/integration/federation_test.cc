@@ -8,6 +8,7 @@
 
 #include <cctype>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -119,7 +120,8 @@ class FederationTest : public ::testing::Test {
            << "endpoint_file = \"" << name << ".endpoint\"\n"
            << "database = \"" << name << ".db\"\nkeys = \"keys/" << name
            << "\"\nheartbeat_ms = 100\nliveness = 5\n"
-           << "settlement_interval_ms = 200\n";
+           << "settlement_interval_ms = 200\nreplication_interval_ms = 200\n"
+           << "checkpoint_interval_ms = 200\n";
     for (const auto& peer : kRegions) {
       if (peer.name == name) continue;
       config << "[[peers]]\nbroker_id = \"" << peer.name << "\"\nregion = \""
@@ -383,6 +385,32 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
       return agreed_net("north", creditor) == owed &&
              agreed_net(creditor, creditor) == owed;
     })) << creditor;
+  }
+  // Witnessing: east and west replicate north's ledger, verify it and
+  // cosign its checkpoints; north keeps their cosignatures, which the
+  // offline audit checks under the keys they name.
+  auto cosigners = [&] {
+    auto store = broker::Store::OpenReadOnly(Db("north"));
+    std::set<std::string> out;
+    if (!store.ok()) return out;
+    SQLite::Statement query((*store)->db(),
+                            "SELECT DISTINCT cosigner FROM ledger_cosignatures");
+    while (query.executeStep()) out.insert(query.getColumn(0).getString());
+    return out;
+  };
+  ASSERT_TRUE(WaitUntil([&] {
+    return cosigners() == std::set<std::string>{"east", "west"};
+  }));
+  EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK"));
+  {
+    auto east_store = broker::Store::OpenReadOnly(Db("east"));
+    ASSERT_TRUE(east_store.ok());
+    EXPECT_GT((*east_store)
+                  ->db()
+                  .execAndGet("SELECT COUNT(*) FROM ledger_replicas WHERE "
+                              "origin='north'")
+                  .getInt64(),
+              0);
   }
   std::string settlement;
   RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", Db("north")}, {},

@@ -83,6 +83,9 @@ struct BrokerOptions {
   // peer a net settlement statement to countersign (when it has new lines).
   // Default 60 s.
   int64_t settlement_interval_ms = 60'000;
+  // How often this broker pulls each up peer's ledger into its replica,
+  // verifies it and cosigns the peer's new checkpoints. Default 30 s.
+  int64_t replication_interval_ms = 30'000;
 };
 
 class Broker {
