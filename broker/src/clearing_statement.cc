@@ -37,9 +37,8 @@ StatusOr<std::vector<v1::SettlementLine>> LinesOf(Store& store,
         "ON e.sequence = a.sequence WHERE a.account = ? ORDER BY e.sequence");
     query.bind(1, account);
     while (query.executeStep()) {
-      const SQLite::Column column = query.getColumn(0);
       v1::LedgerEntry entry;
-      if (!entry.ParseFromArray(column.getBlob(), column.getBytes())) {
+      if (!entry.ParseFromString(BlobOf(query.getColumn(0)))) {
         return DataLossError("ledger entry does not parse");
       }
       if (entry.kind() != kind) continue;
@@ -164,14 +163,13 @@ Status StoreSettlement(Store& store, const v1::SettlementStatement& statement,
         "INSERT OR REPLACE INTO settlement_statements(debtor, creditor, "
         "created_ms, net, lines, agreed, signed, differences) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?)");
-    const std::string blob = signed_statement.SerializeAsString();
     insert.bind(1, statement.debtor());
     insert.bind(2, statement.creditor());
     insert.bind(3, static_cast<int64_t>(statement.created_ms()));
     insert.bind(4, static_cast<int64_t>(statement.net()));
     insert.bind(5, statement.lines_size());
     insert.bind(6, agreed ? 1 : 0);
-    insert.bind(7, blob.data(), static_cast<int>(blob.size()));
+    BindBlob(insert, 7, signed_statement.SerializeAsString());
     insert.bind(8, differences);
     insert.exec();
     return OkStatus();

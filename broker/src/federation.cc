@@ -976,10 +976,9 @@ void BrokerImpl::OnLedgerStream(const std::string& peer,
         SQLite::Statement insert(store_->db(),
                                  "INSERT INTO ledger_forks(origin, "
                                  "detected_ms, evidence) VALUES(?, ?, ?)");
-        const std::string blob = fork.SerializeAsString();
         insert.bind(1, peer);
         insert.bind(2, static_cast<int64_t>(Now()));
-        insert.bind(3, blob.data(), static_cast<int>(blob.size()));
+        BindBlob(insert, 3, fork.SerializeAsString());
         insert.exec();
       } catch (const SQLite::Exception& error) {
         spdlog::error("storing fork evidence: {}", error.what());

@@ -23,16 +23,6 @@ const std::string& ZeroHash() {
   return kZero;
 }
 
-std::string BlobOf(const SQLite::Column& column) {
-  return std::string(static_cast<const char*>(column.getBlob()),
-                     static_cast<size_t>(column.getBytes()));
-}
-
-void BindBlob(SQLite::Statement& statement, int index,
-              const std::string& bytes) {
-  statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
-}
-
 // Runs fn in the caller's open transaction if there is one (its commit or
 // rollback then covers our writes too), else in a transaction of its own.
 Status InTransaction(Store& store, const std::function<Status()>& fn) {

@@ -18,11 +18,6 @@ namespace {
 
 __extension__ using Wide = __int128;
 
-std::string BlobOf(const SQLite::Column& column) {
-  return std::string(static_cast<const char*>(column.getBlob()),
-                     static_cast<size_t>(column.getBytes()));
-}
-
 Status Violation(uint64_t sequence, const std::string& what) {
   return DataLossError("ledger entry " + std::to_string(sequence) + ": " +
                        what);

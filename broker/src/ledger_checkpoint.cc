@@ -5,20 +5,6 @@
 #include "computenet/common/checkpoint.h"
 
 namespace computenet::broker {
-namespace {
-
-std::string BlobOf(const SQLite::Column& column) {
-  return std::string(static_cast<const char*>(column.getBlob()),
-                     static_cast<size_t>(column.getBytes()));
-}
-
-void BindBlob(SQLite::Statement& statement, int index,
-              const std::string& bytes) {
-  statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
-}
-
-}  // namespace
-
 Checkpointer::Checkpointer(Store& store, std::string broker_id,
                            SigningKey key, CheckpointPolicy policy)
     : store_(store),

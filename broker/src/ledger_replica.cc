@@ -11,16 +11,6 @@
 namespace computenet::broker {
 namespace {
 
-std::string BlobOf(const SQLite::Column& column) {
-  return std::string(static_cast<const char*>(column.getBlob()),
-                     static_cast<size_t>(column.getBytes()));
-}
-
-void BindBlob(SQLite::Statement& statement, int index,
-              const std::string& bytes) {
-  statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
-}
-
 std::vector<std::string> LeavesOf(const std::vector<std::string>& hashes) {
   std::vector<std::string> leaves;
   leaves.reserve(hashes.size());

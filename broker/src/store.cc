@@ -195,11 +195,6 @@ constexpr const char* kSchemaV3[] = {
       (SELECT COUNT(*) FROM ledger_entries)))sql",
 };
 
-std::string BlobOf(const SQLite::Column& column) {
-  return std::string(static_cast<const char*>(column.getBlob()),
-                     static_cast<size_t>(column.getBytes()));
-}
-
 Enrollment EnrollmentFromRow(SQLite::Statement& query) {
   Enrollment out;
   out.curve_public = query.getColumn(0).getString();
@@ -338,6 +333,16 @@ Status Store::Migrate() {
     db_->exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
     return OkStatus();
   });
+}
+
+std::string BlobOf(const SQLite::Column& column) {
+  return std::string(static_cast<const char*>(column.getBlob()),
+                     static_cast<size_t>(column.getBytes()));
+}
+
+void BindBlob(SQLite::Statement& statement, int index,
+              const std::string& bytes) {
+  statement.bind(index, bytes.data(), static_cast<int>(bytes.size()));
 }
 
 Store::Cached Store::Prepare(const std::string& sql) {

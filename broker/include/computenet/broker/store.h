@@ -183,6 +183,12 @@ Status RunInTransaction(SQLite::Database& db, const std::function<Status()>& fn)
 // database is busy/locked so the caller may retry).
 Status StatusFromSqlite(const SQLite::Exception& error, std::string_view what);
 
+// The bytes of a BLOB column, and binding bytes as a BLOB: every table that
+// stores serialized protobufs (entries, records, checkpoints) goes through
+// these.
+std::string BlobOf(const SQLite::Column& column);
+void BindBlob(SQLite::Statement& statement, int index, const std::string& bytes);
+
 }  // namespace computenet::broker
 
 #endif  // COMPUTENET_BROKER_STORE_H_
