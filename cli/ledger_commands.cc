@@ -19,7 +19,6 @@
 #include "computenet/common/sha256.h"
 
 namespace computenet::cli {
-namespace {
 
 int Fail(const Status& status) {
   std::cerr << "computenet: " << status.ToString() << "\n";
@@ -33,6 +32,8 @@ int Fail(const Status& status) {
       return 1;
   }
 }
+
+namespace {
 
 std::string IsoTime(int64_t ms) {
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);

@@ -16,6 +16,11 @@
 
 namespace computenet::cli {
 
+// Prints the status as "computenet: CODE: message" and returns the exit
+// code: 2 for a request the caller must change (invalid, not found,
+// exists, precondition), 1 for anything else.
+int Fail(const Status& status);
+
 // `computenet ledger verify DB [--broker-identity FILE]`: VerifyLedger;
 // with an identity file, the file's broker key must be that broker's.
 int LedgerVerify(const std::string& db_path,

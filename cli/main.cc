@@ -44,18 +44,7 @@ using computenet::Status;
 using computenet::StatusCode;
 namespace v1 = computenet::v1;
 
-int Fail(const Status& status) {
-  std::cerr << "computenet: " << status.ToString() << "\n";
-  switch (status.code()) {
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-      return 2;
-    default:
-      return 1;
-  }
-}
+using computenet::cli::Fail;
 
 struct Connection {
   std::string broker;
