@@ -431,6 +431,7 @@ void AgentImpl::OnOffer(const v1::Envelope& envelope) {
   } else {
     response.set_accepted(false);
     response.set_reason(fits.ToString());
+    *response.mutable_status() = StatusToProto(fits);
     spdlog::warn("rejected job {}: {}", offer->job_id(), fits.ToString());
   }
   Enqueue(v1::MESSAGE_TYPE_PLACEMENT_RESPONSE, response, "");

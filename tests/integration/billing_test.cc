@@ -239,6 +239,43 @@ class HoldExhaustionTest : public ::testing::Test {
     return record;
   }
 
+  // Connects as raw-site and registers one node of 2 A800s at 3600 per
+  // card-hour (1 per card-second).
+  void ConnectRawSite() {
+    DealerOptions dealer;
+    dealer.endpoint = federation_.broker().endpoint();
+    dealer.server_public_key = federation_.broker_identity().curve().public_z85;
+    dealer.client_keys = provider_.curve();
+    dealer.send_timeout_ms = 1000;
+    auto channel = DealerChannel::Connect(context_, dealer);
+    ASSERT_TRUE(channel.ok());
+    channel_ = std::move(*channel);
+    ASSERT_TRUE(channel_
+                    ->Send(v1::MESSAGE_TYPE_REGISTER_PROVIDER,
+                           channel_->NextRequestId(),
+                           MakeRegistration("raw-site",
+                                            {MakeNode("n1", "f", "A800", 2)},
+                                            {{"A800", 3600}}))
+                    .ok());
+    auto registered = Next(v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY);
+    ASSERT_TRUE(registered.has_value());
+    ASSERT_EQ(registered->status().code(), v1::Status::OK);
+  }
+
+  void Respond(bool accepted, const Status& why) {
+    v1::PlacementResponse response;
+    response.set_job_id(job_id_);
+    response.set_accepted(accepted);
+    if (!accepted) {
+      response.set_reason(std::string(why.message()));  // no "CODE:" prefix
+      *response.mutable_status() = StatusToProto(why);
+    }
+    ASSERT_TRUE(channel_
+                    ->Send(v1::MESSAGE_TYPE_PLACEMENT_RESPONSE,
+                           channel_->NextRequestId(), response)
+                    .ok());
+  }
+
   Federation federation_{Options()};
   zmq::context_t context_;
   Identity provider_ = federation_.Enroll(broker::Role::kProvider, "raw-site");
@@ -247,24 +284,8 @@ class HoldExhaustionTest : public ::testing::Test {
 };
 
 TEST_F(HoldExhaustionTest, JobThatUsesItsWholeHoldIsStoppedAndBilledForIt) {
-  DealerOptions dealer;
-  dealer.endpoint = federation_.broker().endpoint();
-  dealer.server_public_key = federation_.broker_identity().curve().public_z85;
-  dealer.client_keys = provider_.curve();
-  dealer.send_timeout_ms = 1000;
-  auto channel = DealerChannel::Connect(context_, dealer);
-  ASSERT_TRUE(channel.ok());
-  channel_ = std::move(*channel);
-  ASSERT_TRUE(channel_
-                  ->Send(v1::MESSAGE_TYPE_REGISTER_PROVIDER,
-                         channel_->NextRequestId(),
-                         MakeRegistration("raw-site",
-                                          {MakeNode("n1", "f", "A800", 2)},
-                                          {{"A800", 3600}}))
-                  .ok());
-  auto registered = Next(v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY);
-  ASSERT_TRUE(registered.has_value());
-  ASSERT_EQ(registered->status().code(), v1::Status::OK);
+  ConnectRawSite();
+  if (HasFatalFailure()) return;
 
   auto alice = federation_.AddConsumer("alice", 1000);
   v1::JobSpec spec = ShellJob("true", 1);
@@ -314,6 +335,43 @@ TEST_F(HoldExhaustionTest, JobThatUsesItsWholeHoldIsStoppedAndBilledForIt) {
   auto audit = broker::VerifyLedger(federation_.OpenStore());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->open_holds, 0u);
+}
+
+// The rejection's code, not its text, tells the broker whether to try the
+// same provider again: FAILED_PRECONDITION (cards still held for a
+// withdrawn offer) is a passing condition and costs no attempt; another
+// code excludes the provider for the job.
+TEST_F(HoldExhaustionTest, RejectionCodeDecidesWhetherTheProviderIsTriedAgain) {
+  ConnectRawSite();
+  if (HasFatalFailure()) return;
+  auto alice = federation_.AddConsumer("alice", 1000);
+  auto submitted = alice->Submit(ShellJob("true", 1));
+  ASSERT_TRUE(submitted.ok());
+  job_id_ = submitted->job_id();
+
+  auto first = Next(v1::MESSAGE_TYPE_PLACEMENT_OFFER);
+  ASSERT_TRUE(first.has_value());
+  Respond(false, FailedPreconditionError("card 0 is still busy"));
+  auto second = Next(v1::MESSAGE_TYPE_PLACEMENT_OFFER);
+  ASSERT_TRUE(second.has_value()) << "offered again to the same provider";
+  EXPECT_EQ(DecodeBody<v1::PlacementOffer>(*second)->attempt(),
+            DecodeBody<v1::PlacementOffer>(*first)->attempt())
+      << "a passing refusal spends no attempt";
+
+  Respond(false, InvalidArgumentError("no such device"));
+  EXPECT_FALSE(Next(v1::MESSAGE_TYPE_PLACEMENT_OFFER, 1000).has_value())
+      << "a provider that refused for good is not offered the job again";
+  // It waits, saying why, rather than going back to raw-site.
+  ASSERT_TRUE(WaitUntil([&] {
+    auto job = alice->GetJob(job_id_);
+    return job.ok() && job->state() == v1::JOB_STATE_QUEUED &&
+           job->reason().find("excluded provider") != std::string::npos;
+  }));
+  // Its hold went back each time.
+  broker::Ledger ledger(federation_.OpenStore());
+  auto account = ledger.Account("consumer:alice");
+  ASSERT_TRUE(account.ok());
+  EXPECT_EQ(account->held, 0);
 }
 
 }  // namespace
