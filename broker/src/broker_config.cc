@@ -5,26 +5,11 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "computenet/common/config_file.h"
 #include "computenet/common/files.h"
 
 namespace computenet::broker {
 namespace {
-
-std::string Resolve(const std::string& base, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return (std::filesystem::path(base) / path).lexically_normal().string();
-}
-
-Status CheckKeys(const toml::table& table, const std::set<std::string>& allowed,
-                 const std::string& where) {
-  for (const auto& [key, value] : table) {
-    if (allowed.count(std::string(key.str())) == 0) {
-      return InvalidArgumentError(where + ": unknown key '" +
-                                  std::string(key.str()) + "'");
-    }
-  }
-  return OkStatus();
-}
 
 template <typename T>
 Status Get(const toml::table& table, const std::string& key,
@@ -110,10 +95,10 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   }
   options.heartbeat_interval_ms = static_cast<int>(heartbeat);
   options.heartbeat_liveness = static_cast<int>(liveness);
-  options.database_path = Resolve(base, options.database_path);
-  config.keys_dir = Resolve(base, config.keys_dir);
+  options.database_path = ResolvePath(base, options.database_path);
+  config.keys_dir = ResolvePath(base, config.keys_dir);
   if (!config.endpoint_file.empty()) {
-    config.endpoint_file = Resolve(base, config.endpoint_file);
+    config.endpoint_file = ResolvePath(base, config.endpoint_file);
   }
   if (const toml::node* peers = root.get("peers")) {
     const toml::array* list = peers->as_array();
@@ -140,10 +125,10 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
                                     ": set exactly one of endpoint, endpoint_file");
       }
       if (!peer.endpoint_file.empty()) {
-        peer.endpoint_file = Resolve(base, peer.endpoint_file);
+        peer.endpoint_file = ResolvePath(base, peer.endpoint_file);
       }
       CN_ASSIGN_OR_RETURN(PublicIdentity identity,
-                          PublicIdentity::LoadFile(Resolve(base, identity_path)));
+                          PublicIdentity::LoadFile(ResolvePath(base, identity_path)));
       if (identity.name != peer.broker_id) {
         return InvalidArgumentError(peer_where + ": identity file is for '" +
                                     identity.name + "', not '" +

@@ -5,22 +5,12 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "computenet/common/config_file.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
 
 namespace computenet::provider {
 namespace {
-
-Status CheckKeys(const toml::table& table, const std::set<std::string>& allowed,
-                 const std::string& where) {
-  for (const auto& [key, value] : table) {
-    if (allowed.count(std::string(key.str())) == 0) {
-      return InvalidArgumentError(where + ": unknown key '" +
-                                  std::string(key.str()) + "'");
-    }
-  }
-  return OkStatus();
-}
 
 StatusOr<std::string> GetString(const toml::table& table,
                                 const std::string& key,
@@ -75,11 +65,6 @@ StatusOr<std::vector<std::string>> GetStringArray(const toml::table& table,
     out.push_back(*value);
   }
   return out;
-}
-
-std::string Resolve(const std::string& base_dir, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
 }
 
 Status ParseNode(const toml::table& table, const std::string& where,
@@ -194,11 +179,11 @@ Status ParseSlurm(const toml::table& table, const std::string& base_dir,
   CN_ASSIGN_OR_RETURN(slurm->shareable_partitions,
                       GetStringArray(table, "shareable_partitions", where));
   CN_ASSIGN_OR_RETURN(std::string bin_dir, GetString(table, "bin_dir", where, false));
-  slurm->bin_dir = Resolve(base_dir, bin_dir);
+  slurm->bin_dir = ResolvePath(base_dir, bin_dir);
   CN_ASSIGN_OR_RETURN(std::string conf, GetString(table, "conf", where, false));
-  slurm->conf = Resolve(base_dir, conf);
+  slurm->conf = ResolvePath(base_dir, conf);
   CN_ASSIGN_OR_RETURN(std::string jobcomp, GetString(table, "jobcomp_file", where, false));
-  slurm->jobcomp_file = Resolve(base_dir, jobcomp);
+  slurm->jobcomp_file = ResolvePath(base_dir, jobcomp);
   CN_ASSIGN_OR_RETURN(slurm->model, GetString(table, "model", where, false));
   CN_ASSIGN_OR_RETURN(int64_t memory, GetInt(table, "card_memory_mib", where, false,
                                              0, int64_t{1} << 30));
@@ -251,7 +236,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
   if (!broker_identity.empty()) {
     CN_ASSIGN_OR_RETURN(
         PublicIdentity broker,
-        PublicIdentity::LoadFile(Resolve(base_dir, broker_identity)));
+        PublicIdentity::LoadFile(ResolvePath(base_dir, broker_identity)));
     config.broker_public_key = broker.curve_public;
   }
   if (config.broker_public_key.empty()) {
@@ -261,10 +246,10 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
   CN_RETURN_IF_ERROR(ValidateCurveKey(config.broker_public_key));
   CN_ASSIGN_OR_RETURN(std::string identity_dir,
                       GetString(root, "identity_dir", where, true));
-  config.identity_dir = Resolve(base_dir, identity_dir);
+  config.identity_dir = ResolvePath(base_dir, identity_dir);
   CN_ASSIGN_OR_RETURN(std::string work_dir,
                       GetString(root, "work_dir", where, true));
-  config.work_dir = Resolve(base_dir, work_dir);
+  config.work_dir = ResolvePath(base_dir, work_dir);
   if (root.contains("usage_interval_s")) {
     CN_ASSIGN_OR_RETURN(int64_t interval, GetInt(root, "usage_interval_s", where,
                                                  true, 0, 86'400));
@@ -339,7 +324,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
     if (!library.empty()) {
       // A bare soname is for the dynamic loader's search; a path is a file.
       config.nvml_library =
-          library.find('/') == std::string::npos ? library : Resolve(base_dir, library);
+          library.find('/') == std::string::npos ? library : ResolvePath(base_dir, library);
     }
   }
   if (config.inventory == "slurm" && config.slurm.shareable_partitions.empty()) {
