@@ -30,6 +30,14 @@
 
 namespace computenet::broker {
 
+// A job forwarded here may cost at most the budget its home broker holds
+// from its consumer. FAILED_PRECONDITION naming both amounts if its worst
+// case (cards x max_duration_s at the price) exceeds it; OUT_OF_RANGE on
+// overflow.
+Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
+                       int64_t price_per_card_hour, int64_t budget,
+                       const std::string& home_broker);
+
 class BrokerImpl final : public Broker {
  public:
   BrokerImpl(BrokerOptions options, Identity identity,
@@ -175,6 +183,9 @@ class BrokerImpl final : public Broker {
   // in one transaction. FAILED_PRECONDITION (job left QUEUED, reloaded into
   // `job`, with the reason) if its consumer cannot cover the hold.
   Status HoldAndSave(v1::JobInfo& job);
+  // Leaves the job QUEUED with "waiting for funds: <why>" (reloaded into
+  // `job`) until a top-up; returns why.
+  Status WaitForFunds(v1::JobInfo& job, const Status& why);
   void ReleaseJobHold(const v1::JobInfo& job, const std::string& why);
   void StopExhaustedJob(v1::JobInfo& job);
   void LedgerTick(int64_t now_ms);

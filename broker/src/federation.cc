@@ -232,14 +232,7 @@ Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
     return store_->UpdateJob(job, Now());
   });
   if (saved.code() == StatusCode::kFailedPrecondition) {
-    CN_ASSIGN_OR_RETURN(job, store_->GetJob(job.job_id()));
-    const std::string reason = "waiting for funds: " + saved.message();
-    if (job.reason() != reason) {
-      job.set_reason(reason);
-      CN_RETURN_IF_ERROR(SaveJob(job));
-    }
-    funds_waiting_ = true;
-    return saved;
+    return WaitForFunds(job, saved);
   }
   CN_RETURN_IF_ERROR(saved);
   Notify(job);
@@ -472,19 +465,13 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   }
 
   // Its worst case here must fit what the home broker holds for it.
-  uint64_t cards = 0;
-  for (const auto& assignment : placement->assignments) {
-    cards += static_cast<uint64_t>(assignment.device_indices_size());
+  Status within_budget = CheckHomeBudget(
+      placement->cards, offered.spec().max_duration_s(),
+      placement->price_per_card_hour, forward->budget(), peer);
+  if (within_budget.code() == StatusCode::kFailedPrecondition) {
+    return decline(std::string(within_budget.message()));
   }
-  auto worst = ChargeForCardSeconds(cards * offered.spec().max_duration_s(),
-                                    placement->price_per_card_hour);
-  if (!worst.ok()) return respond(worst.status());
-  if (*worst > forward->budget()) {
-    return decline("its worst case here, " + std::to_string(*worst) +
-                   " minor units, exceeds the budget of " +
-                   std::to_string(forward->budget()) +
-                   " its home broker holds");
-  }
+  if (!within_budget.ok()) return respond(within_budget);
 
   v1::JobInfo job;
   job.set_job_id(offered.job_id());

@@ -51,6 +51,35 @@ Status BrokerImpl::InitLedger() {
   return OkStatus();
 }
 
+Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
+                       int64_t price_per_card_hour, int64_t budget,
+                       const std::string& home_broker) {
+  CN_ASSIGN_OR_RETURN(int64_t worst,
+                      ChargeForCardSeconds(cards * max_duration_s,
+                                           price_per_card_hour));
+  if (worst > budget) {
+    return FailedPreconditionError(
+        "its worst case here, " + std::to_string(worst) +
+        " minor units, exceeds the budget of " + std::to_string(budget) +
+        " held by " + home_broker);
+  }
+  return OkStatus();
+}
+
+Status BrokerImpl::WaitForFunds(v1::JobInfo& job, const Status& why) {
+  // LedgerTick notices a top-up by another process and schedules again.
+  funds_waiting_ = true;
+  CN_ASSIGN_OR_RETURN(v1::JobInfo queued, store_->GetJob(job.job_id()));
+  const std::string reason = "waiting for funds: " + why.message();
+  if (queued.reason() != reason) {
+    spdlog::info("job {} {}", queued.job_id(), reason);
+    queued.set_reason(reason);
+    CN_RETURN_IF_ERROR(SaveJob(queued));
+  }
+  job = std::move(queued);
+  return why;
+}
+
 Status BrokerImpl::HoldAndSave(v1::JobInfo& job) {
   HoldRequest hold;
   hold.job_id = job.job_id();
@@ -65,35 +94,18 @@ Status BrokerImpl::HoldAndSave(v1::JobInfo& job) {
     // Forwarded here: the home broker's clearing account pays, within the
     // budget it holds from its consumer.
     hold.payer = ClearingAccount(job.home_broker());
-    const uint64_t max_card_seconds =
-        static_cast<uint64_t>(hold.cards) * hold.max_duration_s;
-    CN_ASSIGN_OR_RETURN(int64_t worst, ChargeForCardSeconds(
-                                           max_card_seconds,
-                                           hold.price_per_card_hour));
-    if (worst > job.home_budget()) {
-      return FailedPreconditionError(
-          "its worst case, " + std::to_string(worst) +
-          " minor units, exceeds the budget of " +
-          std::to_string(job.home_budget()) + " held by " + job.home_broker());
-    }
+    CN_RETURN_IF_ERROR(CheckHomeBudget(hold.cards, hold.max_duration_s,
+                                       hold.price_per_card_hour,
+                                       job.home_budget(), job.home_broker()));
   }
   Status status = RunInTransaction(store_->db(), [&]() -> Status {
     CN_RETURN_IF_ERROR(ledger_.PlaceHold(hold, Now()).status());
     return store_->UpdateJob(job, Now());
   });
+  // Not placed: the job stays queued, saying why, until its consumer can
+  // cover the hold.
   if (status.code() == StatusCode::kFailedPrecondition) {
-    // Not placed: the job stays queued, saying why, until its consumer can
-    // cover the hold (LedgerTick notices a top-up by another process).
-    funds_waiting_ = true;
-    CN_ASSIGN_OR_RETURN(v1::JobInfo queued, store_->GetJob(job.job_id()));
-    const std::string reason = "waiting for funds: " + status.message();
-    if (queued.reason() != reason) {
-      spdlog::info("job {} {}", queued.job_id(), reason);
-      queued.set_reason(reason);
-      CN_RETURN_IF_ERROR(SaveJob(queued));
-    }
-    job = std::move(queued);
-    return status;
+    return WaitForFunds(job, status);
   }
   CN_RETURN_IF_ERROR(status);
   Notify(job);

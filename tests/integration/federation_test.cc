@@ -214,6 +214,14 @@ class FederationTest : public ::testing::Test {
     return out;
   }
 
+  // The single integer a query over a broker's database returns.
+  int64_t Count(const std::string& broker, const std::string& sql) {
+    auto store = broker::Store::OpenReadOnly(Db(broker));
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return -1;
+    return (*store)->db().execAndGet(sql).getInt64();
+  }
+
   int64_t Balance(const std::string& broker, const std::string& account) {
     auto store = broker::Store::OpenReadOnly(Db(broker));
     if (!store.ok()) return INT64_MIN;
@@ -402,16 +410,9 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
     return cosigners() == std::set<std::string>{"east", "west"};
   }));
   EXPECT_THAT(LedgerVerify("north"), HasSubstr("ledger OK"));
-  {
-    auto east_store = broker::Store::OpenReadOnly(Db("east"));
-    ASSERT_TRUE(east_store.ok());
-    EXPECT_GT((*east_store)
-                  ->db()
-                  .execAndGet("SELECT COUNT(*) FROM ledger_replicas WHERE "
-                              "origin='north'")
-                  .getInt64(),
-              0);
-  }
+  EXPECT_GT(Count("east",
+                  "SELECT COUNT(*) FROM ledger_replicas WHERE origin='north'"),
+            0);
   std::string settlement;
   RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", Db("north")}, {},
              &settlement);
@@ -488,8 +489,9 @@ TEST_F(FederationTest, ForwardingLoopsAreImpossibleByConstruction) {
   auto channel = DealerChannel::Connect(context, options);
   ASSERT_TRUE(channel.ok());
   auto forward = [&](const std::string& job_id, std::vector<std::string> path,
-                     uint32_t hop_limit) {
+                     uint32_t hop_limit, int64_t budget = 0) {
     v1::ForwardJob message;
+    message.set_budget(budget);
     message.mutable_job()->set_job_id(job_id);
     message.mutable_job()->set_consumer("bob");
     auto* spec = message.mutable_job()->mutable_spec();
@@ -518,11 +520,20 @@ TEST_F(FederationTest, ForwardingLoopsAreImpossibleByConstruction) {
               HasSubstr("hop limit"));
   v1::Envelope stolen = forward("west-5", {"east"}, 1);
   EXPECT_EQ(stolen.status().code(), v1::Status::PERMISSION_DENIED);
+  // A job whose worst case here (1 A800 x 60 s at 1500 = 25) is more than
+  // the budget its home broker holds for it is declined.
+  v1::Envelope over_budget = forward("east-902", {"east"}, 1, 24);
+  auto budget_reply = DecodeBody<v1::ForwardJobReply>(over_budget);
+  ASSERT_TRUE(budget_reply.ok());
+  EXPECT_FALSE(budget_reply->accepted());
+  EXPECT_THAT(budget_reply->reason(),
+              HasSubstr("exceeds the budget of 24 held by east"));
   // Nothing was stored for any of them.
   auto north = broker::Store::OpenReadOnly(Db("north"));
   ASSERT_TRUE(north.ok());
   EXPECT_EQ((*north)->GetJob("east-900").status().code(), StatusCode::kNotFound);
   EXPECT_EQ((*north)->GetJob("east-901").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ((*north)->GetJob("east-902").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
@@ -551,16 +562,10 @@ TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
   // North: one remote charge, every hold released; east: one usage record.
   EXPECT_THAT(LedgerVerify("north"), HasSubstr(" holds (0 open)"));
   EXPECT_THAT(LedgerVerify("east"), HasSubstr("1 usage records"));
-  {
-    auto north = broker::Store::OpenReadOnly(Db("north"));
-    ASSERT_TRUE(north.ok());
-    EXPECT_EQ((*north)
-                  ->db()
-                  .execAndGet("SELECT COUNT(*) FROM ledger_entry_accounts WHERE "
-                              "account='clearing:east'")
-                  .getInt64(),
-              1);
-  }
+  EXPECT_EQ(Count("north",
+                  "SELECT COUNT(*) FROM ledger_entry_accounts WHERE "
+                  "account='clearing:east'"),
+            1);
 }
 
 TEST_F(FederationTest, CutAndRestoredLinkLosesAndDuplicatesNothing) {
@@ -598,17 +603,11 @@ TEST_F(FederationTest, CutAndRestoredLinkLosesAndDuplicatesNothing) {
   EXPECT_EQ(Balance("east", "clearing:north"), -Balance("north", "clearing:east"));
   EXPECT_EQ(Balance("north", "clearing:east"),
             kAliceFunds - Balance("north", "consumer:alice"));
-  {
-    auto north = broker::Store::OpenReadOnly(Db("north"));
-    ASSERT_TRUE(north.ok());
-    EXPECT_EQ((*north)
-                  ->db()
-                  .execAndGet("SELECT COUNT(*) FROM ledger_entry_accounts WHERE "
-                              "account='clearing:east'")
-                  .getInt64(),
-              3)
-        << "one remote charge per job";
-  }
+  EXPECT_EQ(Count("north",
+                  "SELECT COUNT(*) FROM ledger_entry_accounts WHERE "
+                  "account='clearing:east'"),
+            3)
+      << "one remote charge per job";
 }
 
 }  // namespace
