@@ -128,16 +128,13 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
   // for an offer we have since withdrawn) is retried on the same provider
   // without spending an attempt. The code travels in `status`; an agent
   // that sends only the text is read by its "CODE:" prefix.
-  const StatusCode code =
-      response->has_status()
-          ? StatusFromProto(response->status()).code()
-          : (response->reason().rfind("FAILED_PRECONDITION", 0) == 0
-                 ? StatusCode::kFailedPrecondition
-                 : response->reason().rfind("UNAVAILABLE", 0) == 0
-                       ? StatusCode::kUnavailable
-                       : StatusCode::kUnknown);
-  const bool transient = code == StatusCode::kFailedPrecondition ||
-                         code == StatusCode::kUnavailable;
+  auto refused_with = [&](StatusCode code) {
+    return response->has_status()
+               ? StatusFromProto(response->status()).code() == code
+               : response->reason().rfind(StatusCodeName(code), 0) == 0;
+  };
+  const bool transient = refused_with(StatusCode::kFailedPrecondition) ||
+                         refused_with(StatusCode::kUnavailable);
   if (!response->accepted() && transient) {
     job->set_attempts(job->attempts() > 0 ? job->attempts() - 1 : 0);
     status = RequeueJob(*job, "offer refused for now by " + request.peer.name +
