@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "computenet/broker/broker.h"
-#include "computenet/broker/store.h"
+#include "jobs/store.h"
 #include "computenet/common/files.h"
 #include "computenet/common/logging.h"
 #include "computenet/common/transport.h"

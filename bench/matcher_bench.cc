@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/capacity_index.h"
-#include "computenet/broker/job_queue.h"
-#include "computenet/broker/matcher.h"
+#include "computenet/matching/capacity_index.h"
+#include "computenet/matching/job_queue.h"
+#include "computenet/matching/matcher.h"
 
 namespace {
 

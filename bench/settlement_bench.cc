@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/ledger_checkpoint.h"
-#include "computenet/broker/store.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/ledger/checkpoints.h"
+#include "jobs/store.h"
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/usage_record.h"

@@ -38,10 +38,10 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/capacity_index.h"
-#include "computenet/broker/job_queue.h"
-#include "computenet/broker/job_rules.h"
-#include "computenet/broker/matcher.h"
+#include "computenet/matching/capacity_index.h"
+#include "computenet/matching/job_queue.h"
+#include "jobs/job_rules.h"
+#include "computenet/matching/matcher.h"
 
 namespace {
 

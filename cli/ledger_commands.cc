@@ -10,9 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/ledger_checkpoint.h"
-#include "computenet/broker/store.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/ledger/checkpoints.h"
+#include "computenet/ledger/directory.h"
+#include "computenet/ledger/schema.h"
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
@@ -149,15 +150,16 @@ StatusOr<int64_t> ParseTime(const std::string& text) {
 
 int LedgerVerify(const std::string& db_path,
                  const std::string& broker_identity_path) {
-  broker::LedgerAuditOptions options;
+  ledger::LedgerAuditOptions options;
   if (!broker_identity_path.empty()) {
     auto key = BrokerKey(broker_identity_path);
     if (!key.ok()) return Fail(key.status());
     options.expected_broker_key = key->hex();
   }
-  auto store = broker::Store::OpenReadOnly(db_path);
-  if (!store.ok()) return Fail(store.status());
-  auto report = broker::VerifyLedger(**store, options);
+  auto database = ledger::OpenForAudit(db_path);
+  if (!database.ok()) return Fail(database.status());
+  auto directory = ledger::BrokerFileDirectory(**database);
+  auto report = ledger::VerifyLedger(**database, *directory, options);
   if (!report.ok()) {
     std::cerr << "ledger verify FAILED: " << report.status().message() << "\n";
     return 1;
@@ -190,9 +192,9 @@ int LedgerVerify(const std::string& db_path,
 
 int LedgerProve(const std::string& db_path, uint64_t sequence,
                 const std::string& out_path) {
-  auto store = broker::Store::OpenReadOnly(db_path);
-  if (!store.ok()) return Fail(store.status());
-  auto proof = broker::ProveEntry(**store, sequence);
+  auto database = ledger::OpenForAudit(db_path);
+  if (!database.ok()) return Fail(database.status());
+  auto proof = ledger::ProveEntry(**database, sequence);
   if (!proof.ok()) return Fail(proof.status());
   std::string json;
   google::protobuf::util::JsonPrintOptions print;

@@ -31,9 +31,8 @@
 #include <tuple>
 #include <iostream>
 
-#include "computenet/broker/job_rules.h"
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/store.h"
+#include "computenet/common/job_state.h"
+#include "computenet/ledger/ledger.h"
 #include "computenet/consumer/client.h"
 #include "computenet/consumer/request_forms.h"
 #include "ledger_commands.h"
@@ -74,11 +73,11 @@ computenet::StatusOr<std::unique_ptr<computenet::consumer::Client>> Open(
 void PrintJob(const v1::JobInfo& job) {
   std::printf("job        %s\n", job.job_id().c_str());
   std::printf("state      %s\n",
-              computenet::broker::JobStateName(job.state()).c_str());
+              computenet::JobStateName(job.state()).c_str());
   if (!job.reason().empty()) std::printf("reason     %s\n", job.reason().c_str());
   if (!job.provider().empty()) {
     std::printf("provider   %s (%u x %s at %lld %s minor/card-hour%s)\n",
-                job.provider().c_str(), computenet::broker::TotalCards(job),
+                job.provider().c_str(), computenet::TotalCards(job),
                 job.model().c_str(),
                 static_cast<long long>(job.price_per_card_hour()),
                 job.currency().c_str(), job.spare() ? ", spare" : "");
@@ -92,7 +91,7 @@ void PrintJob(const v1::JobInfo& job) {
   if (job.preemptions() > 0) {
     std::printf("preempted  %u time(s) by reclaims\n", job.preemptions());
   }
-  if (computenet::broker::IsTerminal(job.state())) {
+  if (computenet::IsTerminal(job.state())) {
     std::printf("exit code  %d\n", job.exit_code());
   }
   std::printf("metered    %llu card-seconds, charged %lld minor units\n",
@@ -115,7 +114,7 @@ int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id
                  int timeout_s) {
   auto job = client.Wait(job_id, timeout_s * 1000, [](const v1::JobInfo& j) {
     std::fprintf(stderr, "%s: %s%s%s\n", j.job_id().c_str(),
-                 computenet::broker::JobStateName(j.state()).c_str(),
+                 computenet::JobStateName(j.state()).c_str(),
                  j.reason().empty() ? "" : " - ", j.reason().c_str());
   });
   if (!job.ok()) return Fail(job.status());
@@ -385,7 +384,7 @@ int main(int argc, char** argv) {
     for (const auto& job : view->forwarded_jobs()) {
       std::printf("forwarded %-16s -> %-10s %s\n", job.job_id().c_str(),
                   job.remote_broker().c_str(),
-                  computenet::broker::JobStateName(job.state()).c_str());
+                  computenet::JobStateName(job.state()).c_str());
     }
     return 0;
   }
@@ -397,7 +396,7 @@ int main(int argc, char** argv) {
     auto reply = (*client)->Cancel(job_id);
     if (!reply.ok()) return Fail(reply.status());
     std::printf("%s: cancel requested (now %s)\n", reply->job_id().c_str(),
-                computenet::broker::JobStateName(reply->state()).c_str());
+                computenet::JobStateName(reply->state()).c_str());
     return 0;
   }
   if (*jobs) {
@@ -407,7 +406,7 @@ int main(int argc, char** argv) {
                 "PROVIDER", "MODEL", "CARD-SEC", "CHARGED");
     for (const auto& job : *list) {
       std::printf("%-16s %-10s %-12s %-6s %10llu %10lld\n", job.job_id().c_str(),
-                  computenet::broker::JobStateName(job.state()).c_str(),
+                  computenet::JobStateName(job.state()).c_str(),
                   job.provider().c_str(), job.model().c_str(),
                   static_cast<unsigned long long>(job.card_seconds()),
                   static_cast<long long>(job.charged()));

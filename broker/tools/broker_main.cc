@@ -22,16 +22,19 @@
 
 #include "computenet/broker/broker.h"
 #include "computenet/broker/broker_config.h"
-#include "computenet/broker/job_rules.h"
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/store.h"
 #include "computenet/common/files.h"
+#include "computenet/common/job_state.h"
 #include "computenet/common/logging.h"
+#include "computenet/ledger/directory.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/matching/accelerator_catalog.h"
+#include "jobs/store.h"
 
 namespace {
 
 using computenet::Status;
 namespace broker = computenet::broker;
+namespace ledger = computenet::ledger;
 
 std::atomic<broker::Broker*> g_running{nullptr};
 
@@ -70,14 +73,15 @@ int Settlement(const std::string& db_path) {
               "CONSUMER", "PROVIDER", "MODEL", "CARD-SEC", "PRICE/CH", "CHARGED");
   for (auto it = jobs->rbegin(); it != jobs->rend(); ++it) {
     std::printf("%-14s %-10s %-12s %-10s %-6s %12llu %12s %12s\n",
-                it->job_id().c_str(), broker::JobStateName(it->state()).c_str(),
+                it->job_id().c_str(), computenet::JobStateName(it->state()).c_str(),
                 it->consumer().c_str(), it->provider().c_str(),
                 it->model().c_str(),
                 static_cast<unsigned long long>(it->card_seconds()),
                 FormatMinor(it->price_per_card_hour()).c_str(),
                 FormatMinor(it->charged()).c_str());
   }
-  broker::Ledger ledger(**store);
+  auto directory = ledger::BrokerFileDirectory((*store)->database());
+  ledger::Ledger ledger((*store)->database(), *directory);
   auto balances = ledger.Balances();
   if (!balances.ok()) return Fail(balances.status());
   std::printf("\nSettlement (balances in major units; minor units exact):\n");
@@ -100,31 +104,31 @@ int Settlement(const std::string& db_path) {
               FormatMinor(total).c_str());
   // Net settlement with peer brokers: the latest statement per direction,
   // and whether both brokers signed it.
-  try {
-    SQLite::Statement statements(
-        (*store)->db(),
+  auto& database = (*store)->database();
+  computenet::Status listed = database.Run([&]() -> computenet::Status {
+    auto statements = database.Prepare(
         "SELECT debtor, creditor, net, lines, agreed, differences, "
         "MAX(created_ms) FROM settlement_statements GROUP BY debtor, creditor "
         "ORDER BY debtor, creditor");
     bool first = true;
-    while (statements.executeStep()) {
+    while (statements->executeStep()) {
       if (first) std::printf("Net settlement statements with peer brokers:\n");
       first = false;
-      const bool agreed = statements.getColumn(4).getInt() != 0;
+      const bool agreed = statements->getColumn(4).getInt() != 0;
       std::printf("  %s owes %s %s (%lld minor units, %d lines): %s\n",
-                  statements.getColumn(0).getString().c_str(),
-                  statements.getColumn(1).getString().c_str(),
-                  FormatMinor(statements.getColumn(2).getInt64()).c_str(),
-                  static_cast<long long>(statements.getColumn(2).getInt64()),
-                  statements.getColumn(3).getInt(),
+                  statements->getColumn(0).getString().c_str(),
+                  statements->getColumn(1).getString().c_str(),
+                  FormatMinor(statements->getColumn(2).getInt64()).c_str(),
+                  static_cast<long long>(statements->getColumn(2).getInt64()),
+                  statements->getColumn(3).getInt(),
                   agreed ? "agreed, signed by both"
-                         : ("DIFFERS: " + statements.getColumn(5).getString())
+                         : ("DIFFERS: " + statements->getColumn(5).getString())
                                .c_str());
     }
-  } catch (const SQLite::Exception& error) {
-    return Fail(broker::StatusFromSqlite(error, "settlement statements"));
-  }
-  auto audit = broker::VerifyLedger(**store);
+    return computenet::OkStatus();
+  });
+  if (!listed.ok()) return Fail(listed.WithContext("settlement statements"));
+  auto audit = ledger::VerifyLedger((*store)->database(), *directory);
   if (!audit.ok()) return Fail(audit.status());
   std::printf("Ledger verified: %llu entries, %llu usage records, %llu signed "
               "checkpoints, head %s\n",
@@ -153,11 +157,12 @@ int TopUp(const std::string& db_path, const std::string& consumer,
   auto store = broker::Store::Open(db_path);
   if (!store.ok()) return Fail(store.status());
   if (key.empty()) key = RandomKey();
-  broker::Ledger ledger(**store);
+  auto directory = ledger::BrokerFileDirectory((*store)->database());
+  ledger::Ledger ledger((*store)->database(), *directory);
   auto posted = ledger.TopUp(consumer, amount, key, memo,
                              computenet::SystemClock::Shared()->NowMs());
   if (!posted.ok()) return Fail(posted.status());
-  auto account = ledger.Account(broker::ConsumerAccount(consumer));
+  auto account = ledger.Account(ledger::ConsumerAccount(consumer));
   if (!account.ok()) return Fail(account.status());
   std::printf("%s consumer:%s by %lld minor units (ledger entry %llu, key %s); "
               "balance %lld, held %lld\n",
@@ -179,9 +184,10 @@ int CreditLimit(const std::string& db_path, const std::string& consumer,
     return Fail(computenet::NotFoundError("no consumer '" + consumer +
                                           "' is enrolled"));
   }
-  broker::Ledger ledger(**store);
+  auto directory = ledger::BrokerFileDirectory((*store)->database());
+  ledger::Ledger ledger((*store)->database(), *directory);
   auto posted = ledger.SetCreditLimit(
-      broker::ConsumerAccount(consumer), limit,
+      ledger::ConsumerAccount(consumer), limit,
       computenet::SystemClock::Shared()->NowMs());
   if (!posted.ok()) return Fail(posted.status());
   std::printf("consumer:%s credit limit %s %lld minor units\n",
@@ -385,12 +391,12 @@ int main(int argc, char** argv) {
     }
   }
   if (!catalog_path.empty()) {
-    auto catalog = broker::AcceleratorCatalog::Load(catalog_path);
+    auto catalog = computenet::matching::AcceleratorCatalog::Load(catalog_path);
     if (!catalog.ok()) return Fail(catalog.status());
     std::cerr << "accelerator catalog: " << catalog_path << " ("
               << catalog->entries().size() << " models)\n";
     options.catalog =
-        std::make_shared<const broker::AcceleratorCatalog>(std::move(*catalog));
+        std::make_shared<const computenet::matching::AcceleratorCatalog>(std::move(*catalog));
   }
   auto identity = computenet::Identity::Load(keys_dir);
   if (!identity.ok()) return Fail(identity.status());

@@ -4,15 +4,11 @@
 
 #include <chrono>
 
+#include "computenet/common/job_state.h"
 #include "computenet/common/sha256.h"
 
 namespace computenet::consumer {
 namespace {
-
-bool IsTerminal(v1::JobState state) {
-  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
-         state == v1::JOB_STATE_CANCELLED;
-}
 
 int64_t SteadyNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -9,7 +9,7 @@
 
 #include <fstream>
 
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/ledger.h"
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/transport.h"
 #include "computenet/common/usage_record.h"

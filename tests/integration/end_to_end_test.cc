@@ -6,7 +6,7 @@
 
 #include <fstream>
 
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/ledger.h"
 #include "computenet/common/usage_record.h"
 #include "test_support.h"
 

@@ -13,8 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "computenet/broker/clearing_statement.h"
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/clearing_statement.h"
+#include "computenet/ledger/ledger.h"
 #include "computenet/common/transport.h"
 #include "test_support.h"
 

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/ledger.h"
 #include "test_support.h"
 
 namespace computenet::testing {

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/ledger.h"
 #include "computenet/common/transport.h"
 #include "computenet/common/usage_record.h"
 #include "test_support.h"

@@ -11,9 +11,9 @@
 #include <memory>
 #include <string>
 
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/ledger_checkpoint.h"
-#include "computenet/broker/store.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/ledger/checkpoints.h"
+#include "jobs/store.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/usage_record.h"
 #include "test_support.h"

@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/ledger.h"
 
 namespace computenet::testing {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "computenet/broker/broker.h"
-#include "computenet/broker/store.h"
+#include "jobs/store.h"
 #include "computenet/common/clock.h"
 #include "computenet/common/identity.h"
 #include "computenet/consumer/client.h"

@@ -2,14 +2,14 @@
 // bad catalogs are refused with the entry named; nominal, measured and
 // unverified figures resolve as documented. Provider track records score
 // as documented.
-#include "computenet/broker/accelerator_catalog.h"
+#include "computenet/matching/accelerator_catalog.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
 
-#include "computenet/broker/provider_stats.h"
+#include "computenet/matching/provider_stats.h"
 #include "test_support.h"
 
 namespace computenet::broker {

@@ -1,6 +1,6 @@
 // CapacityIndex: shelves, rank order, the free-capacity search, per-card
 // thousandths, host resources, and allocations surviving re-registration.
-#include "computenet/broker/capacity_index.h"
+#include "computenet/matching/capacity_index.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

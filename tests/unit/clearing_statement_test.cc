@@ -1,6 +1,6 @@
 // Net settlement statements between brokers: line-by-line comparison and
 // the two signatures (docs/ledger.md, "Clearing").
-#include "computenet/broker/clearing_statement.h"
+#include "computenet/ledger/clearing_statement.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -2,7 +2,7 @@
 // between organizations with decay, aging, backfill that never delays the
 // head job, and the never-fits rejection. Real CapacityIndex and
 // PlacementMatcher; time from a FakeClock.
-#include "computenet/broker/job_queue.h"
+#include "computenet/matching/job_queue.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // Job rules: spec and registration validation, and the state helpers.
-#include "computenet/broker/job_rules.h"
+#include "jobs/job_rules.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/ledger_checkpoint.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/ledger/checkpoints.h"
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/sha256.h"
 #include "ledger_fixture.h"

@@ -4,8 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/ledger_checkpoint.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/ledger/checkpoints.h"
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/merkle.h"
 #include "computenet/common/sha256.h"

@@ -1,13 +1,13 @@
 // Replication primitives between two brokers' real files: export, verified
 // apply, cosigning, and fork detection when the origin shows a rewritten
 // history under its own key.
-#include "computenet/broker/ledger_replica.h"
+#include "computenet/ledger/replica.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "computenet/broker/ledger.h"
-#include "computenet/broker/ledger_checkpoint.h"
+#include "computenet/ledger/ledger.h"
+#include "computenet/ledger/checkpoints.h"
 #include "computenet/common/checkpoint.h"
 #include "ledger_fixture.h"
 

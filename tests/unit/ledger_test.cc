@@ -2,7 +2,7 @@
 // accounts and limits, top-ups, two-phase holds, usage posted against them,
 // idempotency, and the hash chain, on a real SQLite file. The audit of such
 // files against tampering is in ledger_audit_test.cc.
-#include "computenet/broker/ledger.h"
+#include "computenet/ledger/ledger.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/store.h"
+#include "jobs/store.h"
 #include "computenet/common/sha256.h"
 #include "ledger_fixture.h"
 #include "test_support.h"

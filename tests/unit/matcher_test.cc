@@ -2,7 +2,7 @@
 // objective (cost per effective compute-hour, reliability, fragmentation),
 // gang placement inside one fabric, fractional packing, residency, price
 // ceilings, spare capacity, and the never-fits check.
-#include "computenet/broker/matcher.h"
+#include "computenet/matching/matcher.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/job_rules.h"
+#include "jobs/job_rules.h"
 #include "test_support.h"
 
 namespace computenet::broker {

@@ -1,6 +1,6 @@
 // ProviderRegistry: online providers, allocations and the capacity the
 // matcher sees.
-#include "computenet/broker/provider_registry.h"
+#include "jobs/provider_registry.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -4,7 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "computenet/broker/job_rules.h"
+#include "jobs/job_rules.h"
 #include "computenet/consumer/request_forms.h"
 #include "test_support.h"
 

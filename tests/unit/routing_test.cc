@@ -1,9 +1,9 @@
-#include "computenet/broker/routing.h"
+#include "federation/routing.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "computenet/broker/capacity_advert.h"
+#include "federation/capacity_advert.h"
 
 namespace computenet::broker {
 namespace {

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "computenet/broker/accelerator_catalog.h"
+#include "computenet/matching/accelerator_catalog.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
 #include "test_support.h"

@@ -1,6 +1,6 @@
 // Store: enrollments, jobs with idempotent insertion, queries, usage records
 // and durability, on a real SQLite file.
-#include "computenet/broker/store.h"
+#include "jobs/store.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -20,15 +20,25 @@
 #include <string>
 #include <vector>
 
-#include "computenet/broker/accelerator_catalog.h"
-#include "computenet/broker/job_queue.h"
-#include "computenet/broker/matcher.h"
-#include "computenet/broker/peer_link.h"
+#include "computenet/matching/accelerator_catalog.h"
+#include "computenet/matching/job_queue.h"
+#include "computenet/matching/matcher.h"
 #include "computenet/common/clock.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/status.h"
 
 namespace computenet::broker {
+
+struct PeerConfig {
+  std::string broker_id;       // the peer's broker id (its enrolled name)
+  std::string region;
+  std::string endpoint;        // where its ROUTER listens
+  // Or a file holding the endpoint, read at every connection attempt (for
+  // peers on ephemeral ports, as in tests and the demo).
+  std::string endpoint_file;
+  std::string curve_public;    // pinned CURVE key (Z85)
+  std::string ed25519_public;  // pinned signing key (hex)
+};
 
 struct BrokerOptions {
   // Prefix of global job ids ("<broker_id>-<seq>"). Default "broker".
@@ -48,9 +58,9 @@ struct BrokerOptions {
   // before it fails, unless its spec sets max_attempts.
   uint32_t max_attempts = 3;
   // How accelerator models compare; null = the built-in catalog.
-  std::shared_ptr<const AcceleratorCatalog> catalog;
+  std::shared_ptr<const matching::AcceleratorCatalog> catalog;
   // Queue policy: fair-share half-life, aging interval.
-  JobQueueOptions queue;
+  matching::JobQueueOptions queue;
   // Grace between the notice and the stop when a provider reclaims spare
   // capacity (its UpdateOffer may ask for another, up to the maximum).
   int reclaim_grace_ms = 30'000;
@@ -97,7 +107,7 @@ class Broker {
   // UNAVAILABLE if the database or endpoint cannot be opened.
   static StatusOr<std::unique_ptr<Broker>> Create(
       BrokerOptions options, Identity identity,
-      std::unique_ptr<Matcher>&& matcher = nullptr);
+      std::unique_ptr<matching::Matcher>&& matcher = nullptr);
 
   // Serves until Shutdown(). Returns OK after a shutdown, or the error that
   // stopped it.

@@ -1,0 +1,321 @@
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "core/imports.h"
+#include "core/broker_impl.h"
+#include "computenet/common/envelope.h"
+
+namespace computenet::broker {
+namespace {
+
+constexpr size_t kMaxFramesPerWakeup = 1000;
+
+bool IsProviderMessage(v1::MessageType type) {
+  return type >= v1::MESSAGE_TYPE_REGISTER_PROVIDER &&
+         type <= v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY;
+}
+
+bool IsConsumerMessage(v1::MessageType type) {
+  return type >= v1::MESSAGE_TYPE_SUBMIT_JOB &&
+         type <= v1::MESSAGE_TYPE_JOB_EVENT;
+}
+
+bool IsPeerMessage(v1::MessageType type) {
+  return type >= v1::MESSAGE_TYPE_PEER_HELLO &&
+         type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Broker>> Broker::Create(
+    BrokerOptions options, Identity identity,
+    std::unique_ptr<Matcher>&& matcher) {
+  CN_RETURN_IF_ERROR(ValidatePartyName(options.broker_id));
+  if (options.database_path.empty()) {
+    return InvalidArgumentError("broker: database_path is required");
+  }
+  if (options.heartbeat_interval_ms <= 0 || options.heartbeat_liveness <= 0) {
+    return InvalidArgumentError("broker: heartbeat settings must be positive");
+  }
+  if (options.fee_bps > 10'000) {
+    return InvalidArgumentError("broker: fee_bps must be 0..10000");
+  }
+  if (!options.clock) options.clock = SystemClock::Shared();
+  if (!matcher) matcher = std::make_unique<PlacementMatcher>();
+  CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
+  auto broker = std::make_unique<BrokerImpl>(
+      std::move(options), std::move(identity), std::move(matcher),
+      std::move(store));
+  CN_RETURN_IF_ERROR(broker->Init());
+  return std::unique_ptr<Broker>(std::move(broker));
+}
+
+BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
+                       std::unique_ptr<Matcher> matcher,
+                       std::unique_ptr<Store> store)
+    : options_(std::move(options)),
+      identity_(std::move(identity)),
+      matcher_(std::move(matcher)),
+      store_(std::move(store)),
+      directory_(BrokerFileDirectory(store_->database())),
+      ledger_(store_->database(), *directory_,
+              LedgerOptions{options_.broker_id, options_.fee_bps}),
+      clock_(options_.clock),
+      context_(1),
+      registry_(options_.catalog),
+      limiter_(options_.requests_per_second, options_.request_burst),
+      queue_(options_.queue, options_.clock) {}
+
+Status BrokerImpl::Init() {
+  // The ZAP handler first: a CURVE socket bound without one admits anyone.
+  CN_ASSIGN_OR_RETURN(zap_, ZapHandler::Bind(context_, *store_));
+  // Pinned peers are enrolled before anyone can connect.
+  CN_RETURN_IF_ERROR(InitFederation());
+  CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
+                                               options_.endpoint, &endpoint_));
+  CN_RETURN_IF_ERROR(LoadState());
+  CN_RETURN_IF_ERROR(InitLedger());
+  spdlog::info("broker {} listening on {} (key {})", options_.broker_id,
+               endpoint_, identity_.curve().public_z85);
+  return OkStatus();
+}
+
+Status BrokerImpl::Run() {
+  const long tick_ms =
+      std::clamp<long>(options_.heartbeat_interval_ms / 4, 5, 100);
+  std::vector<zmq::pollitem_t> items;
+  while (!stop_.load()) {
+    // Peer links come and go (reconnects), so the poll set is rebuilt.
+    items.assign({{zap_->socket().handle(), 0, ZMQ_POLLIN, 0},
+                  {router_.handle(), 0, ZMQ_POLLIN, 0}});
+    for (auto& [name, link] : links_) {
+      if (zmq::socket_t* socket = link->socket()) {
+        items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+      }
+    }
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(tick_ms));
+    } catch (const zmq::error_t& error) {
+      if (error.num() == EINTR) continue;
+      return UnavailableError(std::string("poll: ") + error.what());
+    }
+    if (items[0].revents & ZMQ_POLLIN) zap_->HandlePending();
+    if (items[1].revents & ZMQ_POLLIN) {
+      for (size_t i = 0; i < kMaxFramesPerWakeup; ++i) {
+        auto frame = ReceiveRouted(router_);
+        if (!frame.ok()) {
+          spdlog::warn("dropped malformed message: {}",
+                       frame.status().ToString());
+          continue;
+        }
+        if (!frame->has_value()) break;
+        HandleFrame(**frame);
+        // Handshakes must not wait behind a long burst of messages.
+        if (i % 64 == 63) zap_->HandlePending();
+      }
+    }
+    PollPeerLinks();
+    OnTick();
+  }
+  CheckpointOnShutdown();
+  spdlog::info("broker {} stopped", options_.broker_id);
+  return OkStatus();
+}
+
+void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
+  auto peer = ParseUserId(frame.user_id);
+  if (!peer.ok()) {
+    // Cannot happen with the ZAP handler in place; never serve it anyway.
+    spdlog::error("message without authenticated identity dropped");
+    return;
+  }
+  const int64_t now = Now();
+  // Pinned peers are exempt: their traffic scales with the whole region's
+  // work, and an answer lost to the limiter would stall a forward.
+  if (peer->role != Role::kPeer && !limiter_.Allow(frame.user_id, now)) {
+    ReplyError(frame.routing_id, 0, v1::MESSAGE_TYPE_ERROR,
+               ResourceExhaustedError("rate limit exceeded; slow down"));
+    return;
+  }
+  auto envelope = DecodeEnvelope(frame.payload);
+  if (!envelope.ok()) {
+    spdlog::warn("{}: bad envelope: {}", frame.user_id,
+                 envelope.status().ToString());
+    ReplyError(frame.routing_id, 0, v1::MESSAGE_TYPE_ERROR, envelope.status());
+    return;
+  }
+  if (peer->role == Role::kProvider) {
+    ProviderEntry* entry = registry_.Find(peer->name);
+    if (entry != nullptr && entry->routing_id == frame.routing_id) {
+      entry->last_heard_ms = now;
+    }
+  }
+  Dispatch(Request{frame, *peer, *envelope});
+}
+
+void BrokerImpl::Dispatch(const Request& request) {
+  const v1::MessageType type = request.envelope.type();
+  const Role role = request.peer.role;
+  if (type == v1::MESSAGE_TYPE_HEARTBEAT) {
+    // A heartbeat on a connection we do not know as registered means we lost
+    // the provider's session (e.g. this broker restarted): ask it to
+    // register again instead of waiting for its liveness timer.
+    if (role == Role::kProvider && RegisteredProvider(request) == nullptr) {
+      ReplyError(request.frame.routing_id, 0, v1::MESSAGE_TYPE_ERROR,
+                 FailedPreconditionError("not registered; register first"));
+    }
+    // A peer hears from us only on its own link: echo so it knows we live.
+    if (role == Role::kPeer) {
+      v1::Heartbeat echo;
+      echo.set_sent_at_ms(Now());
+      (void)SendRouted(router_, request.frame.routing_id,
+                       EncodeEnvelope(v1::MESSAGE_TYPE_HEARTBEAT, 0,
+                                      ++send_sequence_, echo));
+    }
+    return;
+  }
+  if (IsPeerMessage(type) && role != Role::kPeer) {
+    ReplyError(request.frame.routing_id, request.envelope.request_id(),
+               v1::MESSAGE_TYPE_ERROR,
+               PermissionDeniedError("only peer brokers may send " +
+                                     MessageTypeName(type)));
+    return;
+  }
+  if (IsProviderMessage(type) && role != Role::kProvider) {
+    ReplyError(request.frame.routing_id, request.envelope.request_id(),
+               v1::MESSAGE_TYPE_ERROR,
+               PermissionDeniedError("only providers may send " +
+                                     MessageTypeName(type)));
+    return;
+  }
+  if (IsConsumerMessage(type) && role != Role::kConsumer &&
+      role != Role::kAdmin) {
+    ReplyError(request.frame.routing_id, request.envelope.request_id(),
+               v1::MESSAGE_TYPE_ERROR,
+               PermissionDeniedError("only consumers and admins may send " +
+                                     MessageTypeName(type)));
+    return;
+  }
+  switch (type) {
+    case v1::MESSAGE_TYPE_REGISTER_PROVIDER: return OnRegisterProvider(request);
+    case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE: return OnPlacementResponse(request);
+    case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE: return OnJobStatusUpdate(request);
+    case v1::MESSAGE_TYPE_USAGE_REPORT: return OnUsageReport(request);
+    case v1::MESSAGE_TYPE_UPDATE_OFFER: return OnUpdateOffer(request);
+    case v1::MESSAGE_TYPE_SUBMIT_JOB: return OnSubmitJob(request);
+    case v1::MESSAGE_TYPE_GET_JOB: return OnGetJob(request);
+    case v1::MESSAGE_TYPE_CANCEL_JOB: return OnCancelJob(request);
+    case v1::MESSAGE_TYPE_LIST_JOBS: return OnListJobs(request);
+    case v1::MESSAGE_TYPE_WATCH_JOBS: return OnWatchJobs(request);
+    case v1::MESSAGE_TYPE_PEER_HELLO: return OnPeerHello(request);
+    case v1::MESSAGE_TYPE_CAPACITY_ADVERT: return OnCapacityAdvert(request);
+    case v1::MESSAGE_TYPE_FORWARD_JOB: return OnForwardJob(request);
+    case v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE: return OnRemoteJobUpdate(request);
+    case v1::MESSAGE_TYPE_REMOTE_USAGE: return OnRemoteUsage(request);
+    case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB: return OnCancelRemoteJob(request);
+    case v1::MESSAGE_TYPE_RECONCILE_JOBS: return OnReconcileJobs(request);
+    case v1::MESSAGE_TYPE_PEER_SETTLEMENT: return OnPeerSettlement(request);
+    case v1::MESSAGE_TYPE_PEER_LEDGER_PULL: return OnLedgerPull(request);
+    case v1::MESSAGE_TYPE_PEER_COSIGNATURE: return OnCosignCheckpoint(request);
+    case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
+      return OnGetFederationStatus(request);
+    case v1::MESSAGE_TYPE_GET_STATEMENT: return OnGetStatement(request);
+    default:
+      spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
+                   request.peer.name, MessageTypeName(type));
+      ReplyError(request.frame.routing_id, request.envelope.request_id(),
+                 v1::MESSAGE_TYPE_ERROR,
+                 UnimplementedError("message type " + MessageTypeName(type) +
+                                    " is not served by this broker"));
+  }
+}
+
+void BrokerImpl::Reply(const Request& request, v1::MessageType type,
+                       const google::protobuf::MessageLite& body,
+                       const Status& status) {
+  if (!status.ok()) {
+    spdlog::info("{}/{} {}: {}", RoleName(request.peer.role),
+                 request.peer.name,
+                 MessageTypeName(request.envelope.type()), status.ToString());
+  }
+  std::string payload = EncodeEnvelope(type, request.envelope.request_id(),
+                                       ++send_sequence_, body, &status);
+  Status sent = SendRouted(router_, request.frame.routing_id, payload);
+  if (!sent.ok()) {
+    spdlog::warn("reply to {}/{} lost: {}", RoleName(request.peer.role),
+                 request.peer.name, sent.ToString());
+  }
+}
+
+void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
+                            v1::MessageType type, const Status& status) {
+  v1::Heartbeat empty;
+  std::string payload =
+      EncodeEnvelope(type, request_id, ++send_sequence_, empty, &status);
+  (void)SendRouted(router_, routing_id, payload);
+}
+
+bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
+                                const google::protobuf::MessageLite& body) {
+  if (!provider.online) return false;
+  std::string payload = EncodeEnvelope(type, 0, ++send_sequence_, body);
+  Status sent = SendRouted(router_, provider.routing_id, payload);
+  if (!sent.ok()) {
+    spdlog::warn("send {} to provider {} failed: {}", MessageTypeName(type),
+                 provider.name, sent.ToString());
+    return false;
+  }
+  provider.last_sent_ms = Now();
+  return true;
+}
+
+void BrokerImpl::OnTick() {
+  const int64_t now = Now();
+  for (ProviderEntry* provider : registry_.All()) {
+    if (provider->online &&
+        now - provider->last_sent_ms >= options_.heartbeat_interval_ms) {
+      v1::Heartbeat heartbeat;
+      heartbeat.set_sent_at_ms(now);
+      SendToProvider(*provider, v1::MESSAGE_TYPE_HEARTBEAT, heartbeat);
+    }
+  }
+  CheckProviderLiveness(now);
+  ResendUnansweredOffers(now);
+  TickFederation(now);
+  LedgerTick(now);
+  Schedule();
+}
+
+void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
+  const int64_t silence_limit = static_cast<int64_t>(
+      options_.heartbeat_interval_ms) * options_.heartbeat_liveness;
+  for (ProviderEntry* provider : registry_.All()) {
+    if (provider->online && now_ms - provider->last_heard_ms > silence_limit) {
+      registry_.SetOnline(provider->name, false, now_ms);
+      RecordProviderEvent(provider->name, ProviderEvent::kHeartbeatLoss);
+      spdlog::warn("provider {} lost: silent for {} ms", provider->name,
+                   now_ms - provider->last_heard_ms);
+      Status saved = store_->SetProviderOnline(provider->name, false, now_ms);
+      if (!saved.ok()) spdlog::error("{}", saved.ToString());
+    }
+    if (!provider->online && provider->lost_since_ms > 0 &&
+        now_ms - provider->lost_since_ms > options_.lost_job_timeout_ms) {
+      // Jobs that stayed with a provider gone this long are failed; if it
+      // comes back and still reports them, registration cancels them.
+      auto jobs = store_->JobsInStates(
+          {v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING});
+      if (!jobs.ok()) continue;
+      for (auto& job : *jobs) {
+        if (job.provider() != provider->name) continue;
+        RecordProviderEvent(provider->name, ProviderEvent::kProviderFailure);
+        Status failed = FinishJob(job, v1::JOB_STATE_FAILED, -1,
+                                  "provider " + provider->name + " lost");
+        if (!failed.ok()) spdlog::error("{}", failed.ToString());
+      }
+      provider->lost_since_ms = 0;
+    }
+  }
+}
+
+}  // namespace computenet::broker

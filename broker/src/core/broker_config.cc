@@ -1,0 +1,146 @@
+#include "core/imports.h"
+#include "computenet/broker/broker_config.h"
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "computenet/common/config_file.h"
+#include "computenet/common/files.h"
+
+namespace computenet::broker {
+namespace {
+
+template <typename T>
+Status Get(const toml::table& table, const std::string& key,
+           const std::string& where, bool required, T* out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return required ? InvalidArgumentError(where + ": missing '" + key + "'")
+                    : OkStatus();
+  }
+  auto value = node->value_exact<T>();
+  if (!value) {
+    return InvalidArgumentError(where + ": '" + key + "' has the wrong type");
+  }
+  *out = *value;
+  return OkStatus();
+}
+
+}  // namespace
+
+StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
+  CN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, 1 << 20));
+  const std::string base = std::filesystem::absolute(path).parent_path().string();
+  toml::table root;
+  try {
+    root = toml::parse(text);
+  } catch (const toml::parse_error& error) {
+    std::ostringstream out;
+    out << path << ": " << error.description() << " at line "
+        << error.source().begin.line;
+    return InvalidArgumentError(out.str());
+  }
+  const std::string where = path;
+  CN_RETURN_IF_ERROR(CheckKeys(
+      root,
+      {"broker_id", "region", "endpoint", "endpoint_file", "database", "keys",
+       "heartbeat_ms", "liveness", "forward_margin_bp", "fee_bps",
+       "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
+       "checkpoint_interval_ms",
+       "peers"},
+      where));
+  BrokerConfig config;
+  BrokerOptions& options = config.options;
+  CN_RETURN_IF_ERROR(Get(root, "broker_id", where, true, &options.broker_id));
+  CN_RETURN_IF_ERROR(Get(root, "region", where, true, &options.region));
+  CN_RETURN_IF_ERROR(Get(root, "endpoint", where, true, &options.endpoint));
+  CN_RETURN_IF_ERROR(
+      Get(root, "endpoint_file", where, false, &config.endpoint_file));
+  CN_RETURN_IF_ERROR(
+      Get(root, "database", where, true, &options.database_path));
+  CN_RETURN_IF_ERROR(Get(root, "keys", where, true, &config.keys_dir));
+  int64_t heartbeat = options.heartbeat_interval_ms;
+  int64_t liveness = options.heartbeat_liveness;
+  CN_RETURN_IF_ERROR(Get(root, "heartbeat_ms", where, false, &heartbeat));
+  CN_RETURN_IF_ERROR(Get(root, "liveness", where, false, &liveness));
+  CN_RETURN_IF_ERROR(Get(root, "forward_margin_bp", where, false,
+                         &options.forward_margin_bp));
+  int64_t fee_bps = options.fee_bps;
+  CN_RETURN_IF_ERROR(Get(root, "fee_bps", where, false, &fee_bps));
+  if (fee_bps < 0 || fee_bps > 10'000) {
+    return InvalidArgumentError(where + ": fee_bps must be 0..10000");
+  }
+  options.fee_bps = static_cast<uint32_t>(fee_bps);
+  CN_RETURN_IF_ERROR(Get(root, "settlement_interval_ms", where, false,
+                         &options.settlement_interval_ms));
+  if (options.settlement_interval_ms < 10) {
+    return InvalidArgumentError(where + ": settlement_interval_ms below 10");
+  }
+  CN_RETURN_IF_ERROR(Get(root, "replication_interval_ms", where, false,
+                         &options.replication_interval_ms));
+  if (options.replication_interval_ms < 10) {
+    return InvalidArgumentError(where + ": replication_interval_ms below 10");
+  }
+  int64_t checkpoint_every = static_cast<int64_t>(options.checkpoint_every_entries);
+  CN_RETURN_IF_ERROR(Get(root, "checkpoint_every", where, false, &checkpoint_every));
+  if (checkpoint_every < 1) {
+    return InvalidArgumentError(where + ": checkpoint_every must be >= 1");
+  }
+  options.checkpoint_every_entries = static_cast<uint64_t>(checkpoint_every);
+  CN_RETURN_IF_ERROR(Get(root, "checkpoint_interval_ms", where, false,
+                         &options.checkpoint_interval_ms));
+  if (heartbeat < 10 || heartbeat > 60000 || liveness < 1 || liveness > 100) {
+    return InvalidArgumentError(where + ": heartbeat_ms/liveness out of range");
+  }
+  options.heartbeat_interval_ms = static_cast<int>(heartbeat);
+  options.heartbeat_liveness = static_cast<int>(liveness);
+  options.database_path = ResolvePath(base, options.database_path);
+  config.keys_dir = ResolvePath(base, config.keys_dir);
+  if (!config.endpoint_file.empty()) {
+    config.endpoint_file = ResolvePath(base, config.endpoint_file);
+  }
+  if (const toml::node* peers = root.get("peers")) {
+    const toml::array* list = peers->as_array();
+    if (list == nullptr) return InvalidArgumentError(where + ": 'peers' must be [[peers]]");
+    int index = 0;
+    for (const auto& element : *list) {
+      const std::string peer_where =
+          where + ": peers[" + std::to_string(index++) + "]";
+      const toml::table* table = element.as_table();
+      if (table == nullptr) return InvalidArgumentError(peer_where + ": not a table");
+      CN_RETURN_IF_ERROR(CheckKeys(
+          *table, {"broker_id", "region", "endpoint", "endpoint_file", "identity"},
+          peer_where));
+      PeerConfig peer;
+      std::string identity_path;
+      CN_RETURN_IF_ERROR(Get(*table, "broker_id", peer_where, true, &peer.broker_id));
+      CN_RETURN_IF_ERROR(Get(*table, "region", peer_where, true, &peer.region));
+      CN_RETURN_IF_ERROR(Get(*table, "endpoint", peer_where, false, &peer.endpoint));
+      CN_RETURN_IF_ERROR(
+          Get(*table, "endpoint_file", peer_where, false, &peer.endpoint_file));
+      CN_RETURN_IF_ERROR(Get(*table, "identity", peer_where, true, &identity_path));
+      if (peer.endpoint.empty() == peer.endpoint_file.empty()) {
+        return InvalidArgumentError(peer_where +
+                                    ": set exactly one of endpoint, endpoint_file");
+      }
+      if (!peer.endpoint_file.empty()) {
+        peer.endpoint_file = ResolvePath(base, peer.endpoint_file);
+      }
+      CN_ASSIGN_OR_RETURN(PublicIdentity identity,
+                          PublicIdentity::LoadFile(ResolvePath(base, identity_path)));
+      if (identity.name != peer.broker_id) {
+        return InvalidArgumentError(peer_where + ": identity file is for '" +
+                                    identity.name + "', not '" +
+                                    peer.broker_id + "'");
+      }
+      peer.curve_public = identity.curve_public;
+      peer.ed25519_public = identity.ed25519_public;
+      options.peers.push_back(std::move(peer));
+    }
+  }
+  return config;
+}
+
+}  // namespace computenet::broker

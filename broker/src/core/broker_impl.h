@@ -1,0 +1,273 @@
+// Private: the Broker's implementation, split by concern across
+// broker.cc (loop, dispatch, heartbeats), provider_service.cc,
+// consumer_service.cc and scheduler.cc.
+#ifndef COMPUTENET_BROKER_CORE_BROKER_IMPL_H_
+#define COMPUTENET_BROKER_CORE_BROKER_IMPL_H_
+
+#include <google/protobuf/message_lite.h>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "core/imports.h"
+#include "computenet/broker/broker.h"
+#include "computenet/matching/job_queue.h"
+#include "computenet/ledger/ledger.h"
+#include "federation/peer_link.h"
+#include "computenet/ledger/checkpoints.h"
+#include "jobs/provider_registry.h"
+#include "federation/routing.h"
+#include "jobs/store.h"
+#include "core/zap_handler.h"
+#include "computenet/common/rate_limiter.h"
+#include "computenet/common/transport.h"
+#include "computenet/v1/consumer.pb.h"
+#include "computenet/v1/peer.pb.h"
+
+namespace computenet::broker {
+
+// A job forwarded here may cost at most the budget its home broker holds
+// from its consumer. FAILED_PRECONDITION naming both amounts if its worst
+// case (cards x max_duration_s at the price) exceeds it; OUT_OF_RANGE on
+// overflow.
+Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
+                       int64_t price_per_card_hour, int64_t budget,
+                       const std::string& home_broker);
+
+class BrokerImpl final : public Broker {
+ public:
+  BrokerImpl(BrokerOptions options, Identity identity,
+             std::unique_ptr<Matcher> matcher, std::unique_ptr<Store> store);
+  Status Init();
+
+  Status Run() override;
+  void Shutdown() override { stop_.store(true); }
+  std::string endpoint() const override { return endpoint_; }
+  std::string public_key() const override {
+    return identity_.curve().public_z85;
+  }
+
+ private:
+  // One authenticated, decoded request.
+  struct Request {
+    const RoutedFrame& frame;
+    const AuthenticatedPeer& peer;
+    const v1::Envelope& envelope;
+  };
+
+  // broker.cc
+  void HandleFrame(const RoutedFrame& frame);
+  void Dispatch(const Request& request);
+  void OnTick();
+  void CheckProviderLiveness(int64_t now_ms);
+  void ResendUnansweredOffers(int64_t now_ms);
+  void Reply(const Request& request, v1::MessageType type,
+             const google::protobuf::MessageLite& body,
+             const Status& status = OkStatus());
+  void ReplyError(const std::string& routing_id, uint64_t request_id,
+                  v1::MessageType type, const Status& status);
+  bool SendToProvider(ProviderEntry& provider, v1::MessageType type,
+                      const google::protobuf::MessageLite& body);
+  int64_t Now() const { return clock_->NowMs(); }
+
+  // provider_service.cc
+  void OnRegisterProvider(const Request& request);
+  void OnPlacementResponse(const Request& request);
+  void OnJobStatusUpdate(const Request& request);
+  void OnUsageReport(const Request& request);
+  void OnUpdateOffer(const Request& request);  // placement_service.cc
+  // The provider entry if this connection is its registered one.
+  ProviderEntry* RegisteredProvider(const Request& request);
+  Status ReconcileProvider(const std::string& name,
+                           const v1::RegisterProvider& registration,
+                           v1::RegisterProviderReply* reply);
+
+  // consumer_service.cc
+  void OnSubmitJob(const Request& request);
+  void OnGetJob(const Request& request);
+  void OnCancelJob(const Request& request);
+  void OnListJobs(const Request& request);
+  void OnWatchJobs(const Request& request);
+  // The job if the caller may see it (its owner, or an admin); NOT_FOUND
+  // otherwise, so other consumers' job ids are not even confirmed.
+  StatusOr<v1::JobInfo> JobVisibleTo(const AuthenticatedPeer& peer,
+                                     const std::string& job_id);
+  // Cancels a job held here (ours, or one a peer forwarded here).
+  Status CancelJobHere(v1::JobInfo& job, const std::string& who);
+
+  // federation.cc
+  Status InitFederation();
+  const PeerConfig* FindPeer(const std::string& broker_id) const;
+  void PollPeerLinks();
+  void TickFederation(int64_t now_ms);
+  void SendAdverts(int64_t now_ms);
+  void OnPeerLinkUp(PeerLink& link);
+  void OnPeerLinkDown(PeerLink& link);
+  std::vector<PeerView> PeerViews() const;
+  Status ForwardJob(v1::JobInfo& job, const std::string& peer);
+  void HandlePeerReply(PeerLink& link, const v1::Envelope& envelope);
+  void OnPeerHello(const Request& request);
+  void OnCapacityAdvert(const Request& request);
+  void OnForwardJob(const Request& request);
+  void OnRemoteJobUpdate(const Request& request);
+  void OnRemoteUsage(const Request& request);
+  void OnCancelRemoteJob(const Request& request);
+  void OnReconcileJobs(const Request& request);
+  void OnGetFederationStatus(const Request& request);
+  // The job if it is shared with peer: held here for it (held_here) or
+  // forwarded by us to it. PERMISSION_DENIED otherwise.
+  StatusOr<v1::JobInfo> PeerJob(const std::string& peer,
+                                const std::string& job_id, bool held_here);
+  void SendRemoteUpdate(const v1::JobInfo& job);
+  void ApplyRemoteJob(const std::string& peer, const v1::JobInfo& remote,
+                      uint64_t sequence);
+  // The peer side: one posted usage entry of a job forwarded here, with
+  // its provider's signed record, countersigned for the home broker.
+  StatusOr<v1::RemoteUsage> CountersignUsage(const v1::JobInfo& job,
+                                             const std::string& record,
+                                             const std::string& signature,
+                                             const v1::LedgerEntry& posted);
+  void SendUsageHome(const v1::JobInfo& job, const std::string& record,
+                     const std::string& signature,
+                     const v1::LedgerEntry& posted);
+  // Net settlement with peers (docs/ledger.md, "Clearing"): as debtor,
+  // send a signed statement of what we owe each peer; as creditor, compare
+  // it with our books and countersign or name the differences.
+  void SendSettlements(int64_t now_ms);
+  void OnPeerSettlement(const Request& request);
+  void OnSettlementReply(const std::string& peer,
+                         const v1::SettlementReply& reply);
+  // Witnessing (docs/ledger.md, "Replication"): pull each peer's ledger
+  // into a verified replica, cosign its checkpoints, keep fork evidence.
+  void PullPeerLedgers(int64_t now_ms);
+  void OnLedgerPull(const Request& request);
+  void OnLedgerStream(const std::string& peer, const v1::LedgerStream& stream);
+  void OnCosignCheckpoint(const Request& request);
+  // The home side of a forward: what it holds from the consumer as the
+  // peer's budget. FAILED_PRECONDITION if the consumer cannot cover it.
+  StatusOr<int64_t> HoldForForward(v1::JobInfo& job, const std::string& peer);
+  Status ApplyRemoteUsage(const std::string& peer,
+                          const v1::RemoteUsage& usage);
+
+  // scheduler.cc
+  void Schedule();
+  Status PlaceJob(v1::JobInfo& job, const Placement& placement);
+  Status RequeueJob(v1::JobInfo& job, const std::string& reason);
+  Status FinishJob(v1::JobInfo& job, v1::JobState state, int32_t exit_code,
+                   const std::string& reason);
+  void SendOffer(const v1::JobInfo& job);
+  void SendCancel(const v1::JobInfo& job);
+  // Persists the job, then tells its watchers.
+  Status SaveJob(const v1::JobInfo& job);
+  void Notify(const v1::JobInfo& job);
+  struct Watcher;
+  void NotifyWatchers(std::vector<Watcher>& watchers, const std::string& job_id,
+                      const v1::JobEvent& event, std::string* payload);
+  Status LoadState();
+
+  // placement_service.cc: the queue, reclaimable capacity, track records.
+  void EnqueueJob(const v1::JobInfo& job);
+  uint32_t MaxAttempts(const v1::JobInfo& job) const;
+  Status PreemptJob(v1::JobInfo& job, uint32_t grace_ms);
+  // A preempted job's run ended (or it never started): requeue or fail it.
+  Status EndPreemptedRun(v1::JobInfo& job);
+  void RecordProviderEvent(const std::string& provider, ProviderEvent event);
+  Status LoadProviderStats();
+  // ledger_service.cc: holds, checkpoints and statements.
+  Status InitLedger();
+  // The PlaceJob hook: holds the job's worst-case cost and stores it PLACED
+  // in one transaction. FAILED_PRECONDITION (job left QUEUED, reloaded into
+  // `job`, with the reason) if its consumer cannot cover the hold.
+  Status HoldAndSave(v1::JobInfo& job);
+  // Leaves the job QUEUED with "waiting for funds: <why>" (reloaded into
+  // `job`) until a top-up; returns why.
+  Status WaitForFunds(v1::JobInfo& job, const Status& why);
+  void ReleaseJobHold(const v1::JobInfo& job, const std::string& why);
+  void StopExhaustedJob(v1::JobInfo& job);
+  void LedgerTick(int64_t now_ms);
+  void CheckpointOnShutdown();
+  void OnGetStatement(const Request& request);
+
+  BrokerOptions options_;
+  Identity identity_;
+  std::unique_ptr<Matcher> matcher_;
+  std::unique_ptr<Store> store_;
+  // What the ledger asks about enrolments and jobs (this file's tables).
+  std::unique_ptr<Directory> directory_;
+  Ledger ledger_;
+  std::shared_ptr<Clock> clock_;
+
+  // Declared before the sockets: destroyed after them.
+  zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;
+  zmq::socket_t router_;
+  std::string endpoint_;
+  std::map<std::string, std::unique_ptr<PeerLink>> links_;  // by peer id
+
+  ProviderRegistry registry_;
+  RateLimiter limiter_;
+  JobQueue queue_;  // QUEUED jobs and the queue policy
+  // The reason last stored for each waiting job (saves a write per pass).
+  std::map<std::string, std::string> queue_reasons_;
+  std::map<std::string, ProviderStats> provider_stats_;
+  std::map<std::string, std::set<std::string>> rejected_by_;  // job -> providers
+  // Offers not yet answered: job id -> when last sent. Resent after
+  // offer_resend_ms, since a provider that reconnected may have missed one.
+  std::map<std::string, int64_t> offers_out_;
+  struct Watcher {
+    std::string routing_id;
+    std::string job_id;  // empty = all of the consumer's jobs
+  };
+  std::map<std::string, std::vector<Watcher>> watchers_;  // by consumer
+  // Federation state (in memory; jobs themselves are in the store).
+  struct ReceivedAdverts {
+    std::string region;
+    uint64_t sequence = 0;
+    int64_t received_ms = 0;
+    std::map<std::string, v1::CapacityEntry> entries;  // by model
+  };
+  std::map<std::string, ReceivedAdverts> adverts_;  // by peer
+  std::map<std::string, std::map<std::string, v1::CapacityEntry>> advert_sent_;
+  std::set<std::string> advert_full_pending_;
+  uint64_t advert_sequence_ = 0;
+  int64_t last_advert_ms_ = 0;
+  std::map<std::string, std::set<std::string>> declined_by_;  // job -> peers
+  std::map<std::string, uint64_t> remote_update_seen_;        // job -> seq
+  // Forwards sent and not yet answered (they sit in a link's outbox).
+  std::set<std::string> pending_forwards_;
+  uint64_t update_counter_ = 0;
+  // Settlement statements sent to each peer and not yet answered, and the
+  // last one it countersigned (lines, net), so unchanged books are not
+  // sent again.
+  struct SettlementState {
+    int64_t sent_ms = 0;
+    v1::SignedSettlement pending;
+    std::pair<int, int64_t> agreed{-1, 0};
+  };
+  std::map<std::string, SettlementState> settlements_;
+  struct ReplicationState {
+    int64_t pulled_ms = 0;
+    uint64_t verified_size = 0;  // the peer's largest checkpoint verified
+    uint64_t cosigned_size = 0;  // the largest one we cosigned
+  };
+  std::map<std::string, ReplicationState> replication_;
+  RoutingOptions routing_;
+
+  std::unique_ptr<Checkpointer> checkpointer_;
+  // A queued job waits for funds; an operator's top-up (another process)
+  // shows up as a change of SQLite's data_version.
+  bool funds_waiting_ = false;
+  int64_t data_version_ = -1;
+  std::atomic<bool> stop_{false};
+  bool schedule_needed_ = true;
+  uint64_t send_sequence_ = 0;
+};
+
+}  // namespace computenet::broker
+
+#endif  // COMPUTENET_BROKER_CORE_BROKER_IMPL_H_

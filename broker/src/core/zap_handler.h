@@ -1,0 +1,57 @@
+// ZapHandler: the broker's ZeroMQ Authentication Protocol (RFC 27) handler.
+// libzmq asks it about every CURVE handshake; it admits only public keys
+// enrolled (and not revoked) in the Store, and names each admitted connection
+// "<role>/<name>" as its ZMQ User-Id. A refused key never completes the
+// handshake, so none of its messages reaches a handler.
+//
+// Thread safety: owned and polled by the broker's core-loop thread.
+#ifndef COMPUTENET_BROKER_CORE_ZAP_HANDLER_H_
+#define COMPUTENET_BROKER_CORE_ZAP_HANDLER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <zmq.hpp>
+
+#include "core/imports.h"
+#include "jobs/store.h"
+#include "computenet/common/status.h"
+
+namespace computenet::broker {
+
+class ZapHandler {
+ public:
+  // Binds inproc://zeromq.zap.01 in ctx. Call before binding any CURVE
+  // server socket in ctx: without a handler libzmq would admit every key.
+  // UNAVAILABLE if another handler is bound in this context.
+  static StatusOr<std::unique_ptr<ZapHandler>> Bind(zmq::context_t& ctx,
+                                                    Store& store);
+
+  // Answers every pending request without blocking.
+  void HandlePending();
+
+  zmq::socket_t& socket() { return socket_; }
+  uint64_t admitted() const { return admitted_; }
+  uint64_t refused() const { return refused_; }
+
+ private:
+  ZapHandler(zmq::socket_t socket, Store& store)
+      : socket_(std::move(socket)), store_(store) {}
+  void HandleOne(std::vector<zmq::message_t>& request);
+
+  zmq::socket_t socket_;
+  Store& store_;
+  uint64_t admitted_ = 0;
+  uint64_t refused_ = 0;
+};
+
+// Splits a ZAP User-Id "<role>/<name>"; INVALID_ARGUMENT if malformed.
+struct AuthenticatedPeer {
+  Role role = Role::kConsumer;
+  std::string name;
+};
+StatusOr<AuthenticatedPeer> ParseUserId(const std::string& user_id);
+
+}  // namespace computenet::broker
+
+#endif  // COMPUTENET_BROKER_CORE_ZAP_HANDLER_H_

@@ -1,0 +1,45 @@
+// Job rules: what a valid job spec and a valid provider registration look
+// like (the state helpers shared with the CLI and SDKs are in
+// common/job_state.h; the transitions in jobs/job_manager.h).
+//
+// Thread safety: stateless functions; safe from any thread.
+#ifndef COMPUTENET_BROKER_JOBS_JOB_RULES_H_
+#define COMPUTENET_BROKER_JOBS_JOB_RULES_H_
+
+#include <cstdint>
+#include <string>
+
+#include "core/imports.h"
+#include "computenet/common/job_state.h"
+#include "computenet/common/status.h"
+#include "computenet/v1/job.pb.h"
+#include "computenet/v1/provider.pb.h"
+
+namespace computenet::broker {
+
+inline constexpr size_t kMaxCommandArgs = 256;
+inline constexpr size_t kMaxArgBytes = 4096;
+inline constexpr size_t kMaxEnvEntries = 128;
+inline constexpr uint32_t kMaxCardsPerNode = 64;
+inline constexpr uint32_t kMaxNodes = 4096;
+inline constexpr uint32_t kMaxDurationSeconds = 366 * 24 * 3600;
+inline constexpr int64_t kMaxPricePerCardHour = 1'000'000'000;
+inline constexpr size_t kMaxProviderNodes = 20000;
+inline constexpr uint32_t kMaxA100EquivalentsMilli = 100'000'000;  // 100,000
+inline constexpr uint32_t kMaxAttempts = 100;
+
+// INVALID_ARGUMENT naming the first problem (empty command, 0 cards, ...).
+Status ValidateJobSpec(const v1::JobSpec& spec);
+// The placement part of ValidateJobSpec: exactly one shape (whole cards,
+// gpu_milli or a100_equivalents_milli) and sane constraints (regions,
+// providers, classes, host resources, priority, attempts). INVALID_ARGUMENT
+// naming the field.
+Status ValidatePlacementRequest(const v1::JobSpec& spec);
+
+// INVALID_ARGUMENT naming the first problem (no nodes, duplicate node
+// names, a model without a price, ...).
+Status ValidateRegistration(const v1::RegisterProvider& registration);
+
+}  // namespace computenet::broker
+
+#endif  // COMPUTENET_BROKER_JOBS_JOB_RULES_H_

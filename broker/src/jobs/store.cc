@@ -1,0 +1,469 @@
+#include "core/imports.h"
+#include "jobs/store.h"
+
+#include "computenet/ledger/schema.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+
+namespace computenet::broker {
+namespace {
+
+using storage::BindBlob;
+using storage::BlobOf;
+using storage::StatusFromSqlite;
+
+constexpr char kSchemaOwner[] = "broker";
+
+constexpr const char* kBrokerV1[] = {
+    R"sql(CREATE TABLE enrollments(
+      curve_public   TEXT PRIMARY KEY,
+      role           TEXT NOT NULL,
+      name           TEXT NOT NULL,
+      ed25519_public TEXT NOT NULL,
+      enrolled_ms    INTEGER NOT NULL,
+      revoked        INTEGER NOT NULL DEFAULT 0,
+      UNIQUE(role, name)))sql",
+    R"sql(CREATE TABLE providers(
+      name          TEXT PRIMARY KEY,
+      registration  BLOB NOT NULL,
+      online        INTEGER NOT NULL,
+      updated_ms    INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE jobs(
+      seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+      job_id          TEXT NOT NULL UNIQUE,
+      consumer        TEXT NOT NULL,
+      idempotency_key TEXT,
+      state           INTEGER NOT NULL,
+      provider        TEXT,
+      info            BLOB NOT NULL,
+      updated_ms      INTEGER NOT NULL,
+      UNIQUE(consumer, idempotency_key)))sql",
+    "CREATE INDEX jobs_by_state ON jobs(state, seq)",
+    "CREATE INDEX jobs_by_consumer ON jobs(consumer, seq)",
+};
+
+// v2 (matching): consumers' organizations (fair share) and providers' track
+// records (reliability).
+constexpr const char* kBrokerV2[] = {
+    "ALTER TABLE enrollments ADD COLUMN organization TEXT NOT NULL DEFAULT ''",
+    R"sql(CREATE TABLE provider_stats(
+      provider          TEXT PRIMARY KEY,
+      completed         INTEGER NOT NULL DEFAULT 0,
+      provider_failures INTEGER NOT NULL DEFAULT 0,
+      heartbeat_losses  INTEGER NOT NULL DEFAULT 0,
+      updated_ms        INTEGER NOT NULL))sql",
+};
+
+constexpr storage::Migration kBrokerMigrations[] = {
+    {1, kBrokerV1},
+    {2, kBrokerV2},
+    // v3 (the ledger issue) changed only the ledger's tables.
+    {3, {}},
+};
+
+Enrollment EnrollmentFromRow(SQLite::Statement& query) {
+  Enrollment out;
+  out.curve_public = query.getColumn(0).getString();
+  out.role = ParseRole(query.getColumn(1).getString()).value();
+  out.name = query.getColumn(2).getString();
+  out.ed25519_public = query.getColumn(3).getString();
+  out.enrolled_ms = query.getColumn(4).getInt64();
+  out.revoked = query.getColumn(5).getInt() != 0;
+  out.organization = query.getColumn(6).getString();
+  if (out.organization.empty()) out.organization = out.name;
+  return out;
+}
+
+StatusOr<v1::JobInfo> JobFromBlob(const SQLite::Column& column) {
+  v1::JobInfo job;
+  if (!job.ParseFromString(BlobOf(column))) {
+    return DataLossError("job row does not parse");
+  }
+  return job;
+}
+
+std::string StateList(const std::vector<v1::JobState>& states) {
+  std::string out;
+  for (auto state : states) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(static_cast<int>(state));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view RoleName(Role role) {
+  switch (role) {
+    case Role::kProvider: return "provider";
+    case Role::kConsumer: return "consumer";
+    case Role::kPeer: return "peer";
+    case Role::kAdmin: return "admin";
+  }
+  return "unknown";
+}
+
+StatusOr<Role> ParseRole(std::string_view name) {
+  if (name == "provider") return Role::kProvider;
+  if (name == "consumer") return Role::kConsumer;
+  if (name == "peer") return Role::kPeer;
+  if (name == "admin") return Role::kAdmin;
+  return InvalidArgumentError("unknown role '" + std::string(name) +
+                              "' (provider, consumer, peer or admin)");
+}
+
+StatusOr<std::unique_ptr<Store>> Store::Open(
+    const std::string& path, const storage::DatabaseOptions& options) {
+  CN_ASSIGN_OR_RETURN(auto db, storage::Database::Open(path, options));
+  CN_RETURN_IF_ERROR(db->Migrate(kSchemaOwner, kBrokerMigrations));
+  CN_RETURN_IF_ERROR(ledger::MigrateSchema(*db));
+  return std::unique_ptr<Store>(new Store(std::move(db)));
+}
+
+StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& path) {
+  storage::DatabaseOptions options;
+  options.read_only = true;
+  CN_ASSIGN_OR_RETURN(auto db, storage::Database::Open(path, options));
+  // Migrate on a read-only file only checks that it is current.
+  CN_RETURN_IF_ERROR(db->Migrate(kSchemaOwner, kBrokerMigrations));
+  CN_RETURN_IF_ERROR(ledger::MigrateSchema(*db));
+  return std::unique_ptr<Store>(new Store(std::move(db)));
+}
+
+Status Store::Enroll(Role role, const PublicIdentity& identity,
+                     int64_t now_ms, const std::string& organization) {
+  try {
+    auto insert = db_->Prepare("INSERT INTO enrollments(curve_public, role, "
+                             "name, ed25519_public, enrolled_ms, "
+                             "organization) VALUES(?, ?, ?, ?, ?, ?)");
+    insert->bind(1, identity.curve_public);
+    insert->bind(2, std::string(RoleName(role)));
+    insert->bind(3, identity.name);
+    insert->bind(4, identity.ed25519_public);
+    insert->bind(5, static_cast<int64_t>(now_ms));
+    insert->bind(6, organization);
+    insert->exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    if ((error.getErrorCode() & 0xff) == SQLITE_CONSTRAINT) {
+      return AlreadyExistsError(std::string(RoleName(role)) + " '" +
+                                identity.name +
+                                "' or its key is already enrolled");
+    }
+    return StatusFromSqlite(error, "enroll");
+  }
+}
+
+Status Store::RemovePeerEnrollment(const std::string& broker_id,
+                                   const std::string& curve_public) {
+  return db_->Run([&]() -> Status {
+    auto drop = db_->Prepare(
+        "DELETE FROM enrollments WHERE role='peer' AND (name=? OR "
+        "curve_public=?)");
+    drop->bind(1, broker_id);
+    drop->bind(2, curve_public);
+    drop->exec();
+    return OkStatus();
+  });
+}
+
+Status Store::Revoke(Role role, const std::string& name) {
+  try {
+    auto update = db_->Prepare("UPDATE enrollments SET revoked=1 WHERE role=? AND name=?");
+    update->bind(1, std::string(RoleName(role)));
+    update->bind(2, name);
+    if (update->exec() == 0) {
+      return NotFoundError(std::string(RoleName(role)) + " '" + name +
+                           "' is not enrolled");
+    }
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "revoke");
+  }
+}
+
+StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
+    const std::string& curve_public) {
+  try {
+    auto query = db_->Prepare("SELECT curve_public, role, name, ed25519_public, "
+                            "enrolled_ms, revoked, organization FROM enrollments "
+                            "WHERE curve_public=?");
+    query->bind(1, curve_public);
+    if (!query->executeStep()) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentFromRow(*query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find enrollment");
+  }
+}
+
+StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
+    Role role, const std::string& name) {
+  try {
+    auto query = db_->Prepare(
+        "SELECT curve_public, role, name, ed25519_public, enrolled_ms, "
+        "revoked, organization FROM enrollments WHERE role=? AND name=?");
+    query->bind(1, std::string(RoleName(role)));
+    query->bind(2, name);
+    if (!query->executeStep()) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentFromRow(*query));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "find enrollment");
+  }
+}
+
+StatusOr<std::vector<Enrollment>> Store::ListEnrollments() {
+  try {
+    auto query = db_->Prepare("SELECT curve_public, role, name, ed25519_public, "
+                            "enrolled_ms, revoked, organization FROM enrollments "
+                            "ORDER BY role, name");
+    std::vector<Enrollment> out;
+    while (query->executeStep()) out.push_back(EnrollmentFromRow(*query));
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list enrollments");
+  }
+}
+
+Status Store::SaveProviderRegistration(const std::string& name,
+                                       const v1::RegisterProvider& registration,
+                                       int64_t now_ms) {
+  try {
+    auto upsert = db_->Prepare("INSERT INTO providers(name, registration, online, updated_ms) "
+        "VALUES(?, ?, 1, ?) ON CONFLICT(name) DO UPDATE SET "
+        "registration=excluded.registration, online=1, "
+        "updated_ms=excluded.updated_ms");
+    std::string blob = registration.SerializeAsString();
+    upsert->bind(1, name);
+    upsert->bind(2, blob.data(), static_cast<int>(blob.size()));
+    upsert->bind(3, static_cast<int64_t>(now_ms));
+    upsert->exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "save provider");
+  }
+}
+
+Status Store::SetProviderOnline(const std::string& name, bool online,
+                                int64_t now_ms) {
+  try {
+    auto update = db_->Prepare("UPDATE providers SET online=?, updated_ms=? WHERE name=?");
+    update->bind(1, online ? 1 : 0);
+    update->bind(2, static_cast<int64_t>(now_ms));
+    update->bind(3, name);
+    update->exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "update provider");
+  }
+}
+
+StatusOr<std::vector<std::pair<std::string, v1::RegisterProvider>>>
+Store::ListProviders() {
+  try {
+    auto query = db_->Prepare("SELECT name, registration FROM providers ORDER BY name");
+    std::vector<std::pair<std::string, v1::RegisterProvider>> out;
+    while (query->executeStep()) {
+      v1::RegisterProvider registration;
+      if (!registration.ParseFromString(BlobOf(query->getColumn(1)))) {
+        return DataLossError("provider row does not parse");
+      }
+      out.emplace_back(query->getColumn(0).getString(), std::move(registration));
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list providers");
+  }
+}
+
+Status Store::MarkAllProvidersOffline() {
+  try {
+    return db_->Exec("UPDATE providers SET online=0");
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "mark providers offline");
+  }
+}
+
+StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
+                                       v1::JobInfo job,
+                                       const std::string& idempotency_key,
+                                       bool* duplicate) {
+  *duplicate = false;
+  v1::JobInfo result;
+  Status status = db_->RunInTransaction([&]() -> Status {
+    if (!idempotency_key.empty()) {
+      auto existing = db_->Prepare("SELECT info FROM jobs WHERE consumer=? AND idempotency_key=?");
+      existing->bind(1, job.consumer());
+      existing->bind(2, idempotency_key);
+      if (existing->executeStep()) {
+        CN_ASSIGN_OR_RETURN(result, JobFromBlob(existing->getColumn(0)));
+        *duplicate = true;
+        return OkStatus();
+      }
+    }
+    // Insert first to get the sequence, then write the id-bearing blob.
+    auto insert = db_->Prepare("INSERT INTO jobs(job_id, consumer, "
+                             "idempotency_key, state, info, updated_ms) "
+                             "VALUES('', ?, ?, ?, x'', ?)");
+    insert->bind(1, job.consumer());
+    if (idempotency_key.empty()) {
+      insert->bind(2);
+    } else {
+      insert->bind(2, idempotency_key);
+    }
+    insert->bind(3, static_cast<int>(job.state()));
+    insert->bind(4, static_cast<int64_t>(job.created_ms()));
+    insert->exec();
+    int64_t seq = db_->last_insert_rowid();
+    job.set_job_id(broker_id + "-" + std::to_string(seq));
+    std::string blob = job.SerializeAsString();
+    auto update = db_->Prepare("UPDATE jobs SET job_id=?, info=? WHERE seq=?");
+    update->bind(1, job.job_id());
+    update->bind(2, blob.data(), static_cast<int>(blob.size()));
+    update->bind(3, seq);
+    update->exec();
+    result = std::move(job);
+    return OkStatus();
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+Status Store::InsertJobWithId(const v1::JobInfo& job, int64_t now_ms) {
+  try {
+    auto insert = db_->Prepare("INSERT INTO jobs(job_id, consumer, state, "
+                             "provider, info, updated_ms) VALUES(?, ?, ?, ?, "
+                             "?, ?)");
+    std::string blob = job.SerializeAsString();
+    insert->bind(1, job.job_id());
+    // Jobs of another broker's consumers are kept apart from ours.
+    insert->bind(2, "peer:" + job.home_broker() + "/" + job.consumer());
+    insert->bind(3, static_cast<int>(job.state()));
+    insert->bind(4, job.provider());
+    insert->bind(5, blob.data(), static_cast<int>(blob.size()));
+    insert->bind(6, static_cast<int64_t>(now_ms));
+    insert->exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    if ((error.getErrorCode() & 0xff) == SQLITE_CONSTRAINT) {
+      return AlreadyExistsError("job " + job.job_id() + " already exists");
+    }
+    return StatusFromSqlite(error, "insert job");
+  }
+}
+
+Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
+  try {
+    auto update = db_->Prepare(
+        "UPDATE jobs SET state=?, provider=?, info=?, updated_ms=? "
+        "WHERE job_id=?");
+    std::string blob = job.SerializeAsString();
+    update->bind(1, static_cast<int>(job.state()));
+    update->bind(2, job.provider());
+    update->bind(3, blob.data(), static_cast<int>(blob.size()));
+    update->bind(4, static_cast<int64_t>(now_ms));
+    update->bind(5, job.job_id());
+    if (update->exec() == 0) return NotFoundError("job " + job.job_id());
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "update job");
+  }
+}
+
+StatusOr<v1::JobInfo> Store::GetJob(const std::string& job_id) {
+  try {
+    auto query = db_->Prepare("SELECT info FROM jobs WHERE job_id=?");
+    query->bind(1, job_id);
+    if (!query->executeStep()) return NotFoundError("no job " + job_id);
+    return JobFromBlob(query->getColumn(0));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "get job");
+  }
+}
+
+StatusOr<std::vector<v1::JobInfo>> Store::ListJobs(
+    const std::string& consumer, const std::vector<v1::JobState>& states,
+    uint32_t limit) {
+  try {
+    std::string sql = "SELECT info FROM jobs WHERE 1=1";
+    if (!consumer.empty()) sql += " AND consumer=?";
+    // The states are integers (enum values, possibly from the wire), never
+    // text, so building the IN list cannot inject SQL.
+    if (!states.empty()) sql += " AND state IN (" + StateList(states) + ")";
+    sql += " ORDER BY seq DESC LIMIT ?";
+    auto query = db_->PrepareOnce(sql);
+    int index = 1;
+    if (!consumer.empty()) query->bind(index++, consumer);
+    query->bind(index, static_cast<int64_t>(limit));
+    std::vector<v1::JobInfo> out;
+    while (query->executeStep()) {
+      CN_ASSIGN_OR_RETURN(v1::JobInfo job, JobFromBlob(query->getColumn(0)));
+      out.push_back(std::move(job));
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list jobs");
+  }
+}
+
+StatusOr<std::vector<v1::JobInfo>> Store::JobsInStates(
+    const std::vector<v1::JobState>& states) {
+  try {
+    auto query = db_->PrepareOnce("SELECT info FROM jobs WHERE state IN (" +
+                                      StateList(states) + ") ORDER BY seq");
+    std::vector<v1::JobInfo> out;
+    while (query->executeStep()) {
+      CN_ASSIGN_OR_RETURN(v1::JobInfo job, JobFromBlob(query->getColumn(0)));
+      out.push_back(std::move(job));
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "jobs in states");
+  }
+}
+
+Status Store::RecordProviderEvent(const std::string& provider,
+                                  ProviderEvent event, int64_t now_ms) {
+  const char* column = "completed";
+  switch (event) {
+    case ProviderEvent::kCompleted: column = "completed"; break;
+    case ProviderEvent::kProviderFailure: column = "provider_failures"; break;
+    case ProviderEvent::kHeartbeatLoss: column = "heartbeat_losses"; break;
+  }
+  try {
+    // The column name is one of three constants above, never input.
+    auto upsert = db_->Prepare(std::string("INSERT INTO provider_stats(provider, ") + column +
+                  ", updated_ms) VALUES(?, 1, ?) ON CONFLICT(provider) DO "
+                  "UPDATE SET " + column + "=" + column +
+                  "+1, updated_ms=excluded.updated_ms");
+    upsert->bind(1, provider);
+    upsert->bind(2, static_cast<int64_t>(now_ms));
+    upsert->exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "record provider event");
+  }
+}
+
+StatusOr<std::map<std::string, ProviderStats>> Store::ListProviderStats() {
+  try {
+    auto query = db_->Prepare("SELECT provider, completed, provider_failures, "
+                            "heartbeat_losses FROM provider_stats");
+    std::map<std::string, ProviderStats> out;
+    while (query->executeStep()) {
+      ProviderStats stats;
+      stats.completed = static_cast<uint64_t>(query->getColumn(1).getInt64());
+      stats.provider_failures =
+          static_cast<uint64_t>(query->getColumn(2).getInt64());
+      stats.heartbeat_losses =
+          static_cast<uint64_t>(query->getColumn(3).getInt64());
+      out[query->getColumn(0).getString()] = stats;
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list provider stats");
+  }
+}
+
+}  // namespace computenet::broker

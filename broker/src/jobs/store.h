@@ -1,0 +1,130 @@
+// Store: the broker's repository of enrollments, providers, jobs (protobuf
+// blobs) and provider track records, in the broker's SQLite file (schema
+// owner "broker"; the ledger's tables live in the same file under owner
+// "ledger", see ledger/schema.h). Opening a Store migrates both, so one file
+// always holds a consistent pair. Anything the broker acknowledges is
+// committed here first (group commit: core/broker.cc).
+//
+// Thread safety: a Store is used by one thread (the broker's core loop, or a
+// CLI command). Other processes may open the same file: SQLite serializes
+// writers, and busy_timeout makes a short wait instead of an error.
+#ifndef COMPUTENET_BROKER_JOBS_STORE_H_
+#define COMPUTENET_BROKER_JOBS_STORE_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/imports.h"
+#include "computenet/matching/provider_stats.h"
+#include "computenet/storage/database.h"
+#include "computenet/common/identity.h"
+#include "computenet/common/status.h"
+#include "computenet/v1/job.pb.h"
+#include "computenet/v1/provider.pb.h"
+
+namespace computenet::broker {
+
+enum class Role { kProvider, kConsumer, kPeer, kAdmin };
+std::string_view RoleName(Role role);
+// INVALID_ARGUMENT for anything but provider, consumer, peer, admin.
+StatusOr<Role> ParseRole(std::string_view name);
+
+struct Enrollment {
+  Role role = Role::kConsumer;
+  std::string name;
+  std::string curve_public;
+  std::string ed25519_public;  // hex
+  int64_t enrolled_ms = 0;
+  bool revoked = false;
+  // Consumers: the organization fair share groups them by; the name when
+  // none was given at enrollment.
+  std::string organization;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) and migrates the database at path (the
+  // broker's and the ledger's tables). UNAVAILABLE if the file cannot be
+  // opened; DATA_LOSS if its schema is newer than this binary knows.
+  static StatusOr<std::unique_ptr<Store>> Open(
+      const std::string& path, const storage::DatabaseOptions& options = {});
+  // Opens an existing database read-only, for offline audit.
+  // FAILED_PRECONDITION if its schema is not this binary's.
+  static StatusOr<std::unique_ptr<Store>> OpenReadOnly(const std::string& path);
+
+  // The file itself: the ledger, checkpoints and replicas share it.
+  storage::Database& database() { return *db_; }
+
+  // --- enrollments ---------------------------------------------------------
+  // ALREADY_EXISTS if the key or (role, name) is already enrolled.
+  // organization: for consumers (fair share); empty = the name.
+  Status Enroll(Role role, const PublicIdentity& identity, int64_t now_ms,
+                const std::string& organization = "");
+  // Deletes the peer enrollment named broker_id or holding curve_public
+  // (config is the truth for pinned peers: re-enrolled at every start).
+  Status RemovePeerEnrollment(const std::string& broker_id,
+                              const std::string& curve_public);
+  // NOT_FOUND if no such enrollment.
+  Status Revoke(Role role, const std::string& name);
+  // nullopt if the key is not enrolled (revoked ones are returned, flagged).
+  StatusOr<std::optional<Enrollment>> FindEnrollmentByKey(
+      const std::string& curve_public);
+  StatusOr<std::optional<Enrollment>> FindEnrollment(Role role,
+                                                     const std::string& name);
+  StatusOr<std::vector<Enrollment>> ListEnrollments();
+
+  // --- providers -----------------------------------------------------------
+  Status SaveProviderRegistration(const std::string& name,
+                                  const v1::RegisterProvider& registration,
+                                  int64_t now_ms);
+  Status SetProviderOnline(const std::string& name, bool online,
+                           int64_t now_ms);
+  // Every provider that ever registered, with its last registration.
+  StatusOr<std::vector<std::pair<std::string, v1::RegisterProvider>>>
+  ListProviders();
+  // Marks every provider offline (at broker start: they must re-register).
+  Status MarkAllProvidersOffline();
+
+  // --- jobs ----------------------------------------------------------------
+  // Inserts a new job, assigning its global id "<broker_id>-<seq>". If the
+  // consumer already submitted idempotency_key, returns that job and sets
+  // *duplicate. The job's state is stored as given (normally QUEUED).
+  StatusOr<v1::JobInfo> InsertJob(const std::string& broker_id,
+                                  v1::JobInfo job,
+                                  const std::string& idempotency_key,
+                                  bool* duplicate);
+  // Inserts a job that already has its global id (one forwarded here by a
+  // peer). ALREADY_EXISTS if the id is taken.
+  Status InsertJobWithId(const v1::JobInfo& job, int64_t now_ms);
+  // Rewrites a job's row. NOT_FOUND if it does not exist.
+  Status UpdateJob(const v1::JobInfo& job, int64_t now_ms);
+  // NOT_FOUND if absent.
+  StatusOr<v1::JobInfo> GetJob(const std::string& job_id);
+  // Newest first. consumer empty = every consumer; states empty = any state.
+  StatusOr<std::vector<v1::JobInfo>> ListJobs(
+      const std::string& consumer, const std::vector<v1::JobState>& states,
+      uint32_t limit);
+  // Oldest first (submission order), any consumer.
+  StatusOr<std::vector<v1::JobInfo>> JobsInStates(
+      const std::vector<v1::JobState>& states);
+
+  // --- provider track records (reliability) ----------------------------------
+  // Adds one event to the provider's record (creating it).
+  Status RecordProviderEvent(const std::string& provider, ProviderEvent event,
+                             int64_t now_ms);
+  // Every provider with a record.
+  StatusOr<std::map<std::string, ProviderStats>> ListProviderStats();
+
+ private:
+  explicit Store(std::unique_ptr<storage::Database> db) : db_(std::move(db)) {}
+
+  std::unique_ptr<storage::Database> db_;
+};
+
+}  // namespace computenet::broker
+
+#endif  // COMPUTENET_BROKER_JOBS_STORE_H_
