@@ -29,7 +29,7 @@
 namespace {
 
 using computenet::FakeClock;
-namespace broker = computenet::broker;
+namespace matching = computenet::matching;
 namespace v1 = computenet::v1;
 
 const std::vector<std::string>& Models() {
@@ -40,7 +40,7 @@ const std::vector<std::string>& Models() {
 }
 
 v1::RegisterProvider MakeProvider(int id, int nodes, std::mt19937_64& rng) {
-  const auto& catalog = *broker::AcceleratorCatalog::BuiltIn();
+  const auto& catalog = *matching::AcceleratorCatalog::BuiltIn();
   v1::RegisterProvider registration;
   registration.set_site("site-" + std::to_string(id));
   registration.set_region("region-" + std::to_string(id % 8));
@@ -111,8 +111,8 @@ v1::JobSpec MakeJob(std::mt19937_64& rng, int only = kMix) {
 }
 
 struct Fixture {
-  broker::CapacityIndex index;
-  std::vector<broker::PlacementRequest> requests;
+  matching::CapacityIndex index;
+  std::vector<matching::PlacementRequest> requests;
   int providers = 0;
 };
 
@@ -122,7 +122,7 @@ std::unique_ptr<Fixture> Build(int nodes, double fill) {
   const int per_provider = 10;
   fixture->providers = std::max(1, nodes / per_provider);
   {
-    broker::CapacityIndex::BulkUpdate bulk(fixture->index);
+    matching::CapacityIndex::BulkUpdate bulk(fixture->index);
     for (int p = 0; p < fixture->providers; ++p) {
       const std::string name = "p" + std::to_string(p);
       (void)fixture->index.UpsertProvider(name, MakeProvider(p, per_provider, rng));
@@ -130,10 +130,10 @@ std::unique_ptr<Fixture> Build(int nodes, double fill) {
     }
   }
   for (int i = 0; i < 4096; ++i) {
-    fixture->requests.push_back(broker::PlacementRequest::FromSpec(MakeJob(rng)));
+    fixture->requests.push_back(matching::PlacementRequest::FromSpec(MakeJob(rng)));
   }
   // Fill to the asked fraction of cards with the same mix.
-  broker::PlacementMatcher matcher;
+  matching::PlacementMatcher matcher;
   const auto totals = fixture->index.Totals();
   const uint64_t target = static_cast<uint64_t>(
       static_cast<double>(totals.cards) * 1000 * fill);
@@ -149,7 +149,7 @@ std::unique_ptr<Fixture> Build(int nodes, double fill) {
     }
     (void)fixture->index.Allocate(
         "fill-" + std::to_string(job),
-        broker::JobAllocation{placement->provider, placement->assignments});
+        matching::JobAllocation{placement->provider, placement->assignments});
     for (const auto& assignment : placement->assignments) {
       allocated += static_cast<uint64_t>(assignment.device_indices_size()) *
                    (assignment.milli() == 0 ? 1000 : assignment.milli());
@@ -174,7 +174,7 @@ void Label(benchmark::State& state, const Fixture& fixture) {
 // One decision on a half-full index; nothing is taken.
 void BM_Match(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(0)), 50);
-  broker::PlacementMatcher matcher;
+  matching::PlacementMatcher matcher;
   size_t i = 0;
   uint64_t placed = 0;
   for (auto _ : state) {
@@ -193,12 +193,12 @@ BENCHMARK(BM_Match)->Arg(1'000)->Arg(10'000)->Arg(100'000);
 void BM_MatchForm(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(1)), 50);
   std::mt19937_64 rng(99);
-  std::vector<broker::PlacementRequest> requests;
+  std::vector<matching::PlacementRequest> requests;
   for (int i = 0; i < 1024; ++i) {
-    requests.push_back(broker::PlacementRequest::FromSpec(
+    requests.push_back(matching::PlacementRequest::FromSpec(
         MakeJob(rng, static_cast<int>(state.range(0)))));
   }
-  broker::PlacementMatcher matcher;
+  matching::PlacementMatcher matcher;
   size_t i = 0;
   uint64_t placed = 0;
   for (auto _ : state) {
@@ -224,7 +224,7 @@ BENCHMARK(BM_MatchForm)
 // Decisions on a full index: the ones that must say "nothing fits".
 void BM_MatchFull(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(0)), 100);
-  broker::PlacementMatcher matcher;
+  matching::PlacementMatcher matcher;
   size_t i = 0;
   for (auto _ : state) {
     auto placement = matcher.Match(
@@ -238,7 +238,7 @@ BENCHMARK(BM_MatchFull)->Arg(1'000)->Arg(10'000)->Arg(100'000);
 // Steady state: place a job, release the oldest, as a broker does.
 void BM_PlaceRelease(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(0)), 50);
-  broker::PlacementMatcher matcher;
+  matching::PlacementMatcher matcher;
   std::deque<std::string> held;
   size_t i = 0;
   for (auto _ : state) {
@@ -246,7 +246,7 @@ void BM_PlaceRelease(benchmark::State& state) {
     const std::string id = "steady-" + std::to_string(i++);
     if (auto placement = matcher.Match(request, fixture.index, {})) {
       (void)fixture.index.Allocate(
-          id, broker::JobAllocation{placement->provider, placement->assignments});
+          id, matching::JobAllocation{placement->provider, placement->assignments});
       held.push_back(id);
     }
     if (held.size() > 256) {
@@ -274,21 +274,21 @@ void BM_QueuePass(benchmark::State& state) {
     auto fixture = Build(nodes, fill);
     providers = fixture->providers;
     auto clock = std::make_shared<FakeClock>();
-    broker::JobQueue queue(broker::JobQueueOptions{}, clock);
+    matching::JobQueue queue(matching::JobQueueOptions{}, clock);
     std::mt19937_64 rng(7);
     for (int j = 0; j < jobs; ++j) {
-      broker::QueuedJob job;
+      matching::QueuedJob job;
       job.job_id = "job-" + std::to_string(j);
       job.organization = "org-" + std::to_string(j % 50);
       job.priority = static_cast<v1::PriorityClass>(1 + j % 3);
       job.submitted_ms = clock->NowMs();
       job.sequence = static_cast<uint64_t>(j);
       v1::JobSpec spec = MakeJob(rng);
-      job.request = broker::PlacementRequest::FromSpec(spec);
+      job.request = matching::PlacementRequest::FromSpec(spec);
       job.max_duration_s = spec.max_duration_s() / 2 + static_cast<uint32_t>(j % 1800);
       (void)queue.Add(std::move(job));
     }
-    broker::PlacementMatcher matcher;
+    matching::PlacementMatcher matcher;
     state.ResumeTiming();
     auto pass = queue.Schedule(fixture->index, matcher);
     state.PauseTiming();

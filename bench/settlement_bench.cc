@@ -33,6 +33,8 @@ namespace {
 
 using computenet::Status;
 namespace broker = computenet::broker;
+namespace ledger = computenet::ledger;
+namespace storage = computenet::storage;
 namespace v1 = computenet::v1;
 using Clock = std::chrono::steady_clock;
 
@@ -79,7 +81,7 @@ struct Fixture {
     auto opened = broker::Store::Open(dir + "/broker.db");
     Check(opened.status(), "open");
     store = std::move(*opened);
-    Check(broker::BindLedgerToBroker(*store, "hub",
+    Check(ledger::BindLedgerToBroker(store->database(), "hub",
                                      broker_identity.signing_key()
                                          .verifying_key()
                                          .hex()),
@@ -89,11 +91,11 @@ struct Fixture {
     auto alice = *computenet::Identity::Generate("alice");
     Check(store->Enroll(broker::Role::kConsumer, alice.Public(), 0),
           "enroll consumer");
-    broker::Ledger ledger(*store, broker::LedgerOptions{"hub", 250});
-    Check(ledger.TopUp("alice", int64_t{1} << 50, "bench", "", kStartMs).status(),
+    ledger::Ledger book(store->database(), ledger::LedgerOptions{"hub", 250});
+    Check(book.TopUp("alice", int64_t{1} << 50, "bench", "", kStartMs).status(),
           "top up");
     const int job_count = (records + kRecordsPerJob - 1) / kRecordsPerJob;
-    Check(broker::RunInTransaction(store->db(), [&]() -> Status {
+    Check(store->database().RunInTransaction([&]() -> Status {
             for (int j = 0; j < job_count; ++j) {
               v1::JobInfo job;
               job.set_job_id("hub-" + std::to_string(j + 1));
@@ -110,16 +112,16 @@ struct Fixture {
               job.set_currency("CNY");
               job.set_attempts(1);
               const std::string blob = job.SerializeAsString();
-              SQLite::Statement insert(store->db(),
+              SQLite::Statement insert(storage::RawConnectionForTesting(store->database()),
                                        "INSERT INTO jobs(job_id, consumer, "
                                        "state, provider, info, updated_ms) "
                                        "VALUES(?, 'alice', 3, 'site-a', ?, 0)");
               insert.bind(1, job.job_id());
               insert.bind(2, blob.data(), static_cast<int>(blob.size()));
               insert.exec();
-              broker::HoldRequest hold{job.job_id(), "alice", "site-a", "CNY",
+              ledger::HoldRequest hold{job.job_id(), "alice", "site-a", "CNY",
                                        1, 8, 3600, 1500, "", "", 0};
-              auto held = ledger.PlaceHold(hold, kStartMs);
+              auto held = book.PlaceHold(hold, kStartMs);
               if (!held.ok()) return held.status();
               jobs.push_back(std::move(job));
             }
@@ -156,11 +158,11 @@ struct Fixture {
 
 // Settles reports[begin, end) the way OnUsageReport does, committing every
 // `batch` records.
-void Settle(Fixture& fixture, broker::Ledger& ledger, size_t batch) {
+void Settle(Fixture& fixture, ledger::Ledger& book, size_t batch) {
   const size_t n = fixture.reports.size();
   for (size_t begin = 0; begin < n; begin += batch) {
     const size_t end = std::min(n, begin + batch);
-    Check(broker::RunInTransaction(fixture.store->db(), [&]() -> Status {
+    Check(fixture.store->database().RunInTransaction([&]() -> Status {
             for (size_t i = begin; i < end; ++i) {
               v1::UsageReport report;
               if (!report.ParseFromString(fixture.reports[i])) {
@@ -178,8 +180,8 @@ void Settle(Fixture& fixture, broker::Ledger& ledger, size_t batch) {
                                   fixture.store->GetJob(record.job_id()));
               CN_ASSIGN_OR_RETURN(
                   auto posted,
-                  ledger.PostUsage(job,
-                                   broker::StoredUsageRecord{
+                  book.PostUsage(job,
+                                   ledger::StoredUsageRecord{
                                        "site-a", record.record_id(),
                                        job.job_id(), report.record(),
                                        report.signature()},
@@ -237,30 +239,30 @@ int main(int argc, char** argv) {
       verify_rate.push_back(records / Seconds(start));
       verify_cpu_us.push_back((CpuSeconds() - cpu_start) * 1e6 / records);
 
-      broker::Ledger ledger(*fixture.store, broker::LedgerOptions{"hub", 250});
+      ledger::Ledger book(fixture.store->database(), ledger::LedgerOptions{"hub", 250});
       const auto settle_start = Clock::now();
       const double settle_cpu = CpuSeconds();
-      Settle(fixture, ledger, 1);
+      Settle(fixture, book, 1);
       per_record_rate.push_back(records / Seconds(settle_start));
       per_record_cpu_us.push_back((CpuSeconds() - settle_cpu) * 1e6 / records);
 
       // The audit of what was just written (records + holds + releases).
-      auto size = ledger.Size();
+      auto size = book.Size();
       const auto audit_start = Clock::now();
-      auto audit = broker::VerifyLedger(*fixture.store);
+      auto audit = ledger::VerifyLedger(fixture.store->database());
       Check(audit.status(), "audit");
       audit_rate.push_back(static_cast<double>(*size) / Seconds(audit_start));
 
       // A checkpoint of the whole ledger from a cold start (reads every
       // entry hash once), then an entry proof against it.
-      broker::Checkpointer checkpointer(*fixture.store, "hub",
+      ledger::Checkpointer checkpointer(fixture.store->database(), "hub",
                                         fixture.broker_identity.signing_key(),
-                                        broker::CheckpointPolicy{0, 0});
+                                        ledger::CheckpointPolicy{0, 0});
       const auto checkpoint_start = Clock::now();
       Check(checkpointer.CheckpointNow(kStartMs).status(), "checkpoint");
       checkpoint_ms.push_back(Seconds(checkpoint_start) * 1000);
       const auto prove_start = Clock::now();
-      auto proof = broker::ProveEntry(*fixture.store, *size / 2);
+      auto proof = ledger::ProveEntry(fixture.store->database(), *size / 2);
       Check(proof.status(), "prove");
       prove_ms.push_back(Seconds(prove_start) * 1000);
       Check(computenet::VerifyEntryProof(
@@ -270,10 +272,10 @@ int main(int argc, char** argv) {
     }
     {
       Fixture fixture(records);
-      broker::Ledger ledger(*fixture.store, broker::LedgerOptions{"hub", 250});
+      ledger::Ledger book(fixture.store->database(), ledger::LedgerOptions{"hub", 250});
       const auto start = Clock::now();
       const double cpu_start = CpuSeconds();
-      Settle(fixture, ledger, 100);
+      Settle(fixture, book, 100);
       batched_rate.push_back(records / Seconds(start));
       batched_cpu_us.push_back((CpuSeconds() - cpu_start) * 1e6 / records);
     }

@@ -48,6 +48,7 @@ namespace {
 using computenet::FakeClock;
 using computenet::Status;
 namespace broker = computenet::broker;
+namespace matching = computenet::matching;
 namespace v1 = computenet::v1;
 
 struct NodeRow {
@@ -210,7 +211,7 @@ struct Result {
   uint64_t still_queued = 0;  // never placed by the end of the replay
 };
 
-double AllocationRatio(const broker::CapacityIndex& index) {
+double AllocationRatio(const matching::CapacityIndex& index) {
   auto totals = index.Totals();
   if (totals.cards == 0) return 0;
   return static_cast<double>(totals.allocated_milli) /
@@ -221,9 +222,9 @@ Result Replay(const std::vector<v1::RegisterProvider>& providers,
               const std::vector<PodRow>& pods, bool departures,
               int64_t stretch) {
   auto clock = std::make_shared<FakeClock>(0);
-  broker::CapacityIndex index;
+  matching::CapacityIndex index;
   {
-    broker::CapacityIndex::BulkUpdate bulk(index);
+    matching::CapacityIndex::BulkUpdate bulk(index);
     for (size_t p = 0; p < providers.size(); ++p) {
       const std::string name = "provider-" + std::to_string(p);
       Status added = index.UpsertProvider(name, providers[p]);
@@ -234,9 +235,9 @@ Result Replay(const std::vector<v1::RegisterProvider>& providers,
       index.SetOnline(name, true);
     }
   }
-  broker::PlacementMatcher matcher;
-  broker::JobQueueOptions options;
-  broker::JobQueue queue(options, clock);
+  matching::PlacementMatcher matcher;
+  matching::JobQueueOptions options;
+  matching::JobQueue queue(options, clock);
 
   Result result;
   using End = std::pair<int64_t, std::string>;
@@ -259,7 +260,7 @@ Result Replay(const std::vector<v1::RegisterProvider>& providers,
     std::vector<std::string> arrived;
     for (; next < pods.size() && pods[next].creation_s * 1000 == now; ++next) {
       const PodRow& pod = pods[next];
-      broker::QueuedJob job;
+      matching::QueuedJob job;
       job.job_id = pod.name;
       job.organization = pod.organization;
       v1::JobSpec spec = SpecOf(pod, stretch);
@@ -272,7 +273,7 @@ Result Replay(const std::vector<v1::RegisterProvider>& providers,
       job.priority = spec.priority();
       job.submitted_ms = now;
       job.sequence = ++sequence;
-      job.request = broker::PlacementRequest::FromSpec(spec);
+      job.request = matching::PlacementRequest::FromSpec(spec);
       job.max_duration_s = spec.max_duration_s();
       duration_ms[pod.name] = int64_t{spec.max_duration_s()} * 1000;
       (void)queue.Add(std::move(job));

@@ -774,4 +774,10 @@ StatusOr<LedgerAuditReport> VerifyLedger(storage::Database& db,
   }
 }
 
+StatusOr<LedgerAuditReport> VerifyLedger(storage::Database& db,
+                                         const LedgerAuditOptions& options) {
+  auto directory = BrokerFileDirectory(db);
+  return VerifyLedger(db, *directory, options);
+}
+
 }  // namespace computenet::ledger

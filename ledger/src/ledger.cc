@@ -214,6 +214,13 @@ struct Ledger::Change {
   int64_t held_delta = 0;
 };
 
+Ledger::Ledger(storage::Database& db, LedgerOptions options)
+    : db_(db),
+      owned_directory_(BrokerFileDirectory(db)),
+      directory_(*owned_directory_),
+      usage_records_(db),
+      options_(std::move(options)) {}
+
 Ledger::Ledger(storage::Database& db, Directory& directory,
                LedgerOptions options)
     : db_(db),

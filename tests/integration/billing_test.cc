@@ -81,7 +81,7 @@ TEST(BillingTest, PrepaidJobWaitsForFundsThenRunsWithInterimRecords) {
     auto job = alice->GetJob(job_id);
     return job.ok() && job->state() == v1::JOB_STATE_RUNNING;
   }));
-  broker::Ledger ledger(federation.OpenStore());
+  ledger::Ledger ledger(federation.OpenStore().database());
   auto account = ledger.Account("consumer:alice");
   ASSERT_TRUE(account.ok());
   EXPECT_EQ(account->balance, 1500);
@@ -110,7 +110,7 @@ TEST(BillingTest, PrepaidJobWaitsForFundsThenRunsWithInterimRecords) {
   EXPECT_EQ(finished->card_seconds(), 10u);
   EXPECT_EQ(finished->charged(), 100);
 
-  auto records = federation.OpenStore().ListUsageRecordsForJob(job_id);
+  auto records = ledger::UsageRecords(federation.OpenStore().database()).ListForJob(job_id);
   ASSERT_TRUE(records.ok());
   std::vector<std::string> ids;
   int64_t previous_end = -1;
@@ -131,8 +131,8 @@ TEST(BillingTest, PrepaidJobWaitsForFundsThenRunsWithInterimRecords) {
   EXPECT_EQ(account->held, 0);
   EXPECT_EQ(*ledger.Balance("provider:site-a"), 39 + 39 + 20);
   EXPECT_EQ(*ledger.Balance("fee:test"), 2);
-  EXPECT_EQ(*ledger.Balance(broker::kTopUpAccount), -1500);
-  auto audit = broker::VerifyLedger(federation.OpenStore());
+  EXPECT_EQ(*ledger.Balance(ledger::kTopUpAccount), -1500);
+  auto audit = ledger::VerifyLedger(federation.OpenStore().database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->usage_records, 3u);
   EXPECT_EQ(audit->open_holds, 0u);
@@ -329,10 +329,10 @@ TEST_F(HoldExhaustionTest, JobThatUsesItsWholeHoldIsStoppedAndBilledForIt) {
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->charged(), 100);
   EXPECT_EQ(job->card_seconds(), 100u);
-  broker::Ledger ledger(federation_.OpenStore());
+  ledger::Ledger ledger(federation_.OpenStore().database());
   EXPECT_EQ(*ledger.Balance("consumer:alice"), 900);
   EXPECT_EQ(*ledger.Balance("provider:raw-site"), 100);
-  auto audit = broker::VerifyLedger(federation_.OpenStore());
+  auto audit = ledger::VerifyLedger(federation_.OpenStore().database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->open_holds, 0u);
 }
@@ -368,7 +368,7 @@ TEST_F(HoldExhaustionTest, RejectionCodeDecidesWhetherTheProviderIsTriedAgain) {
            job->reason().find("excluded provider") != std::string::npos;
   }));
   // Its hold went back each time.
-  broker::Ledger ledger(federation_.OpenStore());
+  ledger::Ledger ledger(federation_.OpenStore().database());
   auto account = ledger.Account("consumer:alice");
   ASSERT_TRUE(account.ok());
   EXPECT_EQ(account->held, 0);

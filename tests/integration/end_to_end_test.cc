@@ -63,7 +63,7 @@ TEST(EndToEndTest, JobRunsIsMeteredSignedAndChargedExactly) {
   // The usage record is stored with a signature that verifies under the
   // provider's enrolled key.
   broker::Store& store = federation.OpenStore();
-  auto record = store.FindUsageRecordForJob(job_id);
+  auto record = ledger::UsageRecords(store.database()).LatestForJob(job_id);
   ASSERT_TRUE(record.ok());
   ASSERT_TRUE(record->has_value());
   auto enrollment = store.FindEnrollment(broker::Role::kProvider, "site-a");
@@ -81,16 +81,16 @@ TEST(EndToEndTest, JobRunsIsMeteredSignedAndChargedExactly) {
   ASSERT_EQ(expected, 69);  // 202 * 1234 / 3600 = 69.24
   EXPECT_EQ(finished->charged(), expected);
   EXPECT_EQ(finished->card_seconds(), card_seconds);
-  broker::Ledger ledger(store);
-  auto consumer_balance = ledger.Balance(broker::ConsumerAccount("alice"));
-  auto provider_balance = ledger.Balance(broker::ProviderAccount("site-a"));
+  ledger::Ledger ledger(store.database());
+  auto consumer_balance = ledger.Balance(ledger::ConsumerAccount("alice"));
+  auto provider_balance = ledger.Balance(ledger::ProviderAccount("site-a"));
   ASSERT_TRUE(consumer_balance.ok() && provider_balance.ok());
   EXPECT_EQ(*consumer_balance, kTestConsumerFunds - expected);
   EXPECT_EQ(*provider_balance, expected);
 
   // The ledger balances and its audit passes: the top-up, the hold, the
   // closing usage record, and the release of the rest of the hold.
-  auto audit = broker::VerifyLedger(store);
+  auto audit = ledger::VerifyLedger(store.database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->entries, 4u);
   EXPECT_EQ(audit->open_holds, 0u);

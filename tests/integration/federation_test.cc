@@ -219,13 +219,13 @@ class FederationTest : public ::testing::Test {
     auto store = broker::Store::OpenReadOnly(Db(broker));
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     if (!store.ok()) return -1;
-    return (*store)->db().execAndGet(sql).getInt64();
+    return storage::RawConnectionForTesting((*store)->database()).execAndGet(sql).getInt64();
   }
 
   int64_t Balance(const std::string& broker, const std::string& account) {
     auto store = broker::Store::OpenReadOnly(Db(broker));
     if (!store.ok()) return INT64_MIN;
-    broker::Ledger ledger(**store);
+    ledger::Ledger ledger((*store)->database());
     auto balance = ledger.Balance(account);
     return balance.ok() ? *balance : INT64_MIN;
   }
@@ -363,7 +363,7 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
     auto store = broker::Store::OpenReadOnly(Db(broker));
     if (!store.ok()) return std::optional<int64_t>();
     SQLite::Statement query(
-        (*store)->db(),
+        storage::RawConnectionForTesting((*store)->database()),
         "SELECT net, signed FROM settlement_statements WHERE debtor='north' "
         "AND creditor=? AND agreed=1 ORDER BY created_ms DESC LIMIT 1");
     query.bind(1, creditor);
@@ -377,7 +377,7 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
       auto pub = PublicIdentity::LoadFile(Path("keys/" + who + "/identity.pub"));
       EXPECT_TRUE(pub.ok());
       if (pub.ok()) {
-        EXPECT_TRUE(broker::VerifySettlementSignature(
+        EXPECT_TRUE(ledger::VerifySettlementSignature(
                         pub->ed25519_public, signed_statement.statement(),
                         signature)
                         .ok())
@@ -401,7 +401,7 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
     auto store = broker::Store::OpenReadOnly(Db("north"));
     std::set<std::string> out;
     if (!store.ok()) return out;
-    SQLite::Statement query((*store)->db(),
+    SQLite::Statement query(storage::RawConnectionForTesting((*store)->database()),
                             "SELECT DISTINCT cosigner FROM ledger_cosignatures");
     while (query.executeStep()) out.insert(query.getColumn(0).getString());
     return out;

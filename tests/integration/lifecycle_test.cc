@@ -43,7 +43,7 @@ TEST(LifecycleTest, CancelStopsTheRunningProcessAndBillsWhatRan) {
   EXPECT_EQ(finished->state(), v1::JOB_STATE_CANCELLED);
   EXPECT_FALSE(ProcessAlive(pid_file));
   EXPECT_GE(finished->card_seconds(), 1u);  // it ran, and is billed for it
-  EXPECT_TRUE(broker::VerifyLedger(federation.OpenStore()).ok());
+  EXPECT_TRUE(ledger::VerifyLedger(federation.OpenStore().database()).ok());
   // A second cancel is refused: the job already ended.
   EXPECT_EQ(alice->Cancel(submitted->job_id()).status().code(),
             StatusCode::kFailedPrecondition);
@@ -82,7 +82,7 @@ TEST(LifecycleTest, SilentProviderIsMarkedLost) {
   Federation federation;
   federation.AddProvider("site-a", SmallSite("site-a"));
   auto online = [&] {
-    auto row = federation.OpenStore().db().execAndGet(
+    auto row = storage::RawConnectionForTesting(federation.OpenStore().database()).execAndGet(
         "SELECT online FROM providers WHERE name='site-a'");
     return row.getInt() == 1;
   };
@@ -134,7 +134,7 @@ TEST(LifecycleTest, AcknowledgedJobsSurviveBrokerRestartAndProviderReRegisters) 
   auto done = alice->Wait(second->job_id(), 20'000);
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED);
-  auto audit = broker::VerifyLedger(federation.OpenStore());
+  auto audit = ledger::VerifyLedger(federation.OpenStore().database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   // Two jobs charged once each: the top-up, and per job a hold, its
   // closing usage record and the release of the rest.
@@ -158,7 +158,7 @@ TEST(LifecycleTest, JobLostByAProviderRestartFails) {
   federation.StopProvider("site-a");
   // The operator re-enrolls the site under a new key (the fixture makes
   // fresh keys for every AddProvider).
-  federation.OpenStore().db().exec(
+  storage::RawConnectionForTesting(federation.OpenStore().database()).exec(
       "DELETE FROM enrollments WHERE name='site-a'");
   federation.AddProvider("site-a", SmallSite("site-a"));
   auto finished = alice->Wait(submitted->job_id(), 20'000);

@@ -120,13 +120,13 @@ TEST(MatchingTest, ReclaimedSpareCapacityStopsBillsAndRequeuesThePreemptibleJob)
   EXPECT_EQ(finished->charged(),
             (200 * 600 + 1800) / 3600 + (100 * 600 + 1800) / 3600);
   broker::Store& store = federation.OpenStore();
-  auto first = store.FindUsageRecordForAttempt(job_id, 1);
-  auto second = store.FindUsageRecordForAttempt(job_id, 2);
+  auto first = ledger::UsageRecords(store.database()).LatestForAttempt(job_id, 1);
+  auto second = ledger::UsageRecords(store.database()).LatestForAttempt(job_id, 2);
   ASSERT_TRUE(first.ok() && first->has_value());
   ASSERT_TRUE(second.ok() && second->has_value());
   EXPECT_EQ((*first)->record_id, job_id + ":final");
   EXPECT_EQ((*second)->record_id, job_id + ":2:final");
-  auto audit = broker::VerifyLedger(store);
+  auto audit = ledger::VerifyLedger(store.database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->usage_records, 2u);
   EXPECT_EQ(audit->total_charged, finished->charged());

@@ -308,10 +308,10 @@ TEST_F(SecurityTest, ProviderCannotReportUsageForJobNotPlacedOnIt) {
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status().code(), v1::Status::PERMISSION_DENIED);
 
-  auto audit = broker::VerifyLedger(federation_.OpenStore());
+  auto audit = ledger::VerifyLedger(federation_.OpenStore().database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->usage_records, 1u);  // only site-a's genuine record
-  EXPECT_TRUE(broker::VerifyLedger(federation_.OpenStore()).ok());
+  EXPECT_TRUE(ledger::VerifyLedger(federation_.OpenStore().database()).ok());
 }
 
 // Placed on a raw provider connection, so the test controls its reports.
@@ -356,7 +356,7 @@ class UsageReportTest : public SecurityTest {
   // Usage charges in the ledger (besides them it holds the consumer's
   // top-up and the job's hold).
   size_t LedgerEntries() {
-    broker::Ledger ledger(federation_.OpenStore());
+    ledger::Ledger ledger(federation_.OpenStore().database());
     auto entries = ledger.Entries();
     EXPECT_TRUE(entries.ok());
     if (!entries.ok()) return 0;
@@ -419,10 +419,10 @@ TEST_F(UsageReportTest, SameRecordTwicePostsOnce) {
   EXPECT_EQ(Report(*second_record).status().code(), v1::Status::ALREADY_EXISTS);
   EXPECT_EQ(LedgerEntries(), 1u);
 
-  broker::Ledger ledger(federation_.OpenStore());
-  EXPECT_EQ(*ledger.Balance(broker::ConsumerAccount("alice")),
+  ledger::Ledger ledger(federation_.OpenStore().database());
+  EXPECT_EQ(*ledger.Balance(ledger::ConsumerAccount("alice")),
             kTestConsumerFunds - 1000);
-  EXPECT_TRUE(broker::VerifyLedger(federation_.OpenStore()).ok());
+  EXPECT_TRUE(ledger::VerifyLedger(federation_.OpenStore().database()).ok());
 }
 
 TEST_F(UsageReportTest, ChargeIsCappedAtTheMaxDurationAskedFor) {
@@ -438,7 +438,7 @@ TEST_F(UsageReportTest, ChargeIsCappedAtTheMaxDurationAskedFor) {
   auto job = client_->GetJob(job_id_);
   ASSERT_TRUE(job.ok());
   EXPECT_EQ(job->card_seconds(), 7200u);
-  EXPECT_TRUE(broker::VerifyLedger(federation_.OpenStore()).ok());
+  EXPECT_TRUE(ledger::VerifyLedger(federation_.OpenStore().database()).ok());
 }
 
 TEST_F(UsageReportTest, RecordThatDisagreesWithPlacementIsRejected) {

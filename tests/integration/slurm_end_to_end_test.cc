@@ -101,7 +101,7 @@ TEST_F(SlurmEndToEndTest, JobRunsInSlurmAndUsageCarriesSlurmsTimes) {
 
   // The signed usage record's times are Slurm's, to the second.
   broker::Store& store = federation.OpenStore();
-  auto record = store.FindUsageRecordForJob(job_id);
+  auto record = ledger::UsageRecords(store.database()).LatestForJob(job_id);
   ASSERT_TRUE(record.ok() && record->has_value());
   auto enrollment = store.FindEnrollment(broker::Role::kProvider, "site-slurm");
   ASSERT_TRUE(enrollment.ok() && enrollment->has_value());
@@ -118,7 +118,7 @@ TEST_F(SlurmEndToEndTest, JobRunsInSlurmAndUsageCarriesSlurmsTimes) {
   EXPECT_EQ(finished->card_seconds(), card_seconds);
   EXPECT_EQ(finished->charged(),
             (static_cast<int64_t>(card_seconds) * 1234 + 1800) / 3600);
-  auto audit = broker::VerifyLedger(store);
+  auto audit = ledger::VerifyLedger(store.database());
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
 }
 
@@ -142,7 +142,7 @@ TEST_F(SlurmEndToEndTest, JobSurvivesItsAgentsRestart) {
   // key, same site) re-adopts it and lists it when it registers, so the
   // broker keeps it instead of failing it.
   federation.StopProvider("site-slurm");
-  federation.OpenStore().db().exec(
+  storage::RawConnectionForTesting(federation.OpenStore().database()).exec(
       "DELETE FROM enrollments WHERE name='site-slurm'");
   federation.AddProvider("site-slurm", SlurmSite("site-slurm"),
                          MakeExecutor(federation.dir() + "/work"));

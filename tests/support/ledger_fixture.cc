@@ -7,22 +7,23 @@ LedgerFixture::LedgerFixture(uint32_t fee_bps)
       broker_(MustGenerateIdentity("hub")),
       site_a_(MustGenerateIdentity("site-a")),
       site_b_(MustGenerateIdentity("site-b")) {
-  auto store = broker::Store::Open(path_);
+  // These tests are about the ledger's rules, not about surviving power
+  // loss: skip the fsync of every commit to keep the suite fast.
+  auto store = broker::Store::Open(
+      path_, storage::DatabaseOptions{storage::Durability::kOff});
   if (!store.ok()) {
     ADD_FAILURE() << store.status().ToString();
     std::abort();
   }
   store_ = std::move(*store);
-  // These tests are about the ledger's rules, not about surviving power
-  // loss: skip the fsync of every commit to keep the suite fast.
-  store_->db().exec("PRAGMA synchronous=OFF");
-  EXPECT_TRUE(broker::BindLedgerToBroker(*store_, "hub",
+  EXPECT_TRUE(ledger::BindLedgerToBroker(store_->database(), "hub",
                                          broker_.signing_key().verifying_key().hex())
                   .ok());
-  ledger_ = std::make_unique<broker::Ledger>(
-      *store_, broker::LedgerOptions{"hub", fee_bps});
-  checkpointer_ = std::make_unique<broker::Checkpointer>(
-      *store_, "hub", broker_.signing_key(), broker::CheckpointPolicy{0, 0});
+  directory_ = ledger::BrokerFileDirectory(store_->database());
+  ledger_ = std::make_unique<ledger::Ledger>(
+      store_->database(), *directory_, ledger::LedgerOptions{"hub", fee_bps});
+  checkpointer_ = std::make_unique<ledger::Checkpointer>(
+      store_->database(), "hub", broker_.signing_key(), ledger::CheckpointPolicy{0, 0});
   EXPECT_TRUE(store_->Enroll(broker::Role::kProvider, site_a_.Public(), 0).ok());
   EXPECT_TRUE(store_->Enroll(broker::Role::kProvider, site_b_.Public(), 0).ok());
   for (const char* consumer : {"alice", "bob"}) {
@@ -54,7 +55,7 @@ v1::JobInfo LedgerFixture::Job(const std::string& job_id,
   job.set_currency("CNY");
   job.set_attempts(attempt);
   const std::string blob = job.SerializeAsString();
-  SQLite::Statement insert(store_->db(),
+  SQLite::Statement insert(storage::RawConnectionForTesting(store_->database()),
                            "INSERT OR REPLACE INTO jobs(job_id, consumer, "
                            "state, provider, info, updated_ms) "
                            "VALUES(?, ?, 3, ?, ?, 0)");
@@ -66,16 +67,16 @@ v1::JobInfo LedgerFixture::Job(const std::string& job_id,
   return job;
 }
 
-broker::PostedEntry LedgerFixture::MustTopUp(const std::string& consumer,
+ledger::PostedEntry LedgerFixture::MustTopUp(const std::string& consumer,
                                              int64_t amount,
                                              const std::string& key) {
   auto posted = ledger_->TopUp(consumer, amount, key, "", Now());
   EXPECT_TRUE(posted.ok()) << posted.status().ToString();
-  return posted.ok() ? *posted : broker::PostedEntry();
+  return posted.ok() ? *posted : ledger::PostedEntry();
 }
 
-StatusOr<broker::PostedEntry> LedgerFixture::Hold(const v1::JobInfo& job) {
-  broker::HoldRequest request;
+StatusOr<ledger::PostedEntry> LedgerFixture::Hold(const v1::JobInfo& job) {
+  ledger::HoldRequest request;
   request.job_id = job.job_id();
   request.consumer = job.consumer();
   request.provider = job.provider();
@@ -87,10 +88,10 @@ StatusOr<broker::PostedEntry> LedgerFixture::Hold(const v1::JobInfo& job) {
   return ledger_->PlaceHold(request, Now());
 }
 
-broker::PostedEntry LedgerFixture::MustHold(const v1::JobInfo& job) {
+ledger::PostedEntry LedgerFixture::MustHold(const v1::JobInfo& job) {
   auto posted = Hold(job);
   EXPECT_TRUE(posted.ok()) << posted.status().ToString();
-  return posted.ok() ? *posted : broker::PostedEntry();
+  return posted.ok() ? *posted : ledger::PostedEntry();
 }
 
 v1::UsageReport LedgerFixture::Sign(const v1::JobInfo& job,
@@ -117,26 +118,26 @@ v1::UsageReport LedgerFixture::Sign(const v1::JobInfo& job,
   return report.ok() ? *report : v1::UsageReport();
 }
 
-StatusOr<broker::PostedUsage> LedgerFixture::Post(
+StatusOr<ledger::PostedUsage> LedgerFixture::Post(
     const v1::JobInfo& job, const v1::UsageReport& report) {
   v1::UsageRecord record;
   EXPECT_TRUE(record.ParseFromString(report.record()));
   return ledger_->PostUsage(
       job,
-      broker::StoredUsageRecord{record.provider(), record.record_id(),
+      ledger::StoredUsageRecord{record.provider(), record.record_id(),
                                 record.job_id(), report.record(),
                                 report.signature()},
       record, Now());
 }
 
-broker::PostedUsage LedgerFixture::MustPost(const v1::JobInfo& job,
+ledger::PostedUsage LedgerFixture::MustPost(const v1::JobInfo& job,
                                             const std::string& record_id,
                                             int64_t start_ms, int64_t end_ms,
                                             bool closes_job) {
   auto posted =
       Post(job, Sign(job, record_id, start_ms, end_ms, closes_job));
   EXPECT_TRUE(posted.ok()) << posted.status().ToString();
-  return posted.ok() ? *posted : broker::PostedUsage();
+  return posted.ok() ? *posted : ledger::PostedUsage();
 }
 
 v1::SignedCheckpoint LedgerFixture::MustCheckpoint() {
@@ -148,13 +149,13 @@ v1::SignedCheckpoint LedgerFixture::MustCheckpoint() {
 }
 
 int64_t LedgerFixture::CountRows(const std::string& table) {
-  return store_->db().execAndGet("SELECT COUNT(*) FROM " + table).getInt64();
+  return storage::RawConnectionForTesting(store_->database()).execAndGet("SELECT COUNT(*) FROM " + table).getInt64();
 }
 
-broker::AccountBalance LedgerFixture::MustAccount(const std::string& account) {
+ledger::AccountBalance LedgerFixture::MustAccount(const std::string& account) {
   auto balance = ledger_->Account(account);
   EXPECT_TRUE(balance.ok()) << balance.status().ToString();
-  return balance.ok() ? *balance : broker::AccountBalance();
+  return balance.ok() ? *balance : ledger::AccountBalance();
 }
 
 }  // namespace computenet::testing

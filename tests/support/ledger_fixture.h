@@ -13,6 +13,7 @@
 
 #include "computenet/ledger/ledger.h"
 #include "computenet/ledger/checkpoints.h"
+#include "computenet/ledger/directory.h"
 #include "jobs/store.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/usage_record.h"
@@ -29,7 +30,9 @@ class LedgerFixture {
   explicit LedgerFixture(uint32_t fee_bps = 0);
 
   broker::Store& store() { return *store_; }
-  broker::Ledger& ledger() { return *ledger_; }
+  storage::Database& database() { return store_->database(); }
+  ledger::Directory& directory() { return *directory_; }
+  ledger::Ledger& ledger() { return *ledger_; }
   const Identity& broker_identity() const { return broker_; }
   const Identity& site_a() const { return site_a_; }
   const Identity& site_b() const { return site_b_; }
@@ -42,23 +45,23 @@ class LedgerFixture {
                   const std::string& provider, uint32_t cards,
                   uint32_t max_duration_s, int64_t price,
                   uint32_t attempt = 1);
-  broker::PostedEntry MustTopUp(const std::string& consumer, int64_t amount,
+  ledger::PostedEntry MustTopUp(const std::string& consumer, int64_t amount,
                                 const std::string& key);
-  StatusOr<broker::PostedEntry> Hold(const v1::JobInfo& job);
-  broker::PostedEntry MustHold(const v1::JobInfo& job);
+  StatusOr<ledger::PostedEntry> Hold(const v1::JobInfo& job);
+  ledger::PostedEntry MustHold(const v1::JobInfo& job);
   // A usage record of the job's provider, signed with its key.
   v1::UsageReport Sign(const v1::JobInfo& job, const std::string& record_id,
                        int64_t start_ms, int64_t end_ms, bool closes_job,
                        const Identity* signer = nullptr) const;
-  StatusOr<broker::PostedUsage> Post(const v1::JobInfo& job,
+  StatusOr<ledger::PostedUsage> Post(const v1::JobInfo& job,
                                      const v1::UsageReport& report);
-  broker::PostedUsage MustPost(const v1::JobInfo& job,
+  ledger::PostedUsage MustPost(const v1::JobInfo& job,
                                const std::string& record_id, int64_t start_ms,
                                int64_t end_ms, bool closes_job);
   // Signs a checkpoint of every entry so far.
   v1::SignedCheckpoint MustCheckpoint();
   int64_t CountRows(const std::string& table);
-  broker::AccountBalance MustAccount(const std::string& account);
+  ledger::AccountBalance MustAccount(const std::string& account);
 
  private:
   TempDir dir_;
@@ -68,8 +71,9 @@ class LedgerFixture {
   Identity site_a_;
   Identity site_b_;
   std::unique_ptr<broker::Store> store_;
-  std::unique_ptr<broker::Ledger> ledger_;
-  std::unique_ptr<broker::Checkpointer> checkpointer_;
+  std::unique_ptr<ledger::Directory> directory_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<ledger::Checkpointer> checkpointer_;
 };
 
 }  // namespace computenet::testing

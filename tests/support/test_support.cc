@@ -187,7 +187,7 @@ Identity Federation::EnrollConsumer(const std::string& name, int64_t funds) {
 
 void Federation::TopUp(const std::string& consumer, int64_t amount,
                        const std::string& key) {
-  broker::Ledger ledger(OpenStore());
+  ledger::Ledger ledger(OpenStore().database());
   auto posted = ledger.TopUp(consumer, amount, key, "test funding",
                              SystemClock::Shared()->NowMs());
   if (!posted.ok()) ADD_FAILURE() << posted.status().ToString();

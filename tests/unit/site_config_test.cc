@@ -294,7 +294,7 @@ TEST_F(SiteConfigTest, ShippedExampleParsesAndTheCatalogKnowsItsCards) {
   auto config = Parse(*text);  // its broker_identity resolves in dir_
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   EXPECT_EQ(config->registration.nodes(1).offer(), v1::CAPACITY_OFFER_SPARE);
-  EXPECT_TRUE(broker::AcceleratorCatalog::BuiltIn()
+  EXPECT_TRUE(matching::AcceleratorCatalog::BuiltIn()
                   ->CheckRegistration(config->registration)
                   .ok());
 }

@@ -37,6 +37,7 @@
 #define COMPUTENET_LEDGER_LEDGER_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -197,6 +198,9 @@ class Ledger {
   // (MigrateSchema, schema.h).
   Ledger(storage::Database& db, Directory& directory,
          LedgerOptions options = {});
+  // A Ledger over a broker's own file: its Directory is
+  // BrokerFileDirectory(db), owned by the Ledger.
+  explicit Ledger(storage::Database& db, LedgerOptions options = {});
 
   // The signed usage records the ledger posted charges for.
   UsageRecords& usage_records() { return usage_records_; }
@@ -294,6 +298,7 @@ class Ledger {
   Status EnsureAccount(const std::string& account, int64_t now_ms);
 
   storage::Database& db_;
+  std::unique_ptr<Directory> owned_directory_;  // set by the one-file form
   Directory& directory_;
   UsageRecords usage_records_;
   LedgerOptions options_;
@@ -336,6 +341,9 @@ struct LedgerAuditReport {
 // options.expected_broker_key.
 StatusOr<LedgerAuditReport> VerifyLedger(storage::Database& db,
                                          Directory& directory,
+                                         const LedgerAuditOptions& options = {});
+// The audit of a broker's own file (its Directory: BrokerFileDirectory).
+StatusOr<LedgerAuditReport> VerifyLedger(storage::Database& db,
                                          const LedgerAuditOptions& options = {});
 
 }  // namespace computenet::ledger

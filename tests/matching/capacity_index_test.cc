@@ -7,7 +7,7 @@
 
 #include "test_support.h"
 
-namespace computenet::broker {
+namespace computenet::matching {
 namespace {
 
 using ::testing::ElementsAre;
@@ -221,4 +221,4 @@ TEST_F(CapacityIndexTest, IndexCopiesAreIndependent) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::matching

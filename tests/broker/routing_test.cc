@@ -1,3 +1,4 @@
+#include "core/imports.h"
 #include "federation/routing.h"
 
 #include <gmock/gmock.h>

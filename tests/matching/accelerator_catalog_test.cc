@@ -12,7 +12,7 @@
 #include "computenet/matching/provider_stats.h"
 #include "test_support.h"
 
-namespace computenet::broker {
+namespace computenet::matching {
 namespace {
 
 using ::testing::HasSubstr;
@@ -155,4 +155,4 @@ TEST(ProviderStatsTest, ReliabilityFollowsTheRuleOfSuccession) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::matching

@@ -13,7 +13,7 @@
 #include "jobs/job_rules.h"
 #include "test_support.h"
 
-namespace computenet::broker {
+namespace computenet::matching {
 namespace {
 
 using ::testing::ElementsAre;
@@ -79,7 +79,8 @@ class MatcherTest : public ::testing::Test {
   }
   std::optional<Placement> Match(const v1::JobSpec& spec,
                                  const std::set<std::string>& excluded = {}) {
-    EXPECT_TRUE(ValidateJobSpec(spec).ok()) << ValidateJobSpec(spec).ToString();
+    EXPECT_TRUE(broker::ValidateJobSpec(spec).ok())
+        << broker::ValidateJobSpec(spec).ToString();
     MatchContext context;
     context.excluded = &excluded;
     return matcher_.Match(PlacementRequest::FromSpec(spec), index_, context);
@@ -573,4 +574,4 @@ TEST(PlacementRequestTest, ParsesShapesAndDemand) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::matching

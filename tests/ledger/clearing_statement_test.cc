@@ -5,7 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-namespace computenet::broker {
+namespace computenet::ledger {
 namespace {
 
 using ::testing::HasSubstr;
@@ -96,4 +96,4 @@ TEST(ClearingStatementTest, BothSignaturesCoverTheExactStatementBytes) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::ledger

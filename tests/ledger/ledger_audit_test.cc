@@ -17,7 +17,7 @@
 #include "computenet/common/sha256.h"
 #include "ledger_fixture.h"
 
-namespace computenet::broker {
+namespace computenet::ledger {
 namespace {
 
 using ::testing::HasSubstr;
@@ -48,7 +48,7 @@ class LedgerAuditTest : public ::testing::Test {
   }
 
   Status Verify(const LedgerAuditOptions& options = {}) {
-    return VerifyLedger(f_.store(), options).status();
+    return VerifyLedger(f_.database(), options).status();
   }
 
   void ExpectDataLoss(const std::string& what_1, const std::string& what_2) {
@@ -58,10 +58,10 @@ class LedgerAuditTest : public ::testing::Test {
     EXPECT_THAT(status.message(), HasSubstr(what_2));
   }
 
-  void Exec(const std::string& sql) { f_.store().db().exec(sql); }
+  void Exec(const std::string& sql) { storage::RawConnectionForTesting(f_.store().database()).exec(sql); }
 
   std::string Blob(const std::string& sql, int64_t key) {
-    SQLite::Statement query(f_.store().db(), sql);
+    SQLite::Statement query(storage::RawConnectionForTesting(f_.store().database()), sql);
     query.bind(1, key);
     if (!query.executeStep()) return "";
     const auto column = query.getColumn(0);
@@ -75,7 +75,7 @@ class LedgerAuditTest : public ::testing::Test {
     return Blob("SELECT hash FROM ledger_entries WHERE sequence=?", sequence);
   }
   void SetBlob(const std::string& sql, const std::string& bytes, int64_t key) {
-    SQLite::Statement update(f_.store().db(), sql);
+    SQLite::Statement update(storage::RawConnectionForTesting(f_.store().database()), sql);
     update.bind(1, bytes.data(), static_cast<int>(bytes.size()));
     update.bind(2, key);
     ASSERT_EQ(update.exec(), 1);
@@ -93,7 +93,7 @@ class LedgerAuditTest : public ::testing::Test {
     auto entries = f_.ledger().Entries();
     ASSERT_TRUE(entries.ok());
     edit(*entries);
-    auto& db = f_.store().db();
+    auto& db = storage::RawConnectionForTesting(f_.store().database());
     SQLite::Transaction transaction(db);
     db.exec("DELETE FROM ledger_entries");
     db.exec("DELETE FROM ledger_postings");
@@ -153,7 +153,7 @@ class LedgerAuditTest : public ::testing::Test {
 };
 
 TEST_F(LedgerAuditTest, GoodLedgerVerifies) {
-  auto report = VerifyLedger(f_.store());
+  auto report = VerifyLedger(f_.database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->entries, 9u);
   EXPECT_EQ(report->usage_records, 3u);
@@ -180,7 +180,7 @@ TEST_F(LedgerAuditTest, GoodLedgerVerifies) {
 
 TEST_F(LedgerAuditTest, EmptyLedgerVerifies) {
   LedgerFixture empty;
-  auto report = VerifyLedger(empty.store());
+  auto report = VerifyLedger(empty.database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->entries, 0u);
   EXPECT_EQ(report->total_charged, 0);
@@ -188,9 +188,9 @@ TEST_F(LedgerAuditTest, EmptyLedgerVerifies) {
 }
 
 TEST_F(LedgerAuditTest, VerifiesThroughReadOnlyStore) {
-  auto reader = Store::OpenReadOnly(f_.path());
+  auto reader = broker::Store::OpenReadOnly(f_.path());
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-  auto report = VerifyLedger(**reader);
+  auto report = VerifyLedger((*reader)->database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->entries, 9u);
 }
@@ -199,7 +199,7 @@ TEST_F(LedgerAuditTest, OpenHoldAndLaterEntriesVerify) {
   v1::JobInfo b3 = f_.Job("b-3", "alice", "site-b", 4, 60, 600);
   f_.MustHold(b3);
   f_.MustPost(b3, "b-3:1", 0, 30'000, false);
-  auto report = VerifyLedger(f_.store());
+  auto report = VerifyLedger(f_.database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->open_holds, 1u);
   EXPECT_EQ(report->checkpointed_entries, 9u);
@@ -272,7 +272,7 @@ TEST_F(LedgerAuditTest, ReorderedEntriesWithRenumberedBytesAreDataLoss) {
     const std::string bytes = entry->SerializeAsString();
     Exec("DELETE FROM ledger_entries WHERE sequence=" +
          std::to_string(entry->sequence()));
-    SQLite::Statement insert(f_.store().db(),
+    SQLite::Statement insert(storage::RawConnectionForTesting(f_.store().database()),
                              "INSERT INTO ledger_entries(sequence, "
                              "idempotency_key, entry, hash) VALUES(?,?,?,?)");
     insert.bind(1, static_cast<int64_t>(entry->sequence()));
@@ -341,12 +341,12 @@ TEST_F(LedgerAuditTest, DeletedAccountRowIsDataLoss) {
 TEST_F(LedgerAuditTest, SignatureByAnotherKeyIsDataLoss) {
   // Re-sign site-a's record b-1:1 with site-b's key: a valid Ed25519
   // signature, but not by the enrolled provider.
-  auto stored = f_.store().FindUsageRecord("site-a", "b-1:1");
+  auto stored = ledger::UsageRecords(f_.database()).Find("site-a", "b-1:1");
   ASSERT_TRUE(stored.ok() && stored->has_value());
   auto forged = f_.site_b().signing_key().Sign(
       DomainSeparated(kUsageRecordDomain, (*stored)->record));
   ASSERT_TRUE(forged.ok());
-  SQLite::Statement update(f_.store().db(),
+  SQLite::Statement update(storage::RawConnectionForTesting(f_.store().database()),
                            "UPDATE usage_records SET signature=? "
                            "WHERE provider='site-a' AND record_id='b-1:1'");
   update.bind(1, forged->data(), static_cast<int>(forged->size()));
@@ -355,7 +355,7 @@ TEST_F(LedgerAuditTest, SignatureByAnotherKeyIsDataLoss) {
 }
 
 TEST_F(LedgerAuditTest, EditedUsageRecordIsDataLoss) {
-  auto stored = f_.store().FindUsageRecord("site-b", "b-2:final");
+  auto stored = ledger::UsageRecords(f_.database()).Find("site-b", "b-2:final");
   ASSERT_TRUE(stored.ok() && stored->has_value());
   v1::UsageRecord record;
   ASSERT_TRUE(record.ParseFromString((*stored)->record));
@@ -363,7 +363,7 @@ TEST_F(LedgerAuditTest, EditedUsageRecordIsDataLoss) {
   record.set_card_seconds(
       CardSecondsFor(record.cards(), record.start_ms(), record.end_ms()));
   const std::string bytes = record.SerializeAsString();
-  SQLite::Statement update(f_.store().db(),
+  SQLite::Statement update(storage::RawConnectionForTesting(f_.store().database()),
                            "UPDATE usage_records SET record=? "
                            "WHERE provider='site-b' AND record_id='b-2:final'");
   update.bind(1, bytes.data(), static_cast<int>(bytes.size()));
@@ -384,8 +384,7 @@ TEST_F(LedgerAuditTest, UnenrolledProviderIsDataLoss) {
 TEST_F(LedgerAuditTest, UsageRecordWithoutEntryIsDataLoss) {
   v1::JobInfo b2 = f_.Job("b-2", "bob", "site-b", 1, 600, 1800);
   v1::UsageReport report = f_.Sign(b2, "b-2:9", 1, 60'000, false);
-  ASSERT_TRUE(f_.store()
-                  .InsertUsageRecord(StoredUsageRecord{"site-b", "b-2:9", "b-2",
+  ASSERT_TRUE(ledger::UsageRecords(f_.store().database()).Insert(StoredUsageRecord{"site-b", "b-2:9", "b-2",
                                                        report.record(),
                                                        report.signature()},
                                      1)
@@ -408,13 +407,13 @@ TEST_F(LedgerAuditTest, CheckpointSignedByAnotherKeyIsDataLoss) {
   // A forger replaces the broker key in meta with their own and re-signs:
   // the file is consistent, but not under the key the auditor pinned.
   Identity mallory = testing::MustGenerateIdentity("mallory");
-  ASSERT_TRUE(f_.store()
+  ASSERT_TRUE(f_.database()
                   .SetMeta(kMetaBrokerKey,
                            mallory.signing_key().verifying_key().hex())
                   .ok());
   ExpectDataLoss("checkpoint at 9", "signature");
   Exec("DELETE FROM ledger_checkpoints");
-  Checkpointer resigned(f_.store(), "hub", mallory.signing_key(), {0, 0});
+  Checkpointer resigned(f_.database(), "hub", mallory.signing_key(), {0, 0});
   ASSERT_TRUE(resigned.CheckpointNow(f_.Now()).ok());
   EXPECT_TRUE(Verify().ok());
   LedgerAuditOptions pinned;
@@ -443,7 +442,7 @@ TEST_F(LedgerAuditTest, ForkedHistoryResignedByTheBrokerIsCaughtByAnOldHead) {
     entries[0].set_memo("rewritten");
   });
   Exec("DELETE FROM ledger_checkpoints");
-  Checkpointer resigned(f_.store(), "hub", f_.broker_identity().signing_key(),
+  Checkpointer resigned(f_.database(), "hub", f_.broker_identity().signing_key(),
                         {0, 0});
   auto new_head = resigned.CheckpointNow(f_.Now());
   ASSERT_TRUE(new_head.ok() && new_head->has_value());
@@ -462,19 +461,19 @@ TEST_F(LedgerAuditTest, CosignaturesAreCheckedToo) {
   auto cosignature = CosignCheckpoint(peer.signing_key(), "hub-south",
                                       checkpoint_);
   ASSERT_TRUE(cosignature.ok());
-  ASSERT_TRUE(AddCosignature(f_.store(), 9, *cosignature,
+  ASSERT_TRUE(AddCosignature(f_.database(), 9, *cosignature,
                              peer.signing_key().verifying_key())
                   .ok());
   // One that does not verify is not stored.
   auto stranger = testing::MustGenerateIdentity("stranger");
-  EXPECT_EQ(AddCosignature(f_.store(), 9, *cosignature,
+  EXPECT_EQ(AddCosignature(f_.database(), 9, *cosignature,
                            stranger.signing_key().verifying_key())
                 .code(),
             StatusCode::kUnauthenticated);
-  auto report = VerifyLedger(f_.store());
+  auto report = VerifyLedger(f_.database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->cosignatures, 1u);
-  auto listed = LatestCheckpoint(f_.store());
+  auto listed = LatestCheckpoint(f_.database());
   ASSERT_TRUE(listed.ok() && listed->has_value());
   ASSERT_EQ((*listed)->cosignatures_size(), 1);
   EXPECT_EQ((*listed)->cosignatures(0).broker_id(), "hub-south");
@@ -484,7 +483,7 @@ TEST_F(LedgerAuditTest, CosignaturesAreCheckedToo) {
   signature[0] = static_cast<char>(signature[0] ^ 1);
   forged.set_signature(signature);
   const std::string bytes = forged.SerializeAsString();
-  SQLite::Statement update(f_.store().db(),
+  SQLite::Statement update(storage::RawConnectionForTesting(f_.store().database()),
                            "UPDATE ledger_cosignatures SET cosignature=?");
   update.bind(1, bytes.data(), static_cast<int>(bytes.size()));
   update.exec();
@@ -610,4 +609,4 @@ TEST_F(LedgerForgeryTest, OverdraftPastTheLimitIsDataLoss) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::ledger

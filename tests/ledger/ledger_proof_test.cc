@@ -11,7 +11,7 @@
 #include "computenet/common/sha256.h"
 #include "ledger_fixture.h"
 
-namespace computenet::broker {
+namespace computenet::ledger {
 namespace {
 
 using ::testing::ElementsAre;
@@ -39,7 +39,7 @@ class LedgerProofTest : public ::testing::Test {
 };
 
 TEST_F(LedgerProofTest, CheckpointerSignsByCountAndByTime) {
-  Checkpointer checkpointer(f_.store(), "hub", f_.broker_identity().signing_key(),
+  Checkpointer checkpointer(f_.database(), "hub", f_.broker_identity().signing_key(),
                             CheckpointPolicy{4, 60'000});
   // Six entries and no checkpoint yet: due by count.
   auto first = checkpointer.MaybeCheckpoint(kLedgerNowMs);
@@ -48,7 +48,7 @@ TEST_F(LedgerProofTest, CheckpointerSignsByCountAndByTime) {
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   EXPECT_EQ(parsed->tree_size(), 6u);
   EXPECT_EQ(parsed->broker_id(), "hub");
-  auto leaves = LedgerLeafHashes(f_.store(), 6);
+  auto leaves = LedgerLeafHashes(f_.database(), 6);
   ASSERT_TRUE(leaves.ok());
   EXPECT_EQ(parsed->root_hash(), *merkle::RootOf(*leaves, 6));
   // Nothing new: nothing due, even much later.
@@ -69,12 +69,12 @@ TEST_F(LedgerProofTest, CheckpointerSignsByCountAndByTime) {
   ASSERT_TRUE(back.ok() && back->has_value());
   EXPECT_EQ(VerifyCheckpoint(Key(), **back)->timestamp_ms(),
             kLedgerNowMs + 60'000);
-  auto all = ListCheckpoints(f_.store());
+  auto all = ListCheckpoints(f_.database());
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 3u);
-  EXPECT_TRUE(VerifyLedger(f_.store()).ok());
+  EXPECT_TRUE(VerifyLedger(f_.database()).ok());
   // A second checkpointer on the same file continues where it left off.
-  Checkpointer again(f_.store(), "hub", f_.broker_identity().signing_key(),
+  Checkpointer again(f_.database(), "hub", f_.broker_identity().signing_key(),
                      CheckpointPolicy{1, 0});
   auto nothing = again.MaybeCheckpoint(kLedgerNowMs + 70'000);
   ASSERT_TRUE(nothing.ok());
@@ -82,24 +82,24 @@ TEST_F(LedgerProofTest, CheckpointerSignsByCountAndByTime) {
 }
 
 TEST_F(LedgerProofTest, EveryEntryHasAProofThatVerifiesOffline) {
-  EXPECT_EQ(ProveEntry(f_.store(), 1).status().code(),
+  EXPECT_EQ(ProveEntry(f_.database(), 1).status().code(),
             StatusCode::kFailedPrecondition);  // nothing signed yet
   f_.MustCheckpoint();
   for (uint64_t sequence = 1; sequence <= 6; ++sequence) {
-    auto proof = ProveEntry(f_.store(), sequence);
+    auto proof = ProveEntry(f_.database(), sequence);
     ASSERT_TRUE(proof.ok()) << proof.status().ToString();
     auto entry = VerifyEntryProof(Key(), *proof);
     ASSERT_TRUE(entry.ok()) << sequence << ": " << entry.status().ToString();
     EXPECT_EQ(entry->sequence(), sequence);
   }
-  EXPECT_EQ(ProveEntry(f_.store(), 7).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(ProveEntry(f_.store(), 0).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ProveEntry(f_.database(), 7).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ProveEntry(f_.database(), 0).status().code(), StatusCode::kNotFound);
   f_.MustTopUp("bob", 5, "t-late");
-  auto late = ProveEntry(f_.store(), 7);
+  auto late = ProveEntry(f_.database(), 7);
   EXPECT_EQ(late.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(late.status().message(), HasSubstr("covers 6"));
   // Under another broker's key the same proof is worthless.
-  auto proof = ProveEntry(f_.store(), 4);
+  auto proof = ProveEntry(f_.database(), 4);
   ASSERT_TRUE(proof.ok());
   EXPECT_EQ(VerifyEntryProof(f_.site_a().signing_key().verifying_key(), *proof)
                 .status()
@@ -111,7 +111,7 @@ TEST_F(LedgerProofTest, StatementHasTheAccountsLinesEachProven) {
   f_.MustCheckpoint();
   StatementQuery query;
   query.account = "consumer:alice";
-  auto statement = BuildStatement(f_.store(), query);
+  auto statement = BuildStatement(f_.database(), query);
   ASSERT_TRUE(statement.ok()) << statement.status().ToString();
   EXPECT_EQ(statement->broker_id(), "hub");
   EXPECT_FALSE(statement->truncated());
@@ -132,7 +132,7 @@ TEST_F(LedgerProofTest, StatementHasTheAccountsLinesEachProven) {
 
   // The provider sees its two charges.
   query.account = "provider:site-a";
-  auto provider = BuildStatement(f_.store(), query);
+  auto provider = BuildStatement(f_.database(), query);
   ASSERT_TRUE(provider.ok());
   ASSERT_EQ(provider->lines_size(), 2);
 
@@ -152,7 +152,7 @@ TEST_F(LedgerProofTest, StatementPeriodsAndPages) {
   query.account = "consumer:alice";
   query.from_ms = kLedgerNowMs + 3000;
   query.to_ms = kLedgerNowMs + 5000;
-  auto period = BuildStatement(f_.store(), query);
+  auto period = BuildStatement(f_.database(), query);
   ASSERT_TRUE(period.ok());
   ASSERT_EQ(period->lines_size(), 2);  // the hold and the first charge
   query.from_ms = 0;
@@ -160,7 +160,7 @@ TEST_F(LedgerProofTest, StatementPeriodsAndPages) {
   query.limit = 2;
   std::vector<uint64_t> seen;
   for (int page = 0; page < 5; ++page) {
-    auto part = BuildStatement(f_.store(), query);
+    auto part = BuildStatement(f_.database(), query);
     ASSERT_TRUE(part.ok());
     for (const auto& line : part->lines()) {
       seen.push_back(line.inclusion().leaf_index() + 1);
@@ -174,11 +174,11 @@ TEST_F(LedgerProofTest, StatementPeriodsAndPages) {
   f_.MustTopUp("alice", 5, "t-late");
   query.after_sequence = 0;
   query.limit = 0;
-  auto unsigned_tail = BuildStatement(f_.store(), query);
+  auto unsigned_tail = BuildStatement(f_.database(), query);
   ASSERT_TRUE(unsigned_tail.ok());
   EXPECT_EQ(unsigned_tail->lines_size(), 5);
   f_.MustCheckpoint();
-  auto signed_tail = BuildStatement(f_.store(), query);
+  auto signed_tail = BuildStatement(f_.database(), query);
   ASSERT_TRUE(signed_tail.ok());
   EXPECT_EQ(signed_tail->lines_size(), 6);
 }
@@ -187,7 +187,7 @@ TEST(LedgerEmptyStatementTest, EmptyLedgerGivesAnEmptyStatement) {
   LedgerFixture f;
   StatementQuery query;
   query.account = "consumer:alice";
-  auto statement = BuildStatement(f.store(), query);
+  auto statement = BuildStatement(f.database(), query);
   ASSERT_TRUE(statement.ok());
   EXPECT_EQ(statement->lines_size(), 0);
   EXPECT_FALSE(statement->has_checkpoint());
@@ -299,14 +299,14 @@ TEST(LedgerMigrationTest, SchemaOneLedgerMigratesAndKeepsVerifying) {
             "-1501, 0), ('provider:site-a', 'provider', 1501, 0)");
   }
   // Read-only opening (the audit) asks for the migration first.
-  auto read_only = Store::OpenReadOnly(path);
+  auto read_only = broker::Store::OpenReadOnly(path);
   EXPECT_EQ(read_only.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(read_only.status().message(), HasSubstr("schema version 1"));
 
-  auto store = Store::Open(path);
+  auto store = broker::Store::Open(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ((*store)->db().execAndGet("PRAGMA user_version").getInt(), 3);
-  auto report = VerifyLedger(**store);
+  EXPECT_EQ(storage::RawConnectionForTesting((*store)->database()).execAndGet("PRAGMA user_version").getInt(), 3);
+  auto report = VerifyLedger((*store)->database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->v1_entries, 1u);
   EXPECT_EQ(report->entries, 1u);
@@ -314,18 +314,18 @@ TEST(LedgerMigrationTest, SchemaOneLedgerMigratesAndKeepsVerifying) {
 
   // Schema 2 continues the same chain: alice owes 1501 and must top up
   // before a hold fits.
-  ASSERT_TRUE(BindLedgerToBroker(**store, "hub", site_a.signing_key()
+  ASSERT_TRUE(BindLedgerToBroker((*store)->database(), "hub", site_a.signing_key()
                                                      .verifying_key()
                                                      .hex())
                   .ok());
-  Ledger ledger(**store, LedgerOptions{"hub", 0});
+  Ledger ledger((*store)->database(), LedgerOptions{"hub", 0});
   HoldRequest hold{"hub-2", "alice", "site-a", "CNY", 1, 1, 60, 3600, "", "", 0};
   v1::JobInfo job2;
   job2.set_job_id("hub-2");
   job2.set_consumer("alice");
   const std::string job2_blob = job2.SerializeAsString();
   SQLite::Statement insert_job2(
-      (*store)->db(), "INSERT INTO jobs(job_id, consumer, state, info, "
+      storage::RawConnectionForTesting((*store)->database()), "INSERT INTO jobs(job_id, consumer, state, info, "
                       "updated_ms) VALUES('hub-2', 'alice', 3, ?, 0)");
   insert_job2.bind(1, job2_blob.data(), static_cast<int>(job2_blob.size()));
   insert_job2.exec();
@@ -336,13 +336,13 @@ TEST(LedgerMigrationTest, SchemaOneLedgerMigratesAndKeepsVerifying) {
   ASSERT_TRUE(placed.ok()) << placed.status().ToString();
   EXPECT_EQ(placed->entry.sequence(), 3u);
   EXPECT_EQ(placed->entry.prev_hash().size(), 32u);
-  auto again = VerifyLedger(**store);
+  auto again = VerifyLedger((*store)->database());
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->entries, 3u);
   EXPECT_EQ(again->v1_entries, 1u);
   // And the job-level uniqueness of usage records is gone.
-  ASSERT_TRUE((*store)
-                  ->InsertUsageRecord(
+  ASSERT_TRUE(UsageRecords((*store)->database())
+                  .Insert(
                       StoredUsageRecord{"site-a", "hub-1:extra", "hub-1", "r",
                                         "s"},
                       5)
@@ -350,4 +350,4 @@ TEST(LedgerMigrationTest, SchemaOneLedgerMigratesAndKeepsVerifying) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::ledger

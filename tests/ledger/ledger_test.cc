@@ -19,7 +19,7 @@
 #include "ledger_fixture.h"
 #include "test_support.h"
 
-namespace computenet::broker {
+namespace computenet::ledger {
 namespace {
 
 using ::testing::HasSubstr;
@@ -551,7 +551,7 @@ TEST_F(LedgerTest, TransfersRespectLimitsAndClearingAccountsOpenOnRequest) {
 TEST_F(LedgerTest, RolledBackTransactionLeavesNoTrace) {
   f_.MustTopUp("alice", 1000, "t1");
   v1::JobInfo job = f_.Job("hub-1", "alice", "site-a", 1, 600, 3600);
-  Status status = RunInTransaction(f_.store().db(), [&]() -> Status {
+  Status status = f_.store().database().RunInTransaction([&]() -> Status {
     auto hold = f_.Hold(job);
     if (!hold.ok()) return hold.status();
     return AbortedError("the job row failed to store");
@@ -577,7 +577,7 @@ TEST_F(LedgerTest, EntriesFormAHashChain) {
     const auto& entry = (*entries)[i];
     EXPECT_EQ(entry.sequence(), i + 1);
     EXPECT_EQ(entry.prev_hash(), prev) << "entry " << i + 1;
-    SQLite::Statement query(f_.store().db(),
+    SQLite::Statement query(storage::RawConnectionForTesting(f_.store().database()),
                             "SELECT entry, hash FROM ledger_entries "
                             "WHERE sequence=?");
     query.bind(1, static_cast<int64_t>(i + 1));
@@ -602,9 +602,9 @@ TEST_F(LedgerTest, EverythingSurvivesReopen) {
   v1::JobInfo job = f_.Job("hub-1", "alice", "site-a", 1, 600, 3600);
   f_.MustHold(job);
   f_.MustPost(job, "hub-1:1", 0, 5000, false);
-  auto store = Store::Open(f_.path());
+  auto store = broker::Store::Open(f_.path());
   ASSERT_TRUE(store.ok());
-  Ledger reopened(**store, LedgerOptions{"hub", 0});
+  Ledger reopened((*store)->database(), LedgerOptions{"hub", 0});
   EXPECT_EQ(*reopened.Balance("provider:site-a"), 5);
   auto hold = reopened.OpenHold("hub-1");
   ASSERT_TRUE(hold.ok() && hold->has_value());
@@ -616,4 +616,4 @@ TEST_F(LedgerTest, EverythingSurvivesReopen) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::ledger

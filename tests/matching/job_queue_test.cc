@@ -12,7 +12,7 @@
 
 #include "test_support.h"
 
-namespace computenet::broker {
+namespace computenet::matching {
 namespace {
 
 using ::testing::ElementsAre;
@@ -268,4 +268,4 @@ TEST_F(JobQueueTest, ExcludedProvidersAreHonoured) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::matching

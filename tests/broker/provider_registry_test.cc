@@ -1,5 +1,6 @@
 // ProviderRegistry: online providers, allocations and the capacity the
 // matcher sees.
+#include "core/imports.h"
 #include "jobs/provider_registry.h"
 
 #include <gmock/gmock.h>

@@ -1,5 +1,6 @@
 // Store: enrollments, jobs with idempotent insertion, queries, usage records
 // and durability, on a real SQLite file.
+#include "core/imports.h"
 #include "jobs/store.h"
 
 #include <gmock/gmock.h>
@@ -384,50 +385,50 @@ TEST_F(StoreTest, JobsInStatesOldestFirst) {
 TEST_F(StoreTest, UsageRecordsByProviderAndJob) {
   StoredUsageRecord record{"site-a", "r-1", "b-1", std::string("rec\0ord", 7),
                            std::string(64, '\x01')};
-  ASSERT_TRUE(store_->InsertUsageRecord(record, kNowMs).ok());
-  auto found = store_->FindUsageRecord("site-a", "r-1");
+  ASSERT_TRUE(ledger::UsageRecords(store_->database()).Insert(record, kNowMs).ok());
+  auto found = ledger::UsageRecords(store_->database()).Find("site-a", "r-1");
   ASSERT_TRUE(found.ok());
   ASSERT_TRUE(found->has_value());
   EXPECT_EQ((*found)->record, record.record) << "blobs keep embedded NULs";
   EXPECT_EQ((*found)->signature, record.signature);
   EXPECT_EQ((*found)->job_id, "b-1");
 
-  auto by_job = store_->FindUsageRecordForJob("b-1");
+  auto by_job = ledger::UsageRecords(store_->database()).LatestForJob("b-1");
   ASSERT_TRUE(by_job.ok());
   ASSERT_TRUE(by_job->has_value());
   EXPECT_EQ((*by_job)->record_id, "r-1");
 
-  auto other = store_->FindUsageRecord("site-b", "r-1");
+  auto other = ledger::UsageRecords(store_->database()).Find("site-b", "r-1");
   ASSERT_TRUE(other.ok());
   EXPECT_FALSE(other->has_value());
-  auto no_job = store_->FindUsageRecordForJob("b-2");
+  auto no_job = ledger::UsageRecords(store_->database()).LatestForJob("b-2");
   ASSERT_TRUE(no_job.ok());
   EXPECT_FALSE(no_job->has_value());
 }
 
 TEST_F(StoreTest, UsageRecordUniqueness) {
   StoredUsageRecord record{"site-a", "r-1", "b-1", "x", "s"};
-  ASSERT_TRUE(store_->InsertUsageRecord(record, kNowMs).ok());
+  ASSERT_TRUE(ledger::UsageRecords(store_->database()).Insert(record, kNowMs).ok());
   // Same (provider, record id).
   StoredUsageRecord same_id{"site-a", "r-1", "b-2", "y", "t"};
-  EXPECT_EQ(store_->InsertUsageRecord(same_id, kNowMs).code(),
+  EXPECT_EQ(ledger::UsageRecords(store_->database()).Insert(same_id, kNowMs).code(),
             StatusCode::kAlreadyExists);
   // Schema 2: a job has one record per metering interval (the ledger
   // checks that they are contiguous and posts each once).
   StoredUsageRecord same_job{"site-a", "r-2", "b-1", "y", "t"};
-  EXPECT_TRUE(store_->InsertUsageRecord(same_job, kNowMs + 1).ok());
-  auto for_job = store_->ListUsageRecordsForJob("b-1");
+  EXPECT_TRUE(ledger::UsageRecords(store_->database()).Insert(same_job, kNowMs + 1).ok());
+  auto for_job = ledger::UsageRecords(store_->database()).ListForJob("b-1");
   ASSERT_TRUE(for_job.ok());
   ASSERT_EQ(for_job->size(), 2u);
   EXPECT_EQ((*for_job)[0].record_id, "r-1");
   EXPECT_EQ((*for_job)[1].record_id, "r-2");
-  auto latest = store_->FindUsageRecordForJob("b-1");
+  auto latest = ledger::UsageRecords(store_->database()).LatestForJob("b-1");
   ASSERT_TRUE(latest.ok() && latest->has_value());
   EXPECT_EQ((*latest)->record_id, "r-2");
   // The same record id from another provider is fine.
   StoredUsageRecord other{"site-b", "r-1", "b-3", "z", "u"};
-  EXPECT_TRUE(store_->InsertUsageRecord(other, kNowMs).ok());
-  auto all = store_->ListUsageRecords();
+  EXPECT_TRUE(ledger::UsageRecords(store_->database()).Insert(other, kNowMs).ok());
+  auto all = ledger::UsageRecords(store_->database()).List();
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 3u);
 }
@@ -438,23 +439,23 @@ TEST_F(StoreTest, UsageRecordsPerAttemptOfAJob) {
   StoredUsageRecord first{"site-a", "b-1:final", "b-1", "x", "s", 1};
   StoredUsageRecord interim{"site-a", "b-1:2:1", "b-1", "y", "t", 2};
   StoredUsageRecord second{"site-a", "b-1:2:final", "b-1", "z", "u", 2};
-  ASSERT_TRUE(store_->InsertUsageRecord(first, kNowMs).ok());
-  ASSERT_TRUE(store_->InsertUsageRecord(interim, kNowMs).ok());
-  ASSERT_TRUE(store_->InsertUsageRecord(second, kNowMs + 1).ok());
-  EXPECT_EQ(store_->InsertUsageRecord(second, kNowMs).code(),
+  ASSERT_TRUE(ledger::UsageRecords(store_->database()).Insert(first, kNowMs).ok());
+  ASSERT_TRUE(ledger::UsageRecords(store_->database()).Insert(interim, kNowMs).ok());
+  ASSERT_TRUE(ledger::UsageRecords(store_->database()).Insert(second, kNowMs + 1).ok());
+  EXPECT_EQ(ledger::UsageRecords(store_->database()).Insert(second, kNowMs).code(),
             StatusCode::kAlreadyExists)
       << "a record id is stored once";
-  auto by_attempt = store_->FindUsageRecordForAttempt("b-1", 2);
+  auto by_attempt = ledger::UsageRecords(store_->database()).LatestForAttempt("b-1", 2);
   ASSERT_TRUE(by_attempt.ok() && by_attempt->has_value());
   EXPECT_EQ((*by_attempt)->record_id, "b-1:2:final");
   EXPECT_EQ((*by_attempt)->attempt, 2u);
-  auto none = store_->FindUsageRecordForAttempt("b-1", 3);
+  auto none = ledger::UsageRecords(store_->database()).LatestForAttempt("b-1", 3);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
-  auto latest = store_->FindUsageRecordForJob("b-1");
+  auto latest = ledger::UsageRecords(store_->database()).LatestForJob("b-1");
   ASSERT_TRUE(latest.ok() && latest->has_value());
   EXPECT_EQ((*latest)->record_id, "b-1:2:final");
-  auto all = store_->ListUsageRecordsForJob("b-1");
+  auto all = ledger::UsageRecords(store_->database()).ListForJob("b-1");
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 3u);
   EXPECT_EQ((*all)[0].record_id, "b-1:final");
@@ -526,11 +527,11 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   auto carol = (*store)->FindEnrollment(Role::kConsumer, "carol");
   ASSERT_TRUE(carol.ok() && carol->has_value());
   EXPECT_EQ((*carol)->organization, "carol");
-  auto record = (*store)->FindUsageRecordForAttempt("b-1", 1);
+  auto record = ledger::UsageRecords((*store)->database()).LatestForAttempt("b-1", 1);
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->record, std::string("\x01"));
   EXPECT_TRUE((*store)->ListProviderStats().ok());
-  EXPECT_EQ((*store)->db().execAndGet("PRAGMA user_version").getInt(), 3);
+  EXPECT_EQ(storage::RawConnectionForTesting((*store)->database()).execAndGet("PRAGMA user_version").getInt(), 3);
 }
 
 // --- transactions and durability --------------------------------------------------
@@ -538,8 +539,8 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
 TEST_F(StoreTest, RunInTransactionRollsBackOnError) {
   v1::JobInfo job = MustInsert(NewJob("alice"));
   Status inner;
-  Status status = RunInTransaction(store_->db(), [&]() -> Status {
-    inner = store_->InsertUsageRecord({"site-a", "r-1", job.job_id(), "x",
+  Status status = store_->database().RunInTransaction([&]() -> Status {
+    inner = ledger::UsageRecords(store_->database()).Insert({"site-a", "r-1", job.job_id(), "x",
                                        "s"}, kNowMs);
     v1::JobInfo done = job;
     done.set_state(v1::JOB_STATE_SUCCEEDED);
@@ -548,7 +549,7 @@ TEST_F(StoreTest, RunInTransactionRollsBackOnError) {
   });
   EXPECT_TRUE(inner.ok()) << inner.ToString();
   EXPECT_EQ(status, FailedPreconditionError("changed my mind"));
-  auto records = store_->ListUsageRecords();
+  auto records = ledger::UsageRecords(store_->database()).List();
   ASSERT_TRUE(records.ok());
   EXPECT_TRUE(records->empty());
   auto reloaded = store_->GetJob(job.job_id());
@@ -558,14 +559,14 @@ TEST_F(StoreTest, RunInTransactionRollsBackOnError) {
 
 TEST_F(StoreTest, RunInTransactionRollsBackOnThrow) {
   Status inserted;
-  Status status = RunInTransaction(store_->db(), [&]() -> Status {
-    inserted = store_->InsertUsageRecord({"p", "r", "j", "x", "s"}, 0);
-    store_->db().exec("INSERT INTO no_such_table VALUES(1)");  // throws
+  Status status = store_->database().RunInTransaction([&]() -> Status {
+    inserted = ledger::UsageRecords(store_->database()).Insert({"p", "r", "j", "x", "s"}, 0);
+    storage::RawConnectionForTesting(store_->database()).exec("INSERT INTO no_such_table VALUES(1)");  // throws
     return OkStatus();
   });
   EXPECT_TRUE(inserted.ok()) << inserted.ToString();
   EXPECT_EQ(status.code(), StatusCode::kInternal) << status.ToString();
-  auto records = store_->ListUsageRecords();
+  auto records = ledger::UsageRecords(store_->database()).List();
   ASSERT_TRUE(records.ok());
   EXPECT_TRUE(records->empty());
 }
@@ -577,8 +578,7 @@ TEST_F(StoreTest, EverythingSurvivesReopen) {
   first.set_state(v1::JOB_STATE_RUNNING);
   ASSERT_TRUE(store_->UpdateJob(first, kNowMs).ok());
   MustInsert(NewJob("bob"));
-  ASSERT_TRUE(store_
-                  ->InsertUsageRecord({"site-a", "r-1", first.job_id(), "rec",
+  ASSERT_TRUE(ledger::UsageRecords(store_->database()).Insert({"site-a", "r-1", first.job_id(), "rec",
                                        "sig"},
                                       kNowMs)
                   .ok());
@@ -598,7 +598,7 @@ TEST_F(StoreTest, EverythingSurvivesReopen) {
   EXPECT_TRUE(duplicate);
   EXPECT_EQ(MustInsert(NewJob("alice"), "key-3", &duplicate).job_id(), "b-3");
   EXPECT_FALSE(duplicate);
-  auto record = store_->FindUsageRecordForJob("b-1");
+  auto record = ledger::UsageRecords(store_->database()).LatestForJob("b-1");
   ASSERT_TRUE(record.ok());
   ASSERT_TRUE(record->has_value());
   EXPECT_EQ((*record)->signature, "sig");
@@ -650,7 +650,7 @@ TEST(StoreOpenTest, NewerSchemaIsDataLoss) {
   {
     auto store = Store::Open(dir.File("broker.db"));
     ASSERT_TRUE(store.ok());
-    (*store)->db().exec("PRAGMA user_version=99");
+    storage::RawConnectionForTesting((*store)->database()).exec("PRAGMA user_version=99");
   }
   auto store = Store::Open(dir.File("broker.db"));
   EXPECT_EQ(store.status().code(), StatusCode::kDataLoss);

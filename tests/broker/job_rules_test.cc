@@ -1,4 +1,5 @@
 // Job rules: spec and registration validation, and the state helpers.
+#include "core/imports.h"
 #include "jobs/job_rules.h"
 
 #include <gmock/gmock.h>

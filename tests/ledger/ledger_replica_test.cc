@@ -11,7 +11,7 @@
 #include "computenet/common/checkpoint.h"
 #include "ledger_fixture.h"
 
-namespace computenet::broker {
+namespace computenet::ledger {
 namespace {
 
 using ::testing::HasSubstr;
@@ -34,14 +34,14 @@ class LedgerReplicaTest : public ::testing::Test {
     return origin_.broker_identity().signing_key().verifying_key();
   }
   v1::LedgerStream Export(uint64_t from, uint32_t limit = 0) {
-    auto stream = ExportLedger(origin_.store(), "hub", from, limit);
+    auto stream = ExportLedger(origin_.database(), "hub", from, limit);
     EXPECT_TRUE(stream.ok()) << stream.status().ToString();
     return stream.ok() ? *stream : v1::LedgerStream();
   }
 
   LedgerFixture origin_;
   LedgerFixture peer_;  // the replicating broker's own file
-  ReplicaStore replica_{peer_.store()};
+  ReplicaStore replica_{peer_.database()};
   Identity peer_identity_ = testing::MustGenerateIdentity("hub-south");
   v1::JobInfo job_;
   v1::SignedCheckpoint first_head_;
@@ -73,7 +73,7 @@ TEST_F(LedgerReplicaTest, ReplicatesVerifiedEntriesIncrementally) {
   // The replica's leaves give the origin's signed head.
   auto leaves = replica_.LeafHashes("hub", 7);
   ASSERT_TRUE(leaves.ok());
-  auto origin_leaves = LedgerLeafHashes(origin_.store(), 7);
+  auto origin_leaves = LedgerLeafHashes(origin_.database(), 7);
   ASSERT_TRUE(origin_leaves.ok());
   EXPECT_EQ(*leaves, *origin_leaves);
 }
@@ -86,10 +86,10 @@ TEST_F(LedgerReplicaTest, CosignedCheckpointIsStoredAtTheOrigin) {
   EXPECT_TRUE(VerifyCosignature(peer_identity_.signing_key().verifying_key(),
                                 first_head_, *cosignature)
                   .ok());
-  ASSERT_TRUE(AddCosignature(origin_.store(), 4, *cosignature,
+  ASSERT_TRUE(AddCosignature(origin_.database(), 4, *cosignature,
                              peer_identity_.signing_key().verifying_key())
                   .ok());
-  auto report = VerifyLedger(origin_.store());
+  auto report = VerifyLedger(origin_.database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->cosignatures, 1u);
 
@@ -157,18 +157,18 @@ TEST_F(LedgerReplicaTest, OriginShowingARewrittenHistoryIsCaughtWithEvidence) {
   // money went elsewhere, and signs a longer head over it.
   LedgerFixture rewritten;
   // Same broker key: copy the origin's identity into the rewritten file.
-  ASSERT_TRUE(rewritten.store().SetMeta(kMetaBrokerKey, OriginKey().hex()).ok());
+  ASSERT_TRUE(rewritten.database().SetMeta(kMetaBrokerKey, OriginKey().hex()).ok());
   rewritten.MustTopUp("alice", 10'000, "t1");
   rewritten.MustTopUp("bob", 9'000, "t2");  // differs from entry 2
   v1::JobInfo job = rewritten.Job("b-1", "alice", "site-a", 1, 600, 3600);
   rewritten.MustHold(job);
   rewritten.MustPost(job, "b-1:1", 0, 60'000, false);
   rewritten.MustTopUp("alice", 1, "t3");
-  Checkpointer forger(rewritten.store(), "hub",
+  Checkpointer forger(rewritten.database(), "hub",
                       origin_.broker_identity().signing_key(), {0, 0});
   auto forged_head = forger.CheckpointNow(kLedgerNowMs);
   ASSERT_TRUE(forged_head.ok() && forged_head->has_value());
-  auto forged_stream = ExportLedger(rewritten.store(), "hub", 1, 0);
+  auto forged_stream = ExportLedger(rewritten.database(), "hub", 1, 0);
   ASSERT_TRUE(forged_stream.ok());
 
   v1::ForkEvidence evidence;
@@ -216,4 +216,4 @@ TEST_F(LedgerReplicaTest, SameSizeForkIsCaughtFromSignaturesAlone) {
 }
 
 }  // namespace
-}  // namespace computenet::broker
+}  // namespace computenet::ledger
