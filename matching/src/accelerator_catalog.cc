@@ -9,7 +9,7 @@
 
 namespace computenet::matching {
 
-// The shipped catalog's text, generated from broker/catalog/accelerators.toml.
+// The shipped catalog's text, generated from matching/catalog/accelerators.toml.
 extern const char kBuiltInCatalogToml[];
 
 namespace {

@@ -305,7 +305,7 @@ TEST(LedgerMigrationTest, SchemaOneLedgerMigratesAndKeepsVerifying) {
 
   auto store = broker::Store::Open(path);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(storage::RawConnectionForTesting((*store)->database()).execAndGet("PRAGMA user_version").getInt(), 3);
+  EXPECT_EQ((*store)->database().SchemaVersion("ledger").value(), 3);
   auto report = VerifyLedger((*store)->database());
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_EQ(report->v1_entries, 1u);

@@ -36,7 +36,7 @@ TEST(AcceleratorCatalogTest, BuiltInCatalogIsTheShippedFile) {
   EXPECT_EQ(built_in->reference_gflops(), 312000u);
   // The file next to the sources parses to the same catalog.
   auto file = AcceleratorCatalog::Load(COMPUTENET_SOURCE_DIR
-                                       "/broker/catalog/accelerators.toml");
+                                       "/matching/catalog/accelerators.toml");
   ASSERT_TRUE(file.ok()) << file.status().ToString();
   EXPECT_EQ(file->entries().size(), built_in->entries().size());
   // Every family the network serves is there, each with a source.

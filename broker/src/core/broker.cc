@@ -10,6 +10,8 @@ namespace computenet::broker {
 namespace {
 
 constexpr size_t kMaxFramesPerWakeup = 1000;
+// A batch stops taking frames after this long (checked every 64 frames).
+constexpr auto kMaxBatchTime = std::chrono::milliseconds(5);
 
 bool IsProviderMessage(v1::MessageType type) {
   return type >= v1::MESSAGE_TYPE_REGISTER_PROVIDER &&
@@ -74,6 +76,12 @@ Status BrokerImpl::Init() {
   CN_RETURN_IF_ERROR(InitFederation());
   CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
                                                options_.endpoint, &endpoint_));
+  outbound_ = std::make_unique<RouterOutbound>(
+      router_, [this](const ReplyTag& tag, const Status& status) {
+        v1::Heartbeat empty;
+        return EncodeEnvelope(tag.type, tag.request_id, ++send_sequence_,
+                              empty, &status);
+      });
   CN_RETURN_IF_ERROR(LoadState());
   CN_RETURN_IF_ERROR(InitLedger());
   spdlog::info("broker {} listening on {} (key {})", options_.broker_id,
@@ -101,25 +109,62 @@ Status BrokerImpl::Run() {
       return UnavailableError(std::string("poll: ") + error.what());
     }
     if (items[0].revents & ZMQ_POLLIN) zap_->HandlePending();
-    if (items[1].revents & ZMQ_POLLIN) {
-      for (size_t i = 0; i < kMaxFramesPerWakeup; ++i) {
-        auto frame = ReceiveRouted(router_);
-        if (!frame.ok()) {
-          spdlog::warn("dropped malformed message: {}",
-                       frame.status().ToString());
-          continue;
-        }
-        if (!frame->has_value()) break;
-        HandleFrame(**frame);
-        // Handshakes must not wait behind a long burst of messages.
-        if (i % 64 == 63) zap_->HandlePending();
-      }
-    }
-    PollPeerLinks();
-    OnTick();
+    CN_RETURN_IF_ERROR(RunBatch((items[1].revents & ZMQ_POLLIN) != 0));
   }
   CheckpointOnShutdown();
   spdlog::info("broker {} stopped", options_.broker_id);
+  return OkStatus();
+}
+
+Status BrokerImpl::RunBatch(bool frames_waiting) {
+  // Group commit: every write of this iteration (requests, the tick, the
+  // scheduling pass) joins one transaction, and every message they cause is
+  // held until it commits: one fsync for the batch, nothing acknowledged
+  // before it is durable.
+  Status begun = store_->database().BeginBatch();
+  if (!begun.ok()) {
+    // Another process holds the write lock past the busy timeout; serve this
+    // iteration with per-transaction commits rather than not at all.
+    spdlog::warn("group commit unavailable this iteration: {}",
+                 begun.ToString());
+  } else {
+    outbound_->Hold();
+    for (auto& [name, link] : links_) link->Hold();
+  }
+  const auto started = std::chrono::steady_clock::now();
+  if (frames_waiting) {
+    for (size_t i = 0; i < kMaxFramesPerWakeup; ++i) {
+      auto frame = ReceiveRouted(router_);
+      if (!frame.ok()) {
+        spdlog::warn("dropped malformed message: {}",
+                     frame.status().ToString());
+        continue;
+      }
+      if (!frame->has_value()) break;
+      HandleFrame(**frame);
+      // Handshakes must not wait behind a long burst of messages, and a
+      // batch is bounded in time as well as count: its replies wait for it.
+      if (i % 64 == 63) {
+        zap_->HandlePending();
+        if (std::chrono::steady_clock::now() - started > kMaxBatchTime) break;
+      }
+    }
+  }
+  PollPeerLinks();
+  OnTick();
+  if (!store_->database().batch_open()) return OkStatus();
+  Status committed = store_->database().CommitBatch();
+  if (!committed.ok()) {
+    // Nothing of the batch is on disk, but this process's memory (queue,
+    // registry, watchers) already moved on: answer every request in it with
+    // a retryable error and stop, so a restart reloads the durable state.
+    outbound_->Fail(committed);
+    for (auto& [name, link] : links_) link->Discard();
+    return committed.WithContext("group commit");
+  }
+  const std::set<std::string> gone = outbound_->Release();
+  for (auto& [name, link] : links_) link->Release();
+  if (!gone.empty()) DropWatchers(gone);
   return OkStatus();
 }
 
@@ -169,9 +214,9 @@ void BrokerImpl::Dispatch(const Request& request) {
     if (role == Role::kPeer) {
       v1::Heartbeat echo;
       echo.set_sent_at_ms(Now());
-      (void)SendRouted(router_, request.frame.routing_id,
-                       EncodeEnvelope(v1::MESSAGE_TYPE_HEARTBEAT, 0,
-                                      ++send_sequence_, echo));
+      outbound_->Send(request.frame.routing_id,
+                      EncodeEnvelope(v1::MESSAGE_TYPE_HEARTBEAT, 0,
+                                     ++send_sequence_, echo));
     }
     return;
   }
@@ -241,11 +286,8 @@ void BrokerImpl::Reply(const Request& request, v1::MessageType type,
   }
   std::string payload = EncodeEnvelope(type, request.envelope.request_id(),
                                        ++send_sequence_, body, &status);
-  Status sent = SendRouted(router_, request.frame.routing_id, payload);
-  if (!sent.ok()) {
-    spdlog::warn("reply to {}/{} lost: {}", RoleName(request.peer.role),
-                 request.peer.name, sent.ToString());
-  }
+  outbound_->Send(request.frame.routing_id, std::move(payload),
+                  ReplyTag{request.envelope.request_id(), type});
 }
 
 void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
@@ -253,19 +295,14 @@ void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
   v1::Heartbeat empty;
   std::string payload =
       EncodeEnvelope(type, request_id, ++send_sequence_, empty, &status);
-  (void)SendRouted(router_, routing_id, payload);
+  outbound_->Send(routing_id, std::move(payload), ReplyTag{request_id, type});
 }
 
 bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
                                 const google::protobuf::MessageLite& body) {
   if (!provider.online) return false;
-  std::string payload = EncodeEnvelope(type, 0, ++send_sequence_, body);
-  Status sent = SendRouted(router_, provider.routing_id, payload);
-  if (!sent.ok()) {
-    spdlog::warn("send {} to provider {} failed: {}", MessageTypeName(type),
-                 provider.name, sent.ToString());
-    return false;
-  }
+  outbound_->Send(provider.routing_id,
+                  EncodeEnvelope(type, 0, ++send_sequence_, body));
   provider.last_sent_ms = Now();
   return true;
 }

@@ -16,6 +16,7 @@
 
 #include "core/imports.h"
 #include "computenet/broker/broker.h"
+#include "core/outbound.h"
 #include "computenet/matching/job_queue.h"
 #include "computenet/ledger/ledger.h"
 #include "federation/peer_link.h"
@@ -61,6 +62,9 @@ class BrokerImpl final : public Broker {
   };
 
   // broker.cc
+  // One loop iteration's work (frames if waiting, peers, the tick) as one
+  // group-committed batch. A failed commit is returned (the loop stops).
+  Status RunBatch(bool frames_waiting);
   void HandleFrame(const RoutedFrame& frame);
   void Dispatch(const Request& request);
   void OnTick();
@@ -166,6 +170,8 @@ class BrokerImpl final : public Broker {
   Status SaveJob(const v1::JobInfo& job);
   void Notify(const v1::JobInfo& job);
   struct Watcher;
+  // Drops the subscriptions of connections that are gone.
+  void DropWatchers(const std::set<std::string>& routing_ids);
   void NotifyWatchers(std::vector<Watcher>& watchers, const std::string& job_id,
                       const v1::JobEvent& event, std::string* payload);
   Status LoadState();
@@ -206,6 +212,7 @@ class BrokerImpl final : public Broker {
   zmq::context_t context_;
   std::unique_ptr<ZapHandler> zap_;
   zmq::socket_t router_;
+  std::unique_ptr<RouterOutbound> outbound_;  // over router_
   std::string endpoint_;
   std::map<std::string, std::unique_ptr<PeerLink>> links_;  // by peer id
 

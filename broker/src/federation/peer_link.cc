@@ -89,10 +89,28 @@ uint64_t PeerLink::Send(v1::MessageType type,
                         const google::protobuf::MessageLite& body,
                         bool reliable) {
   Pending pending{type, body.SerializeAsString(), 0, 0};
+  if (holding_) {
+    held_.emplace_back(std::move(pending), reliable);
+    return 0;
+  }
   if (up_ && channel_) Transmit(pending);
   const uint64_t request_id = pending.request_id;
   if (reliable) outbox_.push_back(std::move(pending));
   return request_id;
+}
+
+void PeerLink::Release() {
+  holding_ = false;
+  for (auto& [pending, reliable] : held_) {
+    if (up_ && channel_) Transmit(pending);
+    if (reliable) outbox_.push_back(std::move(pending));
+  }
+  held_.clear();
+}
+
+void PeerLink::Discard() {
+  holding_ = false;
+  held_.clear();
 }
 
 PeerLink::Event PeerLink::Tick() {

@@ -47,9 +47,17 @@ class PeerLink {
   std::vector<v1::Envelope> Drain();
 
   // Sends a request now if the link is up (else only keeps it when
-  // reliable). Returns its request id.
+  // reliable). Returns its request id (0 while held: assigned at Release).
   uint64_t Send(v1::MessageType type, const google::protobuf::MessageLite& body,
                 bool reliable);
+
+  // Group commit (core/broker.cc): while held, Send only queues, so nothing
+  // leaves before the batch that made it true is durable. Release sends
+  // what was queued, in order (reliable requests also join the outbox);
+  // Discard drops it (the batch did not commit).
+  void Hold() { holding_ = true; }
+  void Release();
+  void Discard();
 
   bool up() const { return up_; }
   const PeerConfig& config() const { return config_; }
@@ -86,6 +94,8 @@ class PeerLink {
   int64_t reconnect_at_ms_ = 0;
   int backoff_ms_;
   std::deque<Pending> outbox_;
+  bool holding_ = false;
+  std::vector<std::pair<Pending, bool>> held_;  // (request, reliable)
 };
 
 }  // namespace computenet::broker

@@ -237,11 +237,17 @@ void BrokerImpl::NotifyWatchers(std::vector<Watcher>& watchers,
       *payload = EncodeEnvelope(v1::MESSAGE_TYPE_JOB_EVENT, 0,
                                 ++send_sequence_, event);
     }
-    if (!SendRouted(router_, w->routing_id, *payload).ok()) {
-      w = watchers.erase(w);  // that connection is gone
-    } else {
-      ++w;
-    }
+    outbound_->Send(w->routing_id, *payload);
+    ++w;
+  }
+}
+
+void BrokerImpl::DropWatchers(const std::set<std::string>& routing_ids) {
+  // A connection the ROUTER could not reach is gone: its subscriptions too.
+  for (auto& [consumer, watchers] : watchers_) {
+    std::erase_if(watchers, [&](const Watcher& w) {
+      return routing_ids.count(w.routing_id) > 0;
+    });
   }
 }
 

@@ -2,7 +2,7 @@
 // can compare very different cards: vendor, vendor class ("nvidia",
 // "domestic", ...), nominal memory, FP16/BF16 dense and FP32 throughput, and
 // the source of each figure. Loaded from a TOML data file
-// (broker/catalog/accelerators.toml is shipped, installed next to
+// (matching/catalog/accelerators.toml is shipped, installed next to
 // computenet-broker and compiled in as the default; operators extend a copy
 // and pass --catalog).
 //
