@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "forwarding_bench: jobs and in-flight must be >= 1\n");
     return 2;
   }
-  cn::InitLogging("bench", std::getenv("COMPUTENET_BENCH_LOG") ? std::getenv("COMPUTENET_BENCH_LOG") : "warn");
+  const char* log_level = std::getenv("COMPUTENET_BENCH_LOG");
+  cn::InitLogging("bench", log_level != nullptr ? log_level : "warn");
   char pattern[] = "/tmp/computenet-bench-XXXXXX";
   const std::string dir = ::mkdtemp(pattern);
 
