@@ -2,11 +2,17 @@
 // and the time from submit to placement at the peer (p50/p99), over real
 // CURVE links on loopback with a real provider agent at the peer.
 //
-//   forwarding_bench [JOBS=2000] [IN_FLIGHT=64]
+//   forwarding_bench [--jobs N=2000] [--in-flight K=64] [--short]
+//   forwarding_bench [JOBS] [IN_FLIGHT]          (the older positional form)
 //
-// The consumer pipelines SubmitJob requests whose residency allows only the
-// peer's region, watches its jobs, and timestamps the PLACED event of each
-// (sent home when the peer accepted the forward and placed the job).
+// The consumer (prepaid: topped up at home first, as an operator would)
+// pipelines SubmitJob requests whose residency allows only the peer's
+// region, watches its jobs, and timestamps the first event of each that
+// shows it placed at the peer (PLACED, or RUNNING/SUCCEEDED when a fast job
+// got there before its PLACED event was sent). --short: 100 jobs, 16 in
+// flight, for the test command. Exits non-zero unless every job was placed
+// (so a run that measures nothing fails). COMPUTENET_BENCH_LOG=info shows the
+// brokers' and the agent's logs (default warn).
 #include <stdlib.h>
 #include <sys/resource.h>
 
@@ -15,9 +21,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "computenet/broker/broker.h"
+#include "computenet/ledger/ledger.h"
 #include "jobs/store.h"
 #include "computenet/common/files.h"
 #include "computenet/common/logging.h"
@@ -53,9 +62,37 @@ double Micros(Clock::duration d) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int jobs = argc > 1 ? std::atoi(argv[1]) : 2000;
-  const size_t in_flight = argc > 2 ? static_cast<size_t>(std::atoi(argv[2])) : 64;
-  cn::InitLogging("bench", "warn");
+  int jobs = 2000;
+  size_t in_flight = 64;
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--short") {
+      jobs = 100;
+      in_flight = 16;
+    } else if (arg == "--jobs" && i + 1 < argc) {
+      jobs = std::atoi(argv[++i]);
+    } else if (arg == "--in-flight" && i + 1 < argc) {
+      in_flight = static_cast<size_t>(std::atoi(argv[++i]));
+    } else if (!arg.empty() && arg[0] != '-' && positional < 2) {
+      if (positional++ == 0) {
+        jobs = std::atoi(arg.c_str());
+      } else {
+        in_flight = static_cast<size_t>(std::atoi(arg.c_str()));
+      }
+    } else {
+      std::fprintf(stderr,
+                   "usage: forwarding_bench [--jobs N] [--in-flight K] "
+                   "[--short]\n");
+      return 2;
+    }
+  }
+  if (jobs < 1 || in_flight < 1) {
+    std::fprintf(stderr, "forwarding_bench: jobs and in-flight must be >= 1\n");
+    return 2;
+  }
+  const char* log_level = std::getenv("COMPUTENET_BENCH_LOG");
+  cn::InitLogging("bench", log_level != nullptr ? log_level : "warn");
   char pattern[] = "/tmp/computenet-bench-XXXXXX";
   const std::string dir = ::mkdtemp(pattern);
 
@@ -72,6 +109,11 @@ int main(int argc, char** argv) {
     options.heartbeat_interval_ms = 200;
     options.requests_per_second = 1e9;  // the bench is the load
     options.request_burst = 1e9;
+    // Adverts are deltas, and once a peer's have expired (5 heartbeats
+    // without one: seen here when the remote's loop falls behind under
+    // load) the home holds none until the link restarts, so forwarding
+    // stops. A long TTL keeps the bench measuring forwarding.
+    options.advert_ttl_ms = 60'000;
     cn::broker::PeerConfig config;
     config.broker_id = peer.name();
     config.region = peer.name();
@@ -94,6 +136,12 @@ int main(int argc, char** argv) {
     auto remote_store = cn::broker::Store::Open(dir + "/remote.db");
     Check((*home_store)->Enroll(cn::broker::Role::kConsumer, alice.Public(), 0));
     Check((*remote_store)->Enroll(cn::broker::Role::kProvider, site.Public(), 0));
+    // Prepaid: without funds no job (nor forward) of alice's is placed.
+    cn::ledger::Ledger ledger((*home_store)->database());
+    Check(ledger
+              .TopUp("alice", int64_t{1} << 50, "bench-funding", "bench",
+                     cn::SystemClock::Shared()->NowMs())
+              .status());
   }
   std::thread home_thread([&] { (void)(*home_broker)->Run(); });
   std::thread remote_thread([&] { (void)(*remote_broker)->Run(); });
@@ -139,12 +187,26 @@ int main(int argc, char** argv) {
 
   std::map<uint64_t, Clock::time_point> sent;          // by request id
   std::map<std::string, Clock::time_point> submitted;  // by job id
+  // Placed before its submit reply was read (the event came first).
+  std::map<std::string, Clock::time_point> placed_early;
+  std::set<std::string> done;  // placed or ended: later events are ignored
   std::vector<double> latencies_us;
+  int refused = 0;  // submit failed, or the job ended without running
   const auto start = Clock::now();
   Clock::time_point last_placed = start;
   int next = 0;
   const auto deadline = start + std::chrono::seconds(120);
-  while (static_cast<int>(latencies_us.size()) < jobs && Clock::now() < deadline) {
+  auto placed = [&](const std::string& job_id, Clock::time_point when) {
+    auto it = submitted.find(job_id);
+    if (it == submitted.end()) return false;
+    last_placed = std::max(last_placed, when);
+    latencies_us.push_back(Micros(when - it->second));
+    done.insert(job_id);
+    submitted.erase(it);
+    return true;
+  };
+  while (static_cast<int>(latencies_us.size()) + refused < jobs &&
+         Clock::now() < deadline) {
     // Keep up to in_flight jobs between submit and placement.
     while (next < jobs && sent.size() + submitted.size() < in_flight) {
       cn::v1::SubmitJob submit;
@@ -161,23 +223,50 @@ int main(int argc, char** argv) {
     auto received = consumer.Receive(100);
     if (!received.ok() || !received->has_value()) continue;
     const auto& envelope = **received;
-    if (envelope.type() == cn::v1::MESSAGE_TYPE_SUBMIT_JOB_REPLY) {
-      auto reply = cn::DecodeBody<cn::v1::SubmitJobReply>(envelope);
+    if (envelope.type() == cn::v1::MESSAGE_TYPE_SUBMIT_JOB_REPLY ||
+        envelope.type() == cn::v1::MESSAGE_TYPE_ERROR) {
       auto it = sent.find(envelope.request_id());
-      if (reply.ok() && it != sent.end()) {
-        submitted.emplace(reply->job_id(), it->second);
+      if (it == sent.end()) continue;
+      auto reply = cn::DecodeBody<cn::v1::SubmitJobReply>(envelope);
+      if (envelope.type() == cn::v1::MESSAGE_TYPE_ERROR ||
+          envelope.status().code() != 0 || !reply.ok()) {
+        if (refused++ == 0) {
+          std::fprintf(stderr, "forwarding_bench: a submit failed: %s\n",
+                       envelope.status().message().c_str());
+        }
         sent.erase(it);
+        continue;
+      }
+      submitted.emplace(reply->job_id(), it->second);
+      sent.erase(it);
+      auto early = placed_early.find(reply->job_id());
+      if (early != placed_early.end()) {
+        placed(reply->job_id(), early->second);
+        placed_early.erase(early);
       }
     } else if (envelope.type() == cn::v1::MESSAGE_TYPE_JOB_EVENT) {
       auto event = cn::DecodeBody<cn::v1::JobEvent>(envelope);
-      if (!event.ok() || event->job().state() != cn::v1::JOB_STATE_PLACED) {
-        continue;
+      if (!event.ok()) continue;
+      const auto& job = event->job();
+      const auto state = job.state();
+      if (done.count(job.job_id()) != 0) continue;
+      if (state == cn::v1::JOB_STATE_PLACED ||
+          state == cn::v1::JOB_STATE_RUNNING ||
+          state == cn::v1::JOB_STATE_SUCCEEDED) {
+        // The first of these is when it was placed; later ones are ignored.
+        if (!placed(job.job_id(), Clock::now()) &&
+            submitted.count(job.job_id()) == 0 && !sent.empty()) {
+          placed_early.emplace(job.job_id(), Clock::now());
+        }
+      } else if ((state == cn::v1::JOB_STATE_FAILED ||
+                  state == cn::v1::JOB_STATE_CANCELLED) &&
+                 submitted.erase(job.job_id()) > 0) {
+        done.insert(job.job_id());
+        if (refused++ == 0) {
+          std::fprintf(stderr, "forwarding_bench: job %s ended unplaced: %s\n",
+                       job.job_id().c_str(), job.reason().c_str());
+        }
       }
-      auto it = submitted.find(event->job().job_id());
-      if (it == submitted.end()) continue;
-      last_placed = Clock::now();
-      latencies_us.push_back(Micros(last_placed - it->second));
-      submitted.erase(it);
     }
   }
   const double seconds =
@@ -189,8 +278,9 @@ int main(int argc, char** argv) {
   };
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("forwarding_bench: %zu of %d jobs placed at the peer, %zu in flight\n",
-              latencies_us.size(), jobs, in_flight);
+  std::printf("forwarding_bench: %zu of %d jobs placed at the peer, %zu in "
+              "flight, %d refused or failed unplaced\n",
+              latencies_us.size(), jobs, in_flight, refused);
   std::printf("  routed home -> peer: %.0f jobs/s\n",
               seconds > 0 ? latencies_us.size() / seconds : 0.0);
   std::printf("  submit -> placed at peer: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",

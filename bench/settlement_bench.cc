@@ -11,7 +11,10 @@
 // own, as the broker does today; "batched" commits 100 records per
 // transaction (group commit), the path the broker could take.
 //
-//   settlement_bench [--records N] [--repeats R]
+//   settlement_bench [--records N=4000] [--repeats R=3] [--short]
+//
+// --short: 200 records, one run (the test command's form). Exits non-zero
+// when it measured nothing (no record settled or a rate of zero).
 #include <time.h>
 
 #include <algorithm>
@@ -201,13 +204,23 @@ void Settle(Fixture& fixture, ledger::Ledger& book, size_t batch) {
 int main(int argc, char** argv) {
   int records = 4000;
   int repeats = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool usage_error = false;
+  for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--records") records = std::atoi(argv[i + 1]);
-    if (flag == "--repeats") repeats = std::atoi(argv[i + 1]);
+    if (flag == "--short") {
+      records = 200;
+      repeats = 1;
+    } else if (flag == "--records" && i + 1 < argc) {
+      records = std::atoi(argv[++i]);
+    } else if (flag == "--repeats" && i + 1 < argc) {
+      repeats = std::atoi(argv[++i]);
+    } else {
+      usage_error = true;
+    }
   }
-  if (records < kRecordsPerJob || repeats < 1) {
-    std::fprintf(stderr, "usage: settlement_bench [--records N>=4] [--repeats R]\n");
+  if (usage_error || records < kRecordsPerJob || repeats < 1) {
+    std::fprintf(stderr, "usage: settlement_bench [--records N>=4] "
+                         "[--repeats R>=1] [--short]\n");
     return 2;
   }
   std::printf("settlement_bench: %d usage records (%d per job), median of %d "
@@ -251,6 +264,12 @@ int main(int argc, char** argv) {
       const auto audit_start = Clock::now();
       auto audit = ledger::VerifyLedger(fixture.store->database());
       Check(audit.status(), "audit");
+      if (audit->usage_records != static_cast<uint64_t>(records)) {
+        std::fprintf(stderr, "settlement_bench: %llu of %d records settled\n",
+                     static_cast<unsigned long long>(audit->usage_records),
+                     records);
+        std::exit(1);
+      }
       audit_rate.push_back(static_cast<double>(*size) / Seconds(audit_start));
 
       // A checkpoint of the whole ledger from a cold start (reads every
@@ -303,5 +322,9 @@ int main(int argc, char** argv) {
               Median(checkpoint_ms));
   std::printf("  one entry proof (reads all leaves):   %9.1f ms\n",
               Median(prove_ms));
+  if (!(verify > 0 && per_record > 0 && batched > 0 && Median(audit_rate) > 0)) {
+    std::fprintf(stderr, "settlement_bench: measured nothing\n");
+    return 1;
+  }
   return 0;
 }

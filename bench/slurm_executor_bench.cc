@@ -6,8 +6,10 @@
 //      many tracked jobs, and of Poll() on the agent's thread;
 //   3. throughput: N trivial jobs submitted at once until all are reported
 //      finished.
-// Usage: slurm_executor_bench [jobs=100]. Prints medians and p90s. Exits 77
-// if Slurm cannot run on this machine.
+// Usage: slurm_executor_bench [jobs=100] [--short]. Prints medians and p90s.
+// --short (the test command's form): 3 latency samples at a 100 ms poll, 10
+// jobs, 5 idle rounds. Exits 77 if Slurm cannot run on this machine, 1 if
+// an event never came (a run that measured nothing fails).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -73,15 +75,23 @@ std::unique_ptr<SlurmExecutor> Make(const std::string& conf, const std::string& 
 }
 
 // Polls every millisecond until the event arrives (or arrived earlier, in
-// the same batch as another); returns when it was seen.
+// the same batch as another); returns when it was seen. Exits 1 if it does
+// not come within a minute.
 Clock::time_point WaitFor(SlurmExecutor& executor, const std::string& job_id,
                           ExecutionEvent::Kind kind) {
   static std::map<std::pair<std::string, ExecutionEvent::Kind>, Clock::time_point> seen;
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
   while (true) {
     const auto now = Clock::now();
     for (const auto& event : executor.Poll()) seen[{event.job_id, event.kind}] = now;
     auto it = seen.find({job_id, kind});
     if (it != seen.end()) return it->second;
+    if (now > deadline) {
+      std::fprintf(stderr, "slurm_executor_bench: no %s event for %s in 60 s\n",
+                   kind == ExecutionEvent::Kind::kStarted ? "started" : "finished",
+                   job_id.c_str());
+      std::exit(1);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 }
@@ -90,7 +100,24 @@ Clock::time_point WaitFor(SlurmExecutor& executor, const std::string& job_id,
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  const int jobs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 100;
+  int jobs = 100;
+  int latency_samples = 10;
+  std::vector<int> poll_intervals = {100, 500};
+  size_t idle_samples = 20;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--short") {
+      jobs = 10;
+      latency_samples = 3;
+      poll_intervals = {100};
+      idle_samples = 5;
+    } else if (!arg.empty() && arg[0] != '-') {
+      jobs = std::max(1, std::atoi(arg.c_str()));
+    } else {
+      std::fprintf(stderr, "usage: slurm_executor_bench [jobs] [--short]\n");
+      return 2;
+    }
+  }
   computenet::provider::SubprocessOptions start;
   start.argv = {COMPUTENET_SLURM_LOCAL, "start"};
   start.timeout_ms = 600'000;
@@ -109,10 +136,10 @@ int main(int argc, char** argv) {
   std::printf("Slurm: %s\n", conf.c_str());
 
   // 1. Start -> kStarted latency, one job at a time.
-  for (int poll_ms : {100, 500}) {
+  for (int poll_ms : poll_intervals) {
     auto executor = Make(conf, owner + "-lat" + std::to_string(poll_ms), work, poll_ms);
     std::vector<double> latencies;
-    for (int i = 0; i < 10; ++i) {
+    for (int i = 0; i < latency_samples; ++i) {
       const std::string id = "lat-" + std::to_string(poll_ms) + "-" + std::to_string(i);
       const auto t0 = Clock::now();
       if (!executor->Start(Request(id, "true")).ok()) return 1;
@@ -136,7 +163,13 @@ int main(int argc, char** argv) {
   std::vector<double> poll_ns;
   std::vector<double> round_ms;
   uint64_t last_polls = 0;
+  const auto throughput_deadline = t0 + std::chrono::seconds(120);
   while (static_cast<int>(done.size()) < jobs) {
+    if (Clock::now() > throughput_deadline) {
+      std::fprintf(stderr, "slurm_executor_bench: %zu of %d jobs finished in "
+                           "120 s\n", done.size(), jobs);
+      return 1;
+    }
     const auto p0 = Clock::now();
     auto events = executor->Poll();
     poll_ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - p0).count());
@@ -170,7 +203,12 @@ int main(int argc, char** argv) {
   WaitFor(*idle, "idle-0", ExecutionEvent::Kind::kStarted);
   std::vector<double> idle_rounds;
   uint64_t polls = idle->stats().polls;
-  while (idle_rounds.size() < 20) {
+  const auto idle_deadline = Clock::now() + std::chrono::seconds(60);
+  while (idle_rounds.size() < idle_samples) {
+    if (Clock::now() > idle_deadline) {
+      std::fprintf(stderr, "slurm_executor_bench: no tracking round in 60 s\n");
+      return 1;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto s = idle->stats();
     if (s.polls != polls) {

@@ -5,10 +5,12 @@
 // the moment the first task cannot be placed, and peak memory.
 //
 //   trace_replay [--trace-dir DIR] [--providers K] [--mode timeline|fill|both]
-//                [--limit N] [--stretch F] [--repeat R]
+//                [--limit N] [--stretch F] [--repeat R] [--short]
 //
-// DIR defaults to $COMPUTENET_TRACE_DIR, else ../shared/traces/alibaba-gpu-2023
-// relative to the repository. Nodes (openb_node_list_gpu_node.csv) are dealt
+// DIR defaults to $COMPUTENET_TRACE_DIR, else bench/data/alibaba-gpu-2023 in
+// the repository (a copy of the trace; see its README). --short replays the
+// first 1,000 GPU pods (the test command's form). Exits non-zero when the
+// replay measured nothing (no GPU pod read, or none placed). Nodes (openb_node_list_gpu_node.csv) are dealt
 // round-robin to K providers (default 4), each node its own fabric (the trace
 // has no fabric data). Pods (openb_pod_list_default.csv) become jobs:
 // gpu_milli < 1000 with num_gpu = 1 is a fractional job, otherwise num_gpu
@@ -353,7 +355,7 @@ int main(int argc, char** argv) {
   std::string dir;
   if (const char* env = std::getenv("COMPUTENET_TRACE_DIR")) dir = env;
   if (dir.empty()) {
-    dir = std::string(COMPUTENET_SOURCE_DIR) + "/../shared/traces/alibaba-gpu-2023";
+    dir = std::string(COMPUTENET_SOURCE_DIR) + "/bench/data/alibaba-gpu-2023";
   }
   int providers = 4;
   std::string mode = "both";
@@ -381,11 +383,13 @@ int main(int argc, char** argv) {
       stretch = std::max<int64_t>(1, std::atoll(value().c_str()));
     } else if (arg == "--limit") {
       limit = static_cast<size_t>(std::atoll(value().c_str()));
+    } else if (arg == "--short") {
+      limit = 1000;
     } else {
       std::fprintf(stderr,
                    "usage: trace_replay [--trace-dir DIR] [--providers K] "
                    "[--mode timeline|fill|both] [--limit N] [--stretch F] "
-                   "[--repeat R]\n");
+                   "[--repeat R] [--short]\n");
       return 2;
     }
   }
@@ -443,18 +447,36 @@ int main(int argc, char** argv) {
               nodes.size(), static_cast<unsigned long long>(gpus), providers,
               pods.size(), static_cast<unsigned long long>(fractional),
               static_cast<unsigned long long>(cpu_only));
+  if (mode != "timeline" && mode != "fill" && mode != "both") {
+    std::fprintf(stderr, "trace_replay: --mode is timeline, fill or both\n");
+    return 2;
+  }
+  if (nodes.empty() || pods.empty()) {
+    std::fprintf(stderr, "trace_replay: no GPU nodes or GPU pods in %s: "
+                         "nothing to measure\n", dir.c_str());
+    return 1;
+  }
   auto registrations = BuildProviders(nodes, providers);
+  bool measured = true;  // every mode run placed something
   if (mode == "timeline" || mode == "both") {
     if (stretch > 1) std::printf("[timeline] durations stretched %lldx\n",
                                  static_cast<long long>(stretch));
-    Print("timeline", Replay(registrations, pods, /*departures=*/true, stretch));
+    Result result = Replay(registrations, pods, /*departures=*/true, stretch);
+    Print("timeline", result);
+    measured = measured && result.placed > 0 && result.decisions > 0;
   }
   if (mode == "fill" || mode == "both") {
-    Print("fill", Replay(registrations, pods, /*departures=*/false, 1));
+    Result result = Replay(registrations, pods, /*departures=*/false, 1);
+    Print("fill", result);
+    measured = measured && result.placed > 0 && result.decisions > 0;
   }
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("peak RSS %.1f MiB (getrusage ru_maxrss)\n",
               static_cast<double>(usage.ru_maxrss) / 1024.0);
+  if (!measured) {
+    std::fprintf(stderr, "trace_replay: a replay placed nothing\n");
+    return 1;
+  }
   return 0;
 }
