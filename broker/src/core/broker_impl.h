@@ -168,6 +168,9 @@ class BrokerImpl final : public Broker {
   void SendCancel(const v1::JobInfo& job);
   // Persists the job, then tells its watchers.
   Status SaveJob(const v1::JobInfo& job);
+  // Persists the job and releases its open hold (an ended or requeued
+  // attempt) in one transaction, then tells its watchers and home broker.
+  Status SaveJobReleasingHold(const v1::JobInfo& job, const std::string& why);
   void Notify(const v1::JobInfo& job);
   struct Watcher;
   // Drops the subscriptions of connections that are gone.
@@ -193,7 +196,6 @@ class BrokerImpl final : public Broker {
   // Leaves the job QUEUED with "waiting for funds: <why>" (reloaded into
   // `job`) until a top-up; returns why.
   Status WaitForFunds(v1::JobInfo& job, const Status& why);
-  void ReleaseJobHold(const v1::JobInfo& job, const std::string& why);
   void StopExhaustedJob(v1::JobInfo& job);
   void LedgerTick(int64_t now_ms);
   void CheckpointOnShutdown();

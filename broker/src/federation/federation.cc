@@ -268,12 +268,11 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       if (!status.ok() || !reply->accepted()) {
         if (job->state() != v1::JOB_STATE_QUEUED) return;
         declined_by_[job->job_id()].insert(peer);
-        ReleaseJobHold(*job, "declined by " + peer);
         job->set_remote_broker("");
         job->set_reason("declined by " + peer + ": " +
                         (status.ok() ? reply->reason() : status.ToString()));
         spdlog::info("job {} {}", job->job_id(), job->reason());
-        if (SaveJob(*job).ok()) {
+        if (SaveJobReleasingHold(*job, "declined by " + peer).ok()) {
           EnqueueJob(*job);
           schedule_needed_ = true;
         }
@@ -345,8 +344,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         job->set_state(v1::JOB_STATE_QUEUED);
         job->set_provider("");
         job->set_reason(peer + " never received it; routing again");
-        ReleaseJobHold(*job, peer + " never received it");
-        if (SaveJob(*job).ok()) {
+        if (SaveJobReleasingHold(*job, peer + " never received it").ok()) {
           EnqueueJob(*job);
           schedule_needed_ = true;
         }
@@ -546,14 +544,18 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   job->set_finished_ms(remote.finished_ms());
   job->set_reason(remote.reason().empty() ? "running at " + peer
                                           : remote.reason() + " (at " + peer + ")");
-  Status saved = SaveJob(*job);
+  // A terminal update: its usage came before it on the same link (or first
+  // in a reconcile), so what is left of the hold goes back to the consumer,
+  // in the same transaction as the job's end.
+  Status saved =
+      IsTerminal(job->state())
+          ? SaveJobReleasingHold(*job, "job " + JobStateName(job->state()) +
+                                           " at " + peer)
+          : SaveJob(*job);
   if (!saved.ok()) spdlog::error("{}", saved.ToString());
   if (IsTerminal(job->state())) {
     spdlog::info("job {} {} at {}", job->job_id(), JobStateName(job->state()),
                  peer);
-    // Its usage came before this update on the same link (or first in a
-    // reconcile): what is left of the hold goes back to the consumer.
-    ReleaseJobHold(*job, "job " + JobStateName(job->state()) + " at " + peer);
   }
 }
 

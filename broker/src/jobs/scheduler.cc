@@ -56,6 +56,29 @@ Status BrokerImpl::SaveJob(const v1::JobInfo& job) {
   return OkStatus();
 }
 
+Status BrokerImpl::SaveJobReleasingHold(const v1::JobInfo& job,
+                                        const std::string& why) {
+  // The job's row and the release of its hold commit together or not at
+  // all; a crash can no longer leave an ended job holding its consumer's
+  // money until the next start.
+  std::optional<PostedEntry> released;
+  Status stored = store_->database().RunInTransaction([&]() -> Status {
+    CN_RETURN_IF_ERROR(store_->UpdateJob(job, Now()));
+    CN_ASSIGN_OR_RETURN(released, ledger_.ReleaseHold(job.job_id(), why, Now()));
+    return OkStatus();
+  });
+  CN_RETURN_IF_ERROR(stored);
+  if (released.has_value()) {
+    spdlog::info("job {}: released {} minor units held for it ({})",
+                 job.job_id(), released->amount, why);
+    schedule_needed_ = true;  // the consumer's other jobs may fit now
+  }
+  // Events only after the transaction that made them true.
+  Notify(job);
+  if (!job.home_broker().empty()) SendRemoteUpdate(job);
+  return OkStatus();
+}
+
 void BrokerImpl::Schedule() {
   if (!schedule_needed_ || queue_.size() == 0) return;
   schedule_needed_ = false;
@@ -211,8 +234,7 @@ Status BrokerImpl::RequeueJob(v1::JobInfo& job, const std::string& reason) {
   job.set_a100_equivalents_milli(0);
   job.set_compute_source("");
   job.set_reason(reason);
-  CN_RETURN_IF_ERROR(SaveJob(job));
-  ReleaseJobHold(job, "requeued: " + reason);
+  CN_RETURN_IF_ERROR(SaveJobReleasingHold(job, "requeued: " + reason));
   EnqueueJob(job);
   schedule_needed_ = true;
   return OkStatus();
@@ -230,8 +252,7 @@ Status BrokerImpl::FinishJob(v1::JobInfo& job, v1::JobState state,
   job.set_exit_code(exit_code);
   job.set_finished_ms(Now());
   job.set_reason(reason);
-  CN_RETURN_IF_ERROR(SaveJob(job));
-  ReleaseJobHold(job, "job " + JobStateName(state));
+  CN_RETURN_IF_ERROR(SaveJobReleasingHold(job, "job " + JobStateName(state)));
   schedule_needed_ = true;
   spdlog::info("job {} {}{}{}", job.job_id(), JobStateName(state),
                reason.empty() ? "" : ": ", reason);

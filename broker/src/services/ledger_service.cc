@@ -177,22 +177,6 @@ StatusOr<int64_t> BrokerImpl::HoldForForward(v1::JobInfo& job,
   return held.amount;
 }
 
-void BrokerImpl::ReleaseJobHold(const v1::JobInfo& job,
-                                const std::string& why) {
-  auto released = ledger_.ReleaseHold(job.job_id(), why, Now());
-  if (!released.ok()) {
-    // The job's transition is stored; the next broker start releases it.
-    spdlog::error("job {}: releasing its hold: {}", job.job_id(),
-                  released.status().ToString());
-    return;
-  }
-  if (released->has_value()) {
-    spdlog::info("job {}: released {} minor units held for it ({})",
-                 job.job_id(), (*released)->amount, why);
-    schedule_needed_ = true;  // the consumer's other jobs may fit now
-  }
-}
-
 void BrokerImpl::StopExhaustedJob(v1::JobInfo& job) {
   if (IsTerminal(job.state())) return;
   job.set_reason("stopped: it used all it may be billed for (" +
