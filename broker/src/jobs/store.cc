@@ -2,6 +2,7 @@
 #include "jobs/store.h"
 
 #include "computenet/ledger/schema.h"
+#include "jobs/job_transitions.h"
 
 #include <sqlite3.h>
 
@@ -355,6 +356,16 @@ Status Store::InsertJobWithId(const v1::JobInfo& job, int64_t now_ms) {
 
 Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
   try {
+    // The one place a job's state changes: checked against the table.
+    {
+      auto current = db_->Prepare("SELECT state FROM jobs WHERE job_id=?");
+      current->bind(1, job.job_id());
+      if (!current->executeStep()) return NotFoundError("job " + job.job_id());
+      Status allowed = CheckJobTransition(
+          static_cast<v1::JobState>(current->getColumn(0).getInt()),
+          job.state());
+      if (!allowed.ok()) return allowed.WithContext("job " + job.job_id());
+    }
     auto update = db_->Prepare(
         "UPDATE jobs SET state=?, provider=?, info=?, updated_ms=? "
         "WHERE job_id=?");

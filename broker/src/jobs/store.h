@@ -100,7 +100,9 @@ class Store {
   // Inserts a job that already has its global id (one forwarded here by a
   // peer). ALREADY_EXISTS if the id is taken.
   Status InsertJobWithId(const v1::JobInfo& job, int64_t now_ms);
-  // Rewrites a job's row. NOT_FOUND if it does not exist.
+  // Rewrites a job's row. NOT_FOUND if it does not exist;
+  // FAILED_PRECONDITION if its state change is not in the table of
+  // jobs/job_transitions.h (nothing is written then).
   Status UpdateJob(const v1::JobInfo& job, int64_t now_ms);
   // NOT_FOUND if absent.
   StatusOr<v1::JobInfo> GetJob(const std::string& job_id);
