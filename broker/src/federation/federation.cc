@@ -911,6 +911,14 @@ void BrokerImpl::PullPeerLedgers(int64_t now_ms) {
   for (auto& [peer, link] : links_) {
     if (!link->up()) continue;
     ReplicationState& state = replication_[peer];
+    if (state.pulled_ms == 0) {
+      // First pull since this broker started: resume from what was verified
+      // before (persisted with the replica), not from entry 1.
+      auto verified = ReplicaStore(store_->database()).VerifiedSize(peer);
+      if (verified.ok()) {
+        state.verified_size = std::max(state.verified_size, *verified);
+      }
+    }
     if (state.pulled_ms != 0 &&
         now_ms - state.pulled_ms < options_.replication_interval_ms) {
       continue;

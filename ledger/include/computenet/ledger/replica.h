@@ -75,6 +75,10 @@ class ReplicaStore {
   StatusOr<std::optional<v1::ForkEvidence>> Check(
       const std::string& origin, const v1::SignedCheckpoint& checkpoint);
 
+  // The largest checkpoint of origin verified and stored (0 if none): where
+  // replication resumes after a restart instead of pulling from entry 1.
+  StatusOr<uint64_t> VerifiedSize(const std::string& origin);
+
   // Keeps proof that origin signed two histories (ledger_forks), for the
   // operators and auditors.
   Status StoreForkEvidence(const std::string& origin,
