@@ -1,0 +1,171 @@
+// Cluster: the load generator's broker, providers and parties (see
+// cluster.h).
+#include "cluster.h"
+
+#include <chrono>
+
+#include "computenet/provider/process_executor.h"
+#include "enroll.h"
+#include "instant_executor.h"
+
+namespace computenet::loadgen {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+double Since(SteadyClock::time_point start) {
+  return std::chrono::duration<double>(SteadyClock::now() - start).count();
+}
+
+StatusOr<std::vector<Identity>> MakeIdentities(const std::string& prefix,
+                                               int count) {
+  std::vector<Identity> out;
+  out.reserve(static_cast<size_t>(std::max(0, count)));
+  for (int i = 0; i < count; ++i) {
+    CN_ASSIGN_OR_RETURN(auto identity,
+                        Identity::Generate(prefix + "-" + std::to_string(i)));
+    out.push_back(std::move(identity));
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Cluster>> Cluster::Create(ClusterOptions options) {
+  std::unique_ptr<Cluster> cluster(new Cluster(std::move(options)));
+  const ClusterOptions& o = cluster->options_;
+  auto start = SteadyClock::now();
+  CN_RETURN_IF_ERROR(cluster->broker_identity_.Save(o.work_dir + "/broker-keys"));
+  CN_ASSIGN_OR_RETURN(cluster->agent_identities_,
+                      MakeIdentities("agent", static_cast<int>(o.agents.size())));
+  CN_ASSIGN_OR_RETURN(cluster->consumers_, MakeIdentities("consumer", o.consumers));
+  CN_ASSIGN_OR_RETURN(cluster->unfunded_,
+                      MakeIdentities("unfunded", o.unfunded_consumers));
+  EnrollmentPlan plan;
+  for (const auto& identity : cluster->agent_identities_) {
+    plan.providers.push_back(identity.Public());
+  }
+  for (int i = 0; i < o.swarm; ++i) {
+    // The swarm needs only CURVE keys; the Ed25519 half is never used, so
+    // one signing key serves every member's enrolment.
+    CN_ASSIGN_OR_RETURN(auto keys, CurveKeyPair::Generate());
+    PublicIdentity identity;
+    identity.name = "swarm-" + std::to_string(i);
+    identity.curve_public = keys.public_z85;
+    identity.ed25519_public =
+        cluster->broker_identity_.Public().ed25519_public;
+    plan.providers.push_back(identity);
+    cluster->swarm_keys_.push_back(std::move(keys));
+  }
+  for (const auto& identity : cluster->consumers_) {
+    plan.consumers.push_back(identity.Public());
+  }
+  for (const auto& identity : cluster->unfunded_) {
+    plan.unfunded_consumers.push_back(identity.Public());
+  }
+  plan.topup_per_consumer = o.topup_per_consumer;
+  cluster->keygen_s_ = Since(start);
+  start = SteadyClock::now();
+  const std::string db = o.work_dir + "/broker.db";
+  CN_RETURN_IF_ERROR(EnrollAll(
+      db, plan,
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count()));
+  cluster->enroll_s_ = Since(start);
+
+  BrokerProcessOptions broker;
+  broker.binary = o.broker_binary;
+  broker.work_dir = o.work_dir;
+  broker.db_path = db;
+  broker.keys_dir = o.work_dir + "/broker-keys";
+  broker.log_level = o.broker_log_level;
+  broker.heartbeat_ms = o.heartbeat_ms;
+  broker.liveness = o.liveness;
+  CN_ASSIGN_OR_RETURN(cluster->broker_, BrokerProcess::Start(broker, 20'000));
+  return cluster;
+}
+
+Cluster::~Cluster() { Stop(); }
+
+size_t Cluster::agent_nodes() const {
+  size_t nodes = 0;
+  for (const auto& registration : options_.agents) {
+    nodes += static_cast<size_t>(registration.nodes_size());
+  }
+  return nodes;
+}
+
+Status Cluster::StartAgents(int timeout_ms) {
+  for (size_t i = 0; i < options_.agents.size(); ++i) {
+    provider::ProviderOptions agent;
+    agent.broker_endpoint = broker_->endpoint();
+    agent.broker_public_key = broker_identity_.curve().public_z85;
+    agent.registration = options_.agents[i];
+    agent.heartbeat_interval_ms = options_.heartbeat_ms;
+    agent.heartbeat_liveness = options_.liveness;
+    std::unique_ptr<provider::Executor> executor;
+    if (options_.process_executor) {
+      provider::ProcessExecutorOptions process;
+      process.work_dir = options_.work_dir + "/work-" + std::to_string(i);
+      executor = std::make_unique<provider::ProcessExecutor>(process);
+    } else {
+      executor = std::make_unique<InstantExecutor>(&executor_starts_);
+    }
+    CN_ASSIGN_OR_RETURN(auto created,
+                        provider::ProviderAgent::Create(
+                            std::move(agent), agent_identities_[i],
+                            std::move(executor)));
+    agents_.push_back(std::move(created));
+  }
+  for (auto& agent : agents_) {
+    provider::ProviderAgent* raw = agent.get();
+    agent_threads_.emplace_back([raw] { (void)raw->Run(); });
+  }
+  const auto deadline =
+      SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+  for (auto& agent : agents_) {
+    while (!agent->registered()) {
+      if (SteadyClock::now() > deadline || !broker_->Alive()) {
+        return UnavailableError("provider agents not registered in time");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  return OkStatus();
+}
+
+Status Cluster::StartSwarm(int timeout_ms) {
+  if (swarm_keys_.empty()) return OkStatus();
+  SwarmOptions swarm;
+  swarm.endpoint = broker_->endpoint();
+  swarm.broker_public_key = broker_identity_.curve().public_z85;
+  swarm.keys = swarm_keys_;
+  swarm.threads = options_.swarm_threads;
+  swarm.heartbeat_ms = options_.heartbeat_ms;
+  swarm.connects_per_second = options_.swarm_connects_per_second;
+  swarm_ = std::make_unique<HeartbeatSwarm>(std::move(swarm));
+  swarm_->Start();
+  const auto deadline =
+      SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+  while (swarm_->stats().registered < swarm_keys_.size()) {
+    if (SteadyClock::now() > deadline || !broker_->Alive()) {
+      return UnavailableError(
+          "swarm: " + std::to_string(swarm_->stats().registered) + " of " +
+          std::to_string(swarm_keys_.size()) + " registered in time");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return OkStatus();
+}
+
+void Cluster::Stop() {
+  for (auto& agent : agents_) agent->Shutdown();
+  for (auto& thread : agent_threads_) thread.join();
+  agent_threads_.clear();
+  agents_.clear();
+  if (swarm_) swarm_->Stop();
+  if (broker_) broker_->Stop(10'000);
+}
+
+}  // namespace computenet::loadgen
