@@ -90,23 +90,14 @@ std::vector<ThreadCpu> SampleThreads(pid_t pid) {
   return threads;
 }
 
-StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
-    const BrokerProcessOptions& options, int timeout_ms) {
-  const std::string endpoint_file = options.work_dir + "/broker.endpoint";
-  const std::string log_path = options.work_dir + "/broker.log";
-  ::unlink(endpoint_file.c_str());
-  std::vector<std::string> args = {
-      options.binary, "--log-level", options.log_level, "run",
-      "--db", options.db_path, "--keys", options.keys_dir,
-      "--endpoint", "tcp://127.0.0.1:0", "--endpoint-file", endpoint_file,
-      "--broker-id", options.broker_id,
-      "--heartbeat-ms", std::to_string(options.heartbeat_ms),
-      "--liveness", std::to_string(options.liveness)};
+StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args,
+                           const std::string& log_path) {
+  std::vector<std::string> copy = args;
   std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
+  for (auto& arg : copy) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  const int log_fd =
-      ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int log_fd = ::open(log_path.c_str(),
+                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return UnavailableError("cannot create " + log_path);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -115,7 +106,7 @@ StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
     return UnavailableError("fork failed");
   }
   if (pid == 0) {
-    // Only async-signal-safe calls between fork and exec. The broker goes
+    // Only async-signal-safe calls between fork and exec. The child goes
     // when the load generator dies, however it dies.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(127);
@@ -127,6 +118,40 @@ StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
     ::_exit(127);
   }
   ::close(log_fd);
+  return pid;
+}
+
+std::string StopChild(pid_t pid, int grace_ms) {
+  ::kill(pid, SIGTERM);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      return WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                               : "signal " + std::to_string(WTERMSIG(status));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return "killed after " + std::to_string(grace_ms) + " ms";
+}
+
+StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
+    const BrokerProcessOptions& options, int timeout_ms) {
+  const std::string endpoint_file = options.work_dir + "/broker.endpoint";
+  const std::string log_path = options.work_dir + "/broker.log";
+  ::unlink(endpoint_file.c_str());
+  ::unlink(log_path.c_str());
+  std::vector<std::string> args = {
+      options.binary, "--log-level", options.log_level, "run",
+      "--db", options.db_path, "--keys", options.keys_dir,
+      "--endpoint", "tcp://127.0.0.1:0", "--endpoint-file", endpoint_file,
+      "--broker-id", options.broker_id,
+      "--heartbeat-ms", std::to_string(options.heartbeat_ms),
+      "--liveness", std::to_string(options.liveness)};
+  CN_ASSIGN_OR_RETURN(const pid_t pid, SpawnChild(args, log_path));
   std::unique_ptr<BrokerProcess> process(new BrokerProcess(pid, log_path));
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -190,22 +215,8 @@ std::string BrokerProcess::LogTail(size_t lines) const {
 
 std::string BrokerProcess::Stop(int grace_ms) {
   if (reaped_) return "already exited";
-  ::kill(pid_, SIGTERM);
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      reaped_ = true;
-      return WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                               : "signal " + std::to_string(WTERMSIG(status));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, &status, 0);
   reaped_ = true;
-  return "killed after " + std::to_string(grace_ms) + " ms";
+  return StopChild(pid_, grace_ms);
 }
 
 }  // namespace computenet::loadgen

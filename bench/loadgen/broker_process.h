@@ -40,6 +40,13 @@ struct ThreadCpu {
 StatusOr<ProcSample> SampleProcess(pid_t pid);
 std::vector<ThreadCpu> SampleThreads(pid_t pid);
 
+// Starts args[0] (a path) with stdout and stderr appended to log_path and
+// stdin from /dev/null; the child gets SIGTERM if this process dies.
+StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args,
+                           const std::string& log_path);
+// SIGTERM, then SIGKILL after grace_ms; reaps it. Returns how it ended.
+std::string StopChild(pid_t pid, int grace_ms);
+
 struct BrokerProcessOptions {
   std::string binary;     // computenet-broker
   std::string work_dir;   // holds the endpoint file and broker.log

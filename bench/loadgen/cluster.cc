@@ -2,8 +2,15 @@
 // cluster.h).
 #include "cluster.h"
 
-#include <chrono>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+#include "computenet/common/files.h"
 #include "computenet/provider/process_executor.h"
 #include "enroll.h"
 #include "instant_executor.h"
@@ -137,26 +144,105 @@ Status Cluster::StartAgents(int timeout_ms) {
 
 Status Cluster::StartSwarm(int timeout_ms) {
   if (swarm_keys_.empty()) return OkStatus();
-  SwarmOptions swarm;
-  swarm.endpoint = broker_->endpoint();
-  swarm.broker_public_key = broker_identity_.curve().public_z85;
-  swarm.keys = swarm_keys_;
-  swarm.threads = options_.swarm_threads;
-  swarm.heartbeat_ms = options_.heartbeat_ms;
-  swarm.connects_per_second = options_.swarm_connects_per_second;
-  swarm_ = std::make_unique<HeartbeatSwarm>(std::move(swarm));
-  swarm_->Start();
+  const std::string keys_file = options_.work_dir + "/swarm-keys.txt";
+  {
+    std::ofstream keys(keys_file);
+    for (const auto& key : swarm_keys_) {
+      keys << key.public_z85 << " " << key.secret_z85 << "\n";
+    }
+  }
+  ::chmod(keys_file.c_str(), 0600);
+  std::error_code error;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return UnavailableError("cannot find /proc/self/exe");
+  const size_t per = static_cast<size_t>(std::max(1, options_.swarm_per_process));
+  for (size_t from = 0; from < swarm_keys_.size(); from += per) {
+    const size_t count = std::min(per, swarm_keys_.size() - from);
+    const std::string stats = options_.work_dir + "/swarm-" +
+                              std::to_string(swarm_workers_.size()) + ".stats";
+    std::vector<std::string> args = {
+        self, "--mode", "swarm-worker", "--swarm-keys", keys_file,
+        "--swarm-from", std::to_string(from), "--swarm-count",
+        std::to_string(count), "--swarm-endpoint", broker_->endpoint(),
+        "--swarm-broker-key", broker_identity_.curve().public_z85,
+        "--swarm-stats", stats, "--swarm-threads",
+        std::to_string(options_.swarm_threads), "--heartbeat-ms",
+        std::to_string(options_.heartbeat_ms)};
+    CN_ASSIGN_OR_RETURN(
+        const pid_t pid,
+        SpawnChild(args, options_.work_dir + "/swarm-" +
+                             std::to_string(swarm_workers_.size()) + ".log"));
+    swarm_workers_.push_back(pid);
+    swarm_stats_files_.push_back(stats);
+  }
   const auto deadline =
       SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
-  while (swarm_->stats().registered < swarm_keys_.size()) {
+  while (swarm_stats().registered < swarm_keys_.size()) {
     if (SteadyClock::now() > deadline || !broker_->Alive()) {
       return UnavailableError(
-          "swarm: " + std::to_string(swarm_->stats().registered) + " of " +
+          "swarm: " + std::to_string(swarm_stats().registered) + " of " +
           std::to_string(swarm_keys_.size()) + " registered in time");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return OkStatus();
+}
+
+SwarmStats Cluster::swarm_stats() const {
+  SwarmStats total;
+  for (const auto& file : swarm_stats_files_) {
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);
+    AddSwarmStats(ParseSwarmStats(line), &total);
+  }
+  return total;
+}
+
+double Cluster::swarm_cpu_s() const {
+  double total = 0;
+  for (pid_t pid : swarm_workers_) {
+    auto sample = SampleProcess(pid);
+    if (sample.ok()) total += sample->cpu_s();
+  }
+  return total;
+}
+
+int RunSwarmWorker(const std::string& keys_file, size_t from, size_t count,
+                   const std::string& endpoint, const std::string& broker_key,
+                   const std::string& stats_file, int threads,
+                   int heartbeat_ms) {
+  static std::atomic<bool> stop{false};
+  std::signal(SIGTERM, [](int) { stop.store(true); });
+  std::signal(SIGINT, [](int) { stop.store(true); });
+  rlimit limit{};
+  getrlimit(RLIMIT_NOFILE, &limit);
+  limit.rlim_cur = limit.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &limit);
+  SwarmOptions options;
+  options.endpoint = endpoint;
+  options.broker_public_key = broker_key;
+  options.threads = threads;
+  options.heartbeat_ms = heartbeat_ms;
+  options.first_index = from;
+  std::ifstream keys(keys_file);
+  std::string public_z85, secret_z85;
+  size_t index = 0;
+  while (keys >> public_z85 >> secret_z85) {
+    if (index >= from && index < from + count) {
+      options.keys.push_back(CurveKeyPair{public_z85, secret_z85});
+    }
+    ++index;
+  }
+  HeartbeatSwarm swarm(std::move(options));
+  swarm.Start();
+  while (!stop.load()) {
+    (void)WriteFileAtomically(stats_file, FormatSwarmStats(swarm.stats()), 0644);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  swarm.Stop();
+  (void)WriteFileAtomically(stats_file, FormatSwarmStats(swarm.stats()), 0644);
+  return 0;
 }
 
 void Cluster::Stop() {
@@ -164,7 +250,8 @@ void Cluster::Stop() {
   for (auto& thread : agent_threads_) thread.join();
   agent_threads_.clear();
   agents_.clear();
-  if (swarm_) swarm_->Stop();
+  for (pid_t pid : swarm_workers_) StopChild(pid, 5000);
+  swarm_workers_.clear();
   if (broker_) broker_->Stop(10'000);
 }
 

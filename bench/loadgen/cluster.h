@@ -21,6 +21,16 @@
 #include "computenet/provider/agent.h"
 #include "swarm.h"
 
+// Runs one swarm worker process (main.cc dispatches --mode swarm-worker
+// here): members [from, from + count) of keys_file; reports to stats_file
+// every 200 ms until SIGTERM.
+namespace computenet::loadgen {
+int RunSwarmWorker(const std::string& keys_file, size_t from, size_t count,
+                   const std::string& endpoint, const std::string& broker_key,
+                   const std::string& stats_file, int threads,
+                   int heartbeat_ms);
+}  // namespace computenet::loadgen
+
 namespace computenet::loadgen {
 
 struct ClusterOptions {
@@ -35,7 +45,8 @@ struct ClusterOptions {
   int unfunded_consumers = 0;
   int64_t topup_per_consumer = 1'000'000'000'000'000;  // minor units
   int swarm = 0;
-  int swarm_threads = 4;
+  int swarm_per_process = 3500;  // under 20,000 descriptors per process
+  int swarm_threads = 2;         // per worker process
   int swarm_connects_per_second = 1500;
 };
 
@@ -47,7 +58,8 @@ class Cluster {
 
   // Starts the agents and waits until the broker acknowledged each.
   Status StartAgents(int timeout_ms);
-  // Starts the swarm and waits until all members are registered.
+  // Starts the swarm worker processes (`loadgen --mode swarm-worker`, this
+  // same binary) and waits until all members are registered.
   Status StartSwarm(int timeout_ms);
   void Stop();
 
@@ -55,7 +67,10 @@ class Cluster {
   const Identity& broker_identity() const { return broker_identity_; }
   const std::vector<Identity>& consumers() const { return consumers_; }
   const std::vector<Identity>& unfunded() const { return unfunded_; }
-  HeartbeatSwarm* swarm() { return swarm_.get(); }
+  bool has_swarm() const { return !swarm_workers_.empty(); }
+  // Summed over the worker processes (as of their last report, <= 200 ms).
+  SwarmStats swarm_stats() const;
+  double swarm_cpu_s() const;
   uint64_t executor_starts() const { return executor_starts_.load(); }
   size_t agent_nodes() const;
   double keygen_s() const { return keygen_s_; }
@@ -73,7 +88,8 @@ class Cluster {
   std::unique_ptr<BrokerProcess> broker_;
   std::vector<std::unique_ptr<provider::ProviderAgent>> agents_;
   std::vector<std::thread> agent_threads_;
-  std::unique_ptr<HeartbeatSwarm> swarm_;
+  std::vector<pid_t> swarm_workers_;
+  std::vector<std::string> swarm_stats_files_;
   std::atomic<uint64_t> executor_starts_{0};
   double keygen_s_ = 0;
   double enroll_s_ = 0;

@@ -25,6 +25,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -39,6 +40,7 @@
 #include "cluster.h"
 #include "computenet/common/logging.h"
 #include "computenet/common/transport.h"
+#include "computenet/provider/subprocess.h"
 #include "computenet/v1/consumer.pb.h"
 #include "driver.h"
 #include "slurm_side.h"
@@ -59,7 +61,7 @@ struct Flags {
   double step_seconds = 5;
   double drain_seconds = 10;
   int swarm = -1;  // -1 = mode default
-  int swarm_threads = 4;
+  int swarm_threads = 2;  // per swarm worker process
   std::string executor = "instant";
   bool pipelined = false;
   std::string trace;
@@ -75,7 +77,35 @@ struct Flags {
   int slurm_jobs = 300;
   int slurm_submitters = 8;
   std::string slurm_local = COMPUTENET_SLURM_LOCAL;
+  std::string log_level = "error";
+  bool perf = true;  // count the broker's fsyncs with `perf stat` if present
 };
+
+// The broker's fdatasync+fsync calls over `seconds`, counted by `perf stat`
+// on the syscall tracepoints; -1 if perf is missing or not permitted.
+double CountBrokerSyncs(pid_t pid, double seconds) {
+  cn::provider::SubprocessOptions perf;
+  perf.argv = {"perf", "stat", "-x,", "-e",
+               "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-p",
+               std::to_string(pid), "--", "sleep", std::to_string(seconds)};
+  perf.timeout_ms = static_cast<int>(seconds * 1000) + 5000;
+  auto ran = cn::provider::RunSubprocess(perf);
+  if (!ran.ok() || ran->exit_code != 0) return -1;
+  double total = 0;
+  bool any = false;
+  std::istringstream lines(ran->err);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.find("syscalls:sys_enter_") == std::string::npos) continue;
+    const std::string count = line.substr(0, line.find(','));
+    if (count.empty() || !std::isdigit(static_cast<unsigned char>(count[0]))) {
+      return -1;  // "<not supported>" / "<not counted>"
+    }
+    total += std::atof(count.c_str());
+    any = true;
+  }
+  return any ? total : -1;
+}
 
 double Percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
@@ -147,6 +177,8 @@ struct StepResult {
   double broker_cpu_pct = 0, loop_pct = 0, zmq_pct = 0;
   double loadgen_cpu_pct = 0, machine_busy_pct = 0, machine_iowait_pct = 0;
   double broker_voluntary_per_s = 0;
+  double syncs_per_s = -1;     // broker fdatasync+fsync (perf), -1 unknown
+  double syncs_per_job = -1;
   double elapsed_s = 0;  // window + drain
   int64_t rss_kib = 0;
   bool drained = false;
@@ -181,6 +213,8 @@ json ToJson(const StepResult& r) {
               {"broker_loop_thread_pct", r.loop_pct},
               {"broker_zmq_io_pct", r.zmq_pct},
               {"broker_voluntary_switches_per_s", r.broker_voluntary_per_s},
+              {"broker_fsyncs_per_s", r.syncs_per_s},
+              {"broker_fsyncs_per_job_cleared", r.syncs_per_job},
               {"loadgen_cpu_pct", r.loadgen_cpu_pct},
               {"machine_busy_pct", r.machine_busy_pct},
               {"machine_iowait_pct", r.machine_iowait_pct},
@@ -191,21 +225,21 @@ json ToJson(const StepResult& r) {
 
 void PrintHeader() {
   std::printf(
-      "%8s %8s %8s %8s %8s | %7s %7s %7s | %8s %7s %6s | %7s %5s %5s %5s %5s | %6s\n",
+      "%8s %8s %8s %8s %8s | %7s %7s %7s | %8s %5s | %6s %5s %5s %5s %5s %7s %5s %5s | %6s\n",
       "offered", "accept", "placed", "cleared", "settled", "p50ms", "p99ms",
       "p999ms", "hb/s", "lost", "cpu/1k", "brk%", "loop", "zmq", "lg%",
-      "iow%", "rssMiB");
+      "fsync/s", "/job", "iow%", "rssMiB");
 }
 
 void PrintRow(const StepResult& r) {
   std::printf(
-      "%8.0f %8.0f %8.0f %8.0f %8.0f | %7.2f %7.2f %7.2f | %8.0f %7llu %6.3f | "
-      "%7.0f %5.0f %5.0f %5.0f %5.1f | %6.1f%s\n",
+      "%8.0f %8.0f %8.0f %8.0f %8.0f | %7.1f %7.1f %7.1f | %8.0f %5llu | "
+      "%6.2f %5.0f %5.0f %5.0f %5.0f %7.0f %5.1f %5.1f | %6.1f%s\n",
       r.offered_rate, r.accepted_per_s, r.placed_per_s, r.cleared_per_s,
       r.settled_per_s, r.placed_p50_ms, r.placed_p99_ms, r.placed_p999_ms,
       r.heartbeats_per_s, static_cast<unsigned long long>(r.false_losses),
       r.cpu_s_per_1000, r.broker_cpu_pct, r.loop_pct, r.zmq_pct,
-      r.loadgen_cpu_pct, r.machine_iowait_pct,
+      r.loadgen_cpu_pct, r.syncs_per_s, r.syncs_per_job, r.machine_iowait_pct,
       static_cast<double>(r.rss_kib) / 1024.0,
       r.saturated ? "  <- saturated" : "");
 }
@@ -286,8 +320,8 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   r.offered_rate = rate;
   r.window_s = flags.step_seconds;
   const size_t first_job = tracker.size();
-  const auto swarm_before =
-      cluster.swarm() ? cluster.swarm()->stats() : lg::SwarmStats();
+  const auto swarm_before = cluster.swarm_stats();
+  const double swarm_cpu_before = cluster.swarm_cpu_s();
   const auto broker_before = cluster.broker().Sample();
   const auto threads_before =
       Split(cluster.broker().Threads(), cluster.broker().pid());
@@ -295,11 +329,18 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   const auto machine_before = ReadMachineCpu();
   const int64_t start_ns = lg::NowNs();
 
+  double syncs = -1;
+  std::thread perf_thread;
+  if (flags.perf) {
+    perf_thread = std::thread([&] {
+      syncs = CountBrokerSyncs(cluster.broker().pid(), flags.step_seconds);
+    });
+  }
   r.submission = driver.RunStep(step, rate, flags.step_seconds,
                                 flags.seed * 1000 + static_cast<uint64_t>(step));
+  if (perf_thread.joinable()) perf_thread.join();
   const int64_t window_end_ns = lg::NowNs();
-  const auto swarm_window =
-      cluster.swarm() ? cluster.swarm()->stats() : lg::SwarmStats();
+  const auto swarm_window = cluster.swarm_stats();
   const int64_t drain_deadline =
       window_end_ns + static_cast<int64_t>(flags.drain_seconds * 1e9);
   while (lg::NowNs() < drain_deadline) {
@@ -366,8 +407,7 @@ StepResult RunStep(int step, double rate, const Flags& flags,
       static_cast<double>(swarm_window.heartbeats_sent -
                           swarm_before.heartbeats_sent) /
       flags.step_seconds;
-  const auto swarm_after =
-      cluster.swarm() ? cluster.swarm()->stats() : lg::SwarmStats();
+  const auto swarm_after = cluster.swarm_stats();
   r.false_losses = swarm_after.false_losses - swarm_before.false_losses;
   if (broker_before.ok() && broker_after.ok()) {
     r.broker_cpu_s = broker_after->cpu_s() - broker_before->cpu_s();
@@ -381,14 +421,23 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   r.loop_pct = 100 * (threads_after.loop_s - threads_before.loop_s) / r.elapsed_s;
   r.zmq_pct = 100 * (threads_after.zmq_io_s - threads_before.zmq_io_s) / r.elapsed_s;
   if (self_before.ok() && self_after.ok()) {
-    r.loadgen_cpu_pct =
-        100 * (self_after->cpu_s() - self_before->cpu_s()) / r.elapsed_s;
+    // The load generator and its swarm worker processes together.
+    r.loadgen_cpu_pct = 100 *
+                        (self_after->cpu_s() - self_before->cpu_s() +
+                         cluster.swarm_cpu_s() - swarm_cpu_before) /
+                        r.elapsed_s;
   }
   const double total = machine_after.total - machine_before.total;
   if (total > 0) {
     r.machine_busy_pct = 100 * (machine_after.busy - machine_before.busy) / total;
     r.machine_iowait_pct =
         100 * (machine_after.iowait - machine_before.iowait) / total;
+  }
+  if (syncs >= 0) {
+    r.syncs_per_s = syncs / flags.step_seconds;
+    if (r.cleared_in_window > 0) {
+      r.syncs_per_job = syncs / static_cast<double>(r.cleared_in_window);
+    }
   }
   if (r.cleared > 0) {
     r.cpu_s_per_1000 = r.broker_cpu_s / static_cast<double>(r.cleared) * 1000;
@@ -462,7 +511,7 @@ int main(int argc, char** argv) {
   Flags flags;
   CLI::App app{"loadgen: ComputeNet load generator (bench/loadgen)"};
   app.add_option("--mode", flags.mode, "steps | heartbeats | slurm")
-      ->check(CLI::IsMember({"steps", "heartbeats", "slurm"}));
+      ->check(CLI::IsMember({"steps", "heartbeats", "slurm", "swarm-worker"}));
   app.add_flag("--short", flags.short_form, "a few seconds, small N (ctest)");
   app.add_option("--agents", flags.agents, "provider agents (ProviderAgent threads)");
   app.add_option("--consumers", flags.consumers, "consumers, each its own key");
@@ -494,8 +543,28 @@ int main(int argc, char** argv) {
   app.add_option("--slurm-jobs", flags.slurm_jobs);
   app.add_option("--slurm-submitters", flags.slurm_submitters);
   app.add_option("--slurm-local", flags.slurm_local, "tests/slurm/slurm-local.sh");
+  // Internal: one swarm worker process (started by Cluster::StartSwarm).
+  std::string swarm_keys, swarm_endpoint, swarm_broker_key, swarm_stats;
+  size_t swarm_from = 0, swarm_count = 0;
+  int heartbeat_ms = 1000;
+  app.add_option("--swarm-keys", swarm_keys)->group("");
+  app.add_option("--swarm-from", swarm_from)->group("");
+  app.add_option("--swarm-count", swarm_count)->group("");
+  app.add_option("--swarm-endpoint", swarm_endpoint)->group("");
+  app.add_option("--swarm-broker-key", swarm_broker_key)->group("");
+  app.add_option("--swarm-stats", swarm_stats)->group("");
+  app.add_option("--heartbeat-ms", heartbeat_ms)->group("");
+  app.add_option("--log-level", flags.log_level,
+                 "this process's log (agents' warnings: reconnects)");
+  app.add_option("--perf", flags.perf, "count broker fsyncs with perf stat")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  cn::InitLogging("loadgen", "warn");
+  cn::InitLogging("loadgen", flags.log_level);
+  if (flags.mode == "swarm-worker") {
+    return lg::RunSwarmWorker(swarm_keys, swarm_from, swarm_count,
+                              swarm_endpoint, swarm_broker_key, swarm_stats,
+                              flags.swarm_threads, heartbeat_ms);
+  }
   const auto run_start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() -
@@ -536,7 +605,8 @@ int main(int argc, char** argv) {
   if (flags.mode == "slurm") {
     rc = RunSlurmMode(flags, dir, out);
   } else {
-    RaiseFileLimit(2 * flags.swarm + 4096);
+    // The broker (a child) holds one descriptor per swarm member.
+    RaiseFileLimit(flags.swarm + 4096);
     auto mix = lg::LoadTraceMix(flags.trace, 3600, 100'000);
     if (!mix.ok()) {
       std::fprintf(stderr, "loadgen: trace: %s\n", mix.status().ToString().c_str());
@@ -657,7 +727,8 @@ int main(int argc, char** argv) {
                 "sent; lost = false losses; cpu/1k = broker CPU s per 1,000 "
                 "jobs cleared; brk%%/loop/zmq = broker CPU (all, core loop, "
                 "ZMQ I/O thread) in %% of one core; lg%% = this load generator; "
-                "iow%% = machine iowait\n");
+                "fsync/s, /job = broker fdatasync+fsync calls (perf stat) per s "
+                "and per job cleared; iow%% = machine iowait\n");
 
     // Memory per queued job: jobs that wait for funds stay QUEUED.
     double per_queued = 0;
@@ -723,8 +794,8 @@ int main(int argc, char** argv) {
     json step_json = json::array();
     for (const auto& r : steps) step_json.push_back(ToJson(r));
     out["steps"] = step_json;
-    if (c.swarm() != nullptr) {
-      const auto s = c.swarm()->stats();
+    if (c.has_swarm()) {
+      const auto s = c.swarm_stats();
       std::printf("swarm: %llu members, %llu registered at the end, %llu "
                   "heartbeats sent, %llu received from the broker, %llu false "
                   "losses, %llu rate-limited, %llu blocked sends, %llu other "
@@ -779,7 +850,7 @@ int main(int argc, char** argv) {
       rc = 1;
     }
     if (flags.mode == "heartbeats" && flags.swarm > 0 &&
-        (c.swarm() == nullptr || c.swarm()->stats().heartbeats_sent == 0)) {
+        c.swarm_stats().heartbeats_sent == 0) {
       std::fprintf(stderr, "loadgen: FAIL: no heartbeat was sent\n");
       rc = 1;
     }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <zmq.hpp>
 
@@ -32,6 +33,40 @@ struct Member {
 };
 
 }  // namespace
+
+std::string FormatSwarmStats(const SwarmStats& s) {
+  std::string out;
+  for (uint64_t value :
+       {s.members, s.connected, s.registered, s.heartbeats_sent,
+        s.heartbeats_received, s.false_losses, s.rate_limited, s.other_errors,
+        s.unexpected, s.send_blocked}) {
+    out += std::to_string(value) + " ";
+  }
+  out.back() = '\n';
+  return out;
+}
+
+SwarmStats ParseSwarmStats(const std::string& line) {
+  SwarmStats s;
+  std::istringstream in(line);
+  in >> s.members >> s.connected >> s.registered >> s.heartbeats_sent >>
+      s.heartbeats_received >> s.false_losses >> s.rate_limited >>
+      s.other_errors >> s.unexpected >> s.send_blocked;
+  return in ? s : SwarmStats();
+}
+
+void AddSwarmStats(const SwarmStats& more, SwarmStats* total) {
+  total->members += more.members;
+  total->connected += more.connected;
+  total->registered += more.registered;
+  total->heartbeats_sent += more.heartbeats_sent;
+  total->heartbeats_received += more.heartbeats_received;
+  total->false_losses += more.false_losses;
+  total->rate_limited += more.rate_limited;
+  total->other_errors += more.other_errors;
+  total->unexpected += more.unexpected;
+  total->send_blocked += more.send_blocked;
+}
 
 HeartbeatSwarm::HeartbeatSwarm(SwarmOptions options)
     : options_(std::move(options)) {}
@@ -87,10 +122,14 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
   const int64_t start_ms = NowMs();
   size_t opened = 0;
 
+  // Until its handshake completes a socket refuses sends (ZMQ_IMMEDIATE):
+  // only a heartbeat that cannot be queued counts as blocked.
   auto send = [&](Member& member, v1::MessageType type,
                   const std::string& body) {
     Status sent = member.channel->SendSerialized(type, 0, body);
-    if (!sent.ok()) counters_.send_blocked.fetch_add(1);
+    if (!sent.ok() && type == v1::MESSAGE_TYPE_HEARTBEAT) {
+      counters_.send_blocked.fetch_add(1);
+    }
     return sent.ok();
   };
   v1::Heartbeat heartbeat;
@@ -104,7 +143,13 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
         static_cast<size_t>(per_thread_rate *
                             static_cast<double>(loop_ms - start_ms + 1) / 1000.0) +
             1);
-    while (opened < due) {
+    size_t pending = 0;
+    for (size_t m = 0; m < opened; ++m) {
+      if (!members[m].registered && members[m].register_sent_ms != 0) ++pending;
+    }
+    while (opened < due &&
+           pending < static_cast<size_t>(options_.max_pending_registrations)) {
+      ++pending;
       const size_t key_index = mine[opened];
       DealerOptions dealer;
       dealer.endpoint = options_.endpoint;
@@ -120,7 +165,8 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
       Member& member = members[opened];
       member.channel = std::move(*channel);
       v1::RegisterProvider registration;
-      registration.set_site("swarm-" + std::to_string(key_index));
+      registration.set_site("swarm-" +
+                           std::to_string(options_.first_index + key_index));
       registration.set_region(options_.region);
       registration.set_currency("CNY");
       registration.set_agent_version("loadgen-swarm");
@@ -148,8 +194,10 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
       Member& member = members[m];
       if (!member.channel) continue;
       if (!member.registered) {
-        // (Re)register: at once, then every 3 s without an answer.
-        if (member.register_sent_ms == 0 || now - member.register_sent_ms > 3000) {
+        // (Re)register: at once, then every 15 s without an answer (a slow
+        // broker must not get the same registration twice).
+        if (member.register_sent_ms == 0 ||
+            now - member.register_sent_ms > 15'000) {
           if (send(member, v1::MESSAGE_TYPE_REGISTER_PROVIDER,
                    member.registration)) {
             member.register_sent_ms = now;

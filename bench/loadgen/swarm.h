@@ -10,6 +10,11 @@
 // it answers the next heartbeat with FAILED_PRECONDITION "register first";
 // the member counts it and registers again.
 //
+// One process holds two descriptors per member (TCP + the socket's
+// mailbox), so the load generator runs swarms of thousands in several
+// worker processes (`loadgen --mode swarm-worker`, see cluster.cc), each
+// under its own RLIMIT_NOFILE.
+//
 // Thread safety: Start/Stop from one thread; stats() from any thread.
 #ifndef COMPUTENET_BENCH_LOADGEN_SWARM_H_
 #define COMPUTENET_BENCH_LOADGEN_SWARM_H_
@@ -33,6 +38,10 @@ struct SwarmOptions {
   int threads = 4;
   int heartbeat_ms = 1000;        // until the registration reply says
   int connects_per_second = 1500;  // a CURVE handshake costs the broker ~0.65 ms
+  // New sockets open only while fewer registrations than this (per thread)
+  // await their reply, so the ramp goes at the pace the broker absorbs.
+  int max_pending_registrations = 8;
+  size_t first_index = 0;  // members are named swarm-<first_index + i>
 };
 
 struct SwarmStats {
@@ -47,6 +56,12 @@ struct SwarmStats {
   uint64_t unexpected = 0;          // e.g. placement offers
   uint64_t send_blocked = 0;        // a send that could not be queued
 };
+
+// The stats as one line of numbers (worker processes report this way),
+// and back; Add sums them.
+std::string FormatSwarmStats(const SwarmStats& stats);
+SwarmStats ParseSwarmStats(const std::string& line);
+void AddSwarmStats(const SwarmStats& more, SwarmStats* total);
 
 class HeartbeatSwarm {
  public:
