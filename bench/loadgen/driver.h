@@ -51,9 +51,13 @@ struct JobTimes {
   v1::JobState final_state = v1::JOB_STATE_UNSPECIFIED;
   int64_t charged = 0;      // minor units, from the terminal event
   uint64_t card_seconds = 0;
-  bool cleared() const {
-    return final_state == v1::JOB_STATE_SUCCEEDED && card_seconds > 0;
-  }
+  // Ended SUCCEEDED. The agent sends the closing usage record before the
+  // terminal status on one ordered connection, and the broker handles them
+  // in order, so by then the usage is posted.
+  bool cleared() const { return final_state == v1::JOB_STATE_SUCCEEDED; }
+  // ... with a non-zero metered usage (a job of 0 ms meters 0 card-seconds
+  // and is charged nothing; the InstantExecutor meters 1 ms, so 1 s/card).
+  bool settled() const { return cleared() && card_seconds > 0; }
 };
 
 class JobTracker {

@@ -57,7 +57,8 @@ struct Flags {
   bool short_form = false;
   int agents = 16;
   int consumers = 16;
-  std::string rates = "500,1000,2000,5000,10000,20000";
+  std::string rates = "100,200,500,1000,2000,5000,10000,20000";
+  int past_saturation = 1;  // steps run after the first saturated one
   double step_seconds = 5;
   double drain_seconds = 10;
   int swarm = -1;  // -1 = mode default
@@ -390,7 +391,7 @@ StepResult RunStep(int step, double rate, const Flags& flags,
     if (in_window(job.placed_ns)) ++r.placed_in_window;
     if (job.cleared() && in_window(job.done_ns)) {
       ++r.cleared_in_window;
-      ++settled_in_window;  // one closing usage record per job
+      if (job.settled()) ++settled_in_window;  // one closing record per job
     }
   }
   r.accepted_per_s = static_cast<double>(r.accepted_in_window) / flags.step_seconds;
@@ -517,6 +518,8 @@ int main(int argc, char** argv) {
   app.add_option("--consumers", flags.consumers, "consumers, each its own key");
   app.add_option("--rates", flags.rates, "offered jobs/s per step, comma-separated");
   app.add_option("--step-seconds", flags.step_seconds);
+  app.add_option("--past-saturation", flags.past_saturation,
+                 "steps to run after the first saturated one (the plateau)");
   app.add_option("--drain-seconds", flags.drain_seconds,
                  "longest wait after a step for its jobs to end");
   app.add_option("--swarm", flags.swarm,
@@ -574,13 +577,17 @@ int main(int argc, char** argv) {
 
   if (flags.swarm < 0) flags.swarm = flags.mode == "heartbeats" ? 10000 : 0;
   if (flags.mode == "heartbeats" && !app.count("--rates")) flags.rates = "10000";
+  if (flags.mode == "heartbeats" && !app.count("--past-saturation")) {
+    flags.past_saturation = 0;
+  }
   if (flags.mode == "heartbeats" && !app.count("--step-seconds")) {
     flags.step_seconds = 15;
   }
   if (flags.short_form) {
     if (!app.count("--agents")) flags.agents = 2;
     if (!app.count("--consumers")) flags.consumers = 2;
-    if (!app.count("--rates")) flags.rates = "200,400";
+    if (!app.count("--rates")) flags.rates = "100,300";
+    if (!app.count("--past-saturation")) flags.past_saturation = 0;
     if (!app.count("--step-seconds")) flags.step_seconds = 1.5;
     if (!app.count("--drain-seconds")) flags.drain_seconds = 3;
     if (!app.count("--swarm")) flags.swarm = std::min(flags.swarm, 50);
@@ -710,6 +717,7 @@ int main(int argc, char** argv) {
     PrintHeader();
     std::vector<StepResult> steps;
     int step = 0;
+    int saturated_steps = 0;
     for (double rate : ParseRates(flags.rates)) {
       if (elapsed() + flags.step_seconds > flags.budget_seconds) {
         std::printf("(wall budget of %.0f s reached: no more steps)\n",
@@ -719,8 +727,8 @@ int main(int argc, char** argv) {
       StepResult r = RunStep(step++, rate, flags, c, driver, tracker);
       PrintRow(r);
       steps.push_back(r);
-      if (r.saturated) break;
       if (!c.broker().Alive()) break;
+      if (r.saturated && saturated_steps++ >= flags.past_saturation) break;
     }
     std::printf("columns: offered/accepted/placed/cleared/settled per s in the "
                 "window; p50/p99/p999 submit->placed; hb/s swarm heartbeats "
