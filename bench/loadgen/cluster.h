@@ -28,7 +28,7 @@ namespace computenet::loadgen {
 int RunSwarmWorker(const std::string& keys_file, size_t from, size_t count,
                    const std::string& endpoint, const std::string& broker_key,
                    const std::string& stats_file, int threads,
-                   int heartbeat_ms);
+                   int heartbeat_ms, bool connect_only);
 }  // namespace computenet::loadgen
 
 namespace computenet::loadgen {
@@ -48,6 +48,7 @@ struct ClusterOptions {
   int swarm_per_process = 3500;  // under 20,000 descriptors per process
   int swarm_threads = 2;         // per worker process
   int swarm_connects_per_second = 1500;
+  bool swarm_connect_only = false;  // see SwarmOptions::connect_only
 };
 
 class Cluster {

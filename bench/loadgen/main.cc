@@ -557,6 +557,10 @@ int main(int argc, char** argv) {
   app.add_option("--swarm-broker-key", swarm_broker_key)->group("");
   app.add_option("--swarm-stats", swarm_stats)->group("");
   app.add_option("--heartbeat-ms", heartbeat_ms)->group("");
+  bool connect_only = false;
+  app.add_flag("--swarm-connect-only", connect_only,
+               "diagnostic: swarm members connect but never register "
+               "(broker memory per connection)");
   app.add_option("--log-level", flags.log_level,
                  "this process's log (agents' warnings: reconnects)");
   app.add_option("--perf", flags.perf, "count broker fsyncs with perf stat")
@@ -566,7 +570,7 @@ int main(int argc, char** argv) {
   if (flags.mode == "swarm-worker") {
     return lg::RunSwarmWorker(swarm_keys, swarm_from, swarm_count,
                               swarm_endpoint, swarm_broker_key, swarm_stats,
-                              flags.swarm_threads, heartbeat_ms);
+                              flags.swarm_threads, heartbeat_ms, connect_only);
   }
   const auto run_start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
@@ -648,6 +652,7 @@ int main(int argc, char** argv) {
     options.unfunded_consumers = flags.queued_jobs > 0 ? 4 : 0;
     options.swarm = flags.swarm;
     options.swarm_threads = flags.swarm_threads;
+    options.swarm_connect_only = connect_only;
     auto cluster = lg::Cluster::Create(options);
     if (!cluster.ok()) {
       std::fprintf(stderr, "loadgen: %s\n", cluster.status().ToString().c_str());

@@ -192,7 +192,7 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
     const int64_t now = NowMs();
     for (size_t m = 0; m < opened; ++m) {
       Member& member = members[m];
-      if (!member.channel) continue;
+      if (!member.channel || options_.connect_only) continue;
       if (!member.registered) {
         // (Re)register: at once, then every 15 s without an answer (a slow
         // broker must not get the same registration twice).

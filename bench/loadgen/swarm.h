@@ -42,6 +42,9 @@ struct SwarmOptions {
   // await their reply, so the ramp goes at the pace the broker absorbs.
   int max_pending_registrations = 8;
   size_t first_index = 0;  // members are named swarm-<first_index + i>
+  // Diagnostic: connect (CURVE handshake, ZAP) but never register or
+  // heartbeat, to tell a connection's broker memory from a registration's.
+  bool connect_only = false;
 };
 
 struct SwarmStats {
