@@ -80,6 +80,10 @@ struct Flags {
   std::string slurm_local = COMPUTENET_SLURM_LOCAL;
   std::string log_level = "error";
   bool perf = true;  // count the broker's fsyncs with `perf stat` if present
+  // Where the work directory (broker database included) is made. /dev/shm
+  // (tmpfs: fsync costs nothing) shows what bounds the broker besides the
+  // disk.
+  std::string tmp_dir = "/tmp";
 };
 
 // The broker's fdatasync+fsync calls over `seconds`, counted by `perf stat`
@@ -523,7 +527,7 @@ int main(int argc, char** argv) {
   app.add_option("--drain-seconds", flags.drain_seconds,
                  "longest wait after a step for its jobs to end");
   app.add_option("--swarm", flags.swarm,
-                 "raw-protocol heartbeating providers (steps: 0; heartbeats: 10000)");
+                 "raw-protocol heartbeating providers (steps: 1000; heartbeats: 10000)");
   app.add_option("--swarm-threads", flags.swarm_threads);
   app.add_option("--executor", flags.executor, "instant | process (runs `true`)")
       ->check(CLI::IsMember({"instant", "process"}));
@@ -561,6 +565,9 @@ int main(int argc, char** argv) {
   app.add_flag("--swarm-connect-only", connect_only,
                "diagnostic: swarm members connect but never register "
                "(broker memory per connection)");
+  app.add_option("--tmp-dir", flags.tmp_dir,
+                 "where the work directory and broker database go")
+      ->capture_default_str();
   app.add_option("--log-level", flags.log_level,
                  "this process's log (agents' warnings: reconnects)");
   app.add_option("--perf", flags.perf, "count broker fsyncs with perf stat")
@@ -579,7 +586,7 @@ int main(int argc, char** argv) {
         .count();
   };
 
-  if (flags.swarm < 0) flags.swarm = flags.mode == "heartbeats" ? 10000 : 0;
+  if (flags.swarm < 0) flags.swarm = flags.mode == "heartbeats" ? 10000 : 1000;
   if (flags.mode == "heartbeats" && !app.count("--rates")) flags.rates = "10000";
   if (flags.mode == "heartbeats" && !app.count("--past-saturation")) {
     flags.past_saturation = 0;
@@ -601,12 +608,13 @@ int main(int argc, char** argv) {
   }
   if (flags.trace.empty()) flags.trace = lg::DefaultTracePath();
 
-  char pattern[] = "/tmp/computenet-loadgen-XXXXXX";
-  if (::mkdtemp(pattern) == nullptr) {
+  std::string pattern = flags.tmp_dir + "/computenet-loadgen-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
     std::perror("mkdtemp");
     return 1;
   }
   const std::string dir = pattern;
+  std::printf("work directory (broker database): %s\n", dir.c_str());
   json out;
   out["mode"] = flags.mode;
   out["short"] = flags.short_form;
@@ -663,37 +671,56 @@ int main(int argc, char** argv) {
                 "bulk enrolment + top-ups: %.2f s; broker pid %d at %s\n",
                 flags.agents, flags.consumers, flags.swarm, c.keygen_s(),
                 c.enroll_s(), c.broker().pid(), c.broker().endpoint().c_str());
-    // Broker memory before anything registers, then with every node.
+    // Broker memory before anything registers, with the agents' nodes
+    // (many nodes per provider), then with the swarm (one node and one
+    // connection per provider).
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto rss_empty = c.broker().Sample();
     auto t0 = std::chrono::steady_clock::now();
     cn::Status started = c.StartAgents(60'000);
-    if (started.ok()) started = c.StartSwarm(120'000);
+    const double agents_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const auto rss_agents = c.broker().Sample();
+    t0 = std::chrono::steady_clock::now();
+    if (started.ok()) started = c.StartSwarm(150'000);
+    const double swarm_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!started.ok()) {
       std::fprintf(stderr, "loadgen: %s\n%s", started.ToString().c_str(),
                    c.broker().LogTail(10).c_str());
       return 1;
     }
-    const double register_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    const auto rss_nodes = c.broker().Sample();
-    const size_t nodes = c.agent_nodes() + static_cast<size_t>(flags.swarm);
-    const size_t providers = static_cast<size_t>(flags.agents + flags.swarm);
+    const auto rss_swarm = c.broker().Sample();
     double per_node = 0;
-    if (rss_empty.ok() && rss_nodes.ok() && nodes > 0) {
-      per_node = static_cast<double>(rss_nodes->rss_kib - rss_empty->rss_kib) *
-                 1024.0 / static_cast<double>(nodes);
-      std::printf("registered %zu providers (%d agents, %d swarm) with %zu nodes "
-                  "in %.1f s; broker RSS %.1f -> %.1f MiB: %.0f B per tracked "
-                  "node (target < 2048)\n",
-                  providers, flags.agents, flags.swarm, nodes, register_s,
+    double per_swarm_provider = 0;
+    if (rss_empty.ok() && rss_agents.ok() && rss_swarm.ok()) {
+      per_node = static_cast<double>(rss_agents->rss_kib - rss_empty->rss_kib) *
+                 1024.0 / static_cast<double>(std::max<size_t>(1, c.agent_nodes()));
+      std::printf("%d agents registered %zu nodes in %.1f s; broker RSS %.1f -> "
+                  "%.1f MiB: %.0f B per tracked node (target < 2048)\n",
+                  flags.agents, c.agent_nodes(), agents_s,
                   static_cast<double>(rss_empty->rss_kib) / 1024,
-                  static_cast<double>(rss_nodes->rss_kib) / 1024, per_node);
+                  static_cast<double>(rss_agents->rss_kib) / 1024, per_node);
+      if (flags.swarm > 0) {
+        per_swarm_provider =
+            static_cast<double>(rss_swarm->rss_kib - rss_agents->rss_kib) *
+            1024.0 / flags.swarm;
+        std::printf("%d swarm providers (1 node, 1 CURVE connection each) %s in "
+                    "%.1f s; broker RSS -> %.1f MiB: %.0f B per provider\n",
+                    flags.swarm, connect_only ? "connected" : "registered",
+                    swarm_s, static_cast<double>(rss_swarm->rss_kib) / 1024,
+                    per_swarm_provider);
+      }
     }
-    out["registration"] = {{"providers", providers}, {"nodes", nodes},
-                           {"seconds", register_s},
-                           {"rss_bytes_per_tracked_node", per_node}};
+    out["registration"] = {{"agents", flags.agents},
+                           {"agent_nodes", c.agent_nodes()},
+                           {"agents_seconds", agents_s},
+                           {"rss_bytes_per_tracked_node", per_node},
+                           {"swarm", flags.swarm},
+                           {"swarm_seconds", swarm_s},
+                           {"rss_bytes_per_swarm_provider", per_swarm_provider}};
 
     lg::JobTracker tracker;
     lg::DriverOptions driver_options;
