@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -187,7 +188,21 @@ Status Cluster::StartSwarm(int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::seconds(3));
     return OkStatus();
   }
+  auto next_report = SteadyClock::now() + std::chrono::seconds(5);
   while (swarm_stats().registered < swarm_keys_.size()) {
+    if (SteadyClock::now() >= next_report) {
+      // Progress, so a slow ramp shows its shape (broker memory and CPU).
+      next_report += std::chrono::seconds(5);
+      const SwarmStats stats = swarm_stats();
+      auto sample = broker_->Sample();
+      std::printf("  swarm: %llu connected, %llu registered, %llu false losses; "
+                  "broker RSS %.0f MiB, CPU %.1f s\n",
+                  static_cast<unsigned long long>(stats.connected),
+                  static_cast<unsigned long long>(stats.registered),
+                  static_cast<unsigned long long>(stats.false_losses),
+                  sample.ok() ? static_cast<double>(sample->rss_kib) / 1024 : 0.0,
+                  sample.ok() ? sample->cpu_s() : 0.0);
+    }
     if (SteadyClock::now() > deadline || !broker_->Alive()) {
       return UnavailableError(
           "swarm: " + std::to_string(swarm_stats().registered) + " of " +

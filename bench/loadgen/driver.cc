@@ -125,10 +125,11 @@ Status LoadDriver::Start() {
       submit_threads_.emplace_back([this, c] { SubmitLoop(c); });
     }
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // A broker still busy with a registration storm may take a while.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (watch_replies_.load() < static_cast<int>(options_.consumers.size())) {
     if (std::chrono::steady_clock::now() > deadline) {
-      return UnavailableError("consumers' WATCH_JOBS not answered in 20 s");
+      return UnavailableError("consumers' WATCH_JOBS not answered in 60 s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }

@@ -683,10 +683,17 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto rss_agents = c.broker().Sample();
     t0 = std::chrono::steady_clock::now();
-    if (started.ok()) started = c.StartSwarm(150'000);
+    if (started.ok()) {
+      cn::Status swarm_started = c.StartSwarm(90'000);
+      // A swarm that is not all registered in time is a result, not a
+      // reason to stop: the steps show what the broker does with it.
+      if (!swarm_started.ok()) {
+        std::printf("WARNING: %s; going on\n", swarm_started.ToString().c_str());
+      }
+    }
     const double swarm_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!started.ok()) {
+    if (!started.ok() || !c.broker().Alive()) {
       std::fprintf(stderr, "loadgen: %s\n%s", started.ToString().c_str(),
                    c.broker().LogTail(10).c_str());
       return 1;
