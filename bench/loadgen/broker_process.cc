@@ -52,7 +52,8 @@ std::string ProcDir(pid_t pid) {
 StatusOr<ProcSample> SampleProcess(pid_t pid) {
   const std::string dir = ProcDir(pid);
   auto fields = StatFields(ReadAll(dir + "/stat"));
-  if (fields.size() < 13) return UnavailableError("cannot read " + dir + "/stat");
+  if (fields.size() < 13)
+    return UnavailableError("cannot read " + dir + "/stat");
   static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   ProcSample sample;
   sample.user_s = std::strtod(fields[11].c_str(), nullptr) / ticks;
@@ -96,8 +97,8 @@ StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args,
   std::vector<char*> argv;
   for (auto& arg : copy) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  const int log_fd = ::open(log_path.c_str(),
-                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int log_fd =
+      ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return UnavailableError("cannot create " + log_path);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
@@ -144,13 +145,24 @@ StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
   const std::string log_path = options.work_dir + "/broker.log";
   ::unlink(endpoint_file.c_str());
   ::unlink(log_path.c_str());
-  std::vector<std::string> args = {
-      options.binary, "--log-level", options.log_level, "run",
-      "--db", options.db_path, "--keys", options.keys_dir,
-      "--endpoint", "tcp://127.0.0.1:0", "--endpoint-file", endpoint_file,
-      "--broker-id", options.broker_id,
-      "--heartbeat-ms", std::to_string(options.heartbeat_ms),
-      "--liveness", std::to_string(options.liveness)};
+  std::vector<std::string> args = {options.binary,
+                                   "--log-level",
+                                   options.log_level,
+                                   "run",
+                                   "--db",
+                                   options.db_path,
+                                   "--keys",
+                                   options.keys_dir,
+                                   "--endpoint",
+                                   "tcp://127.0.0.1:0",
+                                   "--endpoint-file",
+                                   endpoint_file,
+                                   "--broker-id",
+                                   options.broker_id,
+                                   "--heartbeat-ms",
+                                   std::to_string(options.heartbeat_ms),
+                                   "--liveness",
+                                   std::to_string(options.liveness)};
   CN_ASSIGN_OR_RETURN(const pid_t pid, SpawnChild(args, log_path));
   std::unique_ptr<BrokerProcess> process(new BrokerProcess(pid, log_path));
   const auto deadline =
@@ -172,8 +184,8 @@ StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return UnavailableError("broker did not bind within " +
-                          std::to_string(timeout_ms) + " ms: " +
-                          process->LogTail(10));
+                          std::to_string(timeout_ms) +
+                          " ms: " + process->LogTail(10));
 }
 
 BrokerProcess::~BrokerProcess() {

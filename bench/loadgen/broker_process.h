@@ -48,8 +48,8 @@ StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args,
 std::string StopChild(pid_t pid, int grace_ms);
 
 struct BrokerProcessOptions {
-  std::string binary;     // computenet-broker
-  std::string work_dir;   // holds the endpoint file and broker.log
+  std::string binary;    // computenet-broker
+  std::string work_dir;  // holds the endpoint file and broker.log
   std::string db_path;
   std::string keys_dir;
   std::string broker_id = "lg";

@@ -13,7 +13,7 @@
 namespace computenet::loadgen {
 
 struct BuildingBlocks {
-  double sqlite_batched_rows_per_s = 0;   // 1,000 rows per FULL commit
+  double sqlite_batched_rows_per_s = 0;    // 1,000 rows per FULL commit
   double sqlite_single_commits_per_s = 0;  // 1 row per FULL commit
   double ed25519_verify_per_s = 0;         // one core
   double ed25519_sign_per_s = 0;           // one core

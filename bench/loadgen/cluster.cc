@@ -43,10 +43,13 @@ StatusOr<std::unique_ptr<Cluster>> Cluster::Create(ClusterOptions options) {
   std::unique_ptr<Cluster> cluster(new Cluster(std::move(options)));
   const ClusterOptions& o = cluster->options_;
   auto start = SteadyClock::now();
-  CN_RETURN_IF_ERROR(cluster->broker_identity_.Save(o.work_dir + "/broker-keys"));
-  CN_ASSIGN_OR_RETURN(cluster->agent_identities_,
-                      MakeIdentities("agent", static_cast<int>(o.agents.size())));
-  CN_ASSIGN_OR_RETURN(cluster->consumers_, MakeIdentities("consumer", o.consumers));
+  CN_RETURN_IF_ERROR(
+      cluster->broker_identity_.Save(o.work_dir + "/broker-keys"));
+  CN_ASSIGN_OR_RETURN(
+      cluster->agent_identities_,
+      MakeIdentities("agent", static_cast<int>(o.agents.size())));
+  CN_ASSIGN_OR_RETURN(cluster->consumers_,
+                      MakeIdentities("consumer", o.consumers));
   CN_ASSIGN_OR_RETURN(cluster->unfunded_,
                       MakeIdentities("unfunded", o.unfunded_consumers));
   EnrollmentPlan plan;
@@ -60,8 +63,7 @@ StatusOr<std::unique_ptr<Cluster>> Cluster::Create(ClusterOptions options) {
     PublicIdentity identity;
     identity.name = "swarm-" + std::to_string(i);
     identity.curve_public = keys.public_z85;
-    identity.ed25519_public =
-        cluster->broker_identity_.Public().ed25519_public;
+    identity.ed25519_public = cluster->broker_identity_.Public().ed25519_public;
     plan.providers.push_back(identity);
     cluster->swarm_keys_.push_back(std::move(keys));
   }
@@ -75,11 +77,11 @@ StatusOr<std::unique_ptr<Cluster>> Cluster::Create(ClusterOptions options) {
   cluster->keygen_s_ = Since(start);
   start = SteadyClock::now();
   const std::string db = o.work_dir + "/broker.db";
-  CN_RETURN_IF_ERROR(EnrollAll(
-      db, plan,
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count()));
+  CN_RETURN_IF_ERROR(
+      EnrollAll(db, plan,
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count()));
   cluster->enroll_s_ = Since(start);
 
   BrokerProcessOptions broker;
@@ -120,10 +122,10 @@ Status Cluster::StartAgents(int timeout_ms) {
     } else {
       executor = std::make_unique<InstantExecutor>(&executor_starts_);
     }
-    CN_ASSIGN_OR_RETURN(auto created,
-                        provider::ProviderAgent::Create(
-                            std::move(agent), agent_identities_[i],
-                            std::move(executor)));
+    CN_ASSIGN_OR_RETURN(
+        auto created,
+        provider::ProviderAgent::Create(std::move(agent), agent_identities_[i],
+                                        std::move(executor)));
     agents_.push_back(std::move(created));
   }
   for (auto& agent : agents_) {
@@ -154,21 +156,34 @@ Status Cluster::StartSwarm(int timeout_ms) {
   }
   ::chmod(keys_file.c_str(), 0600);
   std::error_code error;
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe", error);
+  const std::string self =
+      std::filesystem::read_symlink("/proc/self/exe", error);
   if (error) return UnavailableError("cannot find /proc/self/exe");
-  const size_t per = static_cast<size_t>(std::max(1, options_.swarm_per_process));
+  const size_t per =
+      static_cast<size_t>(std::max(1, options_.swarm_per_process));
   for (size_t from = 0; from < swarm_keys_.size(); from += per) {
     const size_t count = std::min(per, swarm_keys_.size() - from);
     const std::string stats = options_.work_dir + "/swarm-" +
                               std::to_string(swarm_workers_.size()) + ".stats";
-    std::vector<std::string> args = {
-        self, "--mode", "swarm-worker", "--swarm-keys", keys_file,
-        "--swarm-from", std::to_string(from), "--swarm-count",
-        std::to_string(count), "--swarm-endpoint", broker_->endpoint(),
-        "--swarm-broker-key", broker_identity_.curve().public_z85,
-        "--swarm-stats", stats, "--swarm-threads",
-        std::to_string(options_.swarm_threads), "--heartbeat-ms",
-        std::to_string(options_.heartbeat_ms)};
+    std::vector<std::string> args = {self,
+                                     "--mode",
+                                     "swarm-worker",
+                                     "--swarm-keys",
+                                     keys_file,
+                                     "--swarm-from",
+                                     std::to_string(from),
+                                     "--swarm-count",
+                                     std::to_string(count),
+                                     "--swarm-endpoint",
+                                     broker_->endpoint(),
+                                     "--swarm-broker-key",
+                                     broker_identity_.curve().public_z85,
+                                     "--swarm-stats",
+                                     stats,
+                                     "--swarm-threads",
+                                     std::to_string(options_.swarm_threads),
+                                     "--heartbeat-ms",
+                                     std::to_string(options_.heartbeat_ms)};
     if (options_.swarm_connect_only) args.push_back("--swarm-connect-only");
     CN_ASSIGN_OR_RETURN(
         const pid_t pid,
@@ -195,13 +210,14 @@ Status Cluster::StartSwarm(int timeout_ms) {
       next_report += std::chrono::seconds(5);
       const SwarmStats stats = swarm_stats();
       auto sample = broker_->Sample();
-      std::printf("  swarm: %llu connected, %llu registered, %llu false losses; "
-                  "broker RSS %.0f MiB, CPU %.1f s\n",
-                  static_cast<unsigned long long>(stats.connected),
-                  static_cast<unsigned long long>(stats.registered),
-                  static_cast<unsigned long long>(stats.false_losses),
-                  sample.ok() ? static_cast<double>(sample->rss_kib) / 1024 : 0.0,
-                  sample.ok() ? sample->cpu_s() : 0.0);
+      std::printf(
+          "  swarm: %llu connected, %llu registered, %llu false losses; "
+          "broker RSS %.0f MiB, CPU %.1f s\n",
+          static_cast<unsigned long long>(stats.connected),
+          static_cast<unsigned long long>(stats.registered),
+          static_cast<unsigned long long>(stats.false_losses),
+          sample.ok() ? static_cast<double>(sample->rss_kib) / 1024 : 0.0,
+          sample.ok() ? sample->cpu_s() : 0.0);
     }
     if (SteadyClock::now() > deadline || !broker_->Alive()) {
       return UnavailableError(
@@ -235,8 +251,8 @@ double Cluster::swarm_cpu_s() const {
 
 int RunSwarmWorker(const std::string& keys_file, size_t from, size_t count,
                    const std::string& endpoint, const std::string& broker_key,
-                   const std::string& stats_file, int threads,
-                   int heartbeat_ms, bool connect_only) {
+                   const std::string& stats_file, int threads, int heartbeat_ms,
+                   bool connect_only) {
   static std::atomic<bool> stop{false};
   std::signal(SIGTERM, [](int) { stop.store(true); });
   std::signal(SIGINT, [](int) { stop.store(true); });
@@ -263,7 +279,8 @@ int RunSwarmWorker(const std::string& keys_file, size_t from, size_t count,
   HeartbeatSwarm swarm(std::move(options));
   swarm.Start();
   while (!stop.load()) {
-    (void)WriteFileAtomically(stats_file, FormatSwarmStats(swarm.stats()), 0644);
+    (void)WriteFileAtomically(stats_file, FormatSwarmStats(swarm.stats()),
+                              0644);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   swarm.Stop();

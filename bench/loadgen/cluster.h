@@ -27,8 +27,8 @@
 namespace computenet::loadgen {
 int RunSwarmWorker(const std::string& keys_file, size_t from, size_t count,
                    const std::string& endpoint, const std::string& broker_key,
-                   const std::string& stats_file, int threads,
-                   int heartbeat_ms, bool connect_only);
+                   const std::string& stats_file, int threads, int heartbeat_ms,
+                   bool connect_only);
 }  // namespace computenet::loadgen
 
 namespace computenet::loadgen {

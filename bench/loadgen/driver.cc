@@ -32,7 +32,8 @@ size_t JobTracker::NewJob(int step, int64_t due_ns, int64_t sent_ns) {
 
 void JobTracker::Apply(JobTimes& job, v1::JobState state, int64_t now_ns,
                        int64_t charged, uint64_t card_seconds) {
-  if (state >= v1::JOB_STATE_PLACED && job.placed_ns == 0) job.placed_ns = now_ns;
+  if (state >= v1::JOB_STATE_PLACED && job.placed_ns == 0)
+    job.placed_ns = now_ns;
   if (state >= v1::JOB_STATE_RUNNING && job.running_ns == 0) {
     job.running_ns = now_ns;
   }
@@ -126,7 +127,8 @@ Status LoadDriver::Start() {
     }
   }
   // A broker still busy with a registration storm may take a while.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (watch_replies_.load() < static_cast<int>(options_.consumers.size())) {
     if (std::chrono::steady_clock::now() > deadline) {
       return UnavailableError("consumers' WATCH_JOBS not answered in 60 s");
@@ -150,15 +152,15 @@ StepSubmission LoadDriver::RunStep(int step, double rate, double seconds,
   plan_.step = step;
   plan_.start_ns = NowNs() + 2'000'000;  // everyone starts together
   plan_.end_ns = plan_.start_ns + static_cast<int64_t>(seconds * 1e9);
-  plan_.rate_per_consumer = rate / static_cast<double>(options_.consumers.size());
+  plan_.rate_per_consumer =
+      rate / static_cast<double>(options_.consumers.size());
   plan_.seed = seed;
   ++plan_generation_;
   plan_done_ = 0;
   plan_result_ = StepSubmission();
   plan_cv_.notify_all();
   const size_t expected = options_.pipelined ? 1 : options_.consumers.size();
-  plan_cv_.wait_for(lock,
-                    std::chrono::duration<double>(seconds + 60.0),
+  plan_cv_.wait_for(lock, std::chrono::duration<double>(seconds + 60.0),
                     [&] { return plan_done_ >= expected || stop_.load(); });
   return plan_result_;
 }
@@ -169,14 +171,15 @@ void LoadDriver::SubmitLoop(size_t consumer) {
   client_options.broker_public_key = options_.broker_public_key;
   client_options.request_timeout_ms = options_.request_timeout_ms;
   client_options.retries = 1;
-  auto client = consumer::Client::Connect(client_options,
-                                          options_.consumers[consumer]);
+  auto client =
+      consumer::Client::Connect(client_options, options_.consumers[consumer]);
   uint64_t seen = 0;
   while (!stop_.load()) {
     Plan plan;
     {
       std::unique_lock<std::mutex> lock(plan_mu_);
-      plan_cv_.wait(lock, [&] { return stop_.load() || plan_generation_ > seen; });
+      plan_cv_.wait(lock,
+                    [&] { return stop_.load() || plan_generation_ > seen; });
       if (stop_.load()) return;
       seen = plan_generation_;
       plan = plan_;
@@ -237,7 +240,8 @@ void LoadDriver::EventLoop() {
                            (*channel)->NextRequestId(), v1::WatchJobs());
     // From now on never block: a full pipe is back-pressure to count.
     (*channel)->socket().set(zmq::sockopt::sndtimeo, 0);
-    items.push_back(zmq::pollitem_t{(*channel)->socket().handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back(
+        zmq::pollitem_t{(*channel)->socket().handle(), 0, ZMQ_POLLIN, 0});
     channels.push_back(std::move(*channel));
   }
   // Pipelined submissions: per consumer, its schedule and requests in flight.
@@ -268,7 +272,8 @@ void LoadDriver::EventLoop() {
           local = StepSubmission();
           for (size_t c = 0; c < consumers; ++c) {
             pipes[c].random.seed(plan.seed * 7919 + c);
-            pipes[c].gap = std::exponential_distribution<double>(plan.rate_per_consumer);
+            pipes[c].gap =
+                std::exponential_distribution<double>(plan.rate_per_consumer);
             pipes[c].next_due = static_cast<double>(plan.start_ns) +
                                 pipes[c].gap(pipes[c].random) * 1e9;
           }
@@ -287,7 +292,9 @@ void LoadDriver::EventLoop() {
                                        std::to_string(pipe.k));
             const uint64_t id = channels[c]->NextRequestId();
             const int64_t sent_at = NowNs();
-            if (!channels[c]->Send(v1::MESSAGE_TYPE_SUBMIT_JOB, id, submit).ok()) {
+            if (!channels[c]
+                     ->Send(v1::MESSAGE_TYPE_SUBMIT_JOB, id, submit)
+                     .ok()) {
               break;  // pipe full: try again on the next round
             }
             ++pipe.k;
@@ -304,7 +311,8 @@ void LoadDriver::EventLoop() {
               pipe.next_due += pipe.gap(pipe.random) * 1e9;
             }
           }
-          if (pipe.next_due < static_cast<double>(plan.end_ns)) all_done = false;
+          if (pipe.next_due < static_cast<double>(plan.end_ns))
+            all_done = false;
         }
         if (all_done) {
           active = false;
@@ -318,7 +326,8 @@ void LoadDriver::EventLoop() {
       }
     }
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
+      zmq::poll(items.data(), items.size(),
+                std::chrono::milliseconds(timeout_ms));
     } catch (const zmq::error_t&) {
       return;
     }
@@ -348,13 +357,15 @@ void LoadDriver::EventLoop() {
             Status status = StatusFromProto(envelope->status());
             if (it == in_flight.end()) {
               // request id 0: the rate limiter dropped some frame unseen.
-              if (!status.ok()) tracker_->Refused(tracker_->NewJob(-1, now, now),
-                                                  status.code(), now);
+              if (!status.ok())
+                tracker_->Refused(tracker_->NewJob(-1, now, now), status.code(),
+                                  now);
               break;
             }
             if (status.ok()) {
               auto reply = DecodeBody<v1::SubmitJobReply>(*envelope);
-              if (reply.ok()) tracker_->Accepted(it->second, reply->job_id(), now);
+              if (reply.ok())
+                tracker_->Accepted(it->second, reply->job_id(), now);
             } else {
               tracker_->Refused(it->second, status.code(), now);
             }

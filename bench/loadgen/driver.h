@@ -41,15 +41,15 @@ int64_t NowNs();
 
 struct JobTimes {
   int step = -1;
-  int64_t due_ns = 0;       // when the open-loop schedule wanted it sent
+  int64_t due_ns = 0;  // when the open-loop schedule wanted it sent
   int64_t sent_ns = 0;
   int64_t accepted_ns = 0;  // SUBMIT_JOB_REPLY OK
   int64_t refused_ns = 0;   // SUBMIT_JOB_REPLY not OK (or send failed)
   int64_t placed_ns = 0;    // first event at PLACED or later
   int64_t running_ns = 0;
-  int64_t done_ns = 0;      // terminal event
+  int64_t done_ns = 0;  // terminal event
   v1::JobState final_state = v1::JOB_STATE_UNSPECIFIED;
-  int64_t charged = 0;      // minor units, from the terminal event
+  int64_t charged = 0;  // minor units, from the terminal event
   uint64_t card_seconds = 0;
   // Ended SUCCEEDED. The agent sends the closing usage record before the
   // terminal status on one ordered connection, and the broker handles them
@@ -78,8 +78,8 @@ class JobTracker {
     int64_t charged = 0;
     uint64_t card_seconds = 0;
   };
-  void Apply(JobTimes& job, v1::JobState state, int64_t now_ns,
-             int64_t charged, uint64_t card_seconds);
+  void Apply(JobTimes& job, v1::JobState state, int64_t now_ns, int64_t charged,
+             uint64_t card_seconds);
 
   mutable std::mutex mu_;
   std::vector<JobTimes> jobs_;
@@ -100,7 +100,7 @@ struct DriverOptions {
 
 // What the submit side did in one step.
 struct StepSubmission {
-  uint64_t due = 0;     // arrivals scheduled in the window
+  uint64_t due = 0;  // arrivals scheduled in the window
   uint64_t sent = 0;
   uint64_t unsent = 0;  // due in the window but the client was still busy
 };
@@ -114,8 +114,7 @@ class LoadDriver {
   Status Start();
   // Runs one open-loop step of `seconds` at `rate` jobs/s in total; returns
   // when the window closes (jobs may still be in flight).
-  StepSubmission RunStep(int step, double rate, double seconds,
-                         uint64_t seed);
+  StepSubmission RunStep(int step, double rate, double seconds, uint64_t seed);
   void Stop();
   uint64_t events_received() const { return events_.load(); }
 
@@ -127,8 +126,8 @@ class LoadDriver {
     double rate_per_consumer = 0;
     uint64_t seed = 0;
   };
-  void EventLoop();                   // watchers (+ pipelined submits)
-  void SubmitLoop(size_t consumer);   // sdk mode, one per consumer
+  void EventLoop();                  // watchers (+ pipelined submits)
+  void SubmitLoop(size_t consumer);  // sdk mode, one per consumer
   const v1::JobSpec& Pick(uint64_t draw) const {
     return mix_[draw % mix_.size()];
   }

@@ -13,13 +13,13 @@ Status EnrollAll(const std::string& db_path, const EnrollmentPlan& plan,
   // One transaction for all enrolments: one fsync instead of thousands.
   Status enrolled = broker::RunInTransaction(store->db(), [&]() -> Status {
     for (const auto& provider : plan.providers) {
-      CN_RETURN_IF_ERROR(store->Enroll(broker::Role::kProvider, provider,
-                                       now_ms));
+      CN_RETURN_IF_ERROR(
+          store->Enroll(broker::Role::kProvider, provider, now_ms));
     }
     for (const auto* group : {&plan.consumers, &plan.unfunded_consumers}) {
       for (const auto& consumer : *group) {
-        CN_RETURN_IF_ERROR(store->Enroll(broker::Role::kConsumer, consumer,
-                                         now_ms));
+        CN_RETURN_IF_ERROR(
+            store->Enroll(broker::Role::kConsumer, consumer, now_ms));
       }
     }
     return OkStatus();

@@ -24,8 +24,8 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -61,7 +61,7 @@ struct Flags {
   int past_saturation = 1;  // steps run after the first saturated one
   double step_seconds = 5;
   double drain_seconds = 10;
-  int swarm = -1;  // -1 = mode default
+  int swarm = -1;         // -1 = mode default
   int swarm_threads = 2;  // per swarm worker process
   std::string executor = "instant";
   bool pipelined = false;
@@ -90,9 +90,16 @@ struct Flags {
 // on the syscall tracepoints; -1 if perf is missing or not permitted.
 double CountBrokerSyncs(pid_t pid, double seconds) {
   cn::provider::SubprocessOptions perf;
-  perf.argv = {"perf", "stat", "-x,", "-e",
-               "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync", "-p",
-               std::to_string(pid), "--", "sleep", std::to_string(seconds)};
+  perf.argv = {"perf",
+               "stat",
+               "-x,",
+               "-e",
+               "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync",
+               "-p",
+               std::to_string(pid),
+               "--",
+               "sleep",
+               std::to_string(seconds)};
   perf.timeout_ms = static_cast<int>(seconds * 1000) + 5000;
   auto ran = cn::provider::RunSubprocess(perf);
   if (!ran.ok() || ran->exit_code != 0) return -1;
@@ -138,7 +145,8 @@ MachineCpu ReadMachineCpu() {
   std::ifstream in("/proc/stat");
   std::string cpu;
   double user, nice, system, idle, iowait, irq, softirq, steal;
-  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >>
+      steal;
   MachineCpu out;
   out.busy = user + nice + system + irq + softirq + steal;
   out.iowait = iowait;
@@ -182,7 +190,7 @@ struct StepResult {
   double broker_cpu_pct = 0, loop_pct = 0, zmq_pct = 0;
   double loadgen_cpu_pct = 0, machine_busy_pct = 0, machine_iowait_pct = 0;
   double broker_voluntary_per_s = 0;
-  double syncs_per_s = -1;     // broker fdatasync+fsync (perf), -1 unknown
+  double syncs_per_s = -1;  // broker fdatasync+fsync (perf), -1 unknown
   double syncs_per_job = -1;
   double elapsed_s = 0;  // window + drain
   int64_t rss_kib = 0;
@@ -230,7 +238,8 @@ json ToJson(const StepResult& r) {
 
 void PrintHeader() {
   std::printf(
-      "%8s %8s %8s %8s %8s | %7s %7s %7s | %8s %5s | %6s %5s %5s %5s %5s %7s %5s %5s | %6s\n",
+      "%8s %8s %8s %8s %8s | %7s %7s %7s | %8s %5s | %6s %5s %5s %5s %5s %7s "
+      "%5s %5s | %6s\n",
       "offered", "accept", "placed", "cleared", "settled", "p50ms", "p99ms",
       "p999ms", "hb/s", "lost", "cpu/1k", "brk%", "loop", "zmq", "lg%",
       "fsync/s", "/job", "iow%", "rssMiB");
@@ -268,7 +277,6 @@ void RaiseFileLimit(int needed) {
               static_cast<unsigned long long>(want));
 }
 
-
 // Submits `count` jobs from the unfunded consumers (no money, so they wait
 // for funds and stay QUEUED) and returns how many were accepted; the
 // caller reads the broker's RSS before and after.
@@ -297,8 +305,10 @@ uint64_t SubmitQueuedJobs(lg::Cluster& cluster, const cn::v1::JobSpec& spec,
         cn::v1::SubmitJob submit;
         *submit.mutable_spec() = spec;
         submit.set_idempotency_key("queued-" + std::to_string(sent));
-        if (!(*channel)->Send(cn::v1::MESSAGE_TYPE_SUBMIT_JOB,
-                              (*channel)->NextRequestId(), submit).ok()) {
+        if (!(*channel)
+                 ->Send(cn::v1::MESSAGE_TYPE_SUBMIT_JOB,
+                        (*channel)->NextRequestId(), submit)
+                 .ok()) {
           break;
         }
         ++sent;
@@ -341,8 +351,9 @@ StepResult RunStep(int step, double rate, const Flags& flags,
       syncs = CountBrokerSyncs(cluster.broker().pid(), flags.step_seconds);
     });
   }
-  r.submission = driver.RunStep(step, rate, flags.step_seconds,
-                                flags.seed * 1000 + static_cast<uint64_t>(step));
+  r.submission =
+      driver.RunStep(step, rate, flags.step_seconds,
+                     flags.seed * 1000 + static_cast<uint64_t>(step));
   if (perf_thread.joinable()) perf_thread.join();
   const int64_t window_end_ns = lg::NowNs();
   const auto swarm_window = cluster.swarm_stats();
@@ -366,8 +377,8 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   // The window as the clients saw it: from the plan's start (2 ms after
   // start_ns) to its end.
   const int64_t window_start = start_ns + 2'000'000;
-  const int64_t window_stop = window_start +
-                              static_cast<int64_t>(flags.step_seconds * 1e9);
+  const int64_t window_stop =
+      window_start + static_cast<int64_t>(flags.step_seconds * 1e9);
   auto in_window = [&](int64_t at) {
     return at != 0 && at >= window_start && at < window_stop;
   };
@@ -381,11 +392,13 @@ StepResult RunStep(int step, double rate, const Flags& flags,
     if (job.refused_ns != 0) ++r.refused;
     if (job.accepted_ns != 0) {
       ++r.accepted;
-      accept_ms.push_back(static_cast<double>(job.accepted_ns - job.due_ns) / 1e6);
+      accept_ms.push_back(static_cast<double>(job.accepted_ns - job.due_ns) /
+                          1e6);
     }
     if (job.placed_ns != 0) {
       ++r.placed;
-      placed_ms.push_back(static_cast<double>(job.placed_ns - job.due_ns) / 1e6);
+      placed_ms.push_back(static_cast<double>(job.placed_ns - job.due_ns) /
+                          1e6);
     }
     if (job.cleared()) {
       ++r.cleared;
@@ -398,9 +411,11 @@ StepResult RunStep(int step, double rate, const Flags& flags,
       if (job.settled()) ++settled_in_window;  // one closing record per job
     }
   }
-  r.accepted_per_s = static_cast<double>(r.accepted_in_window) / flags.step_seconds;
+  r.accepted_per_s =
+      static_cast<double>(r.accepted_in_window) / flags.step_seconds;
   r.placed_per_s = static_cast<double>(r.placed_in_window) / flags.step_seconds;
-  r.cleared_per_s = static_cast<double>(r.cleared_in_window) / flags.step_seconds;
+  r.cleared_per_s =
+      static_cast<double>(r.cleared_in_window) / flags.step_seconds;
   r.settled_per_s = static_cast<double>(settled_in_window) / flags.step_seconds;
   r.accept_p99_ms = Percentile(accept_ms, 0.99);
   r.placed_p50_ms = Percentile(placed_ms, 0.50);
@@ -408,10 +423,9 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   r.placed_p999_ms = Percentile(placed_ms, 0.999);
   r.cleared_p50_ms = Percentile(cleared_ms, 0.50);
   r.cleared_p99_ms = Percentile(cleared_ms, 0.99);
-  r.heartbeats_per_s =
-      static_cast<double>(swarm_window.heartbeats_sent -
-                          swarm_before.heartbeats_sent) /
-      flags.step_seconds;
+  r.heartbeats_per_s = static_cast<double>(swarm_window.heartbeats_sent -
+                                           swarm_before.heartbeats_sent) /
+                       flags.step_seconds;
   const auto swarm_after = cluster.swarm_stats();
   r.false_losses = swarm_after.false_losses - swarm_before.false_losses;
   if (broker_before.ok() && broker_after.ok()) {
@@ -423,8 +437,10 @@ StepResult RunStep(int step, double rate, const Flags& flags,
                             broker_before->voluntary_switches) /
         r.elapsed_s;
   }
-  r.loop_pct = 100 * (threads_after.loop_s - threads_before.loop_s) / r.elapsed_s;
-  r.zmq_pct = 100 * (threads_after.zmq_io_s - threads_before.zmq_io_s) / r.elapsed_s;
+  r.loop_pct =
+      100 * (threads_after.loop_s - threads_before.loop_s) / r.elapsed_s;
+  r.zmq_pct =
+      100 * (threads_after.zmq_io_s - threads_before.zmq_io_s) / r.elapsed_s;
   if (self_before.ok() && self_after.ok()) {
     // The load generator and its swarm worker processes together.
     r.loadgen_cpu_pct = 100 *
@@ -434,7 +450,8 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   }
   const double total = machine_after.total - machine_before.total;
   if (total > 0) {
-    r.machine_busy_pct = 100 * (machine_after.busy - machine_before.busy) / total;
+    r.machine_busy_pct =
+        100 * (machine_after.busy - machine_before.busy) / total;
     r.machine_iowait_pct =
         100 * (machine_after.iowait - machine_before.iowait) / total;
   }
@@ -447,7 +464,8 @@ StepResult RunStep(int step, double rate, const Flags& flags,
   if (r.cleared > 0) {
     r.cpu_s_per_1000 = r.broker_cpu_s / static_cast<double>(r.cleared) * 1000;
   }
-  const double offered = static_cast<double>(r.submission.due) / flags.step_seconds;
+  const double offered =
+      static_cast<double>(r.submission.due) / flags.step_seconds;
   r.saturated = !r.drained || r.accepted_per_s < 0.9 * offered ||
                 r.cleared_per_s < 0.9 * offered || r.placed_p99_ms > 1000;
   return r;
@@ -469,33 +487,40 @@ int RunSlurmMode(const Flags& flags, const std::string& dir, json& out) {
     return 1;
   }
   if (result->slurm_skipped) {
-    std::printf("SKIP: Slurm cannot start here: %s\n", result->skip_reason.c_str());
+    std::printf("SKIP: Slurm cannot start here: %s\n",
+                result->skip_reason.c_str());
     return 77;
   }
   const auto& s = result->slurm;
   const auto& c = result->computenet;
-  std::printf("\nSlurm side by side: %d trivial jobs, %d submitters each "
-              "(Slurm: %s)\n", options.jobs, options.submitters,
-              result->slurm_conf.c_str());
+  std::printf(
+      "\nSlurm side by side: %d trivial jobs, %d submitters each "
+      "(Slurm: %s)\n",
+      options.jobs, options.submitters, result->slurm_conf.c_str());
   std::printf("%-28s %10s %10s %10s %12s %12s\n", "", "submitted", "cleared",
               "cleared/s", "start p50 ms", "start p99 ms");
-  std::printf("%-28s %10d %10d %10.1f %12.1f %12.1f\n", "Slurm (sbatch --wrap true)",
-              s.submitted, s.cleared, s.cleared_per_s, s.start_p50_ms,
-              s.start_p99_ms);
+  std::printf("%-28s %10d %10d %10.1f %12.1f %12.1f\n",
+              "Slurm (sbatch --wrap true)", s.submitted, s.cleared,
+              s.cleared_per_s, s.start_p50_ms, s.start_p99_ms);
   std::printf("%-28s %10d %10d %10.1f %12.1f %12.1f\n",
               "ComputeNet (agent, `true`)", c.submitted, c.cleared,
               c.cleared_per_s, c.start_p50_ms, c.start_p99_ms);
-  const double ratio = s.cleared_per_s > 0 ? c.cleared_per_s / s.cleared_per_s : 0;
+  const double ratio =
+      s.cleared_per_s > 0 ? c.cleared_per_s / s.cleared_per_s : 0;
   const double start_ratio =
       c.start_p50_ms > 0 ? s.start_p50_ms / c.start_p50_ms : 0;
-  std::printf("ratio ComputeNet / Slurm: %.1fx jobs cleared per second "
-              "(target >= 20x); submit -> start p50 %.1fx shorter\n",
-              ratio, start_ratio);
-  std::printf("submissions/s: Slurm %.0f (sbatch), ComputeNet %.0f (Client::Submit)\n",
-              s.submit_per_s, c.submit_per_s);
+  std::printf(
+      "ratio ComputeNet / Slurm: %.1fx jobs cleared per second "
+      "(target >= 20x); submit -> start p50 %.1fx shorter\n",
+      ratio, start_ratio);
+  std::printf(
+      "submissions/s: Slurm %.0f (sbatch), ComputeNet %.0f (Client::Submit)\n",
+      s.submit_per_s, c.submit_per_s);
   auto system = [](const lg::SystemResult& r) {
-    return json{{"jobs", r.jobs}, {"submitted", r.submitted},
-                {"cleared", r.cleared}, {"cleared_per_s", r.cleared_per_s},
+    return json{{"jobs", r.jobs},
+                {"submitted", r.submitted},
+                {"cleared", r.cleared},
+                {"cleared_per_s", r.cleared_per_s},
                 {"submit_per_s", r.submit_per_s},
                 {"clear_seconds", r.clear_seconds},
                 {"submit_to_start_p50_ms", r.start_p50_ms},
@@ -518,27 +543,33 @@ int main(int argc, char** argv) {
   app.add_option("--mode", flags.mode, "steps | heartbeats | slurm")
       ->check(CLI::IsMember({"steps", "heartbeats", "slurm", "swarm-worker"}));
   app.add_flag("--short", flags.short_form, "a few seconds, small N (ctest)");
-  app.add_option("--agents", flags.agents, "provider agents (ProviderAgent threads)");
+  app.add_option("--agents", flags.agents,
+                 "provider agents (ProviderAgent threads)");
   app.add_option("--consumers", flags.consumers, "consumers, each its own key");
-  app.add_option("--rates", flags.rates, "offered jobs/s per step, comma-separated");
+  app.add_option("--rates", flags.rates,
+                 "offered jobs/s per step, comma-separated");
   app.add_option("--step-seconds", flags.step_seconds);
   app.add_option("--past-saturation", flags.past_saturation,
                  "steps to run after the first saturated one (the plateau)");
   app.add_option("--drain-seconds", flags.drain_seconds,
                  "longest wait after a step for its jobs to end");
-  app.add_option("--swarm", flags.swarm,
-                 "raw-protocol heartbeating providers (steps: 1000; heartbeats: 10000)");
+  app.add_option(
+      "--swarm", flags.swarm,
+      "raw-protocol heartbeating providers (steps: 1000; heartbeats: 10000)");
   app.add_option("--swarm-threads", flags.swarm_threads);
-  app.add_option("--executor", flags.executor, "instant | process (runs `true`)")
+  app.add_option("--executor", flags.executor,
+                 "instant | process (runs `true`)")
       ->check(CLI::IsMember({"instant", "process"}));
   app.add_flag("--pipelined", flags.pipelined,
                "submit without waiting for replies (raw protocol) instead of "
                "consumer::Client");
-  app.add_option("--trace", flags.trace, "openb_pod_list_default.csv or its directory");
+  app.add_option("--trace", flags.trace,
+                 "openb_pod_list_default.csv or its directory");
   app.add_option("--broker", flags.broker, "computenet-broker binary");
   app.add_option("--broker-log-level", flags.broker_log_level);
-  app.add_option("--queued-jobs", flags.queued_jobs,
-                 "jobs left waiting for funds to measure memory per queued job");
+  app.add_option(
+      "--queued-jobs", flags.queued_jobs,
+      "jobs left waiting for funds to measure memory per queued job");
   app.add_option("--blocks-seconds", flags.blocks_seconds,
                  "time per building-block measurement");
   app.add_option("--json", flags.json_path, "write results as JSON");
@@ -549,7 +580,8 @@ int main(int argc, char** argv) {
                  "no new step starts after this much wall time");
   app.add_option("--slurm-jobs", flags.slurm_jobs);
   app.add_option("--slurm-submitters", flags.slurm_submitters);
-  app.add_option("--slurm-local", flags.slurm_local, "tests/slurm/slurm-local.sh");
+  app.add_option("--slurm-local", flags.slurm_local,
+                 "tests/slurm/slurm-local.sh");
   // Internal: one swarm worker process (started by Cluster::StartSwarm).
   std::string swarm_keys, swarm_endpoint, swarm_broker_key, swarm_stats;
   size_t swarm_from = 0, swarm_count = 0;
@@ -587,7 +619,8 @@ int main(int argc, char** argv) {
   };
 
   if (flags.swarm < 0) flags.swarm = flags.mode == "heartbeats" ? 10000 : 1000;
-  if (flags.mode == "heartbeats" && !app.count("--rates")) flags.rates = "10000";
+  if (flags.mode == "heartbeats" && !app.count("--rates"))
+    flags.rates = "10000";
   if (flags.mode == "heartbeats" && !app.count("--past-saturation")) {
     flags.past_saturation = 0;
   }
@@ -628,25 +661,29 @@ int main(int argc, char** argv) {
     RaiseFileLimit(flags.swarm + 4096);
     auto mix = lg::LoadTraceMix(flags.trace, 3600, 100'000);
     if (!mix.ok()) {
-      std::fprintf(stderr, "loadgen: trace: %s\n", mix.status().ToString().c_str());
+      std::fprintf(stderr, "loadgen: trace: %s\n",
+                   mix.status().ToString().c_str());
       return 1;
     }
-    std::printf("trace: %s: %zu GPU jobs (%zu fractional), %zu CPU-only skipped; "
-                "%zu nodes\n",
-                mix->pod_path.c_str(), mix->jobs.size(), mix->fractional,
-                mix->cpu_only_pods, mix->nodes.size());
+    std::printf(
+        "trace: %s: %zu GPU jobs (%zu fractional), %zu CPU-only skipped; "
+        "%zu nodes\n",
+        mix->pod_path.c_str(), mix->jobs.size(), mix->fractional,
+        mix->cpu_only_pods, mix->nodes.size());
 
     std::printf("building blocks (%.1f s each, this machine, now): ",
                 flags.blocks_seconds);
     const auto blocks = lg::MeasureBuildingBlocks(dir, flags.blocks_seconds);
-    std::printf("SQLite WAL FULL 1000 rows/txn %.0f rows/s, 1 row/txn %.0f "
-                "commits/s; Ed25519 verify %.0f/s, sign %.0f/s per core\n",
-                blocks.sqlite_batched_rows_per_s,
-                blocks.sqlite_single_commits_per_s, blocks.ed25519_verify_per_s,
-                blocks.ed25519_sign_per_s);
+    std::printf(
+        "SQLite WAL FULL 1000 rows/txn %.0f rows/s, 1 row/txn %.0f "
+        "commits/s; Ed25519 verify %.0f/s, sign %.0f/s per core\n",
+        blocks.sqlite_batched_rows_per_s, blocks.sqlite_single_commits_per_s,
+        blocks.ed25519_verify_per_s, blocks.ed25519_sign_per_s);
     out["building_blocks"] = {
-        {"sqlite_full_1000_per_txn_rows_per_s", blocks.sqlite_batched_rows_per_s},
-        {"sqlite_full_1_per_txn_commits_per_s", blocks.sqlite_single_commits_per_s},
+        {"sqlite_full_1000_per_txn_rows_per_s",
+         blocks.sqlite_batched_rows_per_s},
+        {"sqlite_full_1_per_txn_commits_per_s",
+         blocks.sqlite_single_commits_per_s},
         {"ed25519_verify_per_s_per_core", blocks.ed25519_verify_per_s},
         {"ed25519_sign_per_s_per_core", blocks.ed25519_sign_per_s}};
 
@@ -663,14 +700,16 @@ int main(int argc, char** argv) {
     options.swarm_connect_only = connect_only;
     auto cluster = lg::Cluster::Create(options);
     if (!cluster.ok()) {
-      std::fprintf(stderr, "loadgen: %s\n", cluster.status().ToString().c_str());
+      std::fprintf(stderr, "loadgen: %s\n",
+                   cluster.status().ToString().c_str());
       return 1;
     }
     lg::Cluster& c = **cluster;
-    std::printf("keys for %d agents, %d consumers, %d swarm providers: %.2f s; "
-                "bulk enrolment + top-ups: %.2f s; broker pid %d at %s\n",
-                flags.agents, flags.consumers, flags.swarm, c.keygen_s(),
-                c.enroll_s(), c.broker().pid(), c.broker().endpoint().c_str());
+    std::printf(
+        "keys for %d agents, %d consumers, %d swarm providers: %.2f s; "
+        "bulk enrolment + top-ups: %.2f s; broker pid %d at %s\n",
+        flags.agents, flags.consumers, flags.swarm, c.keygen_s(), c.enroll_s(),
+        c.broker().pid(), c.broker().endpoint().c_str());
     // Broker memory before anything registers, with the agents' nodes
     // (many nodes per provider), then with the swarm (one node and one
     // connection per provider).
@@ -679,7 +718,8 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     cn::Status started = c.StartAgents(60'000);
     const double agents_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto rss_agents = c.broker().Sample();
     t0 = std::chrono::steady_clock::now();
@@ -688,11 +728,13 @@ int main(int argc, char** argv) {
       // A swarm that is not all registered in time is a result, not a
       // reason to stop: the steps show what the broker does with it.
       if (!swarm_started.ok()) {
-        std::printf("WARNING: %s; going on\n", swarm_started.ToString().c_str());
+        std::printf("WARNING: %s; going on\n",
+                    swarm_started.ToString().c_str());
       }
     }
     const double swarm_s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
     if (!started.ok() || !c.broker().Alive()) {
       std::fprintf(stderr, "loadgen: %s\n%s", started.ToString().c_str(),
                    c.broker().LogTail(10).c_str());
@@ -704,30 +746,33 @@ int main(int argc, char** argv) {
     double per_swarm_provider = 0;
     if (rss_empty.ok() && rss_agents.ok() && rss_swarm.ok()) {
       per_node = static_cast<double>(rss_agents->rss_kib - rss_empty->rss_kib) *
-                 1024.0 / static_cast<double>(std::max<size_t>(1, c.agent_nodes()));
-      std::printf("%d agents registered %zu nodes in %.1f s; broker RSS %.1f -> "
-                  "%.1f MiB: %.0f B per tracked node (target < 2048)\n",
-                  flags.agents, c.agent_nodes(), agents_s,
-                  static_cast<double>(rss_empty->rss_kib) / 1024,
-                  static_cast<double>(rss_agents->rss_kib) / 1024, per_node);
+                 1024.0 /
+                 static_cast<double>(std::max<size_t>(1, c.agent_nodes()));
+      std::printf(
+          "%d agents registered %zu nodes in %.1f s; broker RSS %.1f -> "
+          "%.1f MiB: %.0f B per tracked node (target < 2048)\n",
+          flags.agents, c.agent_nodes(), agents_s,
+          static_cast<double>(rss_empty->rss_kib) / 1024,
+          static_cast<double>(rss_agents->rss_kib) / 1024, per_node);
       if (flags.swarm > 0) {
         per_swarm_provider =
             static_cast<double>(rss_swarm->rss_kib - rss_agents->rss_kib) *
             1024.0 / flags.swarm;
-        std::printf("%d swarm providers (1 node, 1 CURVE connection each) %s in "
-                    "%.1f s; broker RSS -> %.1f MiB: %.0f B per provider\n",
-                    flags.swarm, connect_only ? "connected" : "registered",
-                    swarm_s, static_cast<double>(rss_swarm->rss_kib) / 1024,
-                    per_swarm_provider);
+        std::printf(
+            "%d swarm providers (1 node, 1 CURVE connection each) %s in "
+            "%.1f s; broker RSS -> %.1f MiB: %.0f B per provider\n",
+            flags.swarm, connect_only ? "connected" : "registered", swarm_s,
+            static_cast<double>(rss_swarm->rss_kib) / 1024, per_swarm_provider);
       }
     }
-    out["registration"] = {{"agents", flags.agents},
-                           {"agent_nodes", c.agent_nodes()},
-                           {"agents_seconds", agents_s},
-                           {"rss_bytes_per_tracked_node", per_node},
-                           {"swarm", flags.swarm},
-                           {"swarm_seconds", swarm_s},
-                           {"rss_bytes_per_swarm_provider", per_swarm_provider}};
+    out["registration"] = {
+        {"agents", flags.agents},
+        {"agent_nodes", c.agent_nodes()},
+        {"agents_seconds", agents_s},
+        {"rss_bytes_per_tracked_node", per_node},
+        {"swarm", flags.swarm},
+        {"swarm_seconds", swarm_s},
+        {"rss_bytes_per_swarm_provider", per_swarm_provider}};
 
     lg::JobTracker tracker;
     lg::DriverOptions driver_options;
@@ -739,7 +784,8 @@ int main(int argc, char** argv) {
     std::vector<cn::v1::JobSpec> draw;
     {
       std::mt19937_64 random(flags.seed);
-      for (int i = 0; i < 4096; ++i) draw.push_back(mix->jobs[random() % mix->jobs.size()]);
+      for (int i = 0; i < 4096; ++i)
+        draw.push_back(mix->jobs[random() % mix->jobs.size()]);
     }
     lg::LoadDriver driver(driver_options, draw, &tracker);
     cn::Status connected = driver.Start();
@@ -747,12 +793,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "loadgen: %s\n", connected.ToString().c_str());
       return 1;
     }
-    std::printf("\n%s: %d agents (%s executor), %d consumers (%s), %d swarm "
-                "providers; %.1f s steps; latencies from each job's due time\n",
-                flags.mode.c_str(), flags.agents, flags.executor.c_str(),
-                flags.consumers,
-                flags.pipelined ? "pipelined raw SUBMIT_JOB" : "consumer::Client",
-                flags.swarm, flags.step_seconds);
+    std::printf(
+        "\n%s: %d agents (%s executor), %d consumers (%s), %d swarm "
+        "providers; %.1f s steps; latencies from each job's due time\n",
+        flags.mode.c_str(), flags.agents, flags.executor.c_str(),
+        flags.consumers,
+        flags.pipelined ? "pipelined raw SUBMIT_JOB" : "consumer::Client",
+        flags.swarm, flags.step_seconds);
     PrintHeader();
     std::vector<StepResult> steps;
     int step = 0;
@@ -769,13 +816,14 @@ int main(int argc, char** argv) {
       if (!c.broker().Alive()) break;
       if (r.saturated && saturated_steps++ >= flags.past_saturation) break;
     }
-    std::printf("columns: offered/accepted/placed/cleared/settled per s in the "
-                "window; p50/p99/p999 submit->placed; hb/s swarm heartbeats "
-                "sent; lost = false losses; cpu/1k = broker CPU s per 1,000 "
-                "jobs cleared; brk%%/loop/zmq = broker CPU (all, core loop, "
-                "ZMQ I/O thread) in %% of one core; lg%% = this load generator; "
-                "fsync/s, /job = broker fdatasync+fsync calls (perf stat) per s "
-                "and per job cleared; iow%% = machine iowait\n");
+    std::printf(
+        "columns: offered/accepted/placed/cleared/settled per s in the "
+        "window; p50/p99/p999 submit->placed; hb/s swarm heartbeats "
+        "sent; lost = false losses; cpu/1k = broker CPU s per 1,000 "
+        "jobs cleared; brk%%/loop/zmq = broker CPU (all, core loop, "
+        "ZMQ I/O thread) in %% of one core; lg%% = this load generator; "
+        "fsync/s, /job = broker fdatasync+fsync calls (perf stat) per s "
+        "and per job cleared; iow%% = machine iowait\n");
 
     // Memory per queued job: jobs that wait for funds stay QUEUED.
     double per_queued = 0;
@@ -787,11 +835,12 @@ int main(int argc, char** argv) {
       if (before.ok() && after.ok() && queued > 0) {
         per_queued = static_cast<double>(after->rss_kib - before->rss_kib) *
                      1024.0 / static_cast<double>(queued);
-        std::printf("queued (waiting for funds): %llu jobs; broker RSS %.1f -> "
-                    "%.1f MiB: %.0f B per queued job\n",
-                    static_cast<unsigned long long>(queued),
-                    static_cast<double>(before->rss_kib) / 1024,
-                    static_cast<double>(after->rss_kib) / 1024, per_queued);
+        std::printf(
+            "queued (waiting for funds): %llu jobs; broker RSS %.1f -> "
+            "%.1f MiB: %.0f B per queued job\n",
+            static_cast<unsigned long long>(queued),
+            static_cast<double>(before->rss_kib) / 1024,
+            static_cast<double>(after->rss_kib) / 1024, per_queued);
       }
       out["rss_bytes_per_queued_job"] = per_queued;
     }
@@ -809,25 +858,27 @@ int main(int argc, char** argv) {
     }
     if (best != nullptr) {
       std::printf("\nratios to the building blocks measured above:\n");
-      std::printf("  peak accepted %.0f/s = %.3f of SQLite FULL group commit "
-                  "(%.0f rows/s), %.2f of one-row FULL commits (%.0f/s); "
-                  "target 20,000/s\n",
-                  peak_accepted,
-                  peak_accepted / std::max(1.0, blocks.sqlite_batched_rows_per_s),
-                  blocks.sqlite_batched_rows_per_s,
-                  peak_accepted / std::max(1.0, blocks.sqlite_single_commits_per_s),
-                  blocks.sqlite_single_commits_per_s);
-      std::printf("  peak usage settled %.0f/s = %.3f of Ed25519 verify on one "
-                  "core (%.0f/s); target >= 0.8\n",
-                  peak_settled,
-                  peak_settled / std::max(1.0, blocks.ed25519_verify_per_s),
-                  blocks.ed25519_verify_per_s);
-      std::printf("  best cleared %.0f/s at %.0f offered: broker %.0f%% of a core "
-                  "(loop thread %.0f%%), %.3f CPU s per 1,000 jobs, %.0f "
-                  "voluntary context switches/s\n",
-                  best->cleared_per_s, best->offered_rate, best->broker_cpu_pct,
-                  best->loop_pct, best->cpu_s_per_1000,
-                  best->broker_voluntary_per_s);
+      std::printf(
+          "  peak accepted %.0f/s = %.3f of SQLite FULL group commit "
+          "(%.0f rows/s), %.2f of one-row FULL commits (%.0f/s); "
+          "target 20,000/s\n",
+          peak_accepted,
+          peak_accepted / std::max(1.0, blocks.sqlite_batched_rows_per_s),
+          blocks.sqlite_batched_rows_per_s,
+          peak_accepted / std::max(1.0, blocks.sqlite_single_commits_per_s),
+          blocks.sqlite_single_commits_per_s);
+      std::printf(
+          "  peak usage settled %.0f/s = %.3f of Ed25519 verify on one "
+          "core (%.0f/s); target >= 0.8\n",
+          peak_settled,
+          peak_settled / std::max(1.0, blocks.ed25519_verify_per_s),
+          blocks.ed25519_verify_per_s);
+      std::printf(
+          "  best cleared %.0f/s at %.0f offered: broker %.0f%% of a core "
+          "(loop thread %.0f%%), %.3f CPU s per 1,000 jobs, %.0f "
+          "voluntary context switches/s\n",
+          best->cleared_per_s, best->offered_rate, best->broker_cpu_pct,
+          best->loop_pct, best->cpu_s_per_1000, best->broker_voluntary_per_s);
     }
     out["ratios"] = {
         {"peak_accepted_per_s", peak_accepted},
@@ -843,19 +894,21 @@ int main(int argc, char** argv) {
     out["steps"] = step_json;
     if (c.has_swarm()) {
       const auto s = c.swarm_stats();
-      std::printf("swarm: %llu members, %llu registered at the end, %llu "
-                  "heartbeats sent, %llu received from the broker, %llu false "
-                  "losses, %llu rate-limited, %llu blocked sends, %llu other "
-                  "errors\n",
-                  static_cast<unsigned long long>(s.members),
-                  static_cast<unsigned long long>(s.registered),
-                  static_cast<unsigned long long>(s.heartbeats_sent),
-                  static_cast<unsigned long long>(s.heartbeats_received),
-                  static_cast<unsigned long long>(s.false_losses),
-                  static_cast<unsigned long long>(s.rate_limited),
-                  static_cast<unsigned long long>(s.send_blocked),
-                  static_cast<unsigned long long>(s.other_errors));
-      out["swarm"] = {{"members", s.members}, {"registered", s.registered},
+      std::printf(
+          "swarm: %llu members, %llu registered at the end, %llu "
+          "heartbeats sent, %llu received from the broker, %llu false "
+          "losses, %llu rate-limited, %llu blocked sends, %llu other "
+          "errors\n",
+          static_cast<unsigned long long>(s.members),
+          static_cast<unsigned long long>(s.registered),
+          static_cast<unsigned long long>(s.heartbeats_sent),
+          static_cast<unsigned long long>(s.heartbeats_received),
+          static_cast<unsigned long long>(s.false_losses),
+          static_cast<unsigned long long>(s.rate_limited),
+          static_cast<unsigned long long>(s.send_blocked),
+          static_cast<unsigned long long>(s.other_errors));
+      out["swarm"] = {{"members", s.members},
+                      {"registered", s.registered},
                       {"heartbeats_sent", s.heartbeats_sent},
                       {"heartbeats_received", s.heartbeats_received},
                       {"false_losses", s.false_losses},
@@ -870,8 +923,10 @@ int main(int argc, char** argv) {
     driver.Stop();
     const size_t lost_lines = c.broker().CountInLog("lost: silent");
     c.Stop();
-    std::printf("broker log: %zu 'provider ... lost' lines (false losses as the "
-                "broker saw them)\n", lost_lines);
+    std::printf(
+        "broker log: %zu 'provider ... lost' lines (false losses as the "
+        "broker saw them)\n",
+        lost_lines);
     out["broker_lost_lines"] = lost_lines;
 
     if (!flags.csv_path.empty()) {
@@ -881,13 +936,13 @@ int main(int argc, char** argv) {
              "heartbeats_per_s,false_losses,cpu_s_per_1000,broker_cpu_pct,"
              "loop_pct,rss_kib,saturated\n";
       for (const auto& r : steps) {
-        csv << r.offered_rate << "," << r.accepted_per_s << "," << r.placed_per_s
-            << "," << r.cleared_per_s << "," << r.settled_per_s << ","
-            << r.placed_p50_ms << "," << r.placed_p99_ms << ","
-            << r.placed_p999_ms << "," << r.heartbeats_per_s << ","
-            << r.false_losses << "," << r.cpu_s_per_1000 << ","
-            << r.broker_cpu_pct << "," << r.loop_pct << "," << r.rss_kib << ","
-            << (r.saturated ? 1 : 0) << "\n";
+        csv << r.offered_rate << "," << r.accepted_per_s << ","
+            << r.placed_per_s << "," << r.cleared_per_s << ","
+            << r.settled_per_s << "," << r.placed_p50_ms << ","
+            << r.placed_p99_ms << "," << r.placed_p999_ms << ","
+            << r.heartbeats_per_s << "," << r.false_losses << ","
+            << r.cpu_s_per_1000 << "," << r.broker_cpu_pct << "," << r.loop_pct
+            << "," << r.rss_kib << "," << (r.saturated ? 1 : 0) << "\n";
       }
     }
     uint64_t cleared = 0;

@@ -31,8 +31,8 @@ int64_t RealNs() {
 double Percentile(std::vector<double> values, double p) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
-  const size_t index = static_cast<size_t>(
-      p * static_cast<double>(values.size() - 1) + 0.5);
+  const size_t index =
+      static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
   return values[std::min(index, values.size() - 1)];
 }
 
@@ -50,7 +50,8 @@ StatusOr<SystemResult> RunSlurm(const SideBySideOptions& options,
   SystemResult result;
   result.jobs = options.jobs;
   const std::string jobcomp = ConfValue(conf, "JobCompLoc");
-  if (jobcomp.empty()) return FailedPreconditionError(conf + " has no JobCompLoc");
+  if (jobcomp.empty())
+    return FailedPreconditionError(conf + " has no JobCompLoc");
   std::error_code error;
   const auto start_size = std::filesystem::exists(jobcomp, error)
                               ? std::filesystem::file_size(jobcomp, error)
@@ -69,8 +70,9 @@ StatusOr<SystemResult> RunSlurm(const SideBySideOptions& options,
     submitters.emplace_back([&] {
       while (next.fetch_add(1) < options.jobs) {
         provider::SubprocessOptions sbatch;
-        sbatch.argv = {"sbatch", "--parsable", "--job-name", "cn-side-by-side",
-                       "--output", out_dir + "/%j.out", "--wrap", "true"};
+        sbatch.argv = {"sbatch",          "--parsable", "--job-name",
+                       "cn-side-by-side", "--output",   out_dir + "/%j.out",
+                       "--wrap",          "true"};
         sbatch.env["SLURM_CONF"] = conf;
         sbatch.timeout_ms = 30'000;
         const int64_t at = RealNs();
@@ -90,7 +92,8 @@ StatusOr<SystemResult> RunSlurm(const SideBySideOptions& options,
   std::map<std::string, int64_t> cleared_at;
   std::string pending;
   uintmax_t offset = start_size;
-  const int64_t deadline = first_ns + int64_t{options.timeout_s} * 1'000'000'000;
+  const int64_t deadline =
+      first_ns + int64_t{options.timeout_s} * 1'000'000'000;
   bool submitting = true;
   while (RealNs() < deadline) {
     if (submitting && next.load() >= options.jobs + options.submitters) {
@@ -111,8 +114,7 @@ StatusOr<SystemResult> RunSlurm(const SideBySideOptions& options,
       pending.erase(0, newline + 1);
       const size_t at = line.find("JobId=");
       if (at == std::string::npos) continue;
-      const std::string id =
-          line.substr(at + 6, line.find(' ', at) - (at + 6));
+      const std::string id = line.substr(at + 6, line.find(' ', at) - (at + 6));
       std::lock_guard<std::mutex> lock(mu);
       if (submitted_at.count(id) != 0 && cleared_at.count(id) == 0) {
         cleared_at[id] = now;
@@ -131,7 +133,8 @@ StatusOr<SystemResult> RunSlurm(const SideBySideOptions& options,
   result.submitted = static_cast<int>(submitted_at.size());
   result.cleared = static_cast<int>(cleared_at.size());
   int64_t last_cleared = first_ns;
-  for (const auto& [id, at] : cleared_at) last_cleared = std::max(last_cleared, at);
+  for (const auto& [id, at] : cleared_at)
+    last_cleared = std::max(last_cleared, at);
   result.submit_seconds = static_cast<double>(last_answer_ns - first_ns) / 1e9;
   result.clear_seconds = static_cast<double>(last_cleared - first_ns) / 1e9;
   if (result.submit_seconds > 0) {
@@ -142,7 +145,7 @@ StatusOr<SystemResult> RunSlurm(const SideBySideOptions& options,
   }
   std::vector<double> starts;
   for (const auto& [id, at] : submitted_at) {
-    struct stat info{};
+    struct stat info {};
     const std::string file = out_dir + "/" + id + ".out";
     if (::stat(file.c_str(), &info) != 0) continue;
     const int64_t created =
@@ -185,13 +188,15 @@ StatusOr<SystemResult> RunComputeNet(const SideBySideOptions& options) {
     card->set_count(8);
   }
   cluster_options.agents.push_back(site);
-  CN_ASSIGN_OR_RETURN(auto cluster, Cluster::Create(std::move(cluster_options)));
+  CN_ASSIGN_OR_RETURN(auto cluster,
+                      Cluster::Create(std::move(cluster_options)));
   CN_RETURN_IF_ERROR(cluster->StartAgents(20'000));
 
   JobTracker tracker;
   DriverOptions driver_options;
   driver_options.endpoint = cluster->broker().endpoint();
-  driver_options.broker_public_key = cluster->broker_identity().curve().public_z85;
+  driver_options.broker_public_key =
+      cluster->broker_identity().curve().public_z85;
   driver_options.consumers = cluster->consumers();
   driver_options.watch_only = true;
   v1::JobSpec spec;
@@ -232,7 +237,8 @@ StatusOr<SystemResult> RunComputeNet(const SideBySideOptions& options) {
     });
   }
   for (auto& thread : submitters) thread.join();
-  const int64_t deadline = first_ns + int64_t{options.timeout_s} * 1'000'000'000;
+  const int64_t deadline =
+      first_ns + int64_t{options.timeout_s} * 1'000'000'000;
   while (NowNs() < deadline && tracker.Outstanding(0) > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -251,7 +257,8 @@ StatusOr<SystemResult> RunComputeNet(const SideBySideOptions& options) {
       starts.push_back(static_cast<double>(job.running_ns - job.sent_ns) / 1e6);
     }
   }
-  result.submit_seconds = static_cast<double>(last_answer.load() - first_ns) / 1e9;
+  result.submit_seconds =
+      static_cast<double>(last_answer.load() - first_ns) / 1e9;
   result.clear_seconds = static_cast<double>(last_cleared - first_ns) / 1e9;
   if (result.submit_seconds > 0) {
     result.submit_per_s = result.submitted / result.submit_seconds;

@@ -35,11 +35,11 @@ struct SystemResult {
   int jobs = 0;
   int submitted = 0;
   int cleared = 0;
-  double submit_seconds = 0;   // first submit -> last submit answered
-  double clear_seconds = 0;    // first submit -> last job cleared
+  double submit_seconds = 0;  // first submit -> last submit answered
+  double clear_seconds = 0;   // first submit -> last job cleared
   double submit_per_s = 0;
   double cleared_per_s = 0;
-  double start_p50_ms = 0;     // submit -> start
+  double start_p50_ms = 0;  // submit -> start
   double start_p99_ms = 0;
   int start_samples = 0;
 };

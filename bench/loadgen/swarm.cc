@@ -74,9 +74,9 @@ HeartbeatSwarm::HeartbeatSwarm(SwarmOptions options)
 HeartbeatSwarm::~HeartbeatSwarm() { Stop(); }
 
 void HeartbeatSwarm::Start() {
-  const size_t threads = std::clamp<size_t>(
-      static_cast<size_t>(std::max(1, options_.threads)), 1,
-      std::max<size_t>(1, options_.keys.size()));
+  const size_t threads =
+      std::clamp<size_t>(static_cast<size_t>(std::max(1, options_.threads)), 1,
+                         std::max<size_t>(1, options_.keys.size()));
   thread_count_ = threads;
   for (size_t t = 0; t < threads && !options_.keys.empty(); ++t) {
     threads_.emplace_back([this, t] { Serve(t); });
@@ -141,7 +141,8 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
     const size_t due = std::min(
         members.size(),
         static_cast<size_t>(per_thread_rate *
-                            static_cast<double>(loop_ms - start_ms + 1) / 1000.0) +
+                            static_cast<double>(loop_ms - start_ms + 1) /
+                            1000.0) +
             1);
     size_t pending = 0;
     for (size_t m = 0; m < opened; ++m) {
@@ -166,7 +167,7 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
       member.channel = std::move(*channel);
       v1::RegisterProvider registration;
       registration.set_site("swarm-" +
-                           std::to_string(options_.first_index + key_index));
+                            std::to_string(options_.first_index + key_index));
       registration.set_region(options_.region);
       registration.set_currency("CNY");
       registration.set_agent_version("loadgen-swarm");
@@ -228,7 +229,8 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
         if ((items[m].revents & ZMQ_POLLIN) == 0) continue;
         Member& member = members[m];
         zmq::message_t message;
-        while (member.channel->socket().recv(message, zmq::recv_flags::dontwait)) {
+        while (
+            member.channel->socket().recv(message, zmq::recv_flags::dontwait)) {
           auto envelope = DecodeEnvelope(message.to_string_view());
           if (!envelope.ok()) {
             counters_.other_errors.fetch_add(1);
@@ -236,7 +238,8 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
           }
           switch (envelope->type()) {
             case v1::MESSAGE_TYPE_HEARTBEAT:
-              counters_.heartbeats_received.fetch_add(1, std::memory_order_relaxed);
+              counters_.heartbeats_received.fetch_add(
+                  1, std::memory_order_relaxed);
               break;
             case v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY: {
               Status status = StatusFromProto(envelope->status());
@@ -253,8 +256,9 @@ void HeartbeatSwarm::Serve(size_t thread_index) {
               member.registered = true;
               // A random phase, so heartbeats spread over the interval.
               member.next_heartbeat_ms =
-                  NowMs() + static_cast<int64_t>(random() % static_cast<uint64_t>(
-                                                     member.heartbeat_ms));
+                  NowMs() +
+                  static_cast<int64_t>(
+                      random() % static_cast<uint64_t>(member.heartbeat_ms));
               break;
             }
             case v1::MESSAGE_TYPE_ERROR: {

@@ -36,8 +36,9 @@ struct SwarmOptions {
   std::string region = "default";
   int64_t price_per_card_hour = 900'000'000;
   int threads = 4;
-  int heartbeat_ms = 1000;        // until the registration reply says
-  int connects_per_second = 1500;  // a CURVE handshake costs the broker ~0.65 ms
+  int heartbeat_ms = 1000;  // until the registration reply says
+  int connects_per_second =
+      1500;  // a CURVE handshake costs the broker ~0.65 ms
   // New sockets open only while fewer registrations than this (per thread)
   // await their reply, so the ramp goes at the pace the broker absorbs.
   int max_pending_registrations = 8;
@@ -49,15 +50,15 @@ struct SwarmOptions {
 
 struct SwarmStats {
   uint64_t members = 0;
-  uint64_t connected = 0;           // sockets opened so far
-  uint64_t registered = 0;          // members registered now
+  uint64_t connected = 0;   // sockets opened so far
+  uint64_t registered = 0;  // members registered now
   uint64_t heartbeats_sent = 0;
   uint64_t heartbeats_received = 0;  // broker -> member
-  uint64_t false_losses = 0;        // "register first" while registered
+  uint64_t false_losses = 0;         // "register first" while registered
   uint64_t rate_limited = 0;
   uint64_t other_errors = 0;
-  uint64_t unexpected = 0;          // e.g. placement offers
-  uint64_t send_blocked = 0;        // a send that could not be queued
+  uint64_t unexpected = 0;    // e.g. placement offers
+  uint64_t send_blocked = 0;  // a send that could not be queued
 };
 
 // The stats as one line of numbers (worker processes report this way),

@@ -83,7 +83,8 @@ std::string DefaultTracePath() {
       source + "/bench/data/alibaba-gpu-2023/openb_pod_list_default.csv";
   std::error_code error;
   if (std::filesystem::exists(in_repo, error)) return in_repo;
-  return source + "/../shared/traces/alibaba-gpu-2023/openb_pod_list_default.csv";
+  return source +
+         "/../shared/traces/alibaba-gpu-2023/openb_pod_list_default.csv";
 }
 
 StatusOr<TraceMix> LoadTraceMix(const std::string& path,
@@ -152,7 +153,8 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
     for (const auto& row : *nodes) {
       v1::Node node;
       node.set_name(row.at("sn"));
-      node.set_cpu_cores(static_cast<uint32_t>(Number(row.at("cpu_milli")) / 1000));
+      node.set_cpu_cores(
+          static_cast<uint32_t>(Number(row.at("cpu_milli")) / 1000));
       node.set_memory_mib(Number(row.at("memory_mib")));
       auto* card = node.add_accelerators();
       Describe(row.at("model"), card);
@@ -187,7 +189,8 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
 std::vector<v1::RegisterProvider> DealProviders(const TraceMix& mix, int count,
                                                 const std::string& prefix,
                                                 const std::string& region) {
-  std::vector<v1::RegisterProvider> out(static_cast<size_t>(std::max(1, count)));
+  std::vector<v1::RegisterProvider> out(
+      static_cast<size_t>(std::max(1, count)));
   for (size_t p = 0; p < out.size(); ++p) {
     auto& registration = out[p];
     registration.set_site(prefix + "-" + std::to_string(p));
