@@ -23,7 +23,7 @@ set xlabel 'offered load (jobs/s)'
 set xrange [50:40000]
 
 set ylabel 'jobs/s'
-set key top left
+set key bottom right
 plot in using 1:1 with lines dt 2 lc rgb '#999999' title 'offered (ideal)', \
      '' using 1:2 with linespoints pt 7 lw 2 title 'accepted', \
      '' using 1:3 with linespoints pt 5 lw 2 title 'placed', \
@@ -31,7 +31,7 @@ plot in using 1:1 with lines dt 2 lc rgb '#999999' title 'offered (ideal)', \
      20000 with lines dt 3 lc rgb '#cc0000' title 'target: 20,000 accepted/s'
 
 set ylabel 'submit -> placed (ms)'
-set key top left
+set key top right
 plot in using 1:7 with linespoints pt 7 lw 2 title 'p99', \
      '' using 1:6 with linespoints pt 5 lw 2 title 'p50', \
      '' using 1:8 with linespoints pt 9 lw 1 title 'p99.9', \
