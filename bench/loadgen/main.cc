@@ -647,6 +647,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string dir = pattern;
+  // Removed on every way out (unless --keep), failures included.
+  struct RemoveDir {
+    std::string path;
+    bool keep;
+    ~RemoveDir() {
+      if (keep) return;
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  } remove_dir{dir, flags.keep};
   std::printf("work directory (broker database): %s\n", dir.c_str());
   json out;
   out["mode"] = flags.mode;
@@ -960,12 +970,7 @@ int main(int argc, char** argv) {
   if (!flags.json_path.empty()) {
     std::ofstream(flags.json_path) << out.dump(2) << "\n";
   }
-  if (flags.keep) {
-    std::printf("work directory kept: %s\n", dir.c_str());
-  } else {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
-  }
+  if (flags.keep) std::printf("work directory kept: %s\n", dir.c_str());
   std::printf("wall time %.1f s\n", elapsed());
   return rc;
 }
