@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   procps
+  # bench/plot_loadgen.gp (PNG of the load generator's steps)
+  gnuplot-nox
   # A real Slurm for the SlurmExecutor's tests (tests/slurm/slurm-local.sh
   # runs it privately; the packages alone start nothing without systemd).
   slurmctld slurmd slurm-client munge
