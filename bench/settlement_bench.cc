@@ -306,7 +306,7 @@ int main(int argc, char** argv) {
   const double per_record_us = Median(per_record_cpu_us);
   const double batched_us = Median(batched_cpu_us);
   std::printf("                                        wall records/s   CPU us/record\n");
-  std::printf("  Ed25519 verify alone (OpenSSL):       %9.0f        %9.1f\n",
+  std::printf("  Ed25519 verify alone (libsodium):     %9.0f        %9.1f\n",
               verify, verify_us);
   std::printf("  settled, one commit per record:       %9.0f        %9.1f\n",
               per_record, per_record_us);

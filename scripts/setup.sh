@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev
   libprotobuf-dev protobuf-compiler
-  libssl-dev
+  libssl-dev libsodium-dev
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev

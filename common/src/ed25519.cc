@@ -4,6 +4,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <sodium.h>
 
 #include "computenet/common/files.h"
 #include "computenet/common/sha256.h"
@@ -27,10 +28,24 @@ std::string OpenSslError(std::string_view what) {
   return out;
 }
 
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+static_assert(crypto_sign_PUBLICKEYBYTES == kPublicKeyBytes);
+static_assert(crypto_sign_BYTES == kSignatureBytes);
+static_assert(crypto_sign_SEEDBYTES == 32);
+
+// sodium_init once per process (libzmq may have done it already; repeats
+// are harmless and it is safe to race).
+Status EnsureSodium() {
+  static const bool ready = sodium_init() >= 0;
+  return ready ? OkStatus() : InternalError("sodium_init failed");
+}
+
+// Bytes for libsodium; never null, even for an empty view.
+const unsigned char* Bytes(std::string_view text) {
+  static const unsigned char kEmpty = 0;
+  return text.data() == nullptr
+             ? &kEmpty
+             : reinterpret_cast<const unsigned char*>(text.data());
+}
 
 std::shared_ptr<EVP_PKEY> Share(EVP_PKEY* key) {
   return std::shared_ptr<EVP_PKEY>(key, EvpPkeyDeleter());
@@ -51,18 +66,22 @@ StatusOr<std::string> RawPublic(EVP_PKEY* key) {
 
 void EvpPkeyDeleter::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
 
+struct SigningKey::Secret {
+  unsigned char bytes[crypto_sign_SECRETKEYBYTES];  // seed || public key
+  Secret() = default;
+  Secret(const Secret&) = delete;
+  Secret& operator=(const Secret&) = delete;
+  ~Secret() { sodium_memzero(bytes, sizeof(bytes)); }
+};
+
 StatusOr<VerifyingKey> VerifyingKey::FromRaw(std::string_view raw) {
   if (raw.size() != kPublicKeyBytes) {
     return InvalidArgumentError("Ed25519 public key must be 32 bytes, got " +
                                 std::to_string(raw.size()));
   }
-  EVP_PKEY* key = EVP_PKEY_new_raw_public_key(
-      EVP_PKEY_ED25519, nullptr,
-      reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
-  if (key == nullptr) {
-    return InvalidArgumentError(OpenSslError("bad Ed25519 public key"));
-  }
-  return VerifyingKey(Share(key), std::string(raw));
+  // Any 32 bytes, as before: a key that is not a valid point (or has small
+  // order) verifies nothing.
+  return VerifyingKey(std::string(raw));
 }
 
 StatusOr<VerifyingKey> VerifyingKey::FromHex(std::string_view hex) {
@@ -81,29 +100,43 @@ Status VerifyingKey::Verify(std::string_view message,
     return UnauthenticatedError("signature must be 64 bytes, got " +
                                 std::to_string(signature.size()));
   }
-  // A fresh context per verification: see the header.
-  MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx) return InternalError("EVP_MD_CTX_new failed");
-  if (EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) !=
-      1) {
-    return InternalError(OpenSslError("EVP_DigestVerifyInit"));
+  CN_RETURN_IF_ERROR(EnsureSodium());
+  if (crypto_sign_verify_detached(Bytes(signature), Bytes(message),
+                                  message.size(), Bytes(raw_)) != 0) {
+    return UnauthenticatedError("signature does not verify");
   }
-  int result = EVP_DigestVerify(
-      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
-      signature.size(), reinterpret_cast<const unsigned char*>(message.data()),
-      message.size());
-  ERR_clear_error();
-  if (result != 1) return UnauthenticatedError("signature does not verify");
   return OkStatus();
+}
+
+StatusOr<SigningKey> SigningKey::FromEvp(std::shared_ptr<EVP_PKEY> key) {
+  CN_RETURN_IF_ERROR(EnsureSodium());
+  CN_ASSIGN_OR_RETURN(std::string raw, RawPublic(key.get()));
+  unsigned char seed[crypto_sign_SEEDBYTES];
+  size_t length = sizeof(seed);
+  if (EVP_PKEY_get_raw_private_key(key.get(), seed, &length) != 1 ||
+      length != sizeof(seed)) {
+    sodium_memzero(seed, sizeof(seed));
+    return InternalError(OpenSslError("EVP_PKEY_get_raw_private_key"));
+  }
+  auto secret = std::make_shared<Secret>();
+  unsigned char derived_public[crypto_sign_PUBLICKEYBYTES];
+  const int derived =
+      crypto_sign_seed_keypair(derived_public, secret->bytes, seed);
+  sodium_memzero(seed, sizeof(seed));
+  // The same RFC 8032 key both ways, or something is badly wrong.
+  if (derived != 0 ||
+      std::string_view(reinterpret_cast<const char*>(derived_public),
+                       sizeof(derived_public)) != raw) {
+    return InternalError("libsodium and OpenSSL disagree on the public key");
+  }
+  CN_ASSIGN_OR_RETURN(VerifyingKey public_key, VerifyingKey::FromRaw(raw));
+  return SigningKey(std::move(key), std::move(secret), std::move(public_key));
 }
 
 StatusOr<SigningKey> SigningKey::Generate() {
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   if (key == nullptr) return InternalError(OpenSslError("Ed25519 keygen"));
-  auto shared = Share(key);
-  CN_ASSIGN_OR_RETURN(std::string raw, RawPublic(key));
-  CN_ASSIGN_OR_RETURN(VerifyingKey public_key, VerifyingKey::FromRaw(raw));
-  return SigningKey(std::move(shared), std::move(public_key));
+  return FromEvp(Share(key));
 }
 
 StatusOr<SigningKey> SigningKey::FromPem(std::string_view pem) {
@@ -118,9 +151,7 @@ StatusOr<SigningKey> SigningKey::FromPem(std::string_view pem) {
   if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
     return InvalidArgumentError("private key is not Ed25519");
   }
-  CN_ASSIGN_OR_RETURN(std::string raw, RawPublic(key));
-  CN_ASSIGN_OR_RETURN(VerifyingKey public_key, VerifyingKey::FromRaw(raw));
-  return SigningKey(std::move(shared), std::move(public_key));
+  return FromEvp(std::move(shared));
 }
 
 StatusOr<SigningKey> SigningKey::LoadFile(const std::string& path) {
@@ -144,21 +175,12 @@ StatusOr<std::string> SigningKey::ToPem() const {
 }
 
 StatusOr<std::string> SigningKey::Sign(std::string_view message) const {
-  MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx) return InternalError("EVP_MD_CTX_new failed");
-  if (EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) !=
-      1) {
-    return InternalError(OpenSslError("EVP_DigestSignInit"));
-  }
+  CN_RETURN_IF_ERROR(EnsureSodium());
   std::string signature(kSignatureBytes, '\0');
-  size_t length = signature.size();
-  if (EVP_DigestSign(ctx.get(),
-                     reinterpret_cast<unsigned char*>(signature.data()),
-                     &length,
-                     reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1 ||
-      length != kSignatureBytes) {
-    return InternalError(OpenSslError("EVP_DigestSign"));
+  if (crypto_sign_detached(reinterpret_cast<unsigned char*>(signature.data()),
+                           nullptr, Bytes(message), message.size(),
+                           secret_->bytes) != 0) {
+    return InternalError("crypto_sign_detached failed");
   }
   return signature;
 }

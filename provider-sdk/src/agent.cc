@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -13,8 +15,6 @@
 
 namespace computenet::provider {
 namespace {
-
-constexpr int kTickMs = 20;
 
 // A report that must reach the broker; kept until it acknowledges it.
 struct OutboxItem {
@@ -49,6 +49,10 @@ class AgentImpl final : public ProviderAgent {
 
  private:
   Status Connect();
+  // Waits up to timeout_ms for a frame from the broker or for the
+  // executor's wake descriptor, whichever comes first; returns the frame if
+  // one is waiting (nullopt after a timeout or an executor wake-up).
+  StatusOr<std::optional<v1::Envelope>> Wait(int timeout_ms);
   void SendRegistration();
   void Send(v1::MessageType type, uint64_t request_id,
             const google::protobuf::MessageLite& body);
@@ -231,12 +235,33 @@ void AgentImpl::FlushOutbox() {
   }
 }
 
+StatusOr<std::optional<v1::Envelope>> AgentImpl::Wait(int timeout_ms) {
+  const int wake_fd = executor_->WakeFd();
+  if (wake_fd < 0) return channel_->Receive(timeout_ms);
+  zmq::pollitem_t items[2] = {
+      {channel_->socket().handle(), 0, ZMQ_POLLIN, 0},
+      {nullptr, wake_fd, ZMQ_POLLIN, 0},
+  };
+  try {
+    zmq::poll(items, 2, std::chrono::milliseconds(timeout_ms));
+  } catch (const zmq::error_t& error) {
+    // A signal (SIGHUP: reload) interrupts the wait; nothing is lost.
+    if (error.num() == EINTR) return std::optional<v1::Envelope>();
+    return UnavailableError(std::string("poll: ") + error.what());
+  }
+  // The executor's news is collected by Poll() right after this returns.
+  if ((items[0].revents & ZMQ_POLLIN) == 0) {
+    return std::optional<v1::Envelope>();
+  }
+  return channel_->Receive(0);
+}
+
 Status AgentImpl::Run() {
   CN_RETURN_IF_ERROR(Connect());
   SendRegistration();
   int64_t reconnect_at_ms = 0;
   while (!stop_.load()) {
-    auto received = channel_->Receive(kTickMs);
+    auto received = Wait(options_.tick_ms);
     const int64_t now = clock_->NowMs();
     if (!received.ok()) {
       spdlog::warn("dropped bad frame from broker: {}",
@@ -625,8 +650,9 @@ StatusOr<std::unique_ptr<ProviderAgent>> ProviderAgent::Create(
   if (!executor) return InvalidArgumentError("provider: executor is required");
   if (options.heartbeat_interval_ms <= 0 || options.heartbeat_liveness <= 0 ||
       options.reconnect_initial_ms <= 0 ||
-      options.reconnect_max_ms < options.reconnect_initial_ms) {
-    return InvalidArgumentError("provider: bad heartbeat/backoff settings");
+      options.reconnect_max_ms < options.reconnect_initial_ms ||
+      options.tick_ms <= 0) {
+    return InvalidArgumentError("provider: bad heartbeat/backoff/tick settings");
   }
   if (!options.clock) options.clock = SystemClock::Shared();
   return std::unique_ptr<ProviderAgent>(new AgentImpl(

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +57,19 @@ std::string SafePathPart(const std::string& text) {
   return out;
 }
 
+// pidfd_open(2) through syscall(2): glibc before 2.36 has no wrapper, and
+// the kernel may lack it (ENOSYS before Linux 5.3). The descriptor is always
+// close-on-exec. Returns -1 (errno set) where unavailable.
+int PidfdOpen(pid_t pid) {
+#if defined(SYS_pidfd_open)
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 int32_t ExitCodeOf(int wait_status) {
   if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
   if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
@@ -66,6 +81,24 @@ int32_t ExitCodeOf(int wait_status) {
 ProcessExecutor::ProcessExecutor(ProcessExecutorOptions options)
     : options_(std::move(options)) {
   if (!options_.clock) options_.clock = SystemClock::Shared();
+  // One epoll set of the children's pidfds is the single wake descriptor.
+  // Probe pidfd_open on ourselves first: without it the set would never
+  // become readable, and the agent is better off not polling it.
+  const int probe = PidfdOpen(::getpid());
+  if (probe < 0) {
+    spdlog::info("pidfd_open unavailable ({}): job exits are noticed on the "
+                 "agent's tick",
+                 std::strerror(errno));
+    return;
+  }
+  ::close(probe);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) {
+    spdlog::warn("epoll_create1: {}; job exits are noticed on the agent's tick",
+                 std::strerror(errno));
+    return;
+  }
+  pidfds_work_ = true;
 }
 
 ProcessExecutor::~ProcessExecutor() {
@@ -73,8 +106,41 @@ ProcessExecutor::~ProcessExecutor() {
     Signal(job, SIGKILL);
     for (auto& child : job.children) {
       if (!child.exited) ::waitpid(child.pid, nullptr, 0);
+      Unwatch(child);
     }
   }
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void ProcessExecutor::Watch(Child& child) {
+  if (!pidfds_work_) return;
+  // The child is ours and not reaped yet, so its pid cannot have been reused.
+  const int pidfd = PidfdOpen(child.pid);
+  if (pidfd < 0) {
+    spdlog::warn("pidfd_open({}): {}; its exit is noticed on the tick",
+                 child.pid, std::strerror(errno));
+    return;
+  }
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.fd = pidfd;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, pidfd, &event) != 0) {
+    spdlog::warn("epoll_ctl(ADD, pidfd of {}): {}; its exit is noticed on the "
+                 "tick",
+                 child.pid, std::strerror(errno));
+    ::close(pidfd);
+    return;
+  }
+  child.pidfd = pidfd;
+}
+
+void ProcessExecutor::Unwatch(Child& child) {
+  if (child.pidfd < 0) return;
+  // A pidfd stays readable after its process is reaped: take it out of the
+  // set, or the wake descriptor would stay readable for ever.
+  (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, child.pidfd, nullptr);
+  ::close(child.pidfd);
+  child.pidfd = -1;
 }
 
 void ProcessExecutor::Signal(const Job& job, int signal) {
@@ -165,11 +231,15 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     if (spawn_error != 0) {
       // Take down the nodes already started: a gang runs whole or not at all.
       Signal(job, SIGKILL);
-      for (auto& child : job.children) ::waitpid(child.pid, nullptr, 0);
+      for (auto& child : job.children) {
+        ::waitpid(child.pid, nullptr, 0);
+        Unwatch(child);
+      }
       return FailedPreconditionError("cannot start '" + argv_storage[0] +
                                      "': " + std::strerror(spawn_error));
     }
-    job.children.push_back(Child{pid, assignment.node(), false, 0});
+    job.children.push_back(Child{pid, assignment.node(), false, 0, -1});
+    Watch(job.children.back());
   }
   spdlog::info("job {} started: {} process(es), output in {}", request.job_id,
                job.children.size(), job_dir.string());
@@ -211,6 +281,7 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
         pid_t done = ::waitpid(child.pid, &child.wait_status, WNOHANG);
         if (done == child.pid || (done < 0 && errno == ECHILD)) {
           child.exited = true;
+          Unwatch(child);
           // The first node to fail on its own is the cause; codes of nodes
           // we stopped afterwards (143, 137) are consequences.
           if (!job.stopping && job.failed_exit == 0 &&

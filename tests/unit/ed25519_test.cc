@@ -1,8 +1,14 @@
-// Ed25519 signing and verification (OpenSSL 3 EVP).
+// Ed25519 signing and verification (libsodium; keys and PEM via OpenSSL 3
+// EVP), and byte compatibility with OpenSSL's own Ed25519.
 #include "computenet/common/ed25519.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <memory>
 
 #include <string>
 #include <vector>
@@ -270,6 +276,186 @@ TEST(Ed25519Test, DomainSeparationPreventsCrossDomainReplay) {
             StatusCode::kUnauthenticated);
   EXPECT_EQ(key.verifying_key().Verify(payload, signature).code(),
             StatusCode::kUnauthenticated);
+}
+
+// --- Byte compatibility with OpenSSL's Ed25519 -----------------------------
+// Keys generated and files written before the switch to libsodium, and
+// signatures made by either side, must mean the same thing. The OpenSSL
+// calls here use a fresh EVP_MD_CTX each time (see ed25519.h).
+
+std::string Hex(std::string_view hex) {
+  std::string raw;
+  EXPECT_TRUE(HexDecode(hex, &raw)) << hex;
+  return raw;
+}
+
+struct OpenSslKey {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key{nullptr,
+                                                          &EVP_PKEY_free};
+};
+
+OpenSslKey OpenSslPrivate(std::string_view seed) {
+  OpenSslKey out;
+  out.key.reset(EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr,
+      reinterpret_cast<const unsigned char*>(seed.data()), seed.size()));
+  EXPECT_NE(out.key, nullptr);
+  return out;
+}
+
+OpenSslKey OpenSslPublic(std::string_view raw) {
+  OpenSslKey out;
+  out.key.reset(EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr,
+      reinterpret_cast<const unsigned char*>(raw.data()), raw.size()));
+  EXPECT_NE(out.key, nullptr);
+  return out;
+}
+
+std::string OpenSslPem(const OpenSslKey& key) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()),
+                                                &BIO_free);
+  EXPECT_EQ(PEM_write_bio_PrivateKey(bio.get(), key.key.get(), nullptr,
+                                     nullptr, 0, nullptr, nullptr),
+            1);
+  char* data = nullptr;
+  long length = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(length));
+}
+
+std::string OpenSslSign(const OpenSslKey& key, std::string_view message) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(
+      EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EXPECT_EQ(EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr,
+                               key.key.get()),
+            1);
+  std::string signature(64, '\0');
+  size_t length = signature.size();
+  EXPECT_EQ(EVP_DigestSign(ctx.get(),
+                           reinterpret_cast<unsigned char*>(signature.data()),
+                           &length,
+                           reinterpret_cast<const unsigned char*>(
+                               message.data()),
+                           message.size()),
+            1);
+  return signature;
+}
+
+bool OpenSslVerifies(std::string_view public_raw, std::string_view message,
+                     std::string_view signature) {
+  OpenSslKey key = OpenSslPublic(public_raw);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(
+      EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  EXPECT_EQ(EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr,
+                                 key.key.get()),
+            1);
+  return EVP_DigestVerify(
+             ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+             signature.size(),
+             reinterpret_cast<const unsigned char*>(message.data()),
+             message.size()) == 1;
+}
+
+// RFC 8032 section 7.1, tests 1-3: secret seed, public key, message, sig.
+struct Rfc8032Vector {
+  const char* seed;
+  const char* public_key;
+  const char* message;
+  const char* signature;
+};
+constexpr Rfc8032Vector kRfc8032[] = {
+    {"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+     "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"},
+    {"4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+     "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"},
+    {"c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
+     "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
+     "af82",
+     "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac"
+     "18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"},
+};
+
+TEST(Ed25519CompatTest, Rfc8032VectorsThroughAPemWrittenByOpenSsl) {
+  for (const auto& vector : kRfc8032) {
+    SCOPED_TRACE(vector.public_key);
+    // The key file format is OpenSSL's PKCS#8 PEM, as before.
+    auto key = SigningKey::FromPem(OpenSslPem(OpenSslPrivate(Hex(vector.seed))));
+    ASSERT_TRUE(key.ok()) << key.status().ToString();
+    EXPECT_EQ(key->verifying_key().hex(), vector.public_key);
+    const std::string message = Hex(vector.message);
+    EXPECT_EQ(HexEncode(MustSign(*key, message)), vector.signature);
+    EXPECT_TRUE(
+        key->verifying_key().Verify(message, Hex(vector.signature)).ok());
+  }
+}
+
+TEST(Ed25519CompatTest, OpenSslSignaturesVerifyHereAndOursVerifyInOpenSsl) {
+  for (int i = 0; i < 20; ++i) {
+    SigningKey key = MustGenerateKey();
+    auto pem = key.ToPem();
+    ASSERT_TRUE(pem.ok());
+    // The same key, as OpenSSL reads our PEM.
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+        BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())),
+        &BIO_free);
+    OpenSslKey openssl;
+    openssl.key.reset(
+        PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    ASSERT_NE(openssl.key, nullptr);
+
+    const std::string message = "usage record " + std::to_string(i) +
+                                std::string(static_cast<size_t>(i) * 13, 'x');
+    const std::string ours = MustSign(key, message);
+    const std::string theirs = OpenSslSign(openssl, message);
+    EXPECT_EQ(ours, theirs) << "Ed25519 is deterministic: same bytes";
+    EXPECT_TRUE(key.verifying_key().Verify(message, theirs).ok());
+    EXPECT_TRUE(OpenSslVerifies(key.verifying_key().raw(), message, ours));
+    // And neither accepts the other's signature over another message.
+    EXPECT_EQ(key.verifying_key().Verify(message + "!", theirs).code(),
+              StatusCode::kUnauthenticated);
+    EXPECT_FALSE(
+        OpenSslVerifies(key.verifying_key().raw(), message + "!", ours));
+  }
+}
+
+TEST(Ed25519CompatTest, NonCanonicalSIsRefused) {
+  SigningKey key = MustGenerateKey();
+  const std::string message = "m";
+  std::string signature = MustSign(key, message);
+  // S + L (little-endian), the same scalar mod L: malleable if accepted.
+  const unsigned char kL[32] = {
+      0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7,
+      0xa2, 0xde, 0xf9, 0xde, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10};
+  unsigned carry = 0;
+  for (size_t i = 0; i < 32; ++i) {
+    unsigned sum = static_cast<unsigned char>(signature[32 + i]) + kL[i] + carry;
+    signature[32 + i] = static_cast<char>(sum & 0xff);
+    carry = sum >> 8;
+  }
+  ASSERT_EQ(carry, 0u);
+  EXPECT_EQ(key.verifying_key().Verify(message, signature).code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_FALSE(OpenSslVerifies(key.verifying_key().raw(), message, signature));
+}
+
+TEST(Ed25519CompatTest, SmallOrderKeyVerifiesNothing) {
+  // The identity point as a public key, with R = identity and S = 0: the
+  // verification equation holds for every message. libsodium refuses
+  // small-order keys and R points outright.
+  std::string identity(32, '\0');
+  identity[0] = 1;
+  auto key = VerifyingKey::FromRaw(identity);
+  ASSERT_TRUE(key.ok()) << "any 32 bytes are accepted as a key, as before";
+  std::string signature(64, '\0');
+  signature[0] = 1;
+  EXPECT_EQ(key->Verify("anything", signature).code(),
+            StatusCode::kUnauthenticated);
+  EXPECT_EQ(key->Verify("", signature).code(), StatusCode::kUnauthenticated);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -36,6 +37,15 @@ v1::NodeAssignment Assignment(const std::string& node,
   for (uint32_t device : devices) assignment.add_device_indices(device);
   return assignment;
 }
+
+// Whether fd is readable within timeout_ms (0: now). The waits below are a
+// bound for a broken wake-up, not a measurement: a working one is immediate.
+bool Readable(int fd, int timeout_ms) {
+  pollfd item{fd, POLLIN, 0};
+  return ::poll(&item, 1, timeout_ms) == 1 && (item.revents & POLLIN) != 0;
+}
+
+constexpr int kWakeBoundMs = 30000;
 
 bool Exists(const std::string& path) {
   struct stat info {};
@@ -401,6 +411,86 @@ TEST_F(ProcessExecutorTest, IndependentJobsFinishIndependently) {
   const ExecutionEvent* slow = WaitFinished("slow");
   ASSERT_NE(slow, nullptr);
   EXPECT_EQ(slow->final_state, v1::JOB_STATE_CANCELLED);
+}
+
+// The wake descriptor (pidfd per child in one epoll set) is what lets the
+// agent report an exit when it happens instead of at its next tick.
+class ProcessExecutorWakeTest : public ProcessExecutorTest {
+ protected:
+  void SetUp() override {
+    ProcessExecutorTest::SetUp();
+    if (!executor_->wakes_on_exit()) {
+      GTEST_SKIP() << "pidfd_open unavailable here: exits are seen on the tick";
+    }
+    ASSERT_GE(executor_->WakeFd(), 0);
+  }
+};
+
+TEST_F(ProcessExecutorWakeTest, ExitMakesTheWakeFdReadableAndPollConsumesIt) {
+  const int fd = executor_->WakeFd();
+  EXPECT_FALSE(Readable(fd, 0)) << "nothing runs yet";
+  MustStart(Request("job-1", "exit 3"));
+  ASSERT_TRUE(Readable(fd, kWakeBoundMs)) << "the exit did not wake";
+  PollOnce();
+  const ExecutionEvent* finished = Find(Kind::kFinished, "job-1");
+  ASSERT_NE(finished, nullptr) << "woken, but Poll() had no exit to report";
+  EXPECT_EQ(finished->final_state, v1::JOB_STATE_FAILED);
+  EXPECT_EQ(finished->exit_code, 3);
+  EXPECT_FALSE(Readable(fd, 0)) << "still readable after Poll() reaped it";
+  EXPECT_EQ(executor_->WakeFd(), fd) << "the descriptor is stable";
+}
+
+TEST_F(ProcessExecutorWakeTest, RunningJobDoesNotWake) {
+  const int fd = executor_->WakeFd();
+  MustStart(Request("job-1", "exec sleep 30"));
+  PollOnce();
+  ASSERT_NE(Find(Kind::kStarted, "job-1"), nullptr);
+  EXPECT_FALSE(Readable(fd, 0));
+  ASSERT_TRUE(executor_->Cancel("job-1", 0).ok());
+  ASSERT_TRUE(Readable(fd, kWakeBoundMs)) << "the cancelled child's exit";
+  PollOnce();
+  const ExecutionEvent* finished = Find(Kind::kFinished, "job-1");
+  ASSERT_NE(finished, nullptr);
+  EXPECT_EQ(finished->final_state, v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE(Readable(fd, 0));
+}
+
+TEST_F(ProcessExecutorWakeTest, EveryNodeOfAGangWakesUntilTheJobEnds) {
+  const int fd = executor_->WakeFd();
+  MustStart(Request("gang", "exit 0",
+                    {Assignment("n1", {0}), Assignment("n2", {0}),
+                     Assignment("n3", {0})}));
+  // Each wake-up reaps at least one node: three nodes end in at most three.
+  int wakeups = 0;
+  while (Find(Kind::kFinished, "gang") == nullptr && wakeups < 3) {
+    ASSERT_TRUE(Readable(fd, kWakeBoundMs)) << "after " << wakeups;
+    ++wakeups;
+    PollOnce();
+  }
+  const ExecutionEvent* finished = Find(Kind::kFinished, "gang");
+  ASSERT_NE(finished, nullptr);
+  EXPECT_EQ(finished->final_state, v1::JOB_STATE_SUCCEEDED);
+  EXPECT_FALSE(Readable(fd, 0));
+}
+
+TEST_F(ProcessExecutorWakeTest, FailedStartLeavesNothingToWakeFor) {
+  const int fd = executor_->WakeFd();
+  ExecutionRequest request = Request("job-1", "");
+  request.spec.clear_command();
+  request.spec.add_command("/nonexistent/computenet-no-such-program");
+  EXPECT_FALSE(executor_->Start(request).ok());
+  EXPECT_FALSE(Readable(fd, 0));
+}
+
+TEST(ExecutorTest, DefaultWakeFdIsNone) {
+  class TickOnly final : public Executor {
+   public:
+    Status Start(const ExecutionRequest&) override { return OkStatus(); }
+    Status Cancel(const std::string&, int) override { return OkStatus(); }
+    std::vector<ExecutionEvent> Poll() override { return {}; }
+    std::vector<std::string> ActiveJobs() const override { return {}; }
+  };
+  EXPECT_EQ(TickOnly().WakeFd(), -1);
 }
 
 }  // namespace

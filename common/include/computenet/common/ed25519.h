@@ -1,9 +1,18 @@
-// Ed25519 signing keys (OpenSSL 3 EVP) for usage records, checkpoints and
-// statements.
+// Ed25519 signing keys for usage records, checkpoints and statements.
 //
-// Every Sign/Verify uses a fresh EVP_MD_CTX: OpenSSL 3.0 silently keeps the
-// first key when a used context is re-initialised for Ed25519 with another
-// key, which would make B's claim verify with A's signature.
+// Sign and Verify run through libsodium (crypto_sign_detached /
+// crypto_sign_verify_detached, about 2x OpenSSL 3.0 here); key generation
+// and the key file format (PKCS#8 PEM) stay with OpenSSL 3 EVP, so key files
+// are unchanged. Both are RFC 8032 Ed25519: the same key gives the same
+// (deterministic) signature either way. libsodium is the stricter verifier:
+// beyond what OpenSSL checks (S < L, a decodable key) it also refuses
+// small-order public keys and R points and non-canonical key encodings,
+// which no honestly generated key or signature has.
+//
+// Any OpenSSL signing or verification (tests, tools) must use a fresh
+// EVP_MD_CTX each time: OpenSSL 3.0 silently keeps the first key when a used
+// context is re-initialised for Ed25519 with another key, which would make
+// B's claim verify with A's signature.
 //
 // Thread safety: SigningKey and VerifyingKey are immutable after creation and
 // may be used from several threads at once.
@@ -40,10 +49,8 @@ class VerifyingKey {
   std::string hex() const;
 
  private:
-  VerifyingKey(std::shared_ptr<EVP_PKEY> key, std::string raw)
-      : key_(std::move(key)), raw_(std::move(raw)) {}
-  std::shared_ptr<EVP_PKEY> key_;
-  std::string raw_;
+  explicit VerifyingKey(std::string raw) : raw_(std::move(raw)) {}
+  std::string raw_;  // 32 bytes
 };
 
 class SigningKey {
@@ -60,9 +67,16 @@ class SigningKey {
   const VerifyingKey& verifying_key() const { return public_key_; }
 
  private:
-  SigningKey(std::shared_ptr<EVP_PKEY> key, VerifyingKey public_key)
-      : key_(std::move(key)), public_key_(std::move(public_key)) {}
-  std::shared_ptr<EVP_PKEY> key_;
+  struct Secret;  // libsodium's 64-byte secret key, wiped when freed
+  SigningKey(std::shared_ptr<EVP_PKEY> key,
+             std::shared_ptr<const Secret> secret, VerifyingKey public_key)
+      : key_(std::move(key)),
+        secret_(std::move(secret)),
+        public_key_(std::move(public_key)) {}
+  // From an OpenSSL Ed25519 private key: derives libsodium's form of it.
+  static StatusOr<SigningKey> FromEvp(std::shared_ptr<EVP_PKEY> key);
+  std::shared_ptr<EVP_PKEY> key_;  // for ToPem
+  std::shared_ptr<const Secret> secret_;
   VerifyingKey public_key_;
 };
 

@@ -17,6 +17,9 @@
 // reclaimed) go to the broker through the same outbox, and are folded into
 // the registration sent on every reconnect.
 //
+// The loop waits on the socket and on the executor's wake descriptor
+// together, so a job's exit is reported when it happens, not at the tick.
+//
 // Thread safety: Run() blocks and owns the socket and the executor.
 // Shutdown(), registered() and UpdateOffer() may be called from any thread.
 #ifndef COMPUTENET_PROVIDER_AGENT_H_
@@ -51,6 +54,12 @@ struct ProviderOptions {
   // goes and can stop it when its hold runs out; the last record closes the
   // job. 0 = only the closing record. Default 300.
   uint32_t usage_interval_s = 300;
+  // The loop's tick: how long it waits for a frame from the broker or the
+  // executor's wake descriptor (Executor::WakeFd) before it runs its timers
+  // (heartbeats, liveness, metering, and Executor::Poll for time limits).
+  // A job's exit is reported on the tick only by executors without a wake
+  // descriptor. Default 20.
+  int tick_ms = 20;
   // Time source for heartbeats and backoff; SystemClock when null.
   std::shared_ptr<Clock> clock;
 };

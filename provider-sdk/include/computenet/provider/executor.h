@@ -1,6 +1,8 @@
 // Executor: how a site agent runs placements on the site's own scheduler.
 // The agent hands it a placement with Start(), may Cancel() it, and collects
-// what happened with Poll(), from its own loop. Implementations: the local
+// what happened with Poll(), from its own loop. An executor that can tell
+// when it has news (a child exited) exposes a pollable descriptor, WakeFd(),
+// that the agent waits on beside its socket. Implementations: the local
 // ProcessExecutor (child processes); a Slurm executor plugs in the same way.
 // See docs/sdk.md for how to write one.
 //
@@ -71,6 +73,15 @@ class Executor {
   // line up with what the executor will report at the end. Default: the
   // system clock.
   virtual int64_t ClockMs() const;
+
+  // A descriptor the agent adds to its poll set (POLLIN): it becomes
+  // readable when Poll() has something new to report, e.g. a child exited,
+  // so the exit is reported at once rather than at the agent's next tick.
+  // Level-triggered: it stays readable until Poll() has consumed the cause.
+  // Owned by the executor, valid and unchanged for its lifetime. The agent
+  // still calls Poll() on its tick (time limits, kill deadlines, executors
+  // that only learn by asking). Default: -1, no descriptor (tick only).
+  virtual int WakeFd() const { return -1; }
 };
 
 }  // namespace computenet::provider

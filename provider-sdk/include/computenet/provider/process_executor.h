@@ -9,6 +9,11 @@
 // Cancel sends SIGTERM to the group, then SIGKILL after the grace period;
 // a job past its max duration is stopped the same way and fails.
 //
+// WakeFd() is an epoll descriptor holding a pidfd (pidfd_open, Linux >= 5.3)
+// per running child: it becomes readable as soon as a child exits, until
+// Poll() reaps it. Where pidfds are unavailable (older kernels, seccomp) the
+// child is still reaped by Poll() on the agent's tick, just not woken for.
+//
 // Thread safety: not thread-safe; drive it from one thread (see Executor).
 #ifndef COMPUTENET_PROVIDER_PROCESS_EXECUTOR_H_
 #define COMPUTENET_PROVIDER_PROCESS_EXECUTOR_H_
@@ -40,12 +45,19 @@ class ProcessExecutor final : public Executor {
  public:
   explicit ProcessExecutor(ProcessExecutorOptions options);
   ~ProcessExecutor() override;  // kills what still runs
+  ProcessExecutor(const ProcessExecutor&) = delete;
+  ProcessExecutor& operator=(const ProcessExecutor&) = delete;
 
   Status Start(const ExecutionRequest& request) override;
   Status Cancel(const std::string& job_id, int grace_ms) override;
   std::vector<ExecutionEvent> Poll() override;
   std::vector<std::string> ActiveJobs() const override;
   int64_t ClockMs() const override { return options_.clock->NowMs(); }
+  int WakeFd() const override { return epoll_fd_; }
+
+  // Whether children are watched through pidfds (the wake descriptor works);
+  // false on kernels without pidfd_open. For tests and diagnostics.
+  bool wakes_on_exit() const { return pidfds_work_; }
 
  private:
   struct Child {
@@ -53,6 +65,7 @@ class ProcessExecutor final : public Executor {
     std::string node;
     bool exited = false;
     int wait_status = 0;
+    int pidfd = -1;  // in epoll_fd_ while the child is unreaped; -1: none
   };
   struct Job {
     ExecutionRequest request;
@@ -68,6 +81,13 @@ class ProcessExecutor final : public Executor {
   void Stop(Job& job, v1::JobState state, const std::string& reason,
             int grace_ms, int64_t now_ms);
   static void Signal(const Job& job, int signal);
+  // Opens a pidfd for the child and adds it to epoll_fd_ (best effort).
+  void Watch(Child& child);
+  // Removes and closes the child's pidfd, if any.
+  void Unwatch(Child& child);
+
+  int epoll_fd_ = -1;
+  bool pidfds_work_ = false;
 
   ProcessExecutorOptions options_;
   std::map<std::string, Job> jobs_;
