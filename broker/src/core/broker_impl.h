@@ -243,6 +243,8 @@ class BrokerImpl final : public Broker {
   std::map<std::string, ReceivedAdverts> adverts_;  // by peer
   std::map<std::string, std::map<std::string, v1::CapacityEntry>> advert_sent_;
   std::set<std::string> advert_full_pending_;
+  std::map<std::string, int64_t> advert_sent_ms_;       // by peer
+  std::map<std::string, uint64_t> adverts_since_full_;  // by peer
   uint64_t advert_sequence_ = 0;
   int64_t last_advert_ms_ = 0;
   std::map<std::string, std::set<std::string>> declined_by_;  // job -> peers

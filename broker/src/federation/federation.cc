@@ -120,6 +120,10 @@ void BrokerImpl::TickFederation(int64_t now_ms) {
   PullPeerLedgers(now_ms);
 }
 
+namespace {
+constexpr uint64_t kFullAdvertEvery = 10;
+}  // namespace
+
 void BrokerImpl::SendAdverts(int64_t now_ms) {
   last_advert_ms_ = now_ms;
   const auto summary = SummarizeCapacity(registry_.OnlineCapacity());
@@ -129,7 +133,17 @@ void BrokerImpl::SendAdverts(int64_t now_ms) {
   for (auto& [name, link] : links_) {
     if (!link->up()) continue;
     auto& sent = advert_sent_[name];
-    const bool full = advert_full_pending_.erase(name) != 0;
+    // A full advert after a gap on our side (this loop stalled longer than
+    // the peer keeps our entries, so it may have expired them and a delta
+    // would never restore them), and every kFullAdvertEvery adverts anyway:
+    // adverts are sent unreliably, and a lost delta must not last.
+    int64_t& last_sent = advert_sent_ms_[name];
+    uint64_t& since_full = adverts_since_full_[name];
+    const bool full = advert_full_pending_.erase(name) != 0 ||
+                      now_ms - last_sent >= ttl / 2 ||
+                      since_full + 1 >= kFullAdvertEvery;
+    last_sent = now_ms;
+    since_full = full ? 0 : since_full + 1;
     v1::CapacityAdvert advert;
     advert.set_origin(options_.broker_id);
     advert.set_region(options_.region);
