@@ -40,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "alibaba_trace.h"
 #include "computenet/matching/capacity_index.h"
 #include "computenet/matching/job_queue.h"
 #include "jobs/job_rules.h"
@@ -74,57 +75,16 @@ struct PodRow {
   std::string organization = "openb";
 };
 
-std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    std::fprintf(stderr, "trace_replay: cannot open %s\n", path.c_str());
+using computenet::bench::TraceModels;
+using computenet::bench::TraceNumber;
+
+std::vector<computenet::bench::TraceRow> ReadCsv(const std::string& path) {
+  auto rows = computenet::bench::ReadTraceCsv(path);
+  if (!rows.ok()) {
+    std::fprintf(stderr, "trace_replay: %s\n", rows.status().ToString().c_str());
     std::exit(2);
   }
-  std::vector<std::map<std::string, std::string>> rows;
-  std::string line;
-  std::vector<std::string> header;
-  auto split = [](const std::string& text) {
-    std::vector<std::string> fields;
-    std::stringstream stream(text);
-    std::string field;
-    while (std::getline(stream, field, ',')) fields.push_back(field);
-    if (!text.empty() && text.back() == ',') fields.push_back("");
-    return fields;
-  };
-  if (!std::getline(in, line)) return rows;
-  header = split(line);
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    auto fields = split(line);
-    std::map<std::string, std::string> row;
-    for (size_t i = 0; i < header.size(); ++i) {
-      row[header[i]] = i < fields.size() ? fields[i] : "";
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
-uint64_t Number(const std::string& text) {
-  return text.empty() ? 0 : std::strtoull(text.c_str(), nullptr, 10);
-}
-
-// Per-card memory and list prices for the trace's models (minor units per
-// card-hour). G2 and G3 are anonymized in the trace: not in the catalog, so
-// the provider supplies figures and they are flagged unverified.
-struct ModelInfo {
-  uint64_t memory_mib;
-  int64_t price;
-  uint64_t supplied_gflops;  // only for models the catalog lacks
-};
-const std::map<std::string, ModelInfo>& Models() {
-  static const std::map<std::string, ModelInfo> models = {
-      {"P100", {16384, 150, 0}},     {"T4", {16384, 250, 0}},
-      {"V100M16", {16384, 600, 0}},  {"V100M32", {32768, 700, 0}},
-      {"A10", {24576, 500, 0}},      {"G2", {24576, 450, 100000}},
-      {"G3", {32768, 800, 150000}},
-  };
-  return models;
+  return std::move(*rows);
 }
 
 std::vector<v1::RegisterProvider> BuildProviders(const std::vector<NodeRow>& nodes,
@@ -135,7 +95,7 @@ std::vector<v1::RegisterProvider> BuildProviders(const std::vector<NodeRow>& nod
     registration.set_site("openb-" + std::to_string(p));
     registration.set_region("trace");
     registration.set_currency("CNY");
-    for (const auto& [model, info] : Models()) {
+    for (const auto& [model, info] : TraceModels()) {
       auto* price = registration.add_prices();
       price->set_model(model);
       // A little spread between providers so that ranking matters.
@@ -151,8 +111,8 @@ std::vector<v1::RegisterProvider> BuildProviders(const std::vector<NodeRow>& nod
     auto* card = node->add_accelerators();
     card->set_model(nodes[i].model);
     card->set_count(nodes[i].gpus);
-    auto info = Models().find(nodes[i].model);
-    if (info != Models().end()) {
+    auto info = TraceModels().find(nodes[i].model);
+    if (info != TraceModels().end()) {
       card->set_memory_mib(info->second.memory_mib);
       if (info->second.supplied_gflops > 0) {
         card->set_measured_dense_gflops(info->second.supplied_gflops);
@@ -396,8 +356,8 @@ int main(int argc, char** argv) {
   std::vector<NodeRow> nodes;
   uint64_t gpus = 0;
   for (auto& row : ReadCsv(dir + "/openb_node_list_gpu_node.csv")) {
-    NodeRow node{row["sn"], Number(row["cpu_milli"]), Number(row["memory_mib"]),
-                 static_cast<uint32_t>(Number(row["gpu"])), row["model"]};
+    NodeRow node{row["sn"], TraceNumber(row["cpu_milli"]), TraceNumber(row["memory_mib"]),
+                 static_cast<uint32_t>(TraceNumber(row["gpu"])), row["model"]};
     if (node.gpus == 0) continue;
     gpus += node.gpus;
     nodes.push_back(std::move(node));
@@ -407,14 +367,14 @@ int main(int argc, char** argv) {
   uint64_t fractional = 0;
   for (auto& row : ReadCsv(dir + "/openb_pod_list_default.csv")) {
     PodRow pod{row["name"],
-               Number(row["cpu_milli"]),
-               Number(row["memory_mib"]),
-               static_cast<uint32_t>(Number(row["num_gpu"])),
-               static_cast<uint32_t>(Number(row["gpu_milli"])),
+               TraceNumber(row["cpu_milli"]),
+               TraceNumber(row["memory_mib"]),
+               static_cast<uint32_t>(TraceNumber(row["num_gpu"])),
+               static_cast<uint32_t>(TraceNumber(row["gpu_milli"])),
                row["gpu_spec"],
                row["qos"],
-               static_cast<int64_t>(Number(row["creation_time"])),
-               static_cast<int64_t>(Number(row["deletion_time"]))};
+               static_cast<int64_t>(TraceNumber(row["creation_time"])),
+               static_cast<int64_t>(TraceNumber(row["deletion_time"]))};
     if (pod.num_gpu == 0) {
       ++cpu_only;
       continue;

@@ -2,6 +2,8 @@
 // trace_mix.h).
 #include "trace_mix.h"
 
+#include "alibaba_trace.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -11,62 +13,14 @@
 namespace computenet::loadgen {
 namespace {
 
-using Row = std::map<std::string, std::string>;
-
-StatusOr<std::vector<Row>> ReadCsv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFoundError("cannot open " + path);
-  auto split = [](const std::string& text) {
-    std::vector<std::string> fields;
-    std::stringstream stream(text);
-    std::string field;
-    while (std::getline(stream, field, ',')) fields.push_back(field);
-    if (!text.empty() && text.back() == ',') fields.push_back("");
-    return fields;
-  };
-  std::vector<Row> rows;
-  std::string line;
-  if (!std::getline(in, line)) return rows;
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  const auto header = split(line);
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    const auto fields = split(line);
-    Row row;
-    for (size_t i = 0; i < header.size(); ++i) {
-      row[header[i]] = i < fields.size() ? fields[i] : "";
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
-
-uint64_t Number(const std::string& text) {
-  return text.empty() ? 0 : std::strtoull(text.c_str(), nullptr, 10);
-}
-
-// Per-card memory and list prices (minor units per card-hour) of the
-// trace's models; G2/G3 are anonymized, so the provider supplies figures.
-struct ModelInfo {
-  uint64_t memory_mib;
-  int64_t price;
-  uint64_t supplied_gflops;
-};
-const std::map<std::string, ModelInfo>& Models() {
-  static const std::map<std::string, ModelInfo> models = {
-      {"P100", {16384, 150, 0}},    {"T4", {16384, 250, 0}},
-      {"V100M16", {16384, 600, 0}}, {"V100M32", {32768, 700, 0}},
-      {"A10", {24576, 500, 0}},     {"G2", {24576, 450, 100000}},
-      {"G3", {32768, 800, 150000}},
-  };
-  return models;
-}
+using bench::ReadTraceCsv;
+using bench::TraceModels;
+using bench::TraceNumber;
 
 void Describe(const std::string& model, v1::Accelerator* card) {
   card->set_model(model);
-  auto info = Models().find(model);
-  if (info == Models().end()) return;
+  auto info = TraceModels().find(model);
+  if (info == TraceModels().end()) return;
   card->set_memory_mib(info->second.memory_mib);
   if (info->second.supplied_gflops > 0) {
     card->set_measured_dense_gflops(info->second.supplied_gflops);
@@ -95,11 +49,11 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
   mix.pod_path = std::filesystem::is_directory(path, error)
                      ? path + "/openb_pod_list_default.csv"
                      : path;
-  CN_ASSIGN_OR_RETURN(auto pods, ReadCsv(mix.pod_path));
+  CN_ASSIGN_OR_RETURN(auto pods, ReadTraceCsv(mix.pod_path));
   for (const auto& pod : pods) {
-    const uint32_t num_gpu = static_cast<uint32_t>(Number(pod.at("num_gpu")));
+    const uint32_t num_gpu = static_cast<uint32_t>(TraceNumber(pod.at("num_gpu")));
     const uint32_t gpu_milli =
-        static_cast<uint32_t>(Number(pod.at("gpu_milli")));
+        static_cast<uint32_t>(TraceNumber(pod.at("gpu_milli")));
     if (num_gpu == 0) {
       ++mix.cpu_only_pods;
       continue;
@@ -115,8 +69,8 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
       spec.set_cards_per_node(num_gpu);
     }
     spec.set_cpu_milli_per_card(
-        static_cast<uint32_t>(Number(pod.at("cpu_milli")) / num_gpu));
-    spec.set_host_memory_mib_per_card(Number(pod.at("memory_mib")) / num_gpu);
+        static_cast<uint32_t>(TraceNumber(pod.at("cpu_milli")) / num_gpu));
+    spec.set_host_memory_mib_per_card(TraceNumber(pod.at("memory_mib")) / num_gpu);
     std::stringstream models(pod.at("gpu_spec"));
     std::string model;
     while (std::getline(models, model, '|')) {
@@ -132,8 +86,8 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
       spec.set_priority(v1::PRIORITY_CLASS_NORMAL);
     }
     const int64_t duration =
-        static_cast<int64_t>(Number(pod.at("deletion_time"))) -
-        static_cast<int64_t>(Number(pod.at("creation_time")));
+        static_cast<int64_t>(TraceNumber(pod.at("deletion_time"))) -
+        static_cast<int64_t>(TraceNumber(pod.at("creation_time")));
     spec.set_max_duration_s(static_cast<uint32_t>(std::clamp<int64_t>(
         duration, 1, static_cast<int64_t>(max_duration_s))));
     if (max_price_per_card_hour > 0) {
@@ -148,23 +102,23 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
   const std::string node_path =
       std::filesystem::path(mix.pod_path).parent_path() /
       "openb_node_list_gpu_node.csv";
-  auto nodes = ReadCsv(node_path);
+  auto nodes = ReadTraceCsv(node_path);
   if (nodes.ok()) {
     for (const auto& row : *nodes) {
       v1::Node node;
       node.set_name(row.at("sn"));
       node.set_cpu_cores(
-          static_cast<uint32_t>(Number(row.at("cpu_milli")) / 1000));
-      node.set_memory_mib(Number(row.at("memory_mib")));
+          static_cast<uint32_t>(TraceNumber(row.at("cpu_milli")) / 1000));
+      node.set_memory_mib(TraceNumber(row.at("memory_mib")));
       auto* card = node.add_accelerators();
       Describe(row.at("model"), card);
-      card->set_count(static_cast<uint32_t>(Number(row.at("gpu"))));
+      card->set_count(static_cast<uint32_t>(TraceNumber(row.at("gpu"))));
       if (card->count() == 0) continue;
       mix.nodes.push_back(std::move(node));
     }
   } else {
     // No node list: 16 nodes of 8 cards per model, big enough for any pod.
-    for (const auto& [model, info] : Models()) {
+    for (const auto& [model, info] : TraceModels()) {
       for (int i = 0; i < 16; ++i) {
         v1::Node node;
         node.set_name("synth-" + model + "-" + std::to_string(i));
@@ -177,7 +131,7 @@ StatusOr<TraceMix> LoadTraceMix(const std::string& path,
       }
     }
   }
-  for (const auto& [model, info] : Models()) {
+  for (const auto& [model, info] : TraceModels()) {
     v1::Price price;
     price.set_model(model);
     price.set_per_card_hour(info.price);
