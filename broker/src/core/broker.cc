@@ -67,7 +67,13 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
       context_(1),
       registry_(options_.catalog),
       limiter_(options_.requests_per_second, options_.request_burst),
-      queue_(options_.queue, options_.clock) {}
+      jobs_(std::make_unique<JobManager>(
+          JobManagerOptions{
+              options_.region, options_.max_attempts, options_.cancel_grace_ms,
+              static_cast<int64_t>(options_.heartbeat_interval_ms) *
+                  options_.heartbeat_liveness * 2},
+          *store_, ledger_, registry_, options_.clock, options_.queue,
+          static_cast<JobEvents&>(*this))) {}
 
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
@@ -318,7 +324,7 @@ void BrokerImpl::OnTick() {
     }
   }
   CheckProviderLiveness(now);
-  ResendUnansweredOffers(now);
+  jobs_->ResendUnansweredOffers(now);
   TickFederation(now);
   LedgerTick(now);
   Schedule();
@@ -340,13 +346,11 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
         now_ms - provider->lost_since_ms > options_.lost_job_timeout_ms) {
       // Jobs that stayed with a provider gone this long are failed; if it
       // comes back and still reports them, registration cancels them.
-      auto jobs = store_->JobsInStates(
-          {v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING});
+      auto jobs = jobs_->ActiveOn(provider->name);
       if (!jobs.ok()) continue;
       for (auto& job : *jobs) {
-        if (job.provider() != provider->name) continue;
         RecordProviderEvent(provider->name, ProviderEvent::kProviderFailure);
-        Status failed = FinishJob(job, v1::JOB_STATE_FAILED, -1,
+        Status failed = jobs_->Finish(job, v1::JOB_STATE_FAILED, -1,
                                   "provider " + provider->name + " lost");
         if (!failed.ok()) spdlog::error("{}", failed.ToString());
       }
