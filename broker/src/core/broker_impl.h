@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <deque>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -244,6 +245,8 @@ class BrokerImpl final : public Broker, private JobEvents {
   int64_t data_version_ = -1;
   std::atomic<bool> stop_{false};
   uint64_t send_sequence_ = 0;
+  // When the periodic part of the tick last ran (OnTick).
+  int64_t last_tick_ms_ = std::numeric_limits<int64_t>::min() / 2;
 };
 
 }  // namespace computenet::broker
