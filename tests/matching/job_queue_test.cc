@@ -23,7 +23,7 @@ using testing::MakeRegistration;
 constexpr int64_t kHour = 3600LL * 1000;
 
 class JobQueueTest : public ::testing::Test {
- protected:
+protected:
   JobQueueTest() : clock_(std::make_shared<FakeClock>()) {
     JobQueueOptions options;
     options.fair_share_half_life_ms = kHour;
@@ -31,16 +31,16 @@ class JobQueueTest : public ::testing::Test {
     queue_ = std::make_unique<JobQueue>(options, clock_);
   }
 
-  void AddProvider(const std::string& name, std::vector<v1::Node> nodes) {
+  void AddProvider(const std::string &name, std::vector<v1::Node> nodes) {
     ASSERT_TRUE(index_
-                    .UpsertProvider(name, MakeRegistration(name, nodes,
-                                                           {{"A800", 1500}}))
+                    .UpsertProvider(
+                        name, MakeRegistration(name, nodes, {{"A800", 1500}}))
                     .ok());
     index_.SetOnline(name, true);
   }
 
   // A job of `cards` whole cards, submitted now.
-  void Submit(const std::string& id, const std::string& org, uint32_t cards,
+  void Submit(const std::string &id, const std::string &org, uint32_t cards,
               v1::PriorityClass priority = v1::PRIORITY_CLASS_NORMAL,
               uint32_t max_duration_s = 600, uint32_t nodes = 1) {
     QueuedJob job;
@@ -56,22 +56,24 @@ class JobQueueTest : public ::testing::Test {
     ASSERT_TRUE(queue_->Add(std::move(job)).ok());
   }
 
-  std::vector<std::string> Placed(const JobQueue::PassResult& pass) {
+  std::vector<std::string> Placed(const JobQueue::PassResult &pass) {
     std::vector<std::string> out;
-    for (const auto& outcome : pass.placed) out.push_back(outcome.job_id);
+    for (const auto &outcome : pass.placed)
+      out.push_back(outcome.job_id);
     return out;
   }
 
-  std::string WaitReason(const JobQueue::PassResult& pass,
-                         const std::string& job_id) {
-    for (const auto& outcome : pass.waiting) {
-      if (outcome.job_id == job_id) return outcome.reason;
+  std::string WaitReason(const JobQueue::PassResult &pass,
+                         const std::string &job_id) {
+    for (const auto &outcome : pass.waiting) {
+      if (outcome.job_id == job_id)
+        return outcome.reason;
     }
     return "(not waiting)";
   }
 
   // The job ends: its cards come back.
-  void End(const std::string& job_id) {
+  void End(const std::string &job_id) {
     index_.Release(job_id);
     queue_->MarkStopped(job_id);
   }
@@ -115,8 +117,10 @@ TEST_F(JobQueueTest, PriorityClassesAreStrictAndFifoWithinAClass) {
 TEST_F(JobQueueTest, FairShareBetweenTwoOrganizationsUnderContention) {
   AddProvider("site", {MakeNode("n1", "ib", "A800", 4)});
   // org-a floods the queue first; org-b comes later with as many jobs.
-  for (int i = 0; i < 6; ++i) Submit("a" + std::to_string(i), "org-a", 1);
-  for (int i = 0; i < 6; ++i) Submit("b" + std::to_string(i), "org-b", 1);
+  for (int i = 0; i < 6; ++i)
+    Submit("a" + std::to_string(i), "org-a", 1);
+  for (int i = 0; i < 6; ++i)
+    Submit("b" + std::to_string(i), "org-b", 1);
   auto pass = queue_->Schedule(index_, matcher_);
   // Four cards: the organizations take turns instead of FIFO giving org-a
   // all of them; FIFO holds inside each organization.
@@ -154,7 +158,7 @@ TEST_F(JobQueueTest, PastUsageDecaysWithTheHalfLife) {
 TEST_F(JobQueueTest, AgingLetsALowPriorityJobOvertakeNewerHighOnes) {
   AddProvider("site", {MakeNode("n1", "ib", "A800", 1)});
   Submit("low-old", "org", 1, v1::PRIORITY_CLASS_LOW);
-  clock_->AdvanceMs(2 * kHour + 1);  // two aging intervals: LOW -> above HIGH
+  clock_->AdvanceMs(2 * kHour + 1); // two aging intervals: LOW -> above HIGH
   Submit("high-new", "org", 1, v1::PRIORITY_CLASS_HIGH);
   EXPECT_THAT(queue_->Order(), ElementsAre("low-old", "high-new"));
   auto pass = queue_->Schedule(index_, matcher_);
@@ -171,13 +175,14 @@ TEST_F(JobQueueTest, BackfillNeverDelaysTheHeadJob) {
   AddProvider("site", {MakeNode("n1", "ib", "A800", 8)});
   // A running job holds 6 cards until t + 100 s at the latest.
   Submit("running", "org", 6, v1::PRIORITY_CLASS_NORMAL, 100);
-  ASSERT_THAT(Placed(queue_->Schedule(index_, matcher_)), ElementsAre("running"));
+  ASSERT_THAT(Placed(queue_->Schedule(index_, matcher_)),
+              ElementsAre("running"));
   const int64_t t0 = clock_->NowMs();
   clock_->AdvanceMs(10'000);
 
-  Submit("head", "org", 8);  // needs the whole node: at t0 + 100 s
+  Submit("head", "org", 8); // needs the whole node: at t0 + 100 s
   Submit("long", "org", 2, v1::PRIORITY_CLASS_NORMAL, 3600);
-  Submit("short", "org", 2, v1::PRIORITY_CLASS_NORMAL, 60);  // ends by t0+70s
+  Submit("short", "org", 2, v1::PRIORITY_CLASS_NORMAL, 60); // ends by t0+70s
   auto pass = queue_->Schedule(index_, matcher_);
   ASSERT_TRUE(pass.reservation.has_value());
   EXPECT_EQ(pass.reservation->job_id, "head");
@@ -198,7 +203,7 @@ TEST_F(JobQueueTest, BackfillUsesNodesTheHeadDoesNotNeed) {
   ASSERT_THAT(Placed(queue_->Schedule(index_, matcher_)),
               ElementsAre("r1", "r2"));
   // r1 took n1's 6 cards... r2 went to n2 (best fit: n2 had 8, n1 had 2).
-  Submit("head", "org", 8);    // needs a whole node: n1 once r1 ends
+  Submit("head", "org", 8); // needs a whole node: n1 once r1 ends
   Submit("long", "org", 4, v1::PRIORITY_CLASS_NORMAL, 3600);
   auto pass = queue_->Schedule(index_, matcher_);
   ASSERT_TRUE(pass.reservation.has_value());
@@ -231,7 +236,8 @@ TEST_F(JobQueueTest, JobThatCanNeverFitLeavesTheQueueWithTheReason) {
   ASSERT_EQ(pass.never_fit.size(), 1u);
   EXPECT_EQ(pass.never_fit[0].job_id, "too-big");
   EXPECT_THAT(pass.never_fit[0].reason, HasSubstr("can never fit"));
-  EXPECT_THAT(pass.never_fit[0].reason, HasSubstr("largest fabric has 1 node(s)"));
+  EXPECT_THAT(pass.never_fit[0].reason,
+              HasSubstr("largest fabric has 1 node(s)"));
   EXPECT_THAT(Placed(pass), ElementsAre("fine"));
   EXPECT_FALSE(queue_->Contains("too-big"));
 }
@@ -242,7 +248,7 @@ TEST_F(JobQueueTest, JobsBlockedByTheirOwnConstraintsDoNotHoldOthersBack) {
   capped.job_id = "capped";
   capped.sequence = ++sequence_;
   v1::JobSpec spec = testing::ShellJob("true", 1);
-  spec.set_max_price_per_card_hour(100);  // every offer is dearer
+  spec.set_max_price_per_card_hour(100); // every offer is dearer
   capped.request = PlacementRequest::FromSpec(spec);
   capped.max_duration_s = 60;
   ASSERT_TRUE(queue_->Add(std::move(capped)).ok());
@@ -267,5 +273,30 @@ TEST_F(JobQueueTest, ExcludedProvidersAreHonoured) {
   EXPECT_THAT(WaitReason(pass, "rejected-once"), HasSubstr("excluded"));
 }
 
-}  // namespace
-}  // namespace computenet::matching
+TEST_F(JobQueueTest, OneSearchPerRequestShapeThatFindsNoPlaceInAPass) {
+  AddProvider("site", {MakeNode("n1", "ib", "A800", 8)});
+  Submit("big", "org", 8, v1::PRIORITY_CLASS_NORMAL, 3600);
+  // 50 jobs of 4 cards that cannot start while "big" runs, and one of a
+  // different shape that still fits nowhere either.
+  for (int i = 0; i < 50; ++i) {
+    Submit("four-" + std::to_string(i), "org", 4, v1::PRIORITY_CLASS_NORMAL,
+           60);
+  }
+  Submit("two", "org", 2, v1::PRIORITY_CLASS_NORMAL, 60);
+  auto pass = queue_->Schedule(index_, matcher_);
+  EXPECT_THAT(Placed(pass), ElementsAre("big"));
+  ASSERT_EQ(pass.waiting.size(), 51u);
+  // "big", the first four-card job (and its reservation search), "two":
+  // the other 49 four-card jobs reuse the first one's answer.
+  EXPECT_LT(pass.match_calls, 10u);
+  EXPECT_THAT(WaitReason(pass, "four-0"), HasSubstr("first in line"));
+  EXPECT_EQ(WaitReason(pass, "four-49"), WaitReason(pass, "four-1"));
+  EXPECT_THAT(WaitReason(pass, "four-49"), HasSubstr("capacity"));
+  // Once the cards come back, every one of them is searched for again.
+  End("big");
+  pass = queue_->Schedule(index_, matcher_);
+  EXPECT_THAT(Placed(pass), ElementsAre("four-0", "four-1"));
+}
+
+} // namespace
+} // namespace computenet::matching

@@ -26,6 +26,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "computenet/common/clock.h"
@@ -145,7 +146,7 @@ public:
   }
   // Offers unanswered for offer_resend_ms are sent again.
   void ResendUnansweredOffers(int64_t now_ms);
-  // The local jobs placed on or running at provider, oldest first (an
+  // The local jobs placed on or running at provider, in job id order (an
   // index kept by every write, not a scan). The store's error on failure.
   StatusOr<std::vector<v1::JobInfo>> ActiveOn(const std::string &provider);
   size_t active_count() const;
@@ -188,7 +189,7 @@ private:
   std::shared_ptr<Clock> clock_;
   JobEvents &events_;
   JobQueue queue_; // QUEUED jobs and the queue policy
-  std::map<std::string, std::string> waiting_reasons_;
+  std::unordered_map<std::string, std::string> waiting_reasons_;
   std::map<std::string, std::set<std::string>> rejected_by_; // job -> providers
   // Offers not yet answered: job id -> when last sent.
   std::map<std::string, int64_t> offers_out_;

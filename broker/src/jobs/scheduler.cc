@@ -2,8 +2,8 @@
 // their state machine. Every transition is persisted before anyone is told.
 #include <spdlog/spdlog.h>
 
-#include "core/imports.h"
 #include "core/broker_impl.h"
+#include "core/imports.h"
 #include "jobs/job_rules.h"
 
 namespace computenet::broker {
@@ -15,7 +15,7 @@ Status BrokerImpl::LoadState() {
   CN_ASSIGN_OR_RETURN(auto providers, store_->ListProviders());
   {
     CapacityIndex::BulkUpdate bulk(registry_.capacity());
-    for (const auto& [name, registration] : providers) {
+    for (const auto &[name, registration] : providers) {
       registry_.Register(name, registration, "", Now());
       registry_.SetOnline(name, false, Now());
     }
@@ -24,74 +24,86 @@ Status BrokerImpl::LoadState() {
   return jobs_->Load();
 }
 
-void BrokerImpl::JobChanged(const v1::JobInfo& job) {
+void BrokerImpl::JobChanged(const v1::JobInfo &job) {
   Notify(job);
   // A peer's job: its home broker streams the change to its consumer.
-  if (!job.home_broker().empty()) SendRemoteUpdate(job);
+  if (!job.home_broker().empty())
+    SendRemoteUpdate(job);
 }
 
-bool BrokerImpl::ToProvider(const std::string& provider, v1::MessageType type,
-                            const google::protobuf::MessageLite& body) {
-  ProviderEntry* entry = registry_.Find(provider);
-  if (entry == nullptr) return false;
+bool BrokerImpl::ToProvider(const std::string &provider, v1::MessageType type,
+                            const google::protobuf::MessageLite &body) {
+  ProviderEntry *entry = registry_.Find(provider);
+  if (entry == nullptr)
+    return false;
   return SendToProvider(*entry, type, body);
 }
 
 void BrokerImpl::Schedule() {
-  if (!jobs_->TakeScheduleRequest() || jobs_->queue().size() == 0) return;
+  if (!jobs_->TakeScheduleRequest() || jobs_->queue().size() == 0)
+    return;
   // The queue places on the capacity index as it goes; here every outcome
   // is routed (federation: docs/federation.md, "Routing"), persisted and
   // dispatched (docs/matching.md, "Queue").
-  JobQueue::PassResult pass = jobs_->queue().Schedule(registry_.capacity(), *matcher_);
+  JobQueue::PassResult pass =
+      jobs_->queue().Schedule(registry_.capacity(), *matcher_);
   const std::vector<PeerView> peers = PeerViews();
   // Tries to send a job that is not running here to a peer. Returns true if
   // the job left this broker's hands (forwarded or failed).
-  auto route_away = [&](v1::JobInfo& job, const std::string& local_reason,
+  auto route_away = [&](v1::JobInfo &job, const std::string &local_reason,
                         bool never_fits_here) {
-    RoutingDecision decision = Route(job, std::nullopt, peers,
-                                     declined_by_[job.job_id()], routing_);
+    RoutingDecision decision =
+        Route(job, std::nullopt, peers, declined_by_[job.job_id()], routing_);
     if (decision.kind == RoutingDecision::Kind::kForward) {
       jobs_->queue().Remove(job.job_id());
       jobs_->ForgetWaitingReason(job.job_id());
       Status forwarded = ForwardJob(job, decision.peer);
-      if (forwarded.ok()) return true;
+      if (forwarded.ok())
+        return true;
       jobs_->Enqueue(job);
       // FAILED_PRECONDITION: its consumer cannot cover the forward's budget;
       // it waits for funds, saying so (ForwardJob stored the reason).
-      if (forwarded.code() == StatusCode::kFailedPrecondition) return true;
-      spdlog::error("forwarding job {}: {}", job.job_id(), forwarded.ToString());
+      if (forwarded.code() == StatusCode::kFailedPrecondition)
+        return true;
+      spdlog::error("forwarding job {}: {}", job.job_id(),
+                    forwarded.ToString());
       return false;
     }
     if (decision.kind == RoutingDecision::Kind::kReject ||
         (never_fits_here && (links_.empty() || !job.home_broker().empty()))) {
       jobs_->queue().Remove(job.job_id());
       jobs_->ForgetWaitingReason(job.job_id());
-      Status failed = jobs_->Finish(job, v1::JOB_STATE_FAILED, -1,
-                                decision.kind == RoutingDecision::Kind::kReject
-                                    ? decision.reason
-                                    : local_reason);
-      if (!failed.ok()) spdlog::error("{}", failed.ToString());
+      Status failed = jobs_->Finish(
+          job, v1::JOB_STATE_FAILED, -1,
+          decision.kind == RoutingDecision::Kind::kReject ? decision.reason
+                                                          : local_reason);
+      if (!failed.ok())
+        spdlog::error("{}", failed.ToString());
       return true;
     }
     return false;
   };
 
-  for (const auto& outcome : pass.never_fit) {
+  for (const auto &outcome : pass.never_fit) {
     jobs_->ForgetWaitingReason(outcome.job_id);
     auto job = store_->GetJob(outcome.job_id);
-    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED)
+      continue;
     // Never here may still be somewhere: a peer with a bigger fabric.
-    if (route_away(*job, outcome.reason, /*never_fits_here=*/true)) continue;
-    if (!jobs_->queue().Contains(job->job_id())) jobs_->Enqueue(*job);
+    if (route_away(*job, outcome.reason, /*never_fits_here=*/true))
+      continue;
+    if (!jobs_->queue().Contains(job->job_id()))
+      jobs_->Enqueue(*job);
     const std::string reason =
         outcome.reason + "; waiting for a peer that can take it";
     if (job->reason() != reason) {
       job->set_reason(reason);
       Status saved = jobs_->Save(*job);
-      if (!saved.ok()) spdlog::error("{}", saved.ToString());
+      if (!saved.ok())
+        spdlog::error("{}", saved.ToString());
     }
   }
-  for (const auto& outcome : pass.placed) {
+  for (const auto &outcome : pass.placed) {
     jobs_->ForgetWaitingReason(outcome.job_id);
     auto job = store_->GetJob(outcome.job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) {
@@ -107,7 +119,8 @@ void BrokerImpl::Schedule() {
         registry_.Release(outcome.job_id);
         jobs_->queue().MarkStopped(outcome.job_id);
         Status forwarded = ForwardJob(*job, decision.peer);
-        if (forwarded.ok()) continue;
+        if (forwarded.ok())
+          continue;
         if (forwarded.code() != StatusCode::kFailedPrecondition) {
           spdlog::error("forwarding job {}: {}", job->job_id(),
                         forwarded.ToString());
@@ -128,16 +141,30 @@ void BrokerImpl::Schedule() {
       jobs_->Enqueue(*job);
     }
   }
-  for (const auto& outcome : pass.waiting) {
+  for (const auto &outcome : pass.waiting) {
+    // Without peers nothing routes a waiting job away: one whose reason has
+    // not changed costs neither a read nor a write (a saturated queue holds
+    // thousands).
+    if (links_.empty() &&
+        !jobs_->NoteWaitingReason(outcome.job_id, outcome.reason)) {
+      continue;
+    }
     auto job = store_->GetJob(outcome.job_id);
-    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
-    if (!links_.empty() && route_away(*job, outcome.reason, false)) continue;
-    if (!jobs_->NoteWaitingReason(outcome.job_id, outcome.reason)) continue;
-    if (job->reason() == outcome.reason) continue;
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED)
+      continue;
+    if (!links_.empty()) {
+      if (route_away(*job, outcome.reason, false))
+        continue;
+      if (!jobs_->NoteWaitingReason(outcome.job_id, outcome.reason))
+        continue;
+    }
+    if (job->reason() == outcome.reason)
+      continue;
     job->set_reason(outcome.reason);
     Status saved = jobs_->Save(*job);
-    if (!saved.ok()) spdlog::error("{}", saved.ToString());
+    if (!saved.ok())
+      spdlog::error("{}", saved.ToString());
   }
 }
 
-}  // namespace computenet::broker
+} // namespace computenet::broker
