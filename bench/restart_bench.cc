@@ -143,8 +143,7 @@ Status Fill(const std::string &db_path, const Plan &plan,
       bool duplicate = false;
       CN_ASSIGN_OR_RETURN(
           auto stored, store->InsertJob("rb", std::move(job), "", &duplicate));
-      if (i == 0)
-        *queued_job = stored.job_id();
+      if (i == 0) *queued_job = stored.job_id();
     }
     CN_RETURN_IF_ERROR(store->database().CommitBatch());
   }
@@ -226,8 +225,9 @@ int Main(int argc, char **argv) {
   }
   if (plan.jobs < 1 || plan.queued < 1 || plan.providers < 1 ||
       plan.queued + plan.running > plan.jobs || runs < 1) {
-    std::fprintf(stderr, "restart_bench: need jobs >= queued + running, "
-                         "queued >= 1, providers >= 1, runs >= 1\n");
+    std::fprintf(stderr,
+                 "restart_bench: need jobs >= queued + running, "
+                 "queued >= 1, providers >= 1, runs >= 1\n");
     return 2;
   }
   std::string pattern = tmp_dir + "/computenet-restart-XXXXXX";
@@ -258,13 +258,13 @@ int Main(int argc, char **argv) {
     std::error_code ignored;
     const auto bytes =
         std::filesystem::file_size(work_dir + "/broker.db", ignored);
-    std::printf("database: %lld jobs (%lld queued, %lld running on %d "
-                "providers, the rest succeeded), %.1f MiB, filled in %.1f s\n",
-                static_cast<long long>(plan.jobs),
-                static_cast<long long>(plan.queued),
-                static_cast<long long>(plan.running), plan.providers,
-                static_cast<double>(bytes) / (1024.0 * 1024.0),
-                SecondsSince(fill_start));
+    std::printf(
+        "database: %lld jobs (%lld queued, %lld running on %d "
+        "providers, the rest succeeded), %.1f MiB, filled in %.1f s\n",
+        static_cast<long long>(plan.jobs), static_cast<long long>(plan.queued),
+        static_cast<long long>(plan.running), plan.providers,
+        static_cast<double>(bytes) / (1024.0 * 1024.0),
+        SecondsSince(fill_start));
     std::printf("%4s %10s %10s %9s\n", "run", "bound_s", "serving_s",
                 "rss_MiB");
     int measured = 0;
@@ -291,8 +291,7 @@ int Main(int argc, char **argv) {
                   static_cast<double>(result->rss_kib) / 1024.0);
       std::fflush(stdout);
     }
-    if (measured == 0)
-      rc = 1;
+    if (measured == 0) rc = 1;
   }
   if (keep) {
     std::printf("kept %s\n", work_dir.c_str());
@@ -303,7 +302,7 @@ int Main(int argc, char **argv) {
   return rc;
 }
 
-} // namespace
-} // namespace computenet
+}  // namespace
+}  // namespace computenet
 
 int main(int argc, char **argv) { return computenet::Main(argc, argv); }

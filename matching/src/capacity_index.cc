@@ -46,14 +46,13 @@ CapacityIndex::Room MaxRoom(const CapacityIndex::Room &a,
 
 // price * reference / gflops in thousandths of a minor unit, saturating.
 int64_t CostKey(int64_t price, uint64_t reference_gflops, uint64_t gflops) {
-  if (gflops == 0)
-    return INT64_MAX;
+  if (gflops == 0) return INT64_MAX;
   Int128 value = static_cast<Int128>(price) * reference_gflops * 1000 /
                  static_cast<Int128>(gflops);
   return value > INT64_MAX ? INT64_MAX : static_cast<int64_t>(value);
 }
 
-} // namespace
+}  // namespace
 
 CapacityIndex::CapacityIndex(std::shared_ptr<const AcceleratorCatalog> catalog)
     : catalog_(catalog ? std::move(catalog) : AcceleratorCatalog::BuiltIn()) {}
@@ -63,8 +62,7 @@ CapacityIndex::BulkUpdate::BulkUpdate(CapacityIndex &index) : index_(index) {
 }
 
 CapacityIndex::BulkUpdate::~BulkUpdate() {
-  if (--index_.bulk_depth_ == 0)
-    index_.RebuildDirtyOrders();
+  if (--index_.bulk_depth_ == 0) index_.RebuildDirtyOrders();
 }
 
 uint32_t CapacityIndex::InternModel(const std::string &model) {
@@ -89,23 +87,21 @@ uint64_t CapacityIndex::RegionBit(const std::string &region) const {
   return it == region_bits_.end() ? 0 : uint64_t{1} << it->second;
 }
 
-std::optional<uint32_t>
-CapacityIndex::ProviderId(const std::string &name) const {
+std::optional<uint32_t> CapacityIndex::ProviderId(
+    const std::string &name) const {
   auto it = provider_by_name_.find(name);
-  if (it == provider_by_name_.end())
-    return std::nullopt;
+  if (it == provider_by_name_.end()) return std::nullopt;
   return it->second;
 }
 
 std::optional<uint32_t> CapacityIndex::ModelId(const std::string &model) const {
   auto it = model_by_name_.find(model);
-  if (it == model_by_name_.end())
-    return std::nullopt;
+  if (it == model_by_name_.end()) return std::nullopt;
   return it->second;
 }
 
-const std::vector<CapacityIndex::ShelfRef> &
-CapacityIndex::Order(uint32_t model) const {
+const std::vector<CapacityIndex::ShelfRef> &CapacityIndex::Order(
+    uint32_t model) const {
   return OrderOf(model).shelves;
 }
 
@@ -140,8 +136,7 @@ Status CapacityIndex::UpsertProvider(const std::string &name,
   if (jobs != jobs_by_provider_.end()) {
     for (const auto &job_id : jobs->second) {
       auto allocation = allocations_.find(job_id);
-      if (allocation == allocations_.end())
-        continue;
+      if (allocation == allocations_.end()) continue;
       if (ApplyAllocation(provider, allocation->second, +1, true)) {
         ApplyAllocation(provider, allocation->second, +1, false);
       }
@@ -169,8 +164,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
   std::map<std::string, std::pair<int64_t, std::optional<int64_t>>> prices;
   for (const auto &price : registration.prices()) {
     std::optional<int64_t> spare;
-    if (price.has_spare_per_card_hour())
-      spare = price.spare_per_card_hour();
+    if (price.has_spare_per_card_hour()) spare = price.spare_per_card_hour();
     prices[price.model()] = {price.per_card_hour(), spare};
   }
   std::map<std::string, uint32_t> fabric_by_id;
@@ -187,8 +181,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
                                       : node_in.fabric_id();
     auto [fabric_it, new_fabric] = fabric_by_id.emplace(
         fabric_id, static_cast<uint32_t>(provider.fabrics.size()));
-    if (new_fabric)
-      provider.fabrics.push_back(Fabric{fabric_id, {}});
+    if (new_fabric) provider.fabrics.push_back(Fabric{fabric_id, {}});
     node.fabric = fabric_it->second;
     provider.fabrics[node.fabric].nodes.push_back(node_id);
     node.offer = node_in.offer();
@@ -260,7 +253,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
   }
   for (auto &shelf : provider.shelves) {
     shelf.buckets.assign(shelf.max_cards_per_group + 1, {});
-    std::map<uint32_t, uint32_t> fabric_slots; // provider fabric -> slot
+    std::map<uint32_t, uint32_t> fabric_slots;  // provider fabric -> slot
     for (uint32_t slot = 0; slot < shelf.members.size(); ++slot) {
       Member &member = shelf.members[slot];
       const CardGroup &group = provider.nodes[member.node].groups[member.group];
@@ -271,8 +264,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
       auto [it, added] = fabric_slots.emplace(
           provider.nodes[member.node].fabric,
           static_cast<uint32_t>(shelf.fabric_counts.size()));
-      if (added)
-        shelf.fabric_counts.push_back({});
+      if (added) shelf.fabric_counts.push_back({});
       member.fabric_slot = it->second;
     }
     for (int j = 0; j < kGangLevels; ++j) {
@@ -293,16 +285,14 @@ void CapacityIndex::GangCountsChanged(Shelf &shelf, uint32_t fabric_slot,
     const uint32_t level = 1u << j;
     const bool was = old_free >= level;
     const bool now = new_free >= level;
-    if (was == now)
-      continue;
+    if (was == now) continue;
     uint32_t &count = shelf.fabric_counts[fabric_slot][j];
     auto &hist = shelf.gang_hist[j];
     --hist[count];
     count = now ? count + 1 : count - 1;
     ++hist[count];
     // Counts move by one, so the maximum moves by at most one.
-    if (count > shelf.gang_max[j])
-      shelf.gang_max[j] = count;
+    if (count > shelf.gang_max[j]) shelf.gang_max[j] = count;
     while (shelf.gang_max[j] > 0 && hist[shelf.gang_max[j]] == 0) {
       --shelf.gang_max[j];
     }
@@ -311,8 +301,7 @@ void CapacityIndex::GangCountsChanged(Shelf &shelf, uint32_t fabric_slot,
 
 void CapacityIndex::SetOnline(const std::string &name, bool online) {
   auto id = ProviderId(name);
-  if (!id || providers_[*id].online == online)
-    return;
+  if (!id || providers_[*id].online == online) return;
   providers_[*id].online = online;
   MarkModelsDirty(providers_[*id]);
   ++offer_generation_;
@@ -320,8 +309,7 @@ void CapacityIndex::SetOnline(const std::string &name, bool online) {
 
 void CapacityIndex::SetReliability(const std::string &name, uint32_t permille) {
   auto id = ProviderId(name);
-  if (!id || providers_[*id].reliability_permille == permille)
-    return;
+  if (!id || providers_[*id].reliability_permille == permille) return;
   // Not part of the rank order (which then never needs re-sorting when a
   // job ends): the matcher compares reliability among equal-cost offers.
   // Nor does it change why a job waits, so cached explanations stay valid.
@@ -329,18 +317,15 @@ void CapacityIndex::SetReliability(const std::string &name, uint32_t permille) {
 }
 
 void CapacityIndex::MarkModelsDirty(const Provider &provider) {
-  for (const auto &shelf : provider.shelves)
-    orders_[shelf.model].dirty = true;
+  for (const auto &shelf : provider.shelves) orders_[shelf.model].dirty = true;
   all_order_.dirty = true;
 }
 
 void CapacityIndex::RebuildDirtyOrders() {
   for (uint32_t model = 0; model < orders_.size(); ++model) {
-    if (orders_[model].dirty)
-      RebuildOrder(model);
+    if (orders_[model].dirty) RebuildOrder(model);
   }
-  if (all_order_.dirty)
-    RebuildOrder(kAllModels);
+  if (all_order_.dirty) RebuildOrder(kAllModels);
 }
 
 void CapacityIndex::RebuildOrder(uint32_t model) const {
@@ -370,8 +355,7 @@ void CapacityIndex::RebuildOrder(uint32_t model) const {
                               sb.spare, b.shelf);
             });
   order.leaves = 1;
-  while (order.leaves < order.shelves.size())
-    order.leaves *= 2;
+  while (order.leaves < order.shelves.size()) order.leaves *= 2;
   order.tree.assign(2 * order.leaves, Room{});
   for (size_t pos = 0; pos < order.shelves.size(); ++pos) {
     const Shelf &shelf = providers_[order.shelves[pos].provider]
@@ -430,23 +414,20 @@ void CapacityIndex::UpdateShelfRoom(uint32_t provider, uint32_t shelf_id) {
 
 int CapacityIndex::FindShelf(uint32_t model, int from, const Need &need) const {
   const ModelOrder &order = OrderOf(model);
-  if (from < 0 || static_cast<size_t>(from) >= order.shelves.size())
-    return -1;
+  if (from < 0 || static_cast<size_t>(from) >= order.shelves.size()) return -1;
   return FindInTree(order, 1, 0, order.leaves - 1, static_cast<size_t>(from),
                     need);
 }
 
 int CapacityIndex::FindInTree(const ModelOrder &order, size_t node, size_t lo,
                               size_t hi, size_t from, const Need &need) const {
-  if (hi < from || !RoomFits(order.tree[node], need))
-    return -1;
+  if (hi < from || !RoomFits(order.tree[node], need)) return -1;
   if (lo == hi) {
     return lo < order.shelves.size() ? static_cast<int>(lo) : -1;
   }
   const size_t mid = (lo + hi) / 2;
   int found = FindInTree(order, 2 * node, lo, mid, from, need);
-  if (found >= 0)
-    return found;
+  if (found >= 0) return found;
   return FindInTree(order, 2 * node + 1, mid + 1, hi, from, need);
 }
 
@@ -456,8 +437,7 @@ bool CapacityIndex::ApplyAllocation(Provider &provider,
   const uint32_t provider_id = provider_by_name_.at(provider.name);
   for (const auto &assignment : allocation.assignments) {
     auto node_it = provider.node_by_name.find(assignment.node());
-    if (node_it == provider.node_by_name.end())
-      continue;
+    if (node_it == provider.node_by_name.end()) continue;
     Node &node = provider.nodes[node_it->second];
     const uint32_t milli = assignment.milli() == 0
                                ? kWholeCardMilli
@@ -472,20 +452,16 @@ bool CapacityIndex::ApplyAllocation(Provider &provider,
         }
         const uint32_t device = index - group.first_index;
         const uint32_t old_used = group.used_milli[device];
-        if (sign > 0 && old_used + milli > kWholeCardMilli)
-          return false;
+        if (sign > 0 && old_used + milli > kWholeCardMilli) return false;
         ++devices;
-        if (check_only)
-          break;
+        if (check_only) break;
         const uint32_t new_used =
             sign > 0 ? old_used + milli
                      : (old_used > milli ? old_used - milli : 0);
         group.used_milli[device] = static_cast<uint16_t>(new_used);
         const uint32_t old_free_whole = group.free_whole;
-        if (old_used == 0 && new_used > 0)
-          --group.free_whole;
-        if (old_used > 0 && new_used == 0)
-          ++group.free_whole;
+        if (old_used == 0 && new_used > 0) --group.free_whole;
+        if (old_used > 0 && new_used == 0) ++group.free_whole;
         if (group.shelf != kNoShelf) {
           Shelf &shelf = provider.shelves[group.shelf];
           if (old_used > 0 && old_used < kWholeCardMilli) {
@@ -503,8 +479,7 @@ bool CapacityIndex::ApplyAllocation(Provider &provider,
         break;
       }
     }
-    if (check_only)
-      continue;
+    if (check_only) continue;
     const uint64_t cpu = devices * allocation.cpu_milli_per_card;
     const uint64_t memory = devices * allocation.host_memory_mib_per_card;
     if (sign > 0) {
@@ -522,8 +497,7 @@ void CapacityIndex::GroupChanged(uint32_t provider_id, uint32_t node_id,
                                  uint32_t group_id, uint32_t old_free_whole) {
   Provider &provider = providers_[provider_id];
   CardGroup &group = provider.nodes[node_id].groups[group_id];
-  if (group.shelf == kNoShelf)
-    return;
+  if (group.shelf == kNoShelf) return;
   Shelf &shelf = provider.shelves[group.shelf];
   if (group.free_whole != old_free_whole) {
     // Move the member between buckets (swap-remove keeps it O(1)).
@@ -550,8 +524,7 @@ Status CapacityIndex::Allocate(const std::string &job_id,
     return AlreadyExistsError("job " + job_id + " already holds capacity");
   }
   auto id = ProviderId(allocation.provider);
-  if (!id)
-    return NotFoundError("no provider " + allocation.provider);
+  if (!id) return NotFoundError("no provider " + allocation.provider);
   Provider &provider = providers_[*id];
   if (!ApplyAllocation(provider, allocation, +1, true)) {
     return FailedPreconditionError("job " + job_id +
@@ -565,19 +538,17 @@ Status CapacityIndex::Allocate(const std::string &job_id,
 
 std::optional<JobAllocation> CapacityIndex::Release(const std::string &job_id) {
   auto it = allocations_.find(job_id);
-  if (it == allocations_.end())
-    return std::nullopt;
+  if (it == allocations_.end()) return std::nullopt;
   JobAllocation allocation = std::move(it->second);
   allocations_.erase(it);
   jobs_by_provider_[allocation.provider].erase(job_id);
   auto id = ProviderId(allocation.provider);
-  if (id)
-    ApplyAllocation(providers_[*id], allocation, -1, false);
+  if (id) ApplyAllocation(providers_[*id], allocation, -1, false);
   return allocation;
 }
 
-const JobAllocation *
-CapacityIndex::FindAllocation(const std::string &job_id) const {
+const JobAllocation *CapacityIndex::FindAllocation(
+    const std::string &job_id) const {
   auto it = allocations_.find(job_id);
   return it == allocations_.end() ? nullptr : &it->second;
 }
@@ -585,19 +556,16 @@ CapacityIndex::FindAllocation(const std::string &job_id) const {
 CapacityIndex::CardTotals CapacityIndex::Totals() const {
   CardTotals totals;
   for (const auto &provider : providers_) {
-    if (!provider.online)
-      continue;
+    if (!provider.online) continue;
     for (const auto &node : provider.nodes) {
-      if (node.offer == v1::CAPACITY_OFFER_WITHDRAWN)
-        continue;
+      if (node.offer == v1::CAPACITY_OFFER_WITHDRAWN) continue;
       for (const auto &group : node.groups) {
         totals.cards += group.count;
-        for (uint16_t used : group.used_milli)
-          totals.allocated_milli += used;
+        for (uint16_t used : group.used_milli) totals.allocated_milli += used;
       }
     }
   }
   return totals;
 }
 
-} // namespace computenet::matching
+}  // namespace computenet::matching

@@ -13,12 +13,12 @@ constexpr char kWaitingForCapacity[] = "waiting for capacity";
 
 int64_t ClassRank(v1::PriorityClass priority) {
   switch (priority) {
-  case v1::PRIORITY_CLASS_LOW:
-    return 0;
-  case v1::PRIORITY_CLASS_HIGH:
-    return 2;
-  default:
-    return 1; // NORMAL and UNSPECIFIED
+    case v1::PRIORITY_CLASS_LOW:
+      return 0;
+    case v1::PRIORITY_CLASS_HIGH:
+      return 2;
+    default:
+      return 1;  // NORMAL and UNSPECIFIED
   }
 }
 
@@ -31,8 +31,7 @@ std::vector<std::string> NodeNames(const Placement &placement) {
 }
 
 std::string FormatTime(int64_t ms) {
-  if (ms == INT64_MAX)
-    return "never";
+  if (ms == INT64_MAX) return "never";
   return std::to_string(ms) + " ms since the epoch";
 }
 
@@ -69,7 +68,7 @@ std::string RequestKey(const PlacementRequest &request) {
   return key;
 }
 
-} // namespace
+}  // namespace
 
 JobQueue::JobQueue(JobQueueOptions options, std::shared_ptr<Clock> clock)
     : options_(options),
@@ -81,13 +80,11 @@ JobQueue::JobQueue(JobQueueOptions options, std::shared_ptr<Clock> clock)
 }
 
 Status JobQueue::Add(QueuedJob job) {
-  if (job.job_id.empty())
-    return InvalidArgumentError("queue: empty job id");
+  if (job.job_id.empty()) return InvalidArgumentError("queue: empty job id");
   if (jobs_.count(job.job_id) != 0) {
     return AlreadyExistsError("job " + job.job_id + " is already queued");
   }
-  if (job.organization.empty())
-    job.organization = "-";
+  if (job.organization.empty()) job.organization = "-";
   explained_.erase(job.job_id);
   ever_.erase(job.job_id);
   const std::string id = job.job_id;
@@ -142,8 +139,7 @@ JobQueue::Org &JobQueue::OrgAt(const std::string &organization,
 
 double JobQueue::UsageOf(const std::string &organization) const {
   auto it = orgs_.find(organization);
-  if (it == orgs_.end())
-    return 0;
+  if (it == orgs_.end()) return 0;
   return Decayed(it->second, clock_->NowMs());
 }
 
@@ -159,8 +155,7 @@ void JobQueue::MarkRunning(const std::string &job_id,
 
 void JobQueue::MarkStopped(const std::string &job_id) {
   auto it = running_.find(job_id);
-  if (it == running_.end())
-    return;
+  if (it == running_.end()) return;
   Org &org = OrgAt(it->second.organization, clock_->NowMs());
   org.running_milli -= std::min(org.running_milli, it->second.milli);
   running_.erase(it);
@@ -240,8 +235,7 @@ const JobQueue::Cached &JobQueue::Explain(const QueuedJob &job,
     ever.never = !status.ok();
     ever.text = status.message();
   }
-  if (ever.never)
-    return ever;
+  if (ever.never) return ever;
   Cached &explained = explained_[job.job_id];
   if (explained.generation != capacity.offer_generation()) {
     MatchContext context;
@@ -280,7 +274,7 @@ std::optional<Reservation> JobQueue::Reserve(const QueuedJob &head,
       }
     }
     if (++steps > options_.max_reservation_steps) {
-      reservation.start_by_ms = now_ms; // unknown: nobody jumps the head
+      reservation.start_by_ms = now_ms;  // unknown: nobody jumps the head
       reservation.nodes.clear();
       break;
     }
@@ -303,7 +297,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
   PassResult result;
   const QueuedJob *head = nullptr;
   bool reserved = false;
-  bool block_all = false; // the reservation is unknown: no one jumps
+  bool block_all = false;  // the reservation is unknown: no one jumps
   std::unordered_set<uint64_t> reserved_nodes;
   std::vector<std::string> leaving;
 
@@ -335,7 +329,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
   // request that found no place finds none later in the same pass: the
   // waiting jobs with the same request (a saturated queue holds thousands
   // of a few shapes) reuse its answer instead of searching again.
-  std::unordered_map<std::string, std::string> no_place; // key -> why
+  std::unordered_map<std::string, std::string> no_place;  // key -> why
   Walk(now, [&](const QueuedJob &job) -> uint64_t {
     MatchContext context;
     context.excluded = &job.excluded_providers;
@@ -360,18 +354,16 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
           return 0;
         }
         reason = why.text;
-        if (!key.empty())
-          no_place.emplace(key, why.text);
+        if (!key.empty()) no_place.emplace(key, why.text);
       }
       if (head == nullptr && reason.rfind(kWaitingForCapacity, 0) == 0) {
-        head = &job; // the first job held back by capacity alone
+        head = &job;  // the first job held back by capacity alone
         reason += " (first in line)";
       }
       result.waiting.push_back({job.job_id, std::nullopt, reason, false});
       return 0;
     }
-    if (head == nullptr)
-      return place(job, std::move(*placement));
+    if (head == nullptr) return place(job, std::move(*placement));
     // Backfill: may it start before the head without delaying it?
     if (!reserved) {
       reserved = true;
@@ -379,13 +371,11 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
           Reserve(*head, capacity, matcher, now, &result.match_calls);
       result.reservation = reservation;
       if (reservation->start_by_ms != INT64_MAX) {
-        if (reservation->nodes.empty())
-          block_all = true;
+        if (reservation->nodes.empty()) block_all = true;
         for (const auto &name : reservation->nodes) {
           const auto slash = name.find('/');
           auto provider = capacity.ProviderId(name.substr(0, slash));
-          if (!provider)
-            continue;
+          if (!provider) continue;
           const auto &nodes = capacity.providers()[*provider].node_by_name;
           auto node = nodes.find(name.substr(slash + 1));
           if (node != nodes.end()) {
@@ -416,9 +406,8 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
     return 0;
   });
 
-  for (const auto &job_id : leaving)
-    Remove(job_id);
+  for (const auto &job_id : leaving) Remove(job_id);
   return result;
 }
 
-} // namespace computenet::matching
+}  // namespace computenet::matching

@@ -27,15 +27,15 @@ using testing::MakeRegistration;
 
 // What the manager sent, in order, decoded.
 struct Sent {
-  std::string what; // "changed", "offer" or "cancel"
+  std::string what;  // "changed", "offer" or "cancel"
   std::string job_id;
-  v1::JobState state = v1::JOB_STATE_UNSPECIFIED; // "changed"
-  std::string provider;                           // "offer", "cancel"
-  uint32_t grace_ms = 0;                          // "cancel"
+  v1::JobState state = v1::JOB_STATE_UNSPECIFIED;  // "changed"
+  std::string provider;                            // "offer", "cancel"
+  uint32_t grace_ms = 0;                           // "cancel"
 };
 
 class RecordingEvents final : public JobEvents {
-public:
+ public:
   void JobChanged(const v1::JobInfo &job) override {
     sent.push_back({"changed", job.job_id(), job.state(), "", 0});
   }
@@ -59,8 +59,7 @@ public:
   }
   std::vector<std::string> Kinds() const {
     std::vector<std::string> kinds;
-    for (const auto &s : sent)
-      kinds.push_back(s.what);
+    for (const auto &s : sent) kinds.push_back(s.what);
     return kinds;
   }
 
@@ -69,18 +68,18 @@ public:
 };
 
 class JobManagerTest : public ::testing::Test {
-protected:
+ protected:
   JobManagerTest() { Restart(); }
 
   // A fresh manager (and registry) over the same file, as after a restart.
   void Restart() {
     jobs_.reset();
     registry_ = std::make_unique<ProviderRegistry>();
-    registry_->Register("site-a",
-                        MakeRegistration("zb-1",
-                                         {MakeNode("n1", "ib-1", "A800", 4)},
-                                         {{"A800", 3600}}),
-                        "", clock_->NowMs());
+    registry_->Register(
+        "site-a",
+        MakeRegistration("zb-1", {MakeNode("n1", "ib-1", "A800", 4)},
+                         {{"A800", 3600}}),
+        "", clock_->NowMs());
     JobManagerOptions options;
     options.region = "north";
     options.max_attempts = 2;
@@ -110,7 +109,7 @@ protected:
     placement.provider = "site-a";
     placement.model = "A800";
     placement.assignments = {MakeAssignment("n1", devices)};
-    placement.price_per_card_hour = 3600; // 1 minor unit per card-second
+    placement.price_per_card_hour = 3600;  // 1 minor unit per card-second
     placement.currency = "CNY";
     placement.cards = static_cast<uint32_t>(devices.size());
     return placement;
@@ -152,8 +151,7 @@ protected:
     EXPECT_TRUE(active.ok()) << active.status().ToString();
     std::vector<std::string> ids;
     if (active.ok()) {
-      for (const auto &job : *active)
-        ids.push_back(job.job_id());
+      for (const auto &job : *active) ids.push_back(job.job_id());
     }
     return ids;
   }
@@ -204,7 +202,7 @@ TEST_F(JobManagerTest, PlaceHoldsTakesCardsAndOffersAfterStoring) {
 }
 
 TEST_F(JobManagerTest, PlaceWithoutFundsLeavesItQueuedSayingWhy) {
-  v1::JobInfo job = MustSubmit(); // alice has nothing
+  v1::JobInfo job = MustSubmit();  // alice has nothing
   events_.sent.clear();
   Status placed = jobs_->Place(job, OnSiteA());
   EXPECT_EQ(placed.code(), StatusCode::kFailedPrecondition);
@@ -270,7 +268,7 @@ TEST_F(JobManagerTest, RequeueReleasesHoldAndCardsAndQueuesAgain) {
   EXPECT_EQ(stored.state(), v1::JOB_STATE_QUEUED);
   EXPECT_EQ(stored.provider(), "");
   EXPECT_EQ(stored.reason(), "provider went away");
-  EXPECT_EQ(stored.attempts(), 1u); // the attempt is spent
+  EXPECT_EQ(stored.attempts(), 1u);  // the attempt is spent
   EXPECT_FALSE(HoldOpen(job.job_id()));
   EXPECT_EQ(FreeCards(), 4u);
   EXPECT_TRUE(jobs_->queue().Contains(job.job_id()));
@@ -401,7 +399,7 @@ TEST_F(JobManagerTest, RestartRebuildsQueueCardsAndProviderIndex) {
   EXPECT_FALSE(jobs_->queue().Contains(done.job_id()));
   EXPECT_THAT(ActiveOnSiteA(), ElementsAre(running.job_id()));
   EXPECT_EQ(jobs_->active_count(), 1u);
-  EXPECT_EQ(FreeCards(), 2u); // the running job's two cards stay taken
+  EXPECT_EQ(FreeCards(), 2u);  // the running job's two cards stay taken
 }
 
 TEST_F(JobManagerTest, CheckHomeBudgetNamesBothAmounts) {
@@ -413,5 +411,5 @@ TEST_F(JobManagerTest, CheckHomeBudgetNamesBothAmounts) {
   EXPECT_THAT(over.message(), HasSubstr("east"));
 }
 
-} // namespace
-} // namespace computenet::broker
+}  // namespace
+}  // namespace computenet::broker

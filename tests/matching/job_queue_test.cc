@@ -23,7 +23,7 @@ using testing::MakeRegistration;
 constexpr int64_t kHour = 3600LL * 1000;
 
 class JobQueueTest : public ::testing::Test {
-protected:
+ protected:
   JobQueueTest() : clock_(std::make_shared<FakeClock>()) {
     JobQueueOptions options;
     options.fair_share_half_life_ms = kHour;
@@ -58,16 +58,14 @@ protected:
 
   std::vector<std::string> Placed(const JobQueue::PassResult &pass) {
     std::vector<std::string> out;
-    for (const auto &outcome : pass.placed)
-      out.push_back(outcome.job_id);
+    for (const auto &outcome : pass.placed) out.push_back(outcome.job_id);
     return out;
   }
 
   std::string WaitReason(const JobQueue::PassResult &pass,
                          const std::string &job_id) {
     for (const auto &outcome : pass.waiting) {
-      if (outcome.job_id == job_id)
-        return outcome.reason;
+      if (outcome.job_id == job_id) return outcome.reason;
     }
     return "(not waiting)";
   }
@@ -117,10 +115,8 @@ TEST_F(JobQueueTest, PriorityClassesAreStrictAndFifoWithinAClass) {
 TEST_F(JobQueueTest, FairShareBetweenTwoOrganizationsUnderContention) {
   AddProvider("site", {MakeNode("n1", "ib", "A800", 4)});
   // org-a floods the queue first; org-b comes later with as many jobs.
-  for (int i = 0; i < 6; ++i)
-    Submit("a" + std::to_string(i), "org-a", 1);
-  for (int i = 0; i < 6; ++i)
-    Submit("b" + std::to_string(i), "org-b", 1);
+  for (int i = 0; i < 6; ++i) Submit("a" + std::to_string(i), "org-a", 1);
+  for (int i = 0; i < 6; ++i) Submit("b" + std::to_string(i), "org-b", 1);
   auto pass = queue_->Schedule(index_, matcher_);
   // Four cards: the organizations take turns instead of FIFO giving org-a
   // all of them; FIFO holds inside each organization.
@@ -158,7 +154,7 @@ TEST_F(JobQueueTest, PastUsageDecaysWithTheHalfLife) {
 TEST_F(JobQueueTest, AgingLetsALowPriorityJobOvertakeNewerHighOnes) {
   AddProvider("site", {MakeNode("n1", "ib", "A800", 1)});
   Submit("low-old", "org", 1, v1::PRIORITY_CLASS_LOW);
-  clock_->AdvanceMs(2 * kHour + 1); // two aging intervals: LOW -> above HIGH
+  clock_->AdvanceMs(2 * kHour + 1);  // two aging intervals: LOW -> above HIGH
   Submit("high-new", "org", 1, v1::PRIORITY_CLASS_HIGH);
   EXPECT_THAT(queue_->Order(), ElementsAre("low-old", "high-new"));
   auto pass = queue_->Schedule(index_, matcher_);
@@ -180,9 +176,9 @@ TEST_F(JobQueueTest, BackfillNeverDelaysTheHeadJob) {
   const int64_t t0 = clock_->NowMs();
   clock_->AdvanceMs(10'000);
 
-  Submit("head", "org", 8); // needs the whole node: at t0 + 100 s
+  Submit("head", "org", 8);  // needs the whole node: at t0 + 100 s
   Submit("long", "org", 2, v1::PRIORITY_CLASS_NORMAL, 3600);
-  Submit("short", "org", 2, v1::PRIORITY_CLASS_NORMAL, 60); // ends by t0+70s
+  Submit("short", "org", 2, v1::PRIORITY_CLASS_NORMAL, 60);  // ends by t0+70s
   auto pass = queue_->Schedule(index_, matcher_);
   ASSERT_TRUE(pass.reservation.has_value());
   EXPECT_EQ(pass.reservation->job_id, "head");
@@ -203,7 +199,7 @@ TEST_F(JobQueueTest, BackfillUsesNodesTheHeadDoesNotNeed) {
   ASSERT_THAT(Placed(queue_->Schedule(index_, matcher_)),
               ElementsAre("r1", "r2"));
   // r1 took n1's 6 cards... r2 went to n2 (best fit: n2 had 8, n1 had 2).
-  Submit("head", "org", 8); // needs a whole node: n1 once r1 ends
+  Submit("head", "org", 8);  // needs a whole node: n1 once r1 ends
   Submit("long", "org", 4, v1::PRIORITY_CLASS_NORMAL, 3600);
   auto pass = queue_->Schedule(index_, matcher_);
   ASSERT_TRUE(pass.reservation.has_value());
@@ -248,7 +244,7 @@ TEST_F(JobQueueTest, JobsBlockedByTheirOwnConstraintsDoNotHoldOthersBack) {
   capped.job_id = "capped";
   capped.sequence = ++sequence_;
   v1::JobSpec spec = testing::ShellJob("true", 1);
-  spec.set_max_price_per_card_hour(100); // every offer is dearer
+  spec.set_max_price_per_card_hour(100);  // every offer is dearer
   capped.request = PlacementRequest::FromSpec(spec);
   capped.max_duration_s = 60;
   ASSERT_TRUE(queue_->Add(std::move(capped)).ok());
@@ -298,5 +294,5 @@ TEST_F(JobQueueTest, OneSearchPerRequestShapeThatFindsNoPlaceInAPass) {
   EXPECT_THAT(Placed(pass), ElementsAre("four-0", "four-1"));
 }
 
-} // namespace
-} // namespace computenet::matching
+}  // namespace
+}  // namespace computenet::matching

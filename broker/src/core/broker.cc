@@ -28,11 +28,11 @@ bool IsPeerMessage(v1::MessageType type) {
          type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY;
 }
 
-} // namespace
+}  // namespace
 
-StatusOr<std::unique_ptr<Broker>>
-Broker::Create(BrokerOptions options, Identity identity,
-               std::unique_ptr<Matcher> &&matcher) {
+StatusOr<std::unique_ptr<Broker>> Broker::Create(
+    BrokerOptions options, Identity identity,
+    std::unique_ptr<Matcher> &&matcher) {
   CN_RETURN_IF_ERROR(ValidatePartyName(options.broker_id));
   if (options.database_path.empty()) {
     return InvalidArgumentError("broker: database_path is required");
@@ -43,10 +43,8 @@ Broker::Create(BrokerOptions options, Identity identity,
   if (options.fee_bps > 10'000) {
     return InvalidArgumentError("broker: fee_bps must be 0..10000");
   }
-  if (!options.clock)
-    options.clock = SystemClock::Shared();
-  if (!matcher)
-    matcher = std::make_unique<PlacementMatcher>();
+  if (!options.clock) options.clock = SystemClock::Shared();
+  if (!matcher) matcher = std::make_unique<PlacementMatcher>();
   CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
   auto broker =
       std::make_unique<BrokerImpl>(std::move(options), std::move(identity),
@@ -58,12 +56,16 @@ Broker::Create(BrokerOptions options, Identity identity,
 BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
                        std::unique_ptr<Matcher> matcher,
                        std::unique_ptr<Store> store)
-    : options_(std::move(options)), identity_(std::move(identity)),
-      matcher_(std::move(matcher)), store_(std::move(store)),
+    : options_(std::move(options)),
+      identity_(std::move(identity)),
+      matcher_(std::move(matcher)),
+      store_(std::move(store)),
       directory_(BrokerFileDirectory(store_->database())),
       ledger_(store_->database(), *directory_,
               LedgerOptions{options_.broker_id, options_.fee_bps}),
-      clock_(options_.clock), context_(1), registry_(options_.catalog),
+      clock_(options_.clock),
+      context_(1),
+      registry_(options_.catalog),
       limiter_(options_.requests_per_second, options_.request_burst),
       jobs_(std::make_unique<JobManager>(
           JobManagerOptions{
@@ -109,12 +111,10 @@ Status BrokerImpl::Run() {
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(tick_ms));
     } catch (const zmq::error_t &error) {
-      if (error.num() == EINTR)
-        continue;
+      if (error.num() == EINTR) continue;
       return UnavailableError(std::string("poll: ") + error.what());
     }
-    if (items[0].revents & ZMQ_POLLIN)
-      zap_->HandlePending();
+    if (items[0].revents & ZMQ_POLLIN) zap_->HandlePending();
     CN_RETURN_IF_ERROR(RunBatch((items[1].revents & ZMQ_POLLIN) != 0));
   }
   CheckpointOnShutdown();
@@ -135,8 +135,7 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
                  begun.ToString());
   } else {
     outbound_->Hold();
-    for (auto &[name, link] : links_)
-      link->Hold();
+    for (auto &[name, link] : links_) link->Hold();
   }
   const auto started = std::chrono::steady_clock::now();
   if (frames_waiting) {
@@ -147,37 +146,31 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
                      frame.status().ToString());
         continue;
       }
-      if (!frame->has_value())
-        break;
+      if (!frame->has_value()) break;
       HandleFrame(**frame);
       // Handshakes must not wait behind a long burst of messages, and a
       // batch is bounded in time as well as count: its replies wait for it.
       if (i % 64 == 63) {
         zap_->HandlePending();
-        if (std::chrono::steady_clock::now() - started > kMaxBatchTime)
-          break;
+        if (std::chrono::steady_clock::now() - started > kMaxBatchTime) break;
       }
     }
   }
   PollPeerLinks();
   OnTick();
-  if (!store_->database().batch_open())
-    return OkStatus();
+  if (!store_->database().batch_open()) return OkStatus();
   Status committed = store_->database().CommitBatch();
   if (!committed.ok()) {
     // Nothing of the batch is on disk, but this process's memory (queue,
     // registry, watchers) already moved on: answer every request in it with
     // a retryable error and stop, so a restart reloads the durable state.
     outbound_->Fail(committed);
-    for (auto &[name, link] : links_)
-      link->Discard();
+    for (auto &[name, link] : links_) link->Discard();
     return committed.WithContext("group commit");
   }
   const std::set<std::string> gone = outbound_->Release();
-  for (auto &[name, link] : links_)
-    link->Release();
-  if (!gone.empty())
-    DropWatchers(gone);
+  for (auto &[name, link] : links_) link->Release();
+  if (!gone.empty()) DropWatchers(gone);
   return OkStatus();
 }
 
@@ -256,57 +249,57 @@ void BrokerImpl::Dispatch(const Request &request) {
     return;
   }
   switch (type) {
-  case v1::MESSAGE_TYPE_REGISTER_PROVIDER:
-    return OnRegisterProvider(request);
-  case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE:
-    return OnPlacementResponse(request);
-  case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE:
-    return OnJobStatusUpdate(request);
-  case v1::MESSAGE_TYPE_USAGE_REPORT:
-    return OnUsageReport(request);
-  case v1::MESSAGE_TYPE_UPDATE_OFFER:
-    return OnUpdateOffer(request);
-  case v1::MESSAGE_TYPE_SUBMIT_JOB:
-    return OnSubmitJob(request);
-  case v1::MESSAGE_TYPE_GET_JOB:
-    return OnGetJob(request);
-  case v1::MESSAGE_TYPE_CANCEL_JOB:
-    return OnCancelJob(request);
-  case v1::MESSAGE_TYPE_LIST_JOBS:
-    return OnListJobs(request);
-  case v1::MESSAGE_TYPE_WATCH_JOBS:
-    return OnWatchJobs(request);
-  case v1::MESSAGE_TYPE_PEER_HELLO:
-    return OnPeerHello(request);
-  case v1::MESSAGE_TYPE_CAPACITY_ADVERT:
-    return OnCapacityAdvert(request);
-  case v1::MESSAGE_TYPE_FORWARD_JOB:
-    return OnForwardJob(request);
-  case v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE:
-    return OnRemoteJobUpdate(request);
-  case v1::MESSAGE_TYPE_REMOTE_USAGE:
-    return OnRemoteUsage(request);
-  case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB:
-    return OnCancelRemoteJob(request);
-  case v1::MESSAGE_TYPE_RECONCILE_JOBS:
-    return OnReconcileJobs(request);
-  case v1::MESSAGE_TYPE_PEER_SETTLEMENT:
-    return OnPeerSettlement(request);
-  case v1::MESSAGE_TYPE_PEER_LEDGER_PULL:
-    return OnLedgerPull(request);
-  case v1::MESSAGE_TYPE_PEER_COSIGNATURE:
-    return OnCosignCheckpoint(request);
-  case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
-    return OnGetFederationStatus(request);
-  case v1::MESSAGE_TYPE_GET_STATEMENT:
-    return OnGetStatement(request);
-  default:
-    spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
-                 request.peer.name, MessageTypeName(type));
-    ReplyError(request.frame.routing_id, request.envelope.request_id(),
-               v1::MESSAGE_TYPE_ERROR,
-               UnimplementedError("message type " + MessageTypeName(type) +
-                                  " is not served by this broker"));
+    case v1::MESSAGE_TYPE_REGISTER_PROVIDER:
+      return OnRegisterProvider(request);
+    case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE:
+      return OnPlacementResponse(request);
+    case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE:
+      return OnJobStatusUpdate(request);
+    case v1::MESSAGE_TYPE_USAGE_REPORT:
+      return OnUsageReport(request);
+    case v1::MESSAGE_TYPE_UPDATE_OFFER:
+      return OnUpdateOffer(request);
+    case v1::MESSAGE_TYPE_SUBMIT_JOB:
+      return OnSubmitJob(request);
+    case v1::MESSAGE_TYPE_GET_JOB:
+      return OnGetJob(request);
+    case v1::MESSAGE_TYPE_CANCEL_JOB:
+      return OnCancelJob(request);
+    case v1::MESSAGE_TYPE_LIST_JOBS:
+      return OnListJobs(request);
+    case v1::MESSAGE_TYPE_WATCH_JOBS:
+      return OnWatchJobs(request);
+    case v1::MESSAGE_TYPE_PEER_HELLO:
+      return OnPeerHello(request);
+    case v1::MESSAGE_TYPE_CAPACITY_ADVERT:
+      return OnCapacityAdvert(request);
+    case v1::MESSAGE_TYPE_FORWARD_JOB:
+      return OnForwardJob(request);
+    case v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE:
+      return OnRemoteJobUpdate(request);
+    case v1::MESSAGE_TYPE_REMOTE_USAGE:
+      return OnRemoteUsage(request);
+    case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB:
+      return OnCancelRemoteJob(request);
+    case v1::MESSAGE_TYPE_RECONCILE_JOBS:
+      return OnReconcileJobs(request);
+    case v1::MESSAGE_TYPE_PEER_SETTLEMENT:
+      return OnPeerSettlement(request);
+    case v1::MESSAGE_TYPE_PEER_LEDGER_PULL:
+      return OnLedgerPull(request);
+    case v1::MESSAGE_TYPE_PEER_COSIGNATURE:
+      return OnCosignCheckpoint(request);
+    case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
+      return OnGetFederationStatus(request);
+    case v1::MESSAGE_TYPE_GET_STATEMENT:
+      return OnGetStatement(request);
+    default:
+      spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
+                   request.peer.name, MessageTypeName(type));
+      ReplyError(request.frame.routing_id, request.envelope.request_id(),
+                 v1::MESSAGE_TYPE_ERROR,
+                 UnimplementedError("message type " + MessageTypeName(type) +
+                                    " is not served by this broker"));
   }
 }
 
@@ -333,8 +326,7 @@ void BrokerImpl::ReplyError(const std::string &routing_id, uint64_t request_id,
 
 bool BrokerImpl::SendToProvider(ProviderEntry &provider, v1::MessageType type,
                                 const google::protobuf::MessageLite &body) {
-  if (!provider.online)
-    return false;
+  if (!provider.online) return false;
   outbound_->Send(provider.routing_id,
                   EncodeEnvelope(type, 0, ++send_sequence_, body));
   provider.last_sent_ms = Now();
@@ -379,26 +371,23 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
       spdlog::warn("provider {} lost: silent for {} ms", provider->name,
                    now_ms - provider->last_heard_ms);
       Status saved = store_->SetProviderOnline(provider->name, false, now_ms);
-      if (!saved.ok())
-        spdlog::error("{}", saved.ToString());
+      if (!saved.ok()) spdlog::error("{}", saved.ToString());
     }
     if (!provider->online && provider->lost_since_ms > 0 &&
         now_ms - provider->lost_since_ms > options_.lost_job_timeout_ms) {
       // Jobs that stayed with a provider gone this long are failed; if it
       // comes back and still reports them, registration cancels them.
       auto jobs = jobs_->ActiveOn(provider->name);
-      if (!jobs.ok())
-        continue;
+      if (!jobs.ok()) continue;
       for (auto &job : *jobs) {
         RecordProviderEvent(provider->name, ProviderEvent::kProviderFailure);
         Status failed = jobs_->Finish(job, v1::JOB_STATE_FAILED, -1,
                                       "provider " + provider->name + " lost");
-        if (!failed.ok())
-          spdlog::error("{}", failed.ToString());
+        if (!failed.ok()) spdlog::error("{}", failed.ToString());
       }
       provider->lost_since_ms = 0;
     }
   }
 }
 
-} // namespace computenet::broker
+}  // namespace computenet::broker

@@ -13,13 +13,11 @@ namespace {
 // FIFO order: the sequence in "<broker id>-<sequence>".
 uint64_t SequenceOf(const std::string &job_id) {
   const auto dash = job_id.rfind('-');
-  if (dash == std::string::npos)
-    return 0;
+  if (dash == std::string::npos) return 0;
   uint64_t value = 0;
   for (size_t i = dash + 1; i < job_id.size(); ++i) {
     const char c = job_id[i];
-    if (c < '0' || c > '9')
-      return 0;
+    if (c < '0' || c > '9') return 0;
     value = value * 10 + static_cast<uint64_t>(c - '0');
   }
   return value;
@@ -33,7 +31,7 @@ bool ActiveHere(const v1::JobInfo &job) {
          job.remote_broker().empty() && !job.provider().empty();
 }
 
-} // namespace
+}  // namespace
 
 Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
                        int64_t price_per_card_hour, int64_t budget,
@@ -53,8 +51,12 @@ Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
 JobManager::JobManager(JobManagerOptions options, Store &store, Ledger &ledger,
                        ProviderRegistry &registry, std::shared_ptr<Clock> clock,
                        JobQueueOptions queue_options, JobEvents &events)
-    : options_(std::move(options)), store_(store), ledger_(ledger),
-      registry_(registry), clock_(std::move(clock)), events_(events),
+    : options_(std::move(options)),
+      store_(store),
+      ledger_(ledger),
+      registry_(registry),
+      clock_(std::move(clock)),
+      events_(events),
       queue_(queue_options, clock_) {}
 
 Status JobManager::Load() {
@@ -62,8 +64,7 @@ Status JobManager::Load() {
   for (const auto &job : queued) {
     // A forward that was out when we stopped waits for reconciliation
     // with that peer, so it cannot run in two places.
-    if (!job.remote_broker().empty())
-      continue;
+    if (!job.remote_broker().empty()) continue;
     Enqueue(job);
   }
   CN_ASSIGN_OR_RETURN(
@@ -72,8 +73,7 @@ Status JobManager::Load() {
   // Cards of jobs that were out when the broker stopped stay taken until
   // their provider re-registers and reconciles.
   for (const auto &job : active) {
-    if (!ActiveHere(job))
-      continue; // runs at a peer
+    if (!ActiveHere(job)) continue;  // runs at a peer
     Track(job);
     registry_.Allocate(job.job_id(), job.provider(),
                        {job.assignments().begin(), job.assignments().end()},
@@ -95,8 +95,7 @@ StatusOr<v1::JobInfo> JobManager::Submit(const std::string &broker_id,
                                          bool *duplicate) {
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_created_ms(Now());
-  if (job.reason().empty())
-    job.set_reason("waiting to be matched");
+  if (job.reason().empty()) job.set_reason("waiting to be matched");
   CN_ASSIGN_OR_RETURN(
       v1::JobInfo stored,
       store_.InsertJob(broker_id, std::move(job), idempotency_key, duplicate));
@@ -131,7 +130,7 @@ Status JobManager::SaveReleasingHold(const v1::JobInfo &job,
   if (released.has_value()) {
     spdlog::info("job {}: released {} minor units held for it ({})",
                  job.job_id(), released->amount, why);
-    schedule_needed_ = true; // the consumer's other jobs may fit now
+    schedule_needed_ = true;  // the consumer's other jobs may fit now
   }
   // Events only after the transaction that made them true.
   events_.JobChanged(job);
@@ -223,8 +222,7 @@ Status JobManager::Place(v1::JobInfo &job, const Placement &placement) {
 }
 
 Status JobManager::Start(v1::JobInfo &job, int64_t started_ms) {
-  if (job.state() == v1::JOB_STATE_RUNNING)
-    return OkStatus(); // repeated
+  if (job.state() == v1::JOB_STATE_RUNNING) return OkStatus();  // repeated
   v1::JobInfo running = job;
   running.set_state(v1::JOB_STATE_RUNNING);
   running.set_started_ms(started_ms > 0 ? started_ms : Now());
@@ -285,20 +283,17 @@ Status JobManager::Finish(v1::JobInfo &job, v1::JobState state,
 
 Status JobManager::RequestCancel(v1::JobInfo &job, const std::string &who,
                                  bool at_peer) {
-  if (IsTerminal(job.state()))
-    return OkStatus();
+  if (IsTerminal(job.state())) return OkStatus();
   if (job.state() == v1::JOB_STATE_QUEUED) {
     return Finish(job, v1::JOB_STATE_CANCELLED, -1, "cancelled by " + who);
   }
-  if (job.cancel_requested())
-    return OkStatus();
+  if (job.cancel_requested()) return OkStatus();
   v1::JobInfo flagged = job;
   flagged.set_cancel_requested(true);
   flagged.set_reason("cancel requested by " + who);
   CN_RETURN_IF_ERROR(Save(flagged));
   job = std::move(flagged);
-  if (!at_peer)
-    SendCancel(job);
+  if (!at_peer) SendCancel(job);
   return OkStatus();
 }
 
@@ -353,8 +348,7 @@ void JobManager::Enqueue(const v1::JobInfo &job) {
   }
   queue_.Remove(job.job_id());
   Status added = queue_.Add(std::move(queued));
-  if (!added.ok())
-    spdlog::error("queue: {}", added.ToString());
+  if (!added.ok()) spdlog::error("queue: {}", added.ToString());
   schedule_needed_ = true;
 }
 
@@ -366,8 +360,7 @@ uint32_t JobManager::MaxAttempts(const v1::JobInfo &job) const {
 bool JobManager::NoteWaitingReason(const std::string &job_id,
                                    const std::string &reason) {
   auto &reported = waiting_reasons_[job_id];
-  if (reported == reason)
-    return false;
+  if (reported == reason) return false;
   reported = reason;
   return true;
 }
@@ -391,8 +384,7 @@ void JobManager::SendOffer(const v1::JobInfo &job) {
 void JobManager::ResendUnansweredOffers(int64_t now_ms) {
   std::vector<std::string> due;
   for (const auto &[job_id, sent_ms] : offers_out_) {
-    if (now_ms - sent_ms >= options_.offer_resend_ms)
-      due.push_back(job_id);
+    if (now_ms - sent_ms >= options_.offer_resend_ms) due.push_back(job_id);
   }
   for (const auto &job_id : due) {
     auto job = store_.GetJob(job_id);
@@ -414,12 +406,11 @@ void JobManager::SendCancel(const v1::JobInfo &job) {
   events_.ToProvider(job.provider(), v1::MESSAGE_TYPE_PLACEMENT_CANCEL, cancel);
 }
 
-StatusOr<std::vector<v1::JobInfo>>
-JobManager::ActiveOn(const std::string &provider) {
+StatusOr<std::vector<v1::JobInfo>> JobManager::ActiveOn(
+    const std::string &provider) {
   std::vector<v1::JobInfo> jobs;
   auto it = active_by_provider_.find(provider);
-  if (it == active_by_provider_.end())
-    return jobs;
+  if (it == active_by_provider_.end()) return jobs;
   jobs.reserve(it->second.size());
   for (const auto &job_id : it->second) {
     CN_ASSIGN_OR_RETURN(v1::JobInfo job, store_.GetJob(job_id));
@@ -434,18 +425,15 @@ void JobManager::Track(const v1::JobInfo &job) {
   auto known = active_provider_of_.find(job.job_id());
   const bool active = ActiveHere(job);
   if (known != active_provider_of_.end()) {
-    if (active && known->second == job.provider())
-      return;
+    if (active && known->second == job.provider()) return;
     auto set = active_by_provider_.find(known->second);
     if (set != active_by_provider_.end()) {
       set->second.erase(job.job_id());
-      if (set->second.empty())
-        active_by_provider_.erase(set);
+      if (set->second.empty()) active_by_provider_.erase(set);
     }
     active_provider_of_.erase(known);
   }
-  if (!active)
-    return;
+  if (!active) return;
   active_provider_of_[job.job_id()] = job.provider();
   active_by_provider_[job.provider()].insert(job.job_id());
 }
@@ -456,4 +444,4 @@ void JobManager::Untrack(const std::string &job_id) {
   queue_.MarkStopped(job_id);
 }
 
-} // namespace computenet::broker
+}  // namespace computenet::broker

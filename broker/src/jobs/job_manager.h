@@ -46,7 +46,7 @@ namespace computenet::broker {
 // The broker implements it over its Outbound (held until the batch commits);
 // tests implement it by recording.
 class JobEvents {
-public:
+ public:
   virtual ~JobEvents() = default;
   // The job's stored row changed: its consumer's watchers, and its home
   // broker when a peer forwarded it here.
@@ -78,7 +78,7 @@ Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
                        const std::string &home_broker);
 
 class JobManager {
-public:
+ public:
   // Borrows everything; all must outlive it.
   JobManager(JobManagerOptions options, Store &store, Ledger &ledger,
              ProviderRegistry &registry, std::shared_ptr<Clock> clock,
@@ -172,7 +172,7 @@ public:
   bool funds_waiting() const { return funds_waiting_; }
   void ClearFundsWaiting() { funds_waiting_ = false; }
 
-private:
+ private:
   int64_t Now() const { return clock_->NowMs(); }
   // The hold and the PLACED row in one transaction.
   Status HoldAndSave(v1::JobInfo &job);
@@ -188,9 +188,10 @@ private:
   ProviderRegistry &registry_;
   std::shared_ptr<Clock> clock_;
   JobEvents &events_;
-  JobQueue queue_; // QUEUED jobs and the queue policy
+  JobQueue queue_;  // QUEUED jobs and the queue policy
   std::unordered_map<std::string, std::string> waiting_reasons_;
-  std::map<std::string, std::set<std::string>> rejected_by_; // job -> providers
+  std::map<std::string, std::set<std::string>>
+      rejected_by_;  // job -> providers
   // Offers not yet answered: job id -> when last sent.
   std::map<std::string, int64_t> offers_out_;
   // Local PLACED/RUNNING jobs by provider, and each job's provider.
@@ -200,6 +201,6 @@ private:
   bool funds_waiting_ = false;
 };
 
-} // namespace computenet::broker
+}  // namespace computenet::broker
 
-#endif // COMPUTENET_BROKER_JOBS_JOB_MANAGER_H_
+#endif  // COMPUTENET_BROKER_JOBS_JOB_MANAGER_H_

@@ -27,21 +27,18 @@ Status BrokerImpl::LoadState() {
 void BrokerImpl::JobChanged(const v1::JobInfo &job) {
   Notify(job);
   // A peer's job: its home broker streams the change to its consumer.
-  if (!job.home_broker().empty())
-    SendRemoteUpdate(job);
+  if (!job.home_broker().empty()) SendRemoteUpdate(job);
 }
 
 bool BrokerImpl::ToProvider(const std::string &provider, v1::MessageType type,
                             const google::protobuf::MessageLite &body) {
   ProviderEntry *entry = registry_.Find(provider);
-  if (entry == nullptr)
-    return false;
+  if (entry == nullptr) return false;
   return SendToProvider(*entry, type, body);
 }
 
 void BrokerImpl::Schedule() {
-  if (!jobs_->TakeScheduleRequest() || jobs_->queue().size() == 0)
-    return;
+  if (!jobs_->TakeScheduleRequest() || jobs_->queue().size() == 0) return;
   // The queue places on the capacity index as it goes; here every outcome
   // is routed (federation: docs/federation.md, "Routing"), persisted and
   // dispatched (docs/matching.md, "Queue").
@@ -58,13 +55,11 @@ void BrokerImpl::Schedule() {
       jobs_->queue().Remove(job.job_id());
       jobs_->ForgetWaitingReason(job.job_id());
       Status forwarded = ForwardJob(job, decision.peer);
-      if (forwarded.ok())
-        return true;
+      if (forwarded.ok()) return true;
       jobs_->Enqueue(job);
       // FAILED_PRECONDITION: its consumer cannot cover the forward's budget;
       // it waits for funds, saying so (ForwardJob stored the reason).
-      if (forwarded.code() == StatusCode::kFailedPrecondition)
-        return true;
+      if (forwarded.code() == StatusCode::kFailedPrecondition) return true;
       spdlog::error("forwarding job {}: {}", job.job_id(),
                     forwarded.ToString());
       return false;
@@ -77,8 +72,7 @@ void BrokerImpl::Schedule() {
           job, v1::JOB_STATE_FAILED, -1,
           decision.kind == RoutingDecision::Kind::kReject ? decision.reason
                                                           : local_reason);
-      if (!failed.ok())
-        spdlog::error("{}", failed.ToString());
+      if (!failed.ok()) spdlog::error("{}", failed.ToString());
       return true;
     }
     return false;
@@ -87,20 +81,16 @@ void BrokerImpl::Schedule() {
   for (const auto &outcome : pass.never_fit) {
     jobs_->ForgetWaitingReason(outcome.job_id);
     auto job = store_->GetJob(outcome.job_id);
-    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED)
-      continue;
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
     // Never here may still be somewhere: a peer with a bigger fabric.
-    if (route_away(*job, outcome.reason, /*never_fits_here=*/true))
-      continue;
-    if (!jobs_->queue().Contains(job->job_id()))
-      jobs_->Enqueue(*job);
+    if (route_away(*job, outcome.reason, /*never_fits_here=*/true)) continue;
+    if (!jobs_->queue().Contains(job->job_id())) jobs_->Enqueue(*job);
     const std::string reason =
         outcome.reason + "; waiting for a peer that can take it";
     if (job->reason() != reason) {
       job->set_reason(reason);
       Status saved = jobs_->Save(*job);
-      if (!saved.ok())
-        spdlog::error("{}", saved.ToString());
+      if (!saved.ok()) spdlog::error("{}", saved.ToString());
     }
   }
   for (const auto &outcome : pass.placed) {
@@ -119,8 +109,7 @@ void BrokerImpl::Schedule() {
         registry_.Release(outcome.job_id);
         jobs_->queue().MarkStopped(outcome.job_id);
         Status forwarded = ForwardJob(*job, decision.peer);
-        if (forwarded.ok())
-          continue;
+        if (forwarded.ok()) continue;
         if (forwarded.code() != StatusCode::kFailedPrecondition) {
           spdlog::error("forwarding job {}: {}", job->job_id(),
                         forwarded.ToString());
@@ -150,21 +139,16 @@ void BrokerImpl::Schedule() {
       continue;
     }
     auto job = store_->GetJob(outcome.job_id);
-    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED)
-      continue;
+    if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
     if (!links_.empty()) {
-      if (route_away(*job, outcome.reason, false))
-        continue;
-      if (!jobs_->NoteWaitingReason(outcome.job_id, outcome.reason))
-        continue;
+      if (route_away(*job, outcome.reason, false)) continue;
+      if (!jobs_->NoteWaitingReason(outcome.job_id, outcome.reason)) continue;
     }
-    if (job->reason() == outcome.reason)
-      continue;
+    if (job->reason() == outcome.reason) continue;
     job->set_reason(outcome.reason);
     Status saved = jobs_->Save(*job);
-    if (!saved.ok())
-      spdlog::error("{}", saved.ToString());
+    if (!saved.ok()) spdlog::error("{}", saved.ToString());
   }
 }
 
-} // namespace computenet::broker
+}  // namespace computenet::broker

@@ -40,8 +40,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "computenet/matching/accelerator_catalog.h"
 #include "computenet/common/status.h"
+#include "computenet/matching/accelerator_catalog.h"
 #include "computenet/v1/job.pb.h"
 #include "computenet/v1/provider.pb.h"
 
@@ -64,7 +64,7 @@ class CapacityIndex {
  public:
   // --- read-only structure, for matchers ------------------------------------
   struct CardGroup {
-    uint32_t model = 0;  // model id (see model_name)
+    uint32_t model = 0;        // model id (see model_name)
     uint32_t first_index = 0;  // device indices first_index .. +count-1
     uint32_t count = 0;
     uint64_t memory_mib = 0;
@@ -90,7 +90,7 @@ class CapacityIndex {
   struct Member {  // one card group on a shelf
     uint32_t node = 0;
     uint32_t group = 0;
-    uint32_t bucket_pos = 0;  // position in buckets[free_whole]
+    uint32_t bucket_pos = 0;   // position in buckets[free_whole]
     uint32_t fabric_slot = 0;  // index into the shelf's fabric counters
   };
   // Gang room is tracked for free-card thresholds 1, 2, 4, ... 64.
@@ -145,13 +145,13 @@ class CapacityIndex {
   // (changes with allocations) and static facts that let a search skip
   // whole subtrees of shelves the request may not use.
   struct Room {
-    uint32_t max_free_whole = 0;  // most free whole cards in one group
-    uint32_t max_free_milli = 0;  // largest free share of one card
+    uint32_t max_free_whole = 0;    // most free whole cards in one group
+    uint32_t max_free_milli = 0;    // largest free share of one card
     uint64_t free_whole_total = 0;  // most free whole cards on one shelf
-    uint64_t region_mask = 0;     // regions present (see RegionBit)
-    uint64_t class_mask = 0;      // vendor classes present (ClassBit)
-    uint8_t kinds = 0;            // kDedicated | kSpare present
-    uint64_t max_memory_mib = 0;  // largest card memory
+    uint64_t region_mask = 0;       // regions present (see RegionBit)
+    uint64_t class_mask = 0;        // vendor classes present (ClassBit)
+    uint8_t kinds = 0;              // kDedicated | kSpare present
+    uint64_t max_memory_mib = 0;    // largest card memory
     int64_t min_price = INT64_MAX;  // lowest price per card-hour
     // Most nodes in one fabric with >= 2^j free whole cards.
     std::array<uint32_t, kGangLevels> gang_nodes{};
@@ -225,7 +225,9 @@ class CapacityIndex {
   uint64_t ClassBit(const std::string& vendor_class) const;
   // The highest FLOPS any provider's card of the model has (a bound for
   // compute-equivalence searches).
-  uint64_t ModelMaxGflops(uint32_t model) const { return model_max_gflops_[model]; }
+  uint64_t ModelMaxGflops(uint32_t model) const {
+    return model_max_gflops_[model];
+  }
   // Vendor classes offered for a model by any provider.
   const std::set<std::string>& ModelClasses(uint32_t model) const {
     return model_classes_[model];
@@ -266,8 +268,8 @@ class CapacityIndex {
     if (order.dirty) RebuildOrder(model);
     return order;
   }
-  void GangCountsChanged(Shelf& shelf, uint32_t fabric_slot,
-                         uint32_t old_free, uint32_t new_free);
+  void GangCountsChanged(Shelf& shelf, uint32_t fabric_slot, uint32_t old_free,
+                         uint32_t new_free);
   Status BuildProvider(Provider& provider,
                        const v1::RegisterProvider& registration);
   bool ApplyAllocation(Provider& provider, const JobAllocation& allocation,
