@@ -24,8 +24,7 @@ StatementLineView View(const v1::LedgerEntry& entry, const std::string& account,
     if (entry.kind() == "hold") view.held_change = entry.hold_amount();
     if (entry.kind() == "void") view.held_change = -entry.hold_amount();
   }
-  const bool charge =
-      entry.kind() == "usage" || entry.kind() == "remote_usage";
+  const bool charge = entry.kind() == "usage" || entry.kind() == "remote_usage";
   if (charge && !entry.hold_id().empty() && entry.postings_size() > 0 &&
       entry.postings(0).account() == account) {
     view.held_change = entry.postings(0).amount();  // drawn from the hold

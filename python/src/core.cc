@@ -142,8 +142,8 @@ Int IntFrom(const py::handle& value, const std::string& what) {
   try {
     return value.cast<Int>();
   } catch (const py::cast_error&) {
-    Raise(InvalidArgumentError(what + " is out of range: " +
-                               std::string(py::str(value))));
+    Raise(InvalidArgumentError(
+        what + " is out of range: " + std::string(py::str(value))));
   }
 }
 
@@ -194,7 +194,8 @@ void SetScalar(pb::Message* message, const pb::FieldDescriptor* field,
       const std::string name = StringFrom(value, what);
       const pb::EnumValueDescriptor* v =
           field->enum_type()->FindValueByName(name);
-      if (v == nullptr) Raise(InvalidArgumentError(what + ": no value " + name));
+      if (v == nullptr)
+        Raise(InvalidArgumentError(what + ": no value " + name));
       rep ? r->AddEnum(message, field, v) : r->SetEnum(message, field, v);
       return;
     }
@@ -236,7 +237,8 @@ void DictToMessage(const py::dict& dict, pb::Message* message) {
         SetScalar(entry, value_field, v);
       }
     } else if (field->is_repeated()) {
-      if (py::isinstance<py::str>(value) || !py::isinstance<py::iterable>(value)) {
+      if (py::isinstance<py::str>(value) ||
+          !py::isinstance<py::iterable>(value)) {
         Raise(InvalidArgumentError(field->full_name() +
                                    ": want a list, not a single value"));
       }
@@ -292,14 +294,14 @@ class Connection {
   }
 
   py::dict GetJob(const std::string& job_id) {
-    auto job = Locked(
-        [&](consumer::Client& c) { return Unwrap(c.GetJob(job_id)); });
+    auto job =
+        Locked([&](consumer::Client& c) { return Unwrap(c.GetJob(job_id)); });
     return MessageToDict(job);
   }
 
   py::dict Cancel(const std::string& job_id) {
-    auto reply = Locked(
-        [&](consumer::Client& c) { return Unwrap(c.Cancel(job_id)); });
+    auto reply =
+        Locked([&](consumer::Client& c) { return Unwrap(c.Cancel(job_id)); });
     return MessageToDict(reply);
   }
 
@@ -312,17 +314,16 @@ class Connection {
       }
       wanted.push_back(state);
     }
-    auto jobs = Locked([&](consumer::Client& c) {
-      return Unwrap(c.ListJobs(limit, wanted));
-    });
+    auto jobs = Locked(
+        [&](consumer::Client& c) { return Unwrap(c.ListJobs(limit, wanted)); });
     py::list out;
     for (const auto& job : jobs) out.append(MessageToDict(job));
     return out;
   }
 
   py::dict WatchJob(const std::string& job_id) {
-    auto job = Locked(
-        [&](consumer::Client& c) { return Unwrap(c.WatchJob(job_id)); });
+    auto job =
+        Locked([&](consumer::Client& c) { return Unwrap(c.WatchJob(job_id)); });
     return MessageToDict(job);
   }
 
@@ -379,9 +380,8 @@ class Connection {
   }
 
   py::dict FederationStatus() {
-    auto view = Locked([&](consumer::Client& c) {
-      return Unwrap(c.GetFederationStatus());
-    });
+    auto view = Locked(
+        [&](consumer::Client& c) { return Unwrap(c.GetFederationStatus()); });
     return MessageToDict(view);
   }
 
@@ -442,9 +442,8 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Connection>(m, "Connection")
       .def(py::init<const std::string&, const std::string&, const std::string&,
                     int, int>(),
-           py::arg("endpoint"), py::arg("broker_identity"),
-           py::arg("identity"), py::arg("request_timeout_ms"),
-           py::arg("retries"))
+           py::arg("endpoint"), py::arg("broker_identity"), py::arg("identity"),
+           py::arg("request_timeout_ms"), py::arg("retries"))
       .def_property_readonly("name", &Connection::name)
       .def_property_readonly("closed", &Connection::closed)
       .def("submit", &Connection::Submit, py::arg("spec"),
