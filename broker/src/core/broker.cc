@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "core/imports.h"
-#include "core/broker_impl.h"
 #include "computenet/common/envelope.h"
+#include "core/broker_impl.h"
+#include "core/imports.h"
 
 namespace computenet::broker {
 namespace {
@@ -28,11 +28,11 @@ bool IsPeerMessage(v1::MessageType type) {
          type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY;
 }
 
-}  // namespace
+} // namespace
 
-StatusOr<std::unique_ptr<Broker>> Broker::Create(
-    BrokerOptions options, Identity identity,
-    std::unique_ptr<Matcher>&& matcher) {
+StatusOr<std::unique_ptr<Broker>>
+Broker::Create(BrokerOptions options, Identity identity,
+               std::unique_ptr<Matcher> &&matcher) {
   CN_RETURN_IF_ERROR(ValidatePartyName(options.broker_id));
   if (options.database_path.empty()) {
     return InvalidArgumentError("broker: database_path is required");
@@ -43,12 +43,14 @@ StatusOr<std::unique_ptr<Broker>> Broker::Create(
   if (options.fee_bps > 10'000) {
     return InvalidArgumentError("broker: fee_bps must be 0..10000");
   }
-  if (!options.clock) options.clock = SystemClock::Shared();
-  if (!matcher) matcher = std::make_unique<PlacementMatcher>();
+  if (!options.clock)
+    options.clock = SystemClock::Shared();
+  if (!matcher)
+    matcher = std::make_unique<PlacementMatcher>();
   CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
-  auto broker = std::make_unique<BrokerImpl>(
-      std::move(options), std::move(identity), std::move(matcher),
-      std::move(store));
+  auto broker =
+      std::make_unique<BrokerImpl>(std::move(options), std::move(identity),
+                                   std::move(matcher), std::move(store));
   CN_RETURN_IF_ERROR(broker->Init());
   return std::unique_ptr<Broker>(std::move(broker));
 }
@@ -56,18 +58,20 @@ StatusOr<std::unique_ptr<Broker>> Broker::Create(
 BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
                        std::unique_ptr<Matcher> matcher,
                        std::unique_ptr<Store> store)
-    : options_(std::move(options)),
-      identity_(std::move(identity)),
-      matcher_(std::move(matcher)),
-      store_(std::move(store)),
+    : options_(std::move(options)), identity_(std::move(identity)),
+      matcher_(std::move(matcher)), store_(std::move(store)),
       directory_(BrokerFileDirectory(store_->database())),
       ledger_(store_->database(), *directory_,
               LedgerOptions{options_.broker_id, options_.fee_bps}),
-      clock_(options_.clock),
-      context_(1),
-      registry_(options_.catalog),
+      clock_(options_.clock), context_(1), registry_(options_.catalog),
       limiter_(options_.requests_per_second, options_.request_burst),
-      queue_(options_.queue, options_.clock) {}
+      jobs_(std::make_unique<JobManager>(
+          JobManagerOptions{
+              options_.region, options_.max_attempts, options_.cancel_grace_ms,
+              static_cast<int64_t>(options_.heartbeat_interval_ms) *
+                  options_.heartbeat_liveness * 2},
+          *store_, ledger_, registry_, options_.clock, options_.queue,
+          static_cast<JobEvents &>(*this))) {}
 
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
@@ -77,10 +81,10 @@ Status BrokerImpl::Init() {
   CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
                                                options_.endpoint, &endpoint_));
   outbound_ = std::make_unique<RouterOutbound>(
-      router_, [this](const ReplyTag& tag, const Status& status) {
+      router_, [this](const ReplyTag &tag, const Status &status) {
         v1::Heartbeat empty;
-        return EncodeEnvelope(tag.type, tag.request_id, ++send_sequence_,
-                              empty, &status);
+        return EncodeEnvelope(tag.type, tag.request_id, ++send_sequence_, empty,
+                              &status);
       });
   CN_RETURN_IF_ERROR(LoadState());
   CN_RETURN_IF_ERROR(InitLedger());
@@ -97,18 +101,20 @@ Status BrokerImpl::Run() {
     // Peer links come and go (reconnects), so the poll set is rebuilt.
     items.assign({{zap_->socket().handle(), 0, ZMQ_POLLIN, 0},
                   {router_.handle(), 0, ZMQ_POLLIN, 0}});
-    for (auto& [name, link] : links_) {
-      if (zmq::socket_t* socket = link->socket()) {
+    for (auto &[name, link] : links_) {
+      if (zmq::socket_t *socket = link->socket()) {
         items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
       }
     }
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(tick_ms));
-    } catch (const zmq::error_t& error) {
-      if (error.num() == EINTR) continue;
+    } catch (const zmq::error_t &error) {
+      if (error.num() == EINTR)
+        continue;
       return UnavailableError(std::string("poll: ") + error.what());
     }
-    if (items[0].revents & ZMQ_POLLIN) zap_->HandlePending();
+    if (items[0].revents & ZMQ_POLLIN)
+      zap_->HandlePending();
     CN_RETURN_IF_ERROR(RunBatch((items[1].revents & ZMQ_POLLIN) != 0));
   }
   CheckpointOnShutdown();
@@ -129,7 +135,8 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
                  begun.ToString());
   } else {
     outbound_->Hold();
-    for (auto& [name, link] : links_) link->Hold();
+    for (auto &[name, link] : links_)
+      link->Hold();
   }
   const auto started = std::chrono::steady_clock::now();
   if (frames_waiting) {
@@ -140,35 +147,41 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
                      frame.status().ToString());
         continue;
       }
-      if (!frame->has_value()) break;
+      if (!frame->has_value())
+        break;
       HandleFrame(**frame);
       // Handshakes must not wait behind a long burst of messages, and a
       // batch is bounded in time as well as count: its replies wait for it.
       if (i % 64 == 63) {
         zap_->HandlePending();
-        if (std::chrono::steady_clock::now() - started > kMaxBatchTime) break;
+        if (std::chrono::steady_clock::now() - started > kMaxBatchTime)
+          break;
       }
     }
   }
   PollPeerLinks();
   OnTick();
-  if (!store_->database().batch_open()) return OkStatus();
+  if (!store_->database().batch_open())
+    return OkStatus();
   Status committed = store_->database().CommitBatch();
   if (!committed.ok()) {
     // Nothing of the batch is on disk, but this process's memory (queue,
     // registry, watchers) already moved on: answer every request in it with
     // a retryable error and stop, so a restart reloads the durable state.
     outbound_->Fail(committed);
-    for (auto& [name, link] : links_) link->Discard();
+    for (auto &[name, link] : links_)
+      link->Discard();
     return committed.WithContext("group commit");
   }
   const std::set<std::string> gone = outbound_->Release();
-  for (auto& [name, link] : links_) link->Release();
-  if (!gone.empty()) DropWatchers(gone);
+  for (auto &[name, link] : links_)
+    link->Release();
+  if (!gone.empty())
+    DropWatchers(gone);
   return OkStatus();
 }
 
-void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
+void BrokerImpl::HandleFrame(const RoutedFrame &frame) {
   auto peer = ParseUserId(frame.user_id);
   if (!peer.ok()) {
     // Cannot happen with the ZAP handler in place; never serve it anyway.
@@ -191,7 +204,7 @@ void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
     return;
   }
   if (peer->role == Role::kProvider) {
-    ProviderEntry* entry = registry_.Find(peer->name);
+    ProviderEntry *entry = registry_.Find(peer->name);
     if (entry != nullptr && entry->routing_id == frame.routing_id) {
       entry->last_heard_ms = now;
     }
@@ -199,7 +212,7 @@ void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
   Dispatch(Request{frame, *peer, *envelope});
 }
 
-void BrokerImpl::Dispatch(const Request& request) {
+void BrokerImpl::Dispatch(const Request &request) {
   const v1::MessageType type = request.envelope.type();
   const Role role = request.peer.role;
   if (type == v1::MESSAGE_TYPE_HEARTBEAT) {
@@ -243,45 +256,65 @@ void BrokerImpl::Dispatch(const Request& request) {
     return;
   }
   switch (type) {
-    case v1::MESSAGE_TYPE_REGISTER_PROVIDER: return OnRegisterProvider(request);
-    case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE: return OnPlacementResponse(request);
-    case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE: return OnJobStatusUpdate(request);
-    case v1::MESSAGE_TYPE_USAGE_REPORT: return OnUsageReport(request);
-    case v1::MESSAGE_TYPE_UPDATE_OFFER: return OnUpdateOffer(request);
-    case v1::MESSAGE_TYPE_SUBMIT_JOB: return OnSubmitJob(request);
-    case v1::MESSAGE_TYPE_GET_JOB: return OnGetJob(request);
-    case v1::MESSAGE_TYPE_CANCEL_JOB: return OnCancelJob(request);
-    case v1::MESSAGE_TYPE_LIST_JOBS: return OnListJobs(request);
-    case v1::MESSAGE_TYPE_WATCH_JOBS: return OnWatchJobs(request);
-    case v1::MESSAGE_TYPE_PEER_HELLO: return OnPeerHello(request);
-    case v1::MESSAGE_TYPE_CAPACITY_ADVERT: return OnCapacityAdvert(request);
-    case v1::MESSAGE_TYPE_FORWARD_JOB: return OnForwardJob(request);
-    case v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE: return OnRemoteJobUpdate(request);
-    case v1::MESSAGE_TYPE_REMOTE_USAGE: return OnRemoteUsage(request);
-    case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB: return OnCancelRemoteJob(request);
-    case v1::MESSAGE_TYPE_RECONCILE_JOBS: return OnReconcileJobs(request);
-    case v1::MESSAGE_TYPE_PEER_SETTLEMENT: return OnPeerSettlement(request);
-    case v1::MESSAGE_TYPE_PEER_LEDGER_PULL: return OnLedgerPull(request);
-    case v1::MESSAGE_TYPE_PEER_COSIGNATURE: return OnCosignCheckpoint(request);
-    case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
-      return OnGetFederationStatus(request);
-    case v1::MESSAGE_TYPE_GET_STATEMENT: return OnGetStatement(request);
-    default:
-      spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
-                   request.peer.name, MessageTypeName(type));
-      ReplyError(request.frame.routing_id, request.envelope.request_id(),
-                 v1::MESSAGE_TYPE_ERROR,
-                 UnimplementedError("message type " + MessageTypeName(type) +
-                                    " is not served by this broker"));
+  case v1::MESSAGE_TYPE_REGISTER_PROVIDER:
+    return OnRegisterProvider(request);
+  case v1::MESSAGE_TYPE_PLACEMENT_RESPONSE:
+    return OnPlacementResponse(request);
+  case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE:
+    return OnJobStatusUpdate(request);
+  case v1::MESSAGE_TYPE_USAGE_REPORT:
+    return OnUsageReport(request);
+  case v1::MESSAGE_TYPE_UPDATE_OFFER:
+    return OnUpdateOffer(request);
+  case v1::MESSAGE_TYPE_SUBMIT_JOB:
+    return OnSubmitJob(request);
+  case v1::MESSAGE_TYPE_GET_JOB:
+    return OnGetJob(request);
+  case v1::MESSAGE_TYPE_CANCEL_JOB:
+    return OnCancelJob(request);
+  case v1::MESSAGE_TYPE_LIST_JOBS:
+    return OnListJobs(request);
+  case v1::MESSAGE_TYPE_WATCH_JOBS:
+    return OnWatchJobs(request);
+  case v1::MESSAGE_TYPE_PEER_HELLO:
+    return OnPeerHello(request);
+  case v1::MESSAGE_TYPE_CAPACITY_ADVERT:
+    return OnCapacityAdvert(request);
+  case v1::MESSAGE_TYPE_FORWARD_JOB:
+    return OnForwardJob(request);
+  case v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE:
+    return OnRemoteJobUpdate(request);
+  case v1::MESSAGE_TYPE_REMOTE_USAGE:
+    return OnRemoteUsage(request);
+  case v1::MESSAGE_TYPE_CANCEL_REMOTE_JOB:
+    return OnCancelRemoteJob(request);
+  case v1::MESSAGE_TYPE_RECONCILE_JOBS:
+    return OnReconcileJobs(request);
+  case v1::MESSAGE_TYPE_PEER_SETTLEMENT:
+    return OnPeerSettlement(request);
+  case v1::MESSAGE_TYPE_PEER_LEDGER_PULL:
+    return OnLedgerPull(request);
+  case v1::MESSAGE_TYPE_PEER_COSIGNATURE:
+    return OnCosignCheckpoint(request);
+  case v1::MESSAGE_TYPE_GET_FEDERATION_STATUS:
+    return OnGetFederationStatus(request);
+  case v1::MESSAGE_TYPE_GET_STATEMENT:
+    return OnGetStatement(request);
+  default:
+    spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
+                 request.peer.name, MessageTypeName(type));
+    ReplyError(request.frame.routing_id, request.envelope.request_id(),
+               v1::MESSAGE_TYPE_ERROR,
+               UnimplementedError("message type " + MessageTypeName(type) +
+                                  " is not served by this broker"));
   }
 }
 
-void BrokerImpl::Reply(const Request& request, v1::MessageType type,
-                       const google::protobuf::MessageLite& body,
-                       const Status& status) {
+void BrokerImpl::Reply(const Request &request, v1::MessageType type,
+                       const google::protobuf::MessageLite &body,
+                       const Status &status) {
   if (!status.ok()) {
-    spdlog::info("{}/{} {}: {}", RoleName(request.peer.role),
-                 request.peer.name,
+    spdlog::info("{}/{} {}: {}", RoleName(request.peer.role), request.peer.name,
                  MessageTypeName(request.envelope.type()), status.ToString());
   }
   std::string payload = EncodeEnvelope(type, request.envelope.request_id(),
@@ -290,17 +323,18 @@ void BrokerImpl::Reply(const Request& request, v1::MessageType type,
                   ReplyTag{request.envelope.request_id(), type});
 }
 
-void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
-                            v1::MessageType type, const Status& status) {
+void BrokerImpl::ReplyError(const std::string &routing_id, uint64_t request_id,
+                            v1::MessageType type, const Status &status) {
   v1::Heartbeat empty;
   std::string payload =
       EncodeEnvelope(type, request_id, ++send_sequence_, empty, &status);
   outbound_->Send(routing_id, std::move(payload), ReplyTag{request_id, type});
 }
 
-bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
-                                const google::protobuf::MessageLite& body) {
-  if (!provider.online) return false;
+bool BrokerImpl::SendToProvider(ProviderEntry &provider, v1::MessageType type,
+                                const google::protobuf::MessageLite &body) {
+  if (!provider.online)
+    return false;
   outbound_->Send(provider.routing_id,
                   EncodeEnvelope(type, 0, ++send_sequence_, body));
   provider.last_sent_ms = Now();
@@ -309,7 +343,17 @@ bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
 
 void BrokerImpl::OnTick() {
   const int64_t now = Now();
-  for (ProviderEntry* provider : registry_.All()) {
+  // The periodic work scans every provider: at most once per tick, however
+  // many loop iterations a busy second has (10,000 heartbeating providers
+  // make thousands); the scheduling pass runs on every iteration.
+  const int64_t tick_ms = std::clamp<int64_t>(
+      static_cast<int64_t>(options_.heartbeat_interval_ms) / 4, 5, 100);
+  if (now - last_tick_ms_ < tick_ms && now >= last_tick_ms_) {
+    Schedule();
+    return;
+  }
+  last_tick_ms_ = now;
+  for (ProviderEntry *provider : registry_.All()) {
     if (provider->online &&
         now - provider->last_sent_ms >= options_.heartbeat_interval_ms) {
       v1::Heartbeat heartbeat;
@@ -318,41 +362,43 @@ void BrokerImpl::OnTick() {
     }
   }
   CheckProviderLiveness(now);
-  ResendUnansweredOffers(now);
+  jobs_->ResendUnansweredOffers(now);
   TickFederation(now);
   LedgerTick(now);
   Schedule();
 }
 
 void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
-  const int64_t silence_limit = static_cast<int64_t>(
-      options_.heartbeat_interval_ms) * options_.heartbeat_liveness;
-  for (ProviderEntry* provider : registry_.All()) {
+  const int64_t silence_limit =
+      static_cast<int64_t>(options_.heartbeat_interval_ms) *
+      options_.heartbeat_liveness;
+  for (ProviderEntry *provider : registry_.All()) {
     if (provider->online && now_ms - provider->last_heard_ms > silence_limit) {
       registry_.SetOnline(provider->name, false, now_ms);
       RecordProviderEvent(provider->name, ProviderEvent::kHeartbeatLoss);
       spdlog::warn("provider {} lost: silent for {} ms", provider->name,
                    now_ms - provider->last_heard_ms);
       Status saved = store_->SetProviderOnline(provider->name, false, now_ms);
-      if (!saved.ok()) spdlog::error("{}", saved.ToString());
+      if (!saved.ok())
+        spdlog::error("{}", saved.ToString());
     }
     if (!provider->online && provider->lost_since_ms > 0 &&
         now_ms - provider->lost_since_ms > options_.lost_job_timeout_ms) {
       // Jobs that stayed with a provider gone this long are failed; if it
       // comes back and still reports them, registration cancels them.
-      auto jobs = store_->JobsInStates(
-          {v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING});
-      if (!jobs.ok()) continue;
-      for (auto& job : *jobs) {
-        if (job.provider() != provider->name) continue;
+      auto jobs = jobs_->ActiveOn(provider->name);
+      if (!jobs.ok())
+        continue;
+      for (auto &job : *jobs) {
         RecordProviderEvent(provider->name, ProviderEvent::kProviderFailure);
-        Status failed = FinishJob(job, v1::JOB_STATE_FAILED, -1,
-                                  "provider " + provider->name + " lost");
-        if (!failed.ok()) spdlog::error("{}", failed.ToString());
+        Status failed = jobs_->Finish(job, v1::JOB_STATE_FAILED, -1,
+                                      "provider " + provider->name + " lost");
+        if (!failed.ok())
+          spdlog::error("{}", failed.ToString());
       }
       provider->lost_since_ms = 0;
     }
   }
 }
 
-}  // namespace computenet::broker
+} // namespace computenet::broker

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <deque>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -23,6 +24,7 @@
 #include "computenet/ledger/checkpoints.h"
 #include "jobs/provider_registry.h"
 #include "federation/routing.h"
+#include "jobs/job_manager.h"
 #include "jobs/store.h"
 #include "core/zap_handler.h"
 #include "computenet/common/rate_limiter.h"
@@ -32,15 +34,7 @@
 
 namespace computenet::broker {
 
-// A job forwarded here may cost at most the budget its home broker holds
-// from its consumer. FAILED_PRECONDITION naming both amounts if its worst
-// case (cards x max_duration_s at the price) exceeds it; OUT_OF_RANGE on
-// overflow.
-Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
-                       int64_t price_per_card_hour, int64_t budget,
-                       const std::string& home_broker);
-
-class BrokerImpl final : public Broker {
+class BrokerImpl final : public Broker, private JobEvents {
  public:
   BrokerImpl(BrokerOptions options, Identity identity,
              std::unique_ptr<Matcher> matcher, std::unique_ptr<Store> store);
@@ -69,7 +63,6 @@ class BrokerImpl final : public Broker {
   void Dispatch(const Request& request);
   void OnTick();
   void CheckProviderLiveness(int64_t now_ms);
-  void ResendUnansweredOffers(int64_t now_ms);
   void Reply(const Request& request, v1::MessageType type,
              const google::protobuf::MessageLite& body,
              const Status& status = OkStatus());
@@ -160,17 +153,11 @@ class BrokerImpl final : public Broker {
 
   // scheduler.cc
   void Schedule();
-  Status PlaceJob(v1::JobInfo& job, const Placement& placement);
-  Status RequeueJob(v1::JobInfo& job, const std::string& reason);
-  Status FinishJob(v1::JobInfo& job, v1::JobState state, int32_t exit_code,
-                   const std::string& reason);
-  void SendOffer(const v1::JobInfo& job);
-  void SendCancel(const v1::JobInfo& job);
-  // Persists the job, then tells its watchers.
-  Status SaveJob(const v1::JobInfo& job);
-  // Persists the job and releases its open hold (an ended or requeued
-  // attempt) in one transaction, then tells its watchers and home broker.
-  Status SaveJobReleasingHold(const v1::JobInfo& job, const std::string& why);
+  // JobEvents (the job manager's outbound side, over outbound_ and the
+  // home broker's link).
+  void JobChanged(const v1::JobInfo& job) override;
+  bool ToProvider(const std::string& provider, v1::MessageType type,
+                  const google::protobuf::MessageLite& body) override;
   void Notify(const v1::JobInfo& job);
   struct Watcher;
   // Drops the subscriptions of connections that are gone.
@@ -179,23 +166,11 @@ class BrokerImpl final : public Broker {
                       const v1::JobEvent& event, std::string* payload);
   Status LoadState();
 
-  // placement_service.cc: the queue, reclaimable capacity, track records.
-  void EnqueueJob(const v1::JobInfo& job);
-  uint32_t MaxAttempts(const v1::JobInfo& job) const;
-  Status PreemptJob(v1::JobInfo& job, uint32_t grace_ms);
-  // A preempted job's run ended (or it never started): requeue or fail it.
-  Status EndPreemptedRun(v1::JobInfo& job);
+  // placement_service.cc: reclaimable capacity, track records.
   void RecordProviderEvent(const std::string& provider, ProviderEvent event);
   Status LoadProviderStats();
   // ledger_service.cc: holds, checkpoints and statements.
   Status InitLedger();
-  // The PlaceJob hook: holds the job's worst-case cost and stores it PLACED
-  // in one transaction. FAILED_PRECONDITION (job left QUEUED, reloaded into
-  // `job`, with the reason) if its consumer cannot cover the hold.
-  Status HoldAndSave(v1::JobInfo& job);
-  // Leaves the job QUEUED with "waiting for funds: <why>" (reloaded into
-  // `job`) until a top-up; returns why.
-  Status WaitForFunds(v1::JobInfo& job, const Status& why);
   void StopExhaustedJob(v1::JobInfo& job);
   void LedgerTick(int64_t now_ms);
   void CheckpointOnShutdown();
@@ -220,14 +195,9 @@ class BrokerImpl final : public Broker {
 
   ProviderRegistry registry_;
   RateLimiter limiter_;
-  JobQueue queue_;  // QUEUED jobs and the queue policy
-  // The reason last stored for each waiting job (saves a write per pass).
-  std::map<std::string, std::string> queue_reasons_;
+  // Every job state change (declared after what it borrows).
+  std::unique_ptr<JobManager> jobs_;
   std::map<std::string, ProviderStats> provider_stats_;
-  std::map<std::string, std::set<std::string>> rejected_by_;  // job -> providers
-  // Offers not yet answered: job id -> when last sent. Resent after
-  // offer_resend_ms, since a provider that reconnected may have missed one.
-  std::map<std::string, int64_t> offers_out_;
   struct Watcher {
     std::string routing_id;
     std::string job_id;  // empty = all of the consumer's jobs
@@ -272,11 +242,11 @@ class BrokerImpl final : public Broker {
   std::unique_ptr<Checkpointer> checkpointer_;
   // A queued job waits for funds; an operator's top-up (another process)
   // shows up as a change of SQLite's data_version.
-  bool funds_waiting_ = false;
   int64_t data_version_ = -1;
   std::atomic<bool> stop_{false};
-  bool schedule_needed_ = true;
   uint64_t send_sequence_ = 0;
+  // When the periodic part of the tick last ran (OnTick).
+  int64_t last_tick_ms_ = std::numeric_limits<int64_t>::min() / 2;
 };
 
 }  // namespace computenet::broker

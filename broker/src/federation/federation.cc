@@ -189,7 +189,7 @@ void BrokerImpl::OnPeerLinkUp(PeerLink& link) {
                  reconcile.job_ids_size());
     link.Send(v1::MESSAGE_TYPE_RECONCILE_JOBS, reconcile, /*reliable=*/true);
   }
-  schedule_needed_ = true;
+  jobs_->RequestSchedule();
 }
 
 void BrokerImpl::OnPeerLinkDown(PeerLink& link) {
@@ -205,7 +205,7 @@ void BrokerImpl::OnPeerLinkDown(PeerLink& link) {
     }
     job.set_in_doubt(true);
     job.set_reason("in doubt: link to " + peer + " lost; kept until it returns");
-    Status saved = SaveJob(job);
+    Status saved = jobs_->Save(job);
     if (!saved.ok()) spdlog::error("{}", saved.ToString());
   }
 }
@@ -243,7 +243,7 @@ Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
     return store_->UpdateJob(job, Now());
   });
   if (saved.code() == StatusCode::kFailedPrecondition) {
-    return WaitForFunds(job, saved);
+    return jobs_->WaitForFunds(job, saved);
   }
   CN_RETURN_IF_ERROR(saved);
   Notify(job);
@@ -286,9 +286,9 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         job->set_reason("declined by " + peer + ": " +
                         (status.ok() ? reply->reason() : status.ToString()));
         spdlog::info("job {} {}", job->job_id(), job->reason());
-        if (SaveJobReleasingHold(*job, "declined by " + peer).ok()) {
-          EnqueueJob(*job);
-          schedule_needed_ = true;
+        if (jobs_->SaveReleasingHold(*job, "declined by " + peer).ok()) {
+          jobs_->Enqueue(*job);
+          jobs_->RequestSchedule();
         }
         return;
       }
@@ -302,7 +302,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       if (job->state() == v1::JOB_STATE_QUEUED) {
         job->set_state(v1::JOB_STATE_PLACED);
         job->set_reason("placed at " + peer);
-        Status saved = SaveJob(*job);
+        Status saved = jobs_->Save(*job);
         if (!saved.ok()) spdlog::error("{}", saved.ToString());
       }
       return;
@@ -358,9 +358,9 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         job->set_state(v1::JOB_STATE_QUEUED);
         job->set_provider("");
         job->set_reason(peer + " never received it; routing again");
-        if (SaveJobReleasingHold(*job, peer + " never received it").ok()) {
-          EnqueueJob(*job);
-          schedule_needed_ = true;
+        if (jobs_->SaveReleasingHold(*job, peer + " never received it").ok()) {
+          jobs_->Enqueue(*job);
+          jobs_->RequestSchedule();
         }
       }
       return;
@@ -416,7 +416,7 @@ void BrokerImpl::OnCapacityAdvert(const Request& request) {
       held.entries[entry.model()] = entry;
     }
   }
-  if (!advert->entries().empty()) schedule_needed_ = true;
+  if (!advert->entries().empty()) jobs_->RequestSchedule();
   Reply(request, v1::MESSAGE_TYPE_CAPACITY_ADVERT_REPLY, reply);
 }
 
@@ -495,7 +495,7 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   job.add_path(options_.broker_id);
   Status stored = store_->InsertJobWithId(job, Now());
   if (!stored.ok()) return respond(stored);
-  Status placed = PlaceJob(job, *placement);
+  Status placed = jobs_->Place(job, *placement);
   if (!placed.ok()) return respond(placed);
   reply.set_accepted(true);
   spdlog::info("accepted job {} from {}", job.job_id(), peer);
@@ -563,9 +563,9 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   // in the same transaction as the job's end.
   Status saved =
       IsTerminal(job->state())
-          ? SaveJobReleasingHold(*job, "job " + JobStateName(job->state()) +
+          ? jobs_->SaveReleasingHold(*job, "job " + JobStateName(job->state()) +
                                            " at " + peer)
-          : SaveJob(*job);
+          : jobs_->Save(*job);
   if (!saved.ok()) spdlog::error("{}", saved.ToString());
   if (IsTerminal(job->state())) {
     spdlog::info("job {} {} at {}", job->job_id(), JobStateName(job->state()),

@@ -71,12 +71,9 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
   job.set_organization(enrollment->has_value() ? (*enrollment)->organization
                                                : request.peer.name);
   *job.mutable_spec() = submit->spec();
-  job.set_state(v1::JOB_STATE_QUEUED);
-  job.set_created_ms(Now());
-  job.set_reason("waiting to be matched");
   bool duplicate = false;
-  auto stored = store_->InsertJob(options_.broker_id, std::move(job),
-                                  submit->idempotency_key(), &duplicate);
+  auto stored = jobs_->Submit(options_.broker_id, std::move(job),
+                              submit->idempotency_key(), &duplicate);
   if (!stored.ok()) return respond(stored.status());
   reply.set_job_id(stored->job_id());
   reply.set_state(stored->state());
@@ -88,9 +85,6 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
                  std::max<uint32_t>(1, stored->spec().nodes()),
                  stored->spec().cards_per_node(),
                  fmt::join(stored->spec().accelerator_models(), ","));
-    EnqueueJob(*stored);
-    schedule_needed_ = true;
-    Notify(*stored);
   }
 }
 
@@ -140,15 +134,7 @@ Status BrokerImpl::CancelJobHere(v1::JobInfo& job, const std::string& who) {
                          /*reliable=*/true);
     }
   }
-  if (job.state() == v1::JOB_STATE_QUEUED) {
-    return FinishJob(job, v1::JOB_STATE_CANCELLED, -1, "cancelled by " + who);
-  }
-  if (job.cancel_requested()) return OkStatus();
-  job.set_cancel_requested(true);
-  job.set_reason("cancel requested by " + who);
-  CN_RETURN_IF_ERROR(SaveJob(job));
-  if (!at_peer) SendCancel(job);
-  return OkStatus();
+  return jobs_->RequestCancel(job, who, at_peer);
 }
 
 void BrokerImpl::OnListJobs(const Request& request) {

@@ -52,67 +52,6 @@ Status BrokerImpl::InitLedger() {
   return OkStatus();
 }
 
-Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
-                       int64_t price_per_card_hour, int64_t budget,
-                       const std::string& home_broker) {
-  CN_ASSIGN_OR_RETURN(int64_t worst,
-                      ChargeForCardSeconds(cards * max_duration_s,
-                                           price_per_card_hour));
-  if (worst > budget) {
-    return FailedPreconditionError(
-        "its worst case here, " + std::to_string(worst) +
-        " minor units, exceeds the budget of " + std::to_string(budget) +
-        " held by " + home_broker);
-  }
-  return OkStatus();
-}
-
-Status BrokerImpl::WaitForFunds(v1::JobInfo& job, const Status& why) {
-  // LedgerTick notices a top-up by another process and schedules again.
-  funds_waiting_ = true;
-  CN_ASSIGN_OR_RETURN(v1::JobInfo queued, store_->GetJob(job.job_id()));
-  const std::string reason = "waiting for funds: " + why.message();
-  if (queued.reason() != reason) {
-    spdlog::info("job {} {}", queued.job_id(), reason);
-    queued.set_reason(reason);
-    CN_RETURN_IF_ERROR(SaveJob(queued));
-  }
-  job = std::move(queued);
-  return why;
-}
-
-Status BrokerImpl::HoldAndSave(v1::JobInfo& job) {
-  HoldRequest hold;
-  hold.job_id = job.job_id();
-  hold.consumer = job.consumer();
-  hold.provider = job.provider();
-  hold.currency = job.currency();
-  hold.attempt = job.attempts();
-  hold.cards = TotalCards(job);
-  hold.max_duration_s = job.spec().max_duration_s();
-  hold.price_per_card_hour = job.price_per_card_hour();
-  if (!job.home_broker().empty()) {
-    // Forwarded here: the home broker's clearing account pays, within the
-    // budget it holds from its consumer.
-    hold.payer = ClearingAccount(job.home_broker());
-    CN_RETURN_IF_ERROR(CheckHomeBudget(hold.cards, hold.max_duration_s,
-                                       hold.price_per_card_hour,
-                                       job.home_budget(), job.home_broker()));
-  }
-  Status status = store_->database().RunInTransaction([&]() -> Status {
-    CN_RETURN_IF_ERROR(ledger_.PlaceHold(hold, Now()).status());
-    return store_->UpdateJob(job, Now());
-  });
-  // Not placed: the job stays queued, saying why, until its consumer can
-  // cover the hold.
-  if (status.code() == StatusCode::kFailedPrecondition) {
-    return WaitForFunds(job, status);
-  }
-  CN_RETURN_IF_ERROR(status);
-  Notify(job);
-  return OkStatus();
-}
-
 StatusOr<int64_t> BrokerImpl::HoldForForward(v1::JobInfo& job,
                                               const std::string& peer) {
   // Sent to this peer before (e.g. before a restart): the hold stands.
@@ -182,10 +121,10 @@ void BrokerImpl::StopExhaustedJob(v1::JobInfo& job) {
   job.set_reason("stopped: it used all it may be billed for (" +
                  std::to_string(job.card_seconds()) +
                  " card-seconds, cards x max duration)");
-  Status saved = SaveJob(job);
+  Status saved = jobs_->Save(job);
   if (!saved.ok()) spdlog::error("{}", saved.ToString());
   spdlog::warn("job {} {}", job.job_id(), job.reason());
-  SendCancel(job);
+  jobs_->SendCancel(job);
 }
 
 void BrokerImpl::LedgerTick(int64_t now_ms) {
@@ -199,15 +138,15 @@ void BrokerImpl::LedgerTick(int64_t now_ms) {
       spdlog::info("ledger checkpoint signed: {} entries", signed_head.tree_size());
     }
   }
-  if (funds_waiting_) {
+  if (jobs_->funds_waiting()) {
     auto version = store_->database().DataVersion();
     if (!version.ok()) {
       spdlog::warn("data_version: {}", version.status().ToString());
     } else if (*version != data_version_) {
       // Another connection committed (perhaps a top-up): try again.
       data_version_ = *version;
-      funds_waiting_ = false;
-      schedule_needed_ = true;
+      jobs_->ClearFundsWaiting();
+      jobs_->RequestSchedule();
     }
   }
 }

@@ -1,4 +1,4 @@
-// Placement glue of the broker: feeding the JobQueue, providers' offer
+// Placement glue of the broker: providers' offer
 // updates (new prices, spare capacity offered or reclaimed), preempting
 // jobs on reclaimed capacity, and providers' track records (reliability).
 #include <spdlog/spdlog.h>
@@ -11,49 +11,6 @@
 #include "jobs/job_rules.h"
 
 namespace computenet::broker {
-namespace {
-
-// FIFO order: the sequence in "<broker id>-<sequence>".
-uint64_t SequenceOf(const std::string& job_id) {
-  const auto dash = job_id.rfind('-');
-  if (dash == std::string::npos) return 0;
-  uint64_t value = 0;
-  for (size_t i = dash + 1; i < job_id.size(); ++i) {
-    const char c = job_id[i];
-    if (c < '0' || c > '9') return 0;
-    value = value * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return value;
-}
-
-}  // namespace
-
-void BrokerImpl::EnqueueJob(const v1::JobInfo& job) {
-  QueuedJob queued;
-  queued.job_id = job.job_id();
-  queued.organization =
-      job.organization().empty() ? job.consumer() : job.organization();
-  queued.priority = job.spec().priority();
-  // A requeued job keeps its place in line and its age.
-  queued.submitted_ms = job.created_ms();
-  queued.sequence = SequenceOf(job.job_id());
-  queued.request = PlacementRequest::FromSpec(job.spec());
-  queued.max_duration_s = job.spec().max_duration_s();
-  auto rejected = rejected_by_.find(job.job_id());
-  if (rejected != rejected_by_.end()) {
-    queued.excluded_providers = rejected->second;
-  }
-  queue_.Remove(job.job_id());
-  Status added = queue_.Add(std::move(queued));
-  if (!added.ok()) spdlog::error("queue: {}", added.ToString());
-  schedule_needed_ = true;
-}
-
-uint32_t BrokerImpl::MaxAttempts(const v1::JobInfo& job) const {
-  return job.spec().max_attempts() > 0 ? job.spec().max_attempts()
-                                       : options_.max_attempts;
-}
-
 void BrokerImpl::RecordProviderEvent(const std::string& provider,
                                      ProviderEvent event) {
   Status stored = store_->RecordProviderEvent(provider, event, Now());
@@ -128,7 +85,7 @@ void BrokerImpl::OnUpdateOffer(const Request& request) {
     saved = registry_.UpdateRegistration(request.peer.name, registration);
   }
   if (!saved.ok()) return respond(saved);
-  schedule_needed_ = true;
+  jobs_->RequestSchedule();
   // Preemptible jobs on reclaimed nodes get their notice now; others on
   // them run to their end (the node drains).
   if (!withdrawn.empty()) {
@@ -136,11 +93,10 @@ void BrokerImpl::OnUpdateOffer(const Request& request) {
         update->reclaim_grace_ms() > 0 ? update->reclaim_grace_ms()
                                        : options_.reclaim_grace_ms,
         0, options_.max_reclaim_grace_ms));
-    auto jobs = store_->JobsInStates(
-        {v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING});
+    auto jobs = jobs_->ActiveOn(request.peer.name);
     if (!jobs.ok()) return respond(jobs.status());
     for (auto& job : *jobs) {
-      if (job.provider() != request.peer.name || !job.spec().preemptible() ||
+      if (!job.spec().preemptible() ||
           job.preemption_requested() || job.cancel_requested()) {
         continue;
       }
@@ -148,7 +104,7 @@ void BrokerImpl::OnUpdateOffer(const Request& request) {
           job.assignments().begin(), job.assignments().end(),
           [&](const auto& a) { return withdrawn.count(a.node()) != 0; });
       if (!on_reclaimed) continue;
-      Status preempted = PreemptJob(job, grace);
+      Status preempted = jobs_->Preempt(job, grace);
       if (!preempted.ok()) return respond(preempted);
       reply.add_preempted_job_ids(job.job_id());
     }
@@ -158,41 +114,6 @@ void BrokerImpl::OnUpdateOffer(const Request& request) {
                request.peer.name, update->prices_size(), update->nodes_size(),
                reply.preempted_job_ids_size());
   respond(OkStatus());
-}
-
-Status BrokerImpl::PreemptJob(v1::JobInfo& job, uint32_t grace_ms) {
-  job.set_preemption_requested(true);
-  // The consumer's notice (a JobEvent); the job's own is the SIGTERM its
-  // provider sends at once, with SIGKILL after the grace period.
-  job.set_reason("preempted: provider " + job.provider() +
-                 " reclaims the spare capacity; stopping within " +
-                 std::to_string(grace_ms) + " ms, then requeued");
-  CN_RETURN_IF_ERROR(SaveJob(job));
-  ProviderEntry* provider = registry_.Find(job.provider());
-  if (provider != nullptr) {
-    v1::PlacementCancel cancel;
-    cancel.set_job_id(job.job_id());
-    cancel.set_grace_ms(grace_ms);
-    cancel.set_reason(job.reason());
-    SendToProvider(*provider, v1::MESSAGE_TYPE_PLACEMENT_CANCEL, cancel);
-  }
-  spdlog::info("job {} preempted on {} (grace {} ms)", job.job_id(),
-               job.provider(), grace_ms);
-  return OkStatus();
-}
-
-Status BrokerImpl::EndPreemptedRun(v1::JobInfo& job) {
-  job.set_preemptions(job.preemptions() + 1);
-  const std::string where = job.provider();
-  if (job.attempts() >= MaxAttempts(job)) {
-    return FinishJob(job, v1::JOB_STATE_FAILED, -1,
-                     "preempted by a reclaim on " + where + " after " +
-                         std::to_string(job.attempts()) +
-                         " attempt(s); no attempts left (max_attempts)");
-  }
-  return RequeueJob(job, "preempted: " + where +
-                             " reclaimed its spare capacity; billed for the "
-                             "run so far and requeued");
 }
 
 }  // namespace computenet::broker

@@ -58,7 +58,7 @@ void BrokerImpl::OnRegisterProvider(const Request& request) {
                request.peer.name, registration->site(), registration->region(),
                registration->nodes_size(), cards);
   Reply(request, v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY, reply);
-  schedule_needed_ = true;
+  jobs_->RequestSchedule();
 }
 
 Status BrokerImpl::ReconcileProvider(const std::string& name,
@@ -66,23 +66,21 @@ Status BrokerImpl::ReconcileProvider(const std::string& name,
                                      v1::RegisterProviderReply* reply) {
   std::set<std::string> reported(registration.active_job_ids().begin(),
                                  registration.active_job_ids().end());
-  CN_ASSIGN_OR_RETURN(auto jobs, store_->JobsInStates({v1::JOB_STATE_PLACED,
-                                                       v1::JOB_STATE_RUNNING}));
+  CN_ASSIGN_OR_RETURN(auto jobs, jobs_->ActiveOn(name));
   std::set<std::string> ours;
   for (auto& job : jobs) {
-    if (job.provider() != name) continue;
     ours.insert(job.job_id());
     if (reported.count(job.job_id()) != 0) {
       // Still there. If the consumer cancelled meanwhile, say so again.
-      if (job.cancel_requested()) SendCancel(job);
+      if (job.cancel_requested()) jobs_->SendCancel(job);
       continue;
     }
     RecordProviderEvent(name, ProviderEvent::kProviderFailure);
     if (job.state() == v1::JOB_STATE_PLACED) {
-      CN_RETURN_IF_ERROR(RequeueJob(
+      CN_RETURN_IF_ERROR(jobs_->Requeue(
           job, "provider " + name + " reconnected without the offer"));
     } else {
-      CN_RETURN_IF_ERROR(FinishJob(
+      CN_RETURN_IF_ERROR(jobs_->Finish(
           job, v1::JOB_STATE_FAILED, -1,
           "provider " + name + " no longer runs the job after reconnecting"));
     }
@@ -123,7 +121,7 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
     reply.set_proceed(false);
     return Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply);
   }
-  offers_out_.erase(job->job_id());
+  jobs_->OfferAnswered(job->job_id());
   Status status;
   // A rejection for a passing condition (the agent still holds the cards
   // for an offer we have since withdrawn) is retried on the same provider
@@ -138,28 +136,28 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
                          refused_with(StatusCode::kUnavailable);
   if (!response->accepted() && transient) {
     job->set_attempts(job->attempts() > 0 ? job->attempts() - 1 : 0);
-    status = RequeueJob(*job, "offer refused for now by " + request.peer.name +
+    status = jobs_->Requeue(*job, "offer refused for now by " + request.peer.name +
                                   ": " + TruncateUtf8(response->reason(), 256));
   } else if (!response->accepted()) {
-    rejected_by_[job->job_id()].insert(request.peer.name);
+    jobs_->RejectedBy(job->job_id(), request.peer.name);
     RecordProviderEvent(request.peer.name, ProviderEvent::kProviderFailure);
     std::string reason = "rejected by " + request.peer.name + ": " +
                          TruncateUtf8(response->reason(), 256);
     spdlog::info("job {} {}", job->job_id(), reason);
-    if (job->attempts() >= MaxAttempts(*job)) {
-      status = FinishJob(*job, v1::JOB_STATE_FAILED, -1,
+    if (job->attempts() >= jobs_->MaxAttempts(*job)) {
+      status = jobs_->Finish(*job, v1::JOB_STATE_FAILED, -1,
                          reason + " (after " +
                              std::to_string(job->attempts()) + " attempts)");
     } else {
-      status = RequeueJob(*job, reason);
+      status = jobs_->Requeue(*job, reason);
     }
   } else if (job->cancel_requested()) {
     // Cancelled while the offer was out: it must not start.
-    status = FinishJob(*job, v1::JOB_STATE_CANCELLED, -1,
+    status = jobs_->Finish(*job, v1::JOB_STATE_CANCELLED, -1,
                        "cancelled before it started");
   } else if (job->preemption_requested()) {
     // Its capacity was reclaimed while the offer was out.
-    status = EndPreemptedRun(*job);
+    status = jobs_->EndPreemptedRun(*job);
   } else {
     reply.set_proceed(true);
   }
@@ -194,20 +192,16 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
     // away): acknowledged, nothing changes.
   } else if (update->state() == v1::JOB_STATE_RUNNING) {
     if (job->state() == v1::JOB_STATE_PLACED) {
-      job->set_state(v1::JOB_STATE_RUNNING);
-      job->set_started_ms(update->timestamp_ms() > 0 ? update->timestamp_ms()
-                                                     : Now());
-      job->set_reason("");
-      status = SaveJob(*job);
+      status = jobs_->Start(*job, update->timestamp_ms());
     }
   } else if (IsTerminal(update->state()) && job->preemption_requested() &&
              update->state() != v1::JOB_STATE_SUCCEEDED) {
     // Stopped because the provider reclaimed its spare capacity: billed
     // through the usage report that came first, then requeued.
-    status = EndPreemptedRun(*job);
+    status = jobs_->EndPreemptedRun(*job);
   } else if (IsTerminal(update->state())) {
     RecordProviderEvent(request.peer.name, ProviderEvent::kCompleted);
-    status = FinishJob(*job, update->state(), update->exit_code(),
+    status = jobs_->Finish(*job, update->state(), update->exit_code(),
                        TruncateUtf8(update->message(), 512));
   } else {
     status = InvalidArgumentError("a provider may report only RUNNING or a "

@@ -23,8 +23,9 @@
 // provider re-registering (or changing prices or spare capacity): its shelves
 // are rebuilt and its allocations applied again.
 //
-// Thread safety: not thread-safe; owned by one thread (the broker's core
-// loop, or a benchmark). Matchers read it through const methods only.
+// Thread safety: not thread-safe, not even for concurrent const readers (a
+// read may rebuild the cached rank orders); owned by one thread (the broker's
+// core loop, or a benchmark). Matchers read it through const methods only.
 #ifndef COMPUTENET_MATCHING_CAPACITY_INDEX_H_
 #define COMPUTENET_MATCHING_CAPACITY_INDEX_H_
 
@@ -113,8 +114,9 @@ class CapacityIndex {
     // Partially used cards: (free milli, member slot, device offset).
     std::set<std::tuple<uint16_t, uint32_t, uint32_t>> partial;
     uint64_t free_whole_total = 0;
-    int32_t order_pos = -1;  // position in its model's order; -1 inactive
-    int32_t all_pos = -1;    // position in the all-models order
+    // Positions in the cached orders (rebuilt lazily, see OrderOf).
+    mutable int32_t order_pos = -1;  // in its model's order; -1 inactive
+    mutable int32_t all_pos = -1;    // in the all-models order
     uint64_t region_bit = 0;
     uint64_t class_bit = 0;
     // Per fabric of the shelf, per level j: members with >= 2^j free whole
@@ -174,8 +176,9 @@ class CapacityIndex {
   void SetOnline(const std::string& name, bool online);
   void SetReliability(const std::string& name, uint32_t permille);
 
-  // While a BulkUpdate is alive, model orders are rebuilt once at its end
-  // instead of after every provider change (for loading thousands).
+  // Rank orders are rebuilt lazily, on the first read after a change; a
+  // BulkUpdate also rebuilds them once at its end, so the first match after
+  // loading thousands of providers does not pay for it.
   class BulkUpdate {
    public:
     explicit BulkUpdate(CapacityIndex& index);
@@ -257,8 +260,11 @@ class CapacityIndex {
   ModelOrder& OrderOf(uint32_t model) {
     return model == kAllModels ? all_order_ : orders_[model];
   }
+  // Rebuilds the order first if a change left it dirty.
   const ModelOrder& OrderOf(uint32_t model) const {
-    return model == kAllModels ? all_order_ : orders_[model];
+    ModelOrder& order = model == kAllModels ? all_order_ : orders_[model];
+    if (order.dirty) RebuildOrder(model);
+    return order;
   }
   void GangCountsChanged(Shelf& shelf, uint32_t fabric_slot,
                          uint32_t old_free, uint32_t new_free);
@@ -272,7 +278,7 @@ class CapacityIndex {
   Room RoomOf(const Shelf& shelf) const;
   void MarkModelsDirty(const Provider& provider);
   void RebuildDirtyOrders();
-  void RebuildOrder(uint32_t model);
+  void RebuildOrder(uint32_t model) const;
   void UpdateTreeLeaf(ModelOrder& order, size_t pos, const Room& room);
   int FindInTree(const ModelOrder& order, size_t node, size_t lo, size_t hi,
                  size_t from, const Need& need) const;
@@ -282,8 +288,11 @@ class CapacityIndex {
   std::unordered_map<std::string, uint32_t> provider_by_name_;
   std::vector<std::string> model_names_;
   std::unordered_map<std::string, uint32_t> model_by_name_;
-  std::vector<ModelOrder> orders_;
-  ModelOrder all_order_;
+  // The rank orders are a cache of the shelves: a change marks them dirty
+  // and the first read after it rebuilds them, so a burst of registrations
+  // (thousands of providers after a restart) costs one sort, not one each.
+  mutable std::vector<ModelOrder> orders_;
+  mutable ModelOrder all_order_;
   std::vector<std::set<std::string>> model_classes_;  // by model id
   std::vector<uint64_t> model_max_gflops_;            // by model id
   std::unordered_map<std::string, uint32_t> region_bits_;
