@@ -18,6 +18,7 @@
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/sha256.h"
+#include "computenet/consumer/statement.h"
 
 namespace computenet::cli {
 
@@ -54,65 +55,6 @@ StatusOr<VerifyingKey> BrokerKey(const std::string& identity_path) {
   CN_ASSIGN_OR_RETURN(PublicIdentity broker,
                       PublicIdentity::LoadFile(identity_path));
   return VerifyingKey::FromHex(broker.ed25519_public);
-}
-
-// One ledger line as the account's owner sees it.
-struct LineView {
-  uint64_t sequence = 0;
-  int64_t created_ms = 0;
-  std::string kind;
-  std::string job_id;
-  int64_t amount = 0;       // the account's postings
-  int64_t held_change = 0;  // reserved (+) or no longer reserved (-)
-  std::string detail;
-  bool concerns = false;  // the entry touches the account at all
-};
-
-LineView View(const v1::LedgerEntry& entry, const std::string& account) {
-  LineView view;
-  view.sequence = entry.sequence();
-  view.created_ms = entry.created_ms();
-  view.kind = entry.kind();
-  view.job_id = entry.job_id();
-  for (const auto& posting : entry.postings()) {
-    if (posting.account() != account) continue;
-    view.amount += posting.amount();
-    view.concerns = true;
-  }
-  if (entry.account() == account) {
-    view.concerns = true;
-    if (entry.kind() == "hold") view.held_change = entry.hold_amount();
-    if (entry.kind() == "void") view.held_change = -entry.hold_amount();
-  }
-  const bool charge =
-      entry.kind() == "usage" || entry.kind() == "remote_usage";
-  if (charge && !entry.hold_id().empty() && entry.postings_size() > 0 &&
-      entry.postings(0).account() == account) {
-    view.held_change = entry.postings(0).amount();  // drawn from the hold
-  }
-  if (entry.kind() == "remote_usage") {
-    // Countersigned by the broker where it ran; the evidence is in the entry.
-    view.detail = entry.usage_record_id() + ": " +
-                  std::to_string(entry.billed_card_seconds()) +
-                  " card-s at " + std::to_string(entry.price_per_card_hour()) +
-                  "/card-h, ran at " + entry.remote_broker();
-  } else if (entry.kind() == "usage") {
-    view.detail = entry.usage_record_id() + ": " +
-                  std::to_string(entry.billed_card_seconds()) +
-                  " card-s at " + std::to_string(entry.price_per_card_hour()) +
-                  "/card-h";
-    if (entry.fee_bps() > 0) {
-      view.detail += ", fee " + std::to_string(entry.fee_bps()) + " bps";
-    }
-  } else if (entry.kind() == "hold") {
-    view.detail = entry.hold_id() + ": up to " +
-                  std::to_string(entry.max_card_seconds()) + " card-s";
-  } else if (entry.kind() == "credit_limit") {
-    view.detail = "limit " + std::to_string(entry.credit_limit());
-  } else {
-    view.detail = entry.memo();
-  }
-  return view;
 }
 
 std::string CsvField(const std::string& text) {
@@ -258,45 +200,29 @@ int Statement(consumer::Client& client, const std::string& broker_identity_path,
   auto to = ParseTime(options.to);
   if (!to.ok()) return Fail(to.status());
 
-  std::string account;
-  std::vector<LineView> lines;
-  nlohmann::json json_lines = nlohmann::json::array();
-  v1::Checkpoint last_checkpoint;
-  uint64_t after = 0;
-  for (;;) {
-    v1::GetStatement request;
-    request.set_account(options.account);
-    request.set_from_ms(*from);
-    request.set_to_ms(*to);
-    request.set_after_sequence(after);
-    auto page = client.GetStatement(request);
-    if (!page.ok()) return Fail(page.status());
-    account = page->account();
-    if (page->lines_size() > 0) {
-      auto checkpoint = VerifyCheckpoint(*key, page->checkpoint());
-      if (!checkpoint.ok()) {
-        std::cerr << "statement verification FAILED: "
-                  << checkpoint.status().message() << "\n";
-        return 1;
-      }
-      last_checkpoint = *checkpoint;
+  consumer::StatementQuery query;
+  query.account = options.account;
+  query.from_ms = *from;
+  query.to_ms = *to;
+  auto statement = consumer::FetchVerifiedStatement(client, *key, query);
+  if (!statement.ok()) {
+    if (statement.status().code() == StatusCode::kUnauthenticated) {
+      std::cerr << "statement verification FAILED: "
+                << statement.status().message() << "\n";
+      return 1;
     }
-    for (const auto& line : page->lines()) {
-      auto entry = VerifyStatementLine(last_checkpoint, line);
-      if (!entry.ok()) {
-        std::cerr << "statement verification FAILED: "
-                  << entry.status().message() << "\n";
-        return 1;
-      }
-      LineView view = View(*entry, account);
-      if (!view.concerns) {
-        std::cerr << "statement verification FAILED: entry "
-                  << entry->sequence() << " does not concern " << account
-                  << "\n";
-        return 1;
-      }
+    return Fail(statement.status());
+  }
+  const std::string& account = statement->account;
+  const auto& lines = statement->lines;
+  const v1::Checkpoint& last_checkpoint = statement->checkpoint;
+  const int64_t net = statement->net_amount;
+  const int64_t held = statement->held_change;
+  if (options.format == "json") {
+    nlohmann::json json_lines = nlohmann::json::array();
+    for (const auto& view : lines) {
       nlohmann::json path = nlohmann::json::array();
-      for (const auto& hash : line.inclusion().hashes()) {
+      for (const auto& hash : view.line.inclusion().hashes()) {
         path.push_back(HexEncode(hash));
       }
       json_lines.push_back({{"sequence", view.sequence},
@@ -307,23 +233,11 @@ int Statement(consumer::Client& client, const std::string& broker_identity_path,
                             {"amount", view.amount},
                             {"held_change", view.held_change},
                             {"detail", view.detail},
-                            {"entry_hex", HexEncode(line.entry())},
-                            {"leaf_index", line.inclusion().leaf_index()},
-                            {"tree_size", line.inclusion().tree_size()},
+                            {"entry_hex", HexEncode(view.line.entry())},
+                            {"leaf_index", view.line.inclusion().leaf_index()},
+                            {"tree_size", view.line.inclusion().tree_size()},
                             {"audit_path", path}});
-      lines.push_back(std::move(view));
     }
-    if (!page->truncated()) break;
-    after = page->last_sequence();
-  }
-
-  int64_t net = 0;
-  int64_t held = 0;
-  for (const auto& line : lines) {
-    net += line.amount;
-    held += line.held_change;
-  }
-  if (options.format == "json") {
     nlohmann::json out = {
         {"account", account},
         {"broker", last_checkpoint.broker_id()},

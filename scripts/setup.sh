@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   procps
+  # The Python SDK (python/): pybind11 module, pytest suite, pip install ./python
+  pybind11-dev python3-dev python3-pytest python3-setuptools python3-pip
   # bench/plot_loadgen.gp (PNG of the load generator's steps)
   gnuplot-nox
   # A real Slurm for the SlurmExecutor's tests (tests/slurm/slurm-local.sh

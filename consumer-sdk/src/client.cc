@@ -148,19 +148,63 @@ StatusOr<v1::GetStatementReply> Client::GetStatement(
   return DecodeBody<v1::GetStatementReply>(reply);
 }
 
-StatusOr<v1::JobInfo> Client::Wait(
-    const std::string& job_id, int timeout_ms,
-    const std::function<void(const v1::JobInfo&)>& on_change) {
-  const int64_t deadline = SteadyNowMs() + timeout_ms;
+StatusOr<v1::JobInfo> Client::WatchJob(const std::string& job_id) {
   v1::WatchJobs watch;
   watch.set_job_id(job_id);
   CN_RETURN_IF_ERROR(Call(v1::MESSAGE_TYPE_WATCH_JOBS, watch,
                           v1::MESSAGE_TYPE_WATCH_JOBS_REPLY)
                          .status());
-  // The state now; events cover what follows. Polling once a second covers
-  // events lost with a dropped connection.
+  // The state now; events cover what follows.
+  return FreshJob(job_id);
+}
+
+StatusOr<v1::JobInfo> Client::FreshJob(const std::string& job_id) {
   CN_ASSIGN_OR_RETURN(v1::JobInfo job, GetJob(job_id));
-  v1::JobState last_state = job.state();
+  // Events that arrived before the reply are no newer than it.
+  std::erase_if(events_, [&](const v1::JobEvent& event) {
+    return event.job().job_id() == job_id;
+  });
+  return job;
+}
+
+StatusOr<std::optional<v1::JobInfo>> Client::NextChange(
+    const v1::JobInfo& current, int timeout_ms) {
+  const std::string& job_id = current.job_id();
+  const int64_t deadline = SteadyNowMs() + timeout_ms;
+  while (true) {
+    // Events already here first, one at a time, so no state is skipped.
+    while (!events_.empty()) {
+      v1::JobEvent event = std::move(events_.front());
+      events_.pop_front();
+      if (event.job().job_id() == job_id &&
+          event.job().state() != current.state()) {
+        return std::optional<v1::JobInfo>(std::move(*event.mutable_job()));
+      }
+    }
+    const int64_t remaining = deadline - SteadyNowMs();
+    if (remaining <= 0) return std::optional<v1::JobInfo>();
+    auto received =
+        channel_->Receive(static_cast<int>(std::min<int64_t>(remaining, 1000)));
+    if (received.ok() && received->has_value() &&
+        (*received)->type() == v1::MESSAGE_TYPE_JOB_EVENT) {
+      auto event = DecodeBody<v1::JobEvent>(**received);
+      if (event.ok()) events_.push_back(std::move(*event));
+    } else if (received.ok() && !received->has_value()) {
+      // Polling once a second of silence covers events lost with a dropped
+      // connection.
+      CN_ASSIGN_OR_RETURN(v1::JobInfo job, FreshJob(job_id));
+      if (job.state() != current.state()) {
+        return std::optional<v1::JobInfo>(std::move(job));
+      }
+    }
+  }
+}
+
+StatusOr<v1::JobInfo> Client::Wait(
+    const std::string& job_id, int timeout_ms,
+    const std::function<void(const v1::JobInfo&)>& on_change) {
+  const int64_t deadline = SteadyNowMs() + timeout_ms;
+  CN_ASSIGN_OR_RETURN(v1::JobInfo job, WatchJob(job_id));
   if (on_change) on_change(job);
   while (!IsTerminal(job.state())) {
     const int64_t remaining = deadline - SteadyNowMs();
@@ -169,26 +213,11 @@ StatusOr<v1::JobInfo> Client::Wait(
                                    v1::JobState_Name(job.state()) + " after " +
                                    std::to_string(timeout_ms) + " ms");
     }
-    if (events_.empty()) {
-      auto received =
-          channel_->Receive(static_cast<int>(std::min<int64_t>(remaining, 1000)));
-      if (received.ok() && received->has_value() &&
-          (*received)->type() == v1::MESSAGE_TYPE_JOB_EVENT) {
-        auto event = DecodeBody<v1::JobEvent>(**received);
-        if (event.ok()) events_.push_back(std::move(*event));
-      } else if (received.ok() && !received->has_value()) {
-        CN_ASSIGN_OR_RETURN(job, GetJob(job_id));
-      }
-    }
-    while (!events_.empty()) {
-      v1::JobEvent event = std::move(events_.front());
-      events_.pop_front();
-      if (event.job().job_id() == job_id) job = event.job();
-    }
-    if (job.state() != last_state) {
-      last_state = job.state();
-      if (on_change) on_change(job);
-    }
+    CN_ASSIGN_OR_RETURN(auto next,
+                        NextChange(job, static_cast<int>(remaining)));
+    if (!next.has_value()) continue;
+    job = std::move(*next);
+    if (on_change) on_change(job);
   }
   return job;
 }

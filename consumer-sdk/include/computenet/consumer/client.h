@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
@@ -75,12 +76,25 @@ class Client {
       const std::string& job_id, int timeout_ms,
       const std::function<void(const v1::JobInfo&)>& on_change = nullptr);
 
+  // The steps Wait is made of, for callers that want each change as it
+  // comes (the Python SDK's job.events()). WatchJob subscribes this
+  // connection to the job's events and returns its state now. NextChange
+  // then blocks until the job's state differs from current's and returns
+  // the job as it is then, or nullopt after timeout_ms without a change.
+  // Changes are returned one at a time, in the order the broker sent them;
+  // events for other jobs on this connection are dropped.
+  StatusOr<v1::JobInfo> WatchJob(const std::string& job_id);
+  StatusOr<std::optional<v1::JobInfo>> NextChange(const v1::JobInfo& current,
+                                                  int timeout_ms);
+
  private:
   Client(ClientOptions options, Identity identity)
       : options_(std::move(options)),
         identity_(std::move(identity)),
         context_(1) {}
   Status Reconnect();
+  // GetJob, dropping the job's queued events (none is newer than the reply).
+  StatusOr<v1::JobInfo> FreshJob(const std::string& job_id);
   // Sends a request and waits for the reply envelope, retrying as above.
   // Returns the reply's status if it is not OK.
   StatusOr<v1::Envelope> Call(v1::MessageType type,

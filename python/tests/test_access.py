@@ -1,0 +1,97 @@
+"""Keys, permissions and settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import computenet
+
+
+def test_an_unenrolled_key_is_refused(net) -> None:
+    # The broker refuses the CURVE handshake of a key it has not enrolled:
+    # no request reaches it and nothing answers, so the SDK reports
+    # UNAVAILABLE after its retries (as the C++ SDK and the CLI do).
+    mallory = computenet.Client(net.endpoint, net.broker_identity,
+                                net.keys("mallory"), request_timeout=0.5,
+                                retries=0)
+    with pytest.raises(computenet.Unavailable) as refused:
+        mallory.submit(command=["true"], max_duration_s=60)
+    assert refused.value.code is computenet.StatusCode.UNAVAILABLE
+    assert net.endpoint in refused.value.message
+    assert isinstance(refused.value, ConnectionError)
+    with pytest.raises(computenet.Unavailable):
+        mallory.jobs()
+    mallory.close()
+
+
+def test_admin_views_need_an_admin_key(
+        alice: computenet.Client, ops: computenet.Client) -> None:
+    with pytest.raises(computenet.PermissionDenied):
+        alice.capacity()
+    # A broker without peers: nothing advertised to it.
+    assert ops.capacity() == []
+    with pytest.raises(computenet.PermissionDenied) as denied:
+        alice.statement(account="consumer:bob")
+    assert "consumer:alice" in denied.value.message
+
+
+def test_bad_settings_fail_at_construction(net) -> None:
+    with pytest.raises(computenet.InvalidArgument, match="endpoint"):
+        computenet.Client("", net.broker_identity, net.keys("alice"))
+    with pytest.raises(computenet.NotFound):
+        computenet.Client(net.endpoint, net.broker_identity,
+                          str(net.dir / "no-such-keys"))
+    with pytest.raises(computenet.Error):
+        computenet.Client(net.endpoint, net.keys("alice") + "/curve.key",
+                          net.keys("alice"))
+
+
+def test_a_closed_client_refuses_calls(net) -> None:
+    client = net.client("bob")
+    other = computenet.Client(net.endpoint, net.broker_identity,
+                              net.keys("bob"))
+    with other:
+        assert other.jobs() is not None
+    with pytest.raises(computenet.FailedPrecondition):
+        other.jobs()
+    assert client.jobs() is not None  # another Client is not affected
+
+
+def test_from_config_reads_the_file_then_the_environment(
+        net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("COMPUTENET_BROKER", "COMPUTENET_BROKER_IDENTITY",
+                 "COMPUTENET_IDENTITY", "COMPUTENET_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    with pytest.raises(computenet.InvalidArgument, match="COMPUTENET_BROKER"):
+        computenet.Client.from_config()  # no file, no environment
+
+    config = tmp_path / "computenet" / "config.toml"
+    config.parent.mkdir()
+    os.symlink(net.broker_identity, config.parent / "broker.pub")
+    os.symlink(net.keys("alice"), config.parent / "alice")
+    config.write_text(f'broker = "{net.endpoint}"\n'
+                      'broker_identity = "broker.pub"\n'
+                      'identity = "alice"\n'
+                      'request_timeout = 3.0\n')
+    assert computenet.default_config_path() == config
+    with computenet.Client.from_config() as client:
+        assert client.name == "alice"
+        assert client.request_timeout == 3.0
+        assert isinstance(client.jobs(), list)
+
+    # The environment beats the file, and keyword arguments beat both.
+    monkeypatch.setenv("COMPUTENET_IDENTITY", net.keys("bob"))
+    with computenet.Client.from_config() as client:
+        assert client.name == "bob"
+    with computenet.Client.from_config(identity=net.keys("ops")) as client:
+        assert client.name == "ops"
+
+    config.write_text('brokr = "x"\n')
+    with pytest.raises(computenet.InvalidArgument, match="unknown keys brokr"):
+        computenet.Client.from_config()
+    with pytest.raises(computenet.InvalidArgument, match="no config file"):
+        computenet.Client.from_config(tmp_path / "missing.toml")
