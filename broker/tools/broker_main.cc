@@ -42,6 +42,12 @@ void OnSignal(int) {
   if (auto* b = g_running.load()) b->Shutdown();
 }
 
+// SIGHUP re-reads what can change while the broker runs (revocations) and
+// logs what it reloaded; it used to kill the broker (exit 129).
+void OnHangup(int) {
+  if (auto* b = g_running.load()) b->Reload();
+}
+
 int Fail(const Status& status) {
   std::cerr << "computenet-broker: " << status.ToString() << "\n";
   // Exit codes: 2 for bad input, 1 otherwise.
@@ -411,6 +417,7 @@ int main(int argc, char** argv) {
   g_running.store(server.get());
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  std::signal(SIGHUP, OnHangup);
   Status result = server->Run();
   g_running.store(nullptr);
   if (!result.ok()) return Fail(result);

@@ -122,6 +122,30 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_THAT(settlement, HasSubstr("provider:site-a"));
 }
 
+TEST_F(DaemonsTest, SighupReloadsRevocationsAndTheBrokerKeepsServing) {
+  auto broker = StartBroker("tcp://127.0.0.1:0");
+  EXPECT_THAT(Cli({"jobs"}), HasSubstr("JOB "));
+  broker->Signal(SIGHUP);
+  // It used to die of it (exit 129); now it logs the reload and serves on.
+  EXPECT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("broker.log"));
+    std::string log((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+    return log.find("reload: 0 revoked key(s)") != std::string::npos;
+  }));
+  EXPECT_THAT(Cli({"jobs"}), HasSubstr("JOB "));
+  // A second broker on the same database is refused, naming the first.
+  std::string refused;
+  EXPECT_NE(RunCommand({COMPUTENET_BROKER_BIN, "run", "--db", db_, "--keys",
+                        dir_.File("broker-keys"), "--broker-id", "hub",
+                        "--endpoint", "tcp://127.0.0.1:0"},
+                       {}, &refused),
+            0);
+  EXPECT_THAT(refused, HasSubstr("in use by another broker (pid"));
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+}
+
 TEST_F(DaemonsTest, BrokerKilledMidJobRestartsAndChargesExactlyOnce) {
   auto broker = StartBroker("tcp://127.0.0.1:0");
   const std::string endpoint = endpoint_;

@@ -2,6 +2,7 @@
 // real broker over real CURVE sockets, and checks the broker keeps serving.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "computenet/ledger/ledger.h"
 #include "computenet/common/transport.h"
@@ -315,6 +316,45 @@ TEST_F(SecurityTest, ProviderCannotReportUsageForJobNotPlacedOnIt) {
 }
 
 // Placed on a raw provider connection, so the test controls its reports.
+TEST_F(SecurityTest, RevokedConsumerOnAnOpenConnectionIsRefusedFromThenOn) {
+  auto client = federation_.ConnectClient(alice_);
+  ASSERT_TRUE(client->ListJobs().ok());
+  // The operator revokes alice from another process (here: another
+  // connection to the file), while her connection stays open.
+  ASSERT_TRUE(
+      federation_.OpenStore().Revoke(broker::Role::kConsumer, "alice").ok());
+  StatusCode code = StatusCode::kOk;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        code = client->ListJobs().status().code();
+        return code != StatusCode::kOk;
+      },
+      std::chrono::seconds(5)));
+  EXPECT_EQ(code, StatusCode::kPermissionDenied);
+  auto submitted = client->Submit(ShellJob("true"));
+  EXPECT_EQ(submitted.status().code(), StatusCode::kPermissionDenied);
+  auto jobs = federation_.OpenStore().ListJobs("alice", {}, 100);
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty());
+  // Others are still served.
+  Identity bob = federation_.Enroll(broker::Role::kConsumer, "bob");
+  EXPECT_TRUE(federation_.ConnectClient(bob)->ListJobs().ok());
+}
+
+TEST_F(SecurityTest, SecondBrokerOnTheSameDatabaseIsRefusedNamingTheFirst) {
+  broker::BrokerOptions options;
+  options.broker_id = "hub";
+  options.database_path = federation_.db_path();
+  options.endpoint = "tcp://127.0.0.1:0";
+  auto second = broker::Broker::Create(options, MustGenerateIdentity("hub"));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("in use by another broker"));
+  EXPECT_THAT(second.status().message(),
+              HasSubstr("pid " + std::to_string(::getpid())));
+  ExpectBrokerServes();
+}
+
 class UsageReportTest : public SecurityTest {
  protected:
   void SetUp() override {
@@ -386,6 +426,33 @@ TEST_F(UsageReportTest, BadSignatureIsRejectedAndPostsNothing) {
   auto forged = SignUsageRecord(other.signing_key(), Record());
   ASSERT_TRUE(forged.ok());
   EXPECT_EQ(Report(*forged).status().code(), v1::Status::UNAUTHENTICATED);
+  EXPECT_EQ(LedgerEntries(), 0u);
+  auto job = client_->GetJob(job_id_);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->charged(), 0);
+}
+
+TEST_F(UsageReportTest, RevokedProviderOnAnOpenConnectionIsNotPaid) {
+  ASSERT_TRUE(
+      federation_.OpenStore().Revoke(broker::Role::kProvider, "raw-site").ok());
+  // Within a tick or two the broker refuses everything from it (an empty
+  // offer update is harmless to repeat until it does)...
+  v1::Status::Code code = v1::Status::OK;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        EXPECT_TRUE(channel_
+                        ->Send(v1::MESSAGE_TYPE_UPDATE_OFFER,
+                               channel_->NextRequestId(), v1::UpdateOffer())
+                        .ok());
+        auto reply = NextReply(*channel_);
+        code = reply ? reply->status().code() : v1::Status::UNAVAILABLE;
+        return code == v1::Status::PERMISSION_DENIED;
+      },
+      std::chrono::seconds(5)));
+  // ... usage included: its signed record is not paid.
+  auto report = SignUsageRecord(provider_.signing_key(), Record());
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(Report(*report).status().code(), v1::Status::PERMISSION_DENIED);
   EXPECT_EQ(LedgerEntries(), 0u);
   auto job = client_->GetJob(job_id_);
   ASSERT_TRUE(job.ok());

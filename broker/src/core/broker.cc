@@ -45,18 +45,22 @@ StatusOr<std::unique_ptr<Broker>> Broker::Create(
   }
   if (!options.clock) options.clock = SystemClock::Shared();
   if (!matcher) matcher = std::make_unique<PlacementMatcher>();
+  // One broker per database: taken before the file is even migrated.
+  CN_ASSIGN_OR_RETURN(auto lock, InstanceLock::Acquire(options.database_path));
   CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
-  auto broker =
-      std::make_unique<BrokerImpl>(std::move(options), std::move(identity),
-                                   std::move(matcher), std::move(store));
+  auto broker = std::make_unique<BrokerImpl>(
+      std::move(options), std::move(identity), std::move(matcher),
+      std::move(store), std::move(lock));
   CN_RETURN_IF_ERROR(broker->Init());
   return std::unique_ptr<Broker>(std::move(broker));
 }
 
 BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
                        std::unique_ptr<Matcher> matcher,
-                       std::unique_ptr<Store> store)
-    : options_(std::move(options)),
+                       std::unique_ptr<Store> store,
+                       std::unique_ptr<InstanceLock> lock)
+    : lock_(std::move(lock)),
+      options_(std::move(options)),
       identity_(std::move(identity)),
       matcher_(std::move(matcher)),
       store_(std::move(store)),
@@ -90,6 +94,7 @@ Status BrokerImpl::Init() {
       });
   CN_RETURN_IF_ERROR(LoadState());
   CN_RETURN_IF_ERROR(InitLedger());
+  CheckRevocations(Now());
   spdlog::info("broker {} listening on {} (key {})", options_.broker_id,
                endpoint_, identity_.curve().public_z85);
   return OkStatus();
@@ -194,6 +199,12 @@ void BrokerImpl::HandleFrame(const RoutedFrame &frame) {
     spdlog::warn("{}: bad envelope: {}", frame.user_id,
                  envelope.status().ToString());
     ReplyError(frame.routing_id, 0, v1::MESSAGE_TYPE_ERROR, envelope.status());
+    return;
+  }
+  if (!revoked_.empty() && revoked_.count(frame.user_id) != 0) {
+    // Revoked while connected: the handshake admitted it, nothing after.
+    ReplyError(frame.routing_id, envelope->request_id(), v1::MESSAGE_TYPE_ERROR,
+               PermissionDeniedError("key revoked: " + frame.user_id));
     return;
   }
   if (peer->role == Role::kProvider) {
@@ -345,6 +356,7 @@ void BrokerImpl::OnTick() {
     return;
   }
   last_tick_ms_ = now;
+  CheckRevocations(now);
   for (ProviderEntry *provider : registry_.All()) {
     if (provider->online &&
         now - provider->last_sent_ms >= options_.heartbeat_interval_ms) {
@@ -358,6 +370,52 @@ void BrokerImpl::OnTick() {
   TickFederation(now);
   LedgerTick(now);
   Schedule();
+}
+
+void BrokerImpl::CheckRevocations(int64_t now_ms) {
+  const bool asked = reload_.exchange(false);
+  // data_version moves only when another connection (an operator's revoke)
+  // commits: one cheap PRAGMA per tick.
+  auto version = store_->database().DataVersion();
+  if (!version.ok()) {
+    spdlog::warn("data_version: {}", version.status().ToString());
+    return;
+  }
+  if (!asked && *version == revocation_version_) return;
+  revocation_version_ = *version;
+  auto revoked = store_->RevokedUserIds();
+  if (!revoked.ok()) {
+    spdlog::error("reading revocations: {}", revoked.status().ToString());
+    return;
+  }
+  std::vector<std::string> newly;
+  for (const auto& user_id : *revoked) {
+    if (revoked_.count(user_id) == 0) newly.push_back(user_id);
+  }
+  revoked_ = std::move(*revoked);
+  if (asked) {
+    spdlog::info("reload: {} revoked key(s), {} new; peers, fees and "
+                 "endpoints change only with a restart",
+                 revoked_.size(), newly.size());
+  }
+  for (const auto& user_id : newly) {
+    auto peer = ParseUserId(user_id);
+    if (!peer.ok()) continue;
+    spdlog::warn("{} revoked: its messages are refused from now on", user_id);
+    if (peer->role == Role::kProvider) {
+      ProviderEntry* provider = registry_.Find(peer->name);
+      if (provider != nullptr && provider->online) {
+        // Lost from now: its jobs end after the lost-provider timeout
+        // unless the key is restored and it reconnects.
+        registry_.SetOnline(peer->name, false, now_ms);
+        provider->routing_id.clear();
+        Status saved = store_->SetProviderOnline(peer->name, false, now_ms);
+        if (!saved.ok()) spdlog::error("{}", saved.ToString());
+      }
+    } else if (peer->role == Role::kConsumer) {
+      watchers_.erase(peer->name);
+    }
+  }
 }
 
 void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {

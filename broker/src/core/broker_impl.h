@@ -17,6 +17,7 @@
 
 #include "core/imports.h"
 #include "computenet/broker/broker.h"
+#include "core/instance_lock.h"
 #include "core/outbound.h"
 #include "computenet/matching/job_queue.h"
 #include "computenet/ledger/ledger.h"
@@ -37,11 +38,13 @@ namespace computenet::broker {
 class BrokerImpl final : public Broker, private JobEvents {
  public:
   BrokerImpl(BrokerOptions options, Identity identity,
-             std::unique_ptr<Matcher> matcher, std::unique_ptr<Store> store);
+             std::unique_ptr<Matcher> matcher, std::unique_ptr<Store> store,
+             std::unique_ptr<InstanceLock> lock);
   Status Init();
 
   Status Run() override;
   void Shutdown() override { stop_.store(true); }
+  void Reload() override { reload_.store(true); }
   std::string endpoint() const override { return endpoint_; }
   std::string public_key() const override {
     return identity_.curve().public_z85;
@@ -63,6 +66,10 @@ class BrokerImpl final : public Broker, private JobEvents {
   void Dispatch(const Request& request);
   void OnTick();
   void CheckProviderLiveness(int64_t now_ms);
+  // Revocations committed by another process (or asked for by Reload):
+  // from then on the party's messages are refused, a provider is offline
+  // and a consumer's watchers are dropped.
+  void CheckRevocations(int64_t now_ms);
   void Reply(const Request& request, v1::MessageType type,
              const google::protobuf::MessageLite& body,
              const Status& status = OkStatus());
@@ -176,6 +183,8 @@ class BrokerImpl final : public Broker, private JobEvents {
   void CheckpointOnShutdown();
   void OnGetStatement(const Request& request);
 
+  // Declared first: released last, after the database is closed.
+  std::unique_ptr<InstanceLock> lock_;
   BrokerOptions options_;
   Identity identity_;
   std::unique_ptr<Matcher> matcher_;
@@ -244,6 +253,11 @@ class BrokerImpl final : public Broker, private JobEvents {
   // shows up as a change of SQLite's data_version.
   int64_t data_version_ = -1;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> reload_{false};
+  // "<role>/<name>" of revoked enrollments, and the data_version they were
+  // read at.
+  std::set<std::string> revoked_;
+  int64_t revocation_version_ = -1;
   uint64_t send_sequence_ = 0;
   // When the periodic part of the tick last ran (OnTick).
   int64_t last_tick_ms_ = std::numeric_limits<int64_t>::min() / 2;

@@ -185,6 +185,21 @@ Status Store::Revoke(Role role, const std::string& name) {
   }
 }
 
+StatusOr<std::set<std::string>> Store::RevokedUserIds() {
+  std::set<std::string> revoked;
+  Status read = db_->Run([&]() -> Status {
+    auto select =
+        db_->Prepare("SELECT role, name FROM enrollments WHERE revoked=1");
+    while (select->executeStep()) {
+      revoked.insert(select->getColumn(0).getString() + "/" +
+                     select->getColumn(1).getString());
+    }
+    return OkStatus();
+  });
+  CN_RETURN_IF_ERROR(read);
+  return revoked;
+}
+
 StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
     const std::string& curve_public) {
   try {

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,8 @@ class Store {
   StatusOr<std::optional<Enrollment>> FindEnrollment(Role role,
                                                      const std::string& name);
   StatusOr<std::vector<Enrollment>> ListEnrollments();
+  // "<role>/<name>" (the ZAP User-Id) of every revoked enrollment.
+  StatusOr<std::set<std::string>> RevokedUserIds();
 
   // --- providers -----------------------------------------------------------
   Status SaveProviderRegistration(const std::string& name,

@@ -10,8 +10,8 @@
 // state; heartbeats flow both ways on the same socket.
 //
 // Thread safety: Run() blocks the calling thread, which then owns the
-// broker's sockets. Shutdown(), endpoint() and public_key() may be called
-// from any thread.
+// broker's sockets. Shutdown(), Reload(), endpoint() and public_key() may be
+// called from any thread (Shutdown and Reload from a signal handler too).
 #ifndef COMPUTENET_BROKER_BROKER_H_
 #define COMPUTENET_BROKER_BROKER_H_
 
@@ -113,6 +113,11 @@ class Broker {
   // stopped it.
   virtual Status Run() = 0;
   virtual void Shutdown() = 0;
+  // Asks the loop to re-read, on its next tick, what may change while it
+  // runs: revocations (also noticed by themselves within a tick when another
+  // process commits). Everything else (peers, fees, endpoints) needs a
+  // restart; the loop logs what it reloaded.
+  virtual void Reload() = 0;
 
   // The endpoint actually bound, e.g. "tcp://127.0.0.1:40123".
   virtual std::string endpoint() const = 0;
