@@ -31,6 +31,7 @@
 #include <tuple>
 #include <iostream>
 
+#include "computenet/common/version.h"
 #include "computenet/common/job_state.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/consumer/client.h"
@@ -127,6 +128,7 @@ int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id
 int main(int argc, char** argv) {
   CLI::App app{"computenet: submit and manage jobs on ComputeNet"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", computenet::VersionLine("computenet"));
   Connection connection;
   app.add_option("--broker", connection.broker, "broker endpoint")
       ->envname("COMPUTENET_BROKER");

@@ -20,6 +20,7 @@
 #include <random>
 #include <thread>
 
+#include "computenet/common/version.h"
 #include "computenet/broker/broker.h"
 #include "computenet/broker/broker_config.h"
 #include "computenet/common/files.h"
@@ -207,8 +208,11 @@ int CreditLimit(const std::string& db_path, const std::string& consumer,
 int main(int argc, char** argv) {
   CLI::App app{"computenet-broker: ComputeNet regional broker"};
   app.require_subcommand(1);
+  app.set_version_flag("--version",
+                       computenet::VersionLine("computenet-broker"));
   std::string log_level = "info";
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember(computenet::LogLevelNames()));
 
   std::string name, out_dir;
   bool force = false;

@@ -19,6 +19,7 @@
 #include <iostream>
 #include <thread>
 
+#include "computenet/common/version.h"
 #include "computenet/common/logging.h"
 #include "computenet/provider/agent.h"
 #include "computenet/provider/site_config.h"
@@ -48,8 +49,11 @@ int main(int argc, char** argv) {
   CLI::App app{"computenet-provider: ComputeNet site agent"};
   std::string config_path;
   std::string log_level = "info";
+  app.set_version_flag("--version",
+                       computenet::VersionLine("computenet-provider"));
   app.add_option("--config", config_path, "site config (TOML)")->required();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember(computenet::LogLevelNames()));
   CLI11_PARSE(app, argc, argv);
 
   auto config = computenet::provider::LoadSiteConfig(config_path);

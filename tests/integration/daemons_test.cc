@@ -122,6 +122,29 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_THAT(settlement, HasSubstr("provider:site-a"));
 }
 
+TEST_F(DaemonsTest, EveryBinaryTellsItsVersionAndRefusesAnUnknownLogLevel) {
+  for (const std::string binary :
+       {COMPUTENET_BROKER_BIN, COMPUTENET_PROVIDER_BIN, COMPUTENET_CLI_BIN}) {
+    std::string output;
+    EXPECT_EQ(RunCommand({binary, "--version"}, {}, &output), 0) << binary;
+    EXPECT_THAT(output, HasSubstr(COMPUTENET_VERSION_STRING)) << binary;
+  }
+  // An unknown level used to turn logging off without a word.
+  std::string output;
+  EXPECT_NE(RunCommand({COMPUTENET_BROKER_BIN, "--log-level", "verbose",
+                        "keygen", "--name", "x", "--out", dir_.File("x")},
+                       {}, &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("log-level"));
+  EXPECT_FALSE(std::ifstream(dir_.File("x/identity.pub")).good());
+  output.clear();
+  EXPECT_NE(RunCommand({COMPUTENET_PROVIDER_BIN, "--config",
+                        dir_.File("none.toml"), "--log-level", "loud"},
+                       {}, &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("log-level"));
+}
+
 TEST_F(DaemonsTest, SighupReloadsRevocationsAndTheBrokerKeepsServing) {
   auto broker = StartBroker("tcp://127.0.0.1:0");
   EXPECT_THAT(Cli({"jobs"}), HasSubstr("JOB "));
