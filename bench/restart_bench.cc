@@ -55,19 +55,19 @@ struct Plan {
   int providers = 100;
 };
 
-v1::RegisterProvider Registration(const std::string &site) {
+v1::RegisterProvider Registration(const std::string& site) {
   v1::RegisterProvider registration;
   registration.set_site(site);
   registration.set_region("default");
   registration.set_currency("CNY");
-  auto *node = registration.add_nodes();
+  auto* node = registration.add_nodes();
   node->set_name("n1");
   node->set_fabric_id("ib-1");
-  auto *accelerators = node->add_accelerators();
+  auto* accelerators = node->add_accelerators();
   accelerators->set_model("A800");
   accelerators->set_memory_mib(81920);
   accelerators->set_count(16);
-  auto *price = registration.add_prices();
+  auto* price = registration.add_prices();
   price->set_model("A800");
   price->set_per_card_hour(1500);
   return registration;
@@ -75,9 +75,9 @@ v1::RegisterProvider Registration(const std::string &site) {
 
 // Fills db_path: providers enrolled and registered, one funded consumer, and
 // plan.jobs jobs (queued, running, the rest succeeded) in batches.
-Status Fill(const std::string &db_path, const Plan &plan,
-            const Identity &consumer, const Identity &site_key,
-            std::string *queued_job) {
+Status Fill(const std::string& db_path, const Plan& plan,
+            const Identity& consumer, const Identity& site_key,
+            std::string* queued_job) {
   CN_ASSIGN_OR_RETURN(
       auto store, broker::Store::Open(db_path, storage::DatabaseOptions{
                                                    storage::Durability::kOff}));
@@ -110,7 +110,7 @@ Status Fill(const std::string &db_path, const Plan &plan,
       job.set_consumer(consumer.name());
       job.set_organization(consumer.name());
       job.set_created_ms(now - (plan.jobs - i));
-      auto *spec = job.mutable_spec();
+      auto* spec = job.mutable_spec();
       spec->add_command("/bin/true");
       spec->set_cards_per_node(1);
       spec->set_max_duration_s(60);
@@ -122,7 +122,7 @@ Status Fill(const std::string &db_path, const Plan &plan,
         job.set_state(v1::JOB_STATE_RUNNING);
         job.set_provider("site-" + std::to_string(k % plan.providers));
         job.set_model("A800");
-        auto *assignment = job.add_assignments();
+        auto* assignment = job.add_assignments();
         assignment->set_node("n1");
         assignment->add_device_indices(
             static_cast<uint32_t>((k / plan.providers) % 16));
@@ -156,11 +156,11 @@ struct RunResult {
   int64_t rss_kib = 0;
 };
 
-StatusOr<RunResult> RestartOnce(const std::string &work_dir,
-                                const std::string &broker_binary,
-                                const Identity &broker_identity,
-                                const Identity &consumer,
-                                const std::string &job_id) {
+StatusOr<RunResult> RestartOnce(const std::string& work_dir,
+                                const std::string& broker_binary,
+                                const Identity& broker_identity,
+                                const Identity& consumer,
+                                const std::string& job_id) {
   loadgen::BrokerProcessOptions options;
   options.binary = broker_binary;
   options.work_dir = work_dir;
@@ -197,7 +197,7 @@ StatusOr<RunResult> RestartOnce(const std::string &work_dir,
   return result;
 }
 
-int Main(int argc, char **argv) {
+int Main(int argc, char** argv) {
   CLI::App app{"restart_bench: broker restart time with a large database"};
   Plan plan;
   int runs = 3;
@@ -305,4 +305,4 @@ int Main(int argc, char **argv) {
 }  // namespace
 }  // namespace computenet
 
-int main(int argc, char **argv) { return computenet::Main(argc, argv); }
+int main(int argc, char** argv) { return computenet::Main(argc, argv); }

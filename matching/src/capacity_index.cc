@@ -10,8 +10,8 @@ namespace {
 
 constexpr uint32_t kNoShelf = UINT32_MAX;
 
-bool RoomFits(const CapacityIndex::Room &room,
-              const CapacityIndex::Need &need) {
+bool RoomFits(const CapacityIndex::Room& room,
+              const CapacityIndex::Need& need) {
   return room.max_free_whole >= need.max_free_whole &&
          room.max_free_milli >= need.max_free_milli &&
          room.free_whole_total >= need.free_whole_total &&
@@ -27,8 +27,8 @@ bool RoomFits(const CapacityIndex::Room &room,
                     });
 }
 
-CapacityIndex::Room MaxRoom(const CapacityIndex::Room &a,
-                            const CapacityIndex::Room &b) {
+CapacityIndex::Room MaxRoom(const CapacityIndex::Room& a,
+                            const CapacityIndex::Room& b) {
   CapacityIndex::Room out;
   out.max_free_whole = std::max(a.max_free_whole, b.max_free_whole);
   out.max_free_milli = std::max(a.max_free_milli, b.max_free_milli);
@@ -57,7 +57,7 @@ int64_t CostKey(int64_t price, uint64_t reference_gflops, uint64_t gflops) {
 CapacityIndex::CapacityIndex(std::shared_ptr<const AcceleratorCatalog> catalog)
     : catalog_(catalog ? std::move(catalog) : AcceleratorCatalog::BuiltIn()) {}
 
-CapacityIndex::BulkUpdate::BulkUpdate(CapacityIndex &index) : index_(index) {
+CapacityIndex::BulkUpdate::BulkUpdate(CapacityIndex& index) : index_(index) {
   ++index_.bulk_depth_;
 }
 
@@ -65,7 +65,7 @@ CapacityIndex::BulkUpdate::~BulkUpdate() {
   if (--index_.bulk_depth_ == 0) index_.RebuildDirtyOrders();
 }
 
-uint32_t CapacityIndex::InternModel(const std::string &model) {
+uint32_t CapacityIndex::InternModel(const std::string& model) {
   auto [it, added] =
       model_by_name_.emplace(model, static_cast<uint32_t>(model_names_.size()));
   if (added) {
@@ -77,36 +77,36 @@ uint32_t CapacityIndex::InternModel(const std::string &model) {
   return it->second;
 }
 
-uint64_t CapacityIndex::ClassBit(const std::string &vendor_class) const {
+uint64_t CapacityIndex::ClassBit(const std::string& vendor_class) const {
   auto it = class_bits_.find(vendor_class);
   return it == class_bits_.end() ? 0 : uint64_t{1} << it->second;
 }
 
-uint64_t CapacityIndex::RegionBit(const std::string &region) const {
+uint64_t CapacityIndex::RegionBit(const std::string& region) const {
   auto it = region_bits_.find(region);
   return it == region_bits_.end() ? 0 : uint64_t{1} << it->second;
 }
 
 std::optional<uint32_t> CapacityIndex::ProviderId(
-    const std::string &name) const {
+    const std::string& name) const {
   auto it = provider_by_name_.find(name);
   if (it == provider_by_name_.end()) return std::nullopt;
   return it->second;
 }
 
-std::optional<uint32_t> CapacityIndex::ModelId(const std::string &model) const {
+std::optional<uint32_t> CapacityIndex::ModelId(const std::string& model) const {
   auto it = model_by_name_.find(model);
   if (it == model_by_name_.end()) return std::nullopt;
   return it->second;
 }
 
-const std::vector<CapacityIndex::ShelfRef> &CapacityIndex::Order(
+const std::vector<CapacityIndex::ShelfRef>& CapacityIndex::Order(
     uint32_t model) const {
   return OrderOf(model).shelves;
 }
 
-Status CapacityIndex::UpsertProvider(const std::string &name,
-                                     const v1::RegisterProvider &registration) {
+Status CapacityIndex::UpsertProvider(const std::string& name,
+                                     const v1::RegisterProvider& registration) {
   CN_RETURN_IF_ERROR(catalog_->CheckRegistration(registration));
   auto [it, added] =
       provider_by_name_.emplace(name, static_cast<uint32_t>(providers_.size()));
@@ -115,10 +115,10 @@ Status CapacityIndex::UpsertProvider(const std::string &name,
     providers_.back().name = name;
   }
   const uint32_t id = it->second;
-  Provider &provider = providers_[id];
+  Provider& provider = providers_[id];
   // The old shelves leave their models' orders.
   for (uint32_t s = 0; s < provider.shelves.size(); ++s) {
-    ModelOrder &order = orders_[provider.shelves[s].model];
+    ModelOrder& order = orders_[provider.shelves[s].model];
     order.all.erase({id, s});
     order.dirty = true;
     all_order_.all.erase({id, s});
@@ -126,7 +126,7 @@ Status CapacityIndex::UpsertProvider(const std::string &name,
   all_order_.dirty = true;
   CN_RETURN_IF_ERROR(BuildProvider(provider, registration));
   for (uint32_t s = 0; s < provider.shelves.size(); ++s) {
-    ModelOrder &order = orders_[provider.shelves[s].model];
+    ModelOrder& order = orders_[provider.shelves[s].model];
     order.all.insert({id, s});
     order.dirty = true;
     all_order_.all.insert({id, s});
@@ -134,7 +134,7 @@ Status CapacityIndex::UpsertProvider(const std::string &name,
   // Jobs placed here hold their cards again on the new structure.
   auto jobs = jobs_by_provider_.find(name);
   if (jobs != jobs_by_provider_.end()) {
-    for (const auto &job_id : jobs->second) {
+    for (const auto& job_id : jobs->second) {
       auto allocation = allocations_.find(job_id);
       if (allocation == allocations_.end()) continue;
       if (ApplyAllocation(provider, allocation->second, +1, true)) {
@@ -147,8 +147,8 @@ Status CapacityIndex::UpsertProvider(const std::string &name,
   return OkStatus();
 }
 
-Status CapacityIndex::BuildProvider(Provider &provider,
-                                    const v1::RegisterProvider &registration) {
+Status CapacityIndex::BuildProvider(Provider& provider,
+                                    const v1::RegisterProvider& registration) {
   provider.registration = registration;
   provider.region = registration.region();
   provider.currency = registration.currency();
@@ -162,7 +162,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
   provider.shelves.clear();
   provider.node_by_name.clear();
   std::map<std::string, std::pair<int64_t, std::optional<int64_t>>> prices;
-  for (const auto &price : registration.prices()) {
+  for (const auto& price : registration.prices()) {
     std::optional<int64_t> spare;
     if (price.has_spare_per_card_hour()) spare = price.spare_per_card_hour();
     prices[price.model()] = {price.per_card_hour(), spare};
@@ -171,7 +171,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
   // (model, memory, spare, gflops) -> shelf
   std::map<std::tuple<uint32_t, uint64_t, bool, uint64_t>, uint32_t>
       shelf_by_key;
-  for (const auto &node_in : registration.nodes()) {
+  for (const auto& node_in : registration.nodes()) {
     const uint32_t node_id = static_cast<uint32_t>(provider.nodes.size());
     Node node;
     node.name = node_in.name();
@@ -188,7 +188,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
     node.cpu_milli_total = uint64_t{node_in.cpu_cores()} * 1000;
     node.memory_mib_total = node_in.memory_mib();
     uint32_t next_index = 0;
-    for (const auto &accelerator : node_in.accelerators()) {
+    for (const auto& accelerator : node_in.accelerators()) {
       CardGroup group;
       group.model = InternModel(accelerator.model());
       group.first_index = next_index;
@@ -238,7 +238,7 @@ Status CapacityIndex::BuildProvider(Provider &provider,
               std::max(model_max_gflops_[group.model], compute.dense_gflops);
           provider.shelves.push_back(std::move(shelf));
         }
-        Shelf &shelf = provider.shelves[shelf_it->second];
+        Shelf& shelf = provider.shelves[shelf_it->second];
         group.shelf = shelf_it->second;
         group.slot = static_cast<uint32_t>(shelf.members.size());
         shelf.members.push_back(
@@ -251,12 +251,12 @@ Status CapacityIndex::BuildProvider(Provider &provider,
     provider.node_by_name[node.name] = node_id;
     provider.nodes.push_back(std::move(node));
   }
-  for (auto &shelf : provider.shelves) {
+  for (auto& shelf : provider.shelves) {
     shelf.buckets.assign(shelf.max_cards_per_group + 1, {});
     std::map<uint32_t, uint32_t> fabric_slots;  // provider fabric -> slot
     for (uint32_t slot = 0; slot < shelf.members.size(); ++slot) {
-      Member &member = shelf.members[slot];
-      const CardGroup &group = provider.nodes[member.node].groups[member.group];
+      Member& member = shelf.members[slot];
+      const CardGroup& group = provider.nodes[member.node].groups[member.group];
       member.bucket_pos =
           static_cast<uint32_t>(shelf.buckets[group.free_whole].size());
       shelf.buckets[group.free_whole].push_back(slot);
@@ -271,23 +271,23 @@ Status CapacityIndex::BuildProvider(Provider &provider,
       shelf.gang_hist[j].assign(shelf.members.size() + 1, 0);
       shelf.gang_hist[j][0] = static_cast<uint32_t>(shelf.fabric_counts.size());
     }
-    for (const Member &member : shelf.members) {
-      const CardGroup &group = provider.nodes[member.node].groups[member.group];
+    for (const Member& member : shelf.members) {
+      const CardGroup& group = provider.nodes[member.node].groups[member.group];
       GangCountsChanged(shelf, member.fabric_slot, 0, group.free_whole);
     }
   }
   return OkStatus();
 }
 
-void CapacityIndex::GangCountsChanged(Shelf &shelf, uint32_t fabric_slot,
+void CapacityIndex::GangCountsChanged(Shelf& shelf, uint32_t fabric_slot,
                                       uint32_t old_free, uint32_t new_free) {
   for (int j = 0; j < kGangLevels; ++j) {
     const uint32_t level = 1u << j;
     const bool was = old_free >= level;
     const bool now = new_free >= level;
     if (was == now) continue;
-    uint32_t &count = shelf.fabric_counts[fabric_slot][j];
-    auto &hist = shelf.gang_hist[j];
+    uint32_t& count = shelf.fabric_counts[fabric_slot][j];
+    auto& hist = shelf.gang_hist[j];
     --hist[count];
     count = now ? count + 1 : count - 1;
     ++hist[count];
@@ -299,7 +299,7 @@ void CapacityIndex::GangCountsChanged(Shelf &shelf, uint32_t fabric_slot,
   }
 }
 
-void CapacityIndex::SetOnline(const std::string &name, bool online) {
+void CapacityIndex::SetOnline(const std::string& name, bool online) {
   auto id = ProviderId(name);
   if (!id || providers_[*id].online == online) return;
   providers_[*id].online = online;
@@ -307,7 +307,7 @@ void CapacityIndex::SetOnline(const std::string &name, bool online) {
   ++offer_generation_;
 }
 
-void CapacityIndex::SetReliability(const std::string &name, uint32_t permille) {
+void CapacityIndex::SetReliability(const std::string& name, uint32_t permille) {
   auto id = ProviderId(name);
   if (!id || providers_[*id].reliability_permille == permille) return;
   // Not part of the rank order (which then never needs re-sorting when a
@@ -316,8 +316,8 @@ void CapacityIndex::SetReliability(const std::string &name, uint32_t permille) {
   providers_[*id].reliability_permille = permille;
 }
 
-void CapacityIndex::MarkModelsDirty(const Provider &provider) {
-  for (const auto &shelf : provider.shelves) orders_[shelf.model].dirty = true;
+void CapacityIndex::MarkModelsDirty(const Provider& provider) {
+  for (const auto& shelf : provider.shelves) orders_[shelf.model].dirty = true;
   all_order_.dirty = true;
 }
 
@@ -329,13 +329,13 @@ void CapacityIndex::RebuildDirtyOrders() {
 }
 
 void CapacityIndex::RebuildOrder(uint32_t model) const {
-  ModelOrder &order = model == kAllModels ? all_order_ : orders_[model];
+  ModelOrder& order = model == kAllModels ? all_order_ : orders_[model];
   const bool all_models = model == kAllModels;
   order.dirty = false;
   order.shelves.clear();
-  for (const auto &[provider_id, shelf_id] : order.all) {
-    const Provider &provider = providers_[provider_id];
-    const Shelf &shelf = provider.shelves[shelf_id];
+  for (const auto& [provider_id, shelf_id] : order.all) {
+    const Provider& provider = providers_[provider_id];
+    const Shelf& shelf = provider.shelves[shelf_id];
     (all_models ? shelf.all_pos : shelf.order_pos) = -1;
     if (provider.online && !shelf.members.empty()) {
       order.shelves.push_back(ShelfRef{provider_id, shelf_id});
@@ -344,11 +344,11 @@ void CapacityIndex::RebuildOrder(uint32_t model) const {
   // Rank: cheapest per A100-hour, then by name so the order (and so every
   // decision) is deterministic.
   std::sort(order.shelves.begin(), order.shelves.end(),
-            [this](const ShelfRef &a, const ShelfRef &b) {
-              const Shelf &sa = shelf(a);
-              const Shelf &sb = shelf(b);
-              const Provider &pa = providers_[a.provider];
-              const Provider &pb = providers_[b.provider];
+            [this](const ShelfRef& a, const ShelfRef& b) {
+              const Shelf& sa = shelf(a);
+              const Shelf& sb = shelf(b);
+              const Provider& pa = providers_[a.provider];
+              const Provider& pb = providers_[b.provider];
               return std::tie(sa.cost_key, pa.name, sa.model, sa.memory_mib,
                               sa.spare, a.shelf) <
                      std::tie(sb.cost_key, pb.name, sb.model, sb.memory_mib,
@@ -358,7 +358,7 @@ void CapacityIndex::RebuildOrder(uint32_t model) const {
   while (order.leaves < order.shelves.size()) order.leaves *= 2;
   order.tree.assign(2 * order.leaves, Room{});
   for (size_t pos = 0; pos < order.shelves.size(); ++pos) {
-    const Shelf &shelf = providers_[order.shelves[pos].provider]
+    const Shelf& shelf = providers_[order.shelves[pos].provider]
                              .shelves[order.shelves[pos].shelf];
     (all_models ? shelf.all_pos : shelf.order_pos) = static_cast<int32_t>(pos);
     order.tree[order.leaves + pos] = RoomOf(shelf);
@@ -368,7 +368,7 @@ void CapacityIndex::RebuildOrder(uint32_t model) const {
   }
 }
 
-CapacityIndex::Room CapacityIndex::RoomOf(const Shelf &shelf) const {
+CapacityIndex::Room CapacityIndex::RoomOf(const Shelf& shelf) const {
   Room room;
   for (size_t k = shelf.buckets.size(); k-- > 0;) {
     if (!shelf.buckets[k].empty()) {
@@ -391,8 +391,8 @@ CapacityIndex::Room CapacityIndex::RoomOf(const Shelf &shelf) const {
   return room;
 }
 
-void CapacityIndex::UpdateTreeLeaf(ModelOrder &order, size_t pos,
-                                   const Room &room) {
+void CapacityIndex::UpdateTreeLeaf(ModelOrder& order, size_t pos,
+                                   const Room& room) {
   size_t node = order.leaves + pos;
   order.tree[node] = room;
   for (node /= 2; node >= 1; node /= 2) {
@@ -401,9 +401,9 @@ void CapacityIndex::UpdateTreeLeaf(ModelOrder &order, size_t pos,
 }
 
 void CapacityIndex::UpdateShelfRoom(uint32_t provider, uint32_t shelf_id) {
-  const Shelf &shelf = providers_[provider].shelves[shelf_id];
+  const Shelf& shelf = providers_[provider].shelves[shelf_id];
   const Room room = RoomOf(shelf);
-  ModelOrder &order = orders_[shelf.model];
+  ModelOrder& order = orders_[shelf.model];
   if (!order.dirty && shelf.order_pos >= 0) {
     UpdateTreeLeaf(order, static_cast<size_t>(shelf.order_pos), room);
   }
@@ -412,15 +412,15 @@ void CapacityIndex::UpdateShelfRoom(uint32_t provider, uint32_t shelf_id) {
   }
 }
 
-int CapacityIndex::FindShelf(uint32_t model, int from, const Need &need) const {
-  const ModelOrder &order = OrderOf(model);
+int CapacityIndex::FindShelf(uint32_t model, int from, const Need& need) const {
+  const ModelOrder& order = OrderOf(model);
   if (from < 0 || static_cast<size_t>(from) >= order.shelves.size()) return -1;
   return FindInTree(order, 1, 0, order.leaves - 1, static_cast<size_t>(from),
                     need);
 }
 
-int CapacityIndex::FindInTree(const ModelOrder &order, size_t node, size_t lo,
-                              size_t hi, size_t from, const Need &need) const {
+int CapacityIndex::FindInTree(const ModelOrder& order, size_t node, size_t lo,
+                              size_t hi, size_t from, const Need& need) const {
   if (hi < from || !RoomFits(order.tree[node], need)) return -1;
   if (lo == hi) {
     return lo < order.shelves.size() ? static_cast<int>(lo) : -1;
@@ -431,21 +431,21 @@ int CapacityIndex::FindInTree(const ModelOrder &order, size_t node, size_t lo,
   return FindInTree(order, 2 * node + 1, mid + 1, hi, from, need);
 }
 
-bool CapacityIndex::ApplyAllocation(Provider &provider,
-                                    const JobAllocation &allocation, int sign,
+bool CapacityIndex::ApplyAllocation(Provider& provider,
+                                    const JobAllocation& allocation, int sign,
                                     bool check_only) {
   const uint32_t provider_id = provider_by_name_.at(provider.name);
-  for (const auto &assignment : allocation.assignments) {
+  for (const auto& assignment : allocation.assignments) {
     auto node_it = provider.node_by_name.find(assignment.node());
     if (node_it == provider.node_by_name.end()) continue;
-    Node &node = provider.nodes[node_it->second];
+    Node& node = provider.nodes[node_it->second];
     const uint32_t milli = assignment.milli() == 0
                                ? kWholeCardMilli
                                : std::min(assignment.milli(), kWholeCardMilli);
     uint64_t devices = 0;
     for (uint32_t index : assignment.device_indices()) {
       for (uint32_t g = 0; g < node.groups.size(); ++g) {
-        CardGroup &group = node.groups[g];
+        CardGroup& group = node.groups[g];
         if (index < group.first_index ||
             index >= group.first_index + group.count) {
           continue;
@@ -463,7 +463,7 @@ bool CapacityIndex::ApplyAllocation(Provider &provider,
         if (old_used == 0 && new_used > 0) --group.free_whole;
         if (old_used > 0 && new_used == 0) ++group.free_whole;
         if (group.shelf != kNoShelf) {
-          Shelf &shelf = provider.shelves[group.shelf];
+          Shelf& shelf = provider.shelves[group.shelf];
           if (old_used > 0 && old_used < kWholeCardMilli) {
             shelf.partial.erase(
                 {static_cast<uint16_t>(kWholeCardMilli - old_used), group.slot,
@@ -495,19 +495,19 @@ bool CapacityIndex::ApplyAllocation(Provider &provider,
 
 void CapacityIndex::GroupChanged(uint32_t provider_id, uint32_t node_id,
                                  uint32_t group_id, uint32_t old_free_whole) {
-  Provider &provider = providers_[provider_id];
-  CardGroup &group = provider.nodes[node_id].groups[group_id];
+  Provider& provider = providers_[provider_id];
+  CardGroup& group = provider.nodes[node_id].groups[group_id];
   if (group.shelf == kNoShelf) return;
-  Shelf &shelf = provider.shelves[group.shelf];
+  Shelf& shelf = provider.shelves[group.shelf];
   if (group.free_whole != old_free_whole) {
     // Move the member between buckets (swap-remove keeps it O(1)).
-    Member &member = shelf.members[group.slot];
-    auto &from = shelf.buckets[old_free_whole];
+    Member& member = shelf.members[group.slot];
+    auto& from = shelf.buckets[old_free_whole];
     const uint32_t moved = from.back();
     from[member.bucket_pos] = moved;
     shelf.members[moved].bucket_pos = member.bucket_pos;
     from.pop_back();
-    auto &to = shelf.buckets[group.free_whole];
+    auto& to = shelf.buckets[group.free_whole];
     member.bucket_pos = static_cast<uint32_t>(to.size());
     to.push_back(group.slot);
     shelf.free_whole_total =
@@ -518,14 +518,14 @@ void CapacityIndex::GroupChanged(uint32_t provider_id, uint32_t node_id,
   UpdateShelfRoom(provider_id, group.shelf);
 }
 
-Status CapacityIndex::Allocate(const std::string &job_id,
-                               const JobAllocation &allocation) {
+Status CapacityIndex::Allocate(const std::string& job_id,
+                               const JobAllocation& allocation) {
   if (allocations_.count(job_id) != 0) {
     return AlreadyExistsError("job " + job_id + " already holds capacity");
   }
   auto id = ProviderId(allocation.provider);
   if (!id) return NotFoundError("no provider " + allocation.provider);
-  Provider &provider = providers_[*id];
+  Provider& provider = providers_[*id];
   if (!ApplyAllocation(provider, allocation, +1, true)) {
     return FailedPreconditionError("job " + job_id +
                                    ": a card would be over-allocated");
@@ -536,7 +536,7 @@ Status CapacityIndex::Allocate(const std::string &job_id,
   return OkStatus();
 }
 
-std::optional<JobAllocation> CapacityIndex::Release(const std::string &job_id) {
+std::optional<JobAllocation> CapacityIndex::Release(const std::string& job_id) {
   auto it = allocations_.find(job_id);
   if (it == allocations_.end()) return std::nullopt;
   JobAllocation allocation = std::move(it->second);
@@ -547,19 +547,19 @@ std::optional<JobAllocation> CapacityIndex::Release(const std::string &job_id) {
   return allocation;
 }
 
-const JobAllocation *CapacityIndex::FindAllocation(
-    const std::string &job_id) const {
+const JobAllocation* CapacityIndex::FindAllocation(
+    const std::string& job_id) const {
   auto it = allocations_.find(job_id);
   return it == allocations_.end() ? nullptr : &it->second;
 }
 
 CapacityIndex::CardTotals CapacityIndex::Totals() const {
   CardTotals totals;
-  for (const auto &provider : providers_) {
+  for (const auto& provider : providers_) {
     if (!provider.online) continue;
-    for (const auto &node : provider.nodes) {
+    for (const auto& node : provider.nodes) {
       if (node.offer == v1::CAPACITY_OFFER_WITHDRAWN) continue;
-      for (const auto &group : node.groups) {
+      for (const auto& group : node.groups) {
         totals.cards += group.count;
         for (uint16_t used : group.used_milli) totals.allocated_milli += used;
       }

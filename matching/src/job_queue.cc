@@ -22,9 +22,9 @@ int64_t ClassRank(v1::PriorityClass priority) {
   }
 }
 
-std::vector<std::string> NodeNames(const Placement &placement) {
+std::vector<std::string> NodeNames(const Placement& placement) {
   std::vector<std::string> out;
-  for (const auto &assignment : placement.assignments) {
+  for (const auto& assignment : placement.assignments) {
     out.push_back(placement.provider + "/" + assignment.node());
   }
   return out;
@@ -37,14 +37,14 @@ std::string FormatTime(int64_t ms) {
 
 // Everything of a request that decides whether it can be placed, as a map
 // key (fields separated so no two requests share one).
-std::string RequestKey(const PlacementRequest &request) {
+std::string RequestKey(const PlacementRequest& request) {
   std::string key;
-  auto add = [&key](const auto &value) {
+  auto add = [&key](const auto& value) {
     key += std::to_string(value);
     key += '\x1f';
   };
-  auto add_list = [&key](const std::vector<std::string> &values) {
-    for (const auto &value : values) {
+  auto add_list = [&key](const std::vector<std::string>& values) {
+    for (const auto& value : values) {
       key += value;
       key += '\x1e';
     }
@@ -92,22 +92,22 @@ Status JobQueue::Add(QueuedJob job) {
   return OkStatus();
 }
 
-bool JobQueue::Remove(const std::string &job_id) {
+bool JobQueue::Remove(const std::string& job_id) {
   explained_.erase(job_id);
   ever_.erase(job_id);
   return jobs_.erase(job_id) != 0;
 }
 
-bool JobQueue::Contains(const std::string &job_id) const {
+bool JobQueue::Contains(const std::string& job_id) const {
   return jobs_.count(job_id) != 0;
 }
 
-const QueuedJob *JobQueue::Find(const std::string &job_id) const {
+const QueuedJob* JobQueue::Find(const std::string& job_id) const {
   auto it = jobs_.find(job_id);
   return it == jobs_.end() ? nullptr : &it->second;
 }
 
-double JobQueue::Decayed(const Org &org, int64_t now_ms) const {
+double JobQueue::Decayed(const Org& org, int64_t now_ms) const {
   const double half_life_s =
       static_cast<double>(options_.fair_share_half_life_ms) / 1000.0;
   const double elapsed_s =
@@ -120,7 +120,7 @@ double JobQueue::Decayed(const Org &org, int64_t now_ms) const {
   return org.usage * decay + accrued;
 }
 
-double JobQueue::ShareKey(const Org &org, int64_t now_ms) const {
+double JobQueue::ShareKey(const Org& org, int64_t now_ms) const {
   // Cards held now count as if held for one half-life more, so that
   // within one pass organizations take turns instead of one taking all.
   const double half_life_s =
@@ -129,22 +129,22 @@ double JobQueue::ShareKey(const Org &org, int64_t now_ms) const {
          static_cast<double>(org.running_milli) * half_life_s;
 }
 
-JobQueue::Org &JobQueue::OrgAt(const std::string &organization,
+JobQueue::Org& JobQueue::OrgAt(const std::string& organization,
                                int64_t now_ms) {
-  Org &org = orgs_[organization];
+  Org& org = orgs_[organization];
   org.usage = Decayed(org, now_ms);
   org.usage_ms = now_ms;
   return org;
 }
 
-double JobQueue::UsageOf(const std::string &organization) const {
+double JobQueue::UsageOf(const std::string& organization) const {
   auto it = orgs_.find(organization);
   if (it == orgs_.end()) return 0;
   return Decayed(it->second, clock_->NowMs());
 }
 
-void JobQueue::MarkRunning(const std::string &job_id,
-                           const std::string &organization,
+void JobQueue::MarkRunning(const std::string& job_id,
+                           const std::string& organization,
                            uint64_t milli_cards, int64_t end_by_ms) {
   const int64_t now = clock_->NowMs();
   MarkStopped(job_id);
@@ -153,15 +153,15 @@ void JobQueue::MarkRunning(const std::string &job_id,
   running_[job_id] = Running{org_name, milli_cards, end_by_ms};
 }
 
-void JobQueue::MarkStopped(const std::string &job_id) {
+void JobQueue::MarkStopped(const std::string& job_id) {
   auto it = running_.find(job_id);
   if (it == running_.end()) return;
-  Org &org = OrgAt(it->second.organization, clock_->NowMs());
+  Org& org = OrgAt(it->second.organization, clock_->NowMs());
   org.running_milli -= std::min(org.running_milli, it->second.milli);
   running_.erase(it);
 }
 
-int64_t JobQueue::LevelOf(const QueuedJob &job, int64_t now_ms) const {
+int64_t JobQueue::LevelOf(const QueuedJob& job, int64_t now_ms) const {
   int64_t level = ClassRank(job.priority);
   if (options_.aging_interval_ms > 0 && now_ms > job.submitted_ms) {
     level += (now_ms - job.submitted_ms) / options_.aging_interval_ms;
@@ -170,21 +170,21 @@ int64_t JobQueue::LevelOf(const QueuedJob &job, int64_t now_ms) const {
 }
 
 template <typename Visit>
-void JobQueue::Walk(int64_t now_ms, Visit &&visit) const {
+void JobQueue::Walk(int64_t now_ms, Visit&& visit) const {
   // level (highest first) -> organization -> its jobs in FIFO order.
-  std::map<int64_t, std::map<std::string, std::vector<const QueuedJob *>>,
+  std::map<int64_t, std::map<std::string, std::vector<const QueuedJob*>>,
            std::greater<>>
       levels;
-  for (const auto &[id, job] : jobs_) {
+  for (const auto& [id, job] : jobs_) {
     levels[LevelOf(job, now_ms)][job.organization].push_back(&job);
   }
   std::map<std::string, double> keys;
-  for (auto &[level, by_org] : levels) {
+  for (auto& [level, by_org] : levels) {
     using Entry = std::tuple<double, uint64_t, std::string>;
     std::priority_queue<Entry, std::vector<Entry>, std::greater<>> turns;
     std::map<std::string, size_t> next;
-    for (auto &[org, list] : by_org) {
-      std::sort(list.begin(), list.end(), [](const auto *a, const auto *b) {
+    for (auto& [org, list] : by_org) {
+      std::sort(list.begin(), list.end(), [](const auto* a, const auto* b) {
         return std::tie(a->sequence, a->job_id) <
                std::tie(b->sequence, b->job_id);
       });
@@ -201,8 +201,8 @@ void JobQueue::Walk(int64_t now_ms, Visit &&visit) const {
     while (!turns.empty()) {
       const std::string org = std::get<2>(turns.top());
       turns.pop();
-      const auto &list = by_org[org];
-      const QueuedJob *job = list[next[org]++];
+      const auto& list = by_org[org];
+      const QueuedJob* job = list[next[org]++];
       const uint64_t placed_milli = visit(*job);
       if (placed_milli > 0) {
         keys[org] += static_cast<double>(placed_milli) *
@@ -218,17 +218,17 @@ void JobQueue::Walk(int64_t now_ms, Visit &&visit) const {
 
 std::vector<std::string> JobQueue::Order() const {
   std::vector<std::string> out;
-  Walk(clock_->NowMs(), [&](const QueuedJob &job) -> uint64_t {
+  Walk(clock_->NowMs(), [&](const QueuedJob& job) -> uint64_t {
     out.push_back(job.job_id);
     return 0;
   });
   return out;
 }
 
-const JobQueue::Cached &JobQueue::Explain(const QueuedJob &job,
-                                          const CapacityIndex &capacity,
-                                          const Matcher &matcher) {
-  Cached &ever = ever_[job.job_id];
+const JobQueue::Cached& JobQueue::Explain(const QueuedJob& job,
+                                          const CapacityIndex& capacity,
+                                          const Matcher& matcher) {
+  Cached& ever = ever_[job.job_id];
   if (ever.generation != capacity.topology_generation()) {
     Status status = matcher.CheckEverFits(job.request, capacity);
     ever.generation = capacity.topology_generation();
@@ -236,7 +236,7 @@ const JobQueue::Cached &JobQueue::Explain(const QueuedJob &job,
     ever.text = status.message();
   }
   if (ever.never) return ever;
-  Cached &explained = explained_[job.job_id];
+  Cached& explained = explained_[job.job_id];
   if (explained.generation != capacity.offer_generation()) {
     MatchContext context;
     context.excluded = &job.excluded_providers;
@@ -246,16 +246,16 @@ const JobQueue::Cached &JobQueue::Explain(const QueuedJob &job,
   return explained;
 }
 
-std::optional<Reservation> JobQueue::Reserve(const QueuedJob &head,
-                                             CapacityIndex &capacity,
-                                             const Matcher &matcher,
+std::optional<Reservation> JobQueue::Reserve(const QueuedJob& head,
+                                             CapacityIndex& capacity,
+                                             const Matcher& matcher,
                                              int64_t now_ms,
-                                             uint64_t *match_calls) {
+                                             uint64_t* match_calls) {
   // Let running jobs end, in the order they must end by, until the head
   // fits; then give every job its cards back exactly as they were.
   std::vector<std::pair<int64_t, std::string>> ends;
   ends.reserve(running_.size());
-  for (const auto &[job_id, running] : running_) {
+  for (const auto& [job_id, running] : running_) {
     ends.push_back({running.end_by_ms, job_id});
   }
   std::sort(ends.begin(), ends.end());
@@ -285,23 +285,23 @@ std::optional<Reservation> JobQueue::Reserve(const QueuedJob &head,
       break;
     }
   }
-  for (auto &[job_id, allocation] : taken) {
+  for (auto& [job_id, allocation] : taken) {
     (void)capacity.Allocate(job_id, allocation);
   }
   return reservation;
 }
 
-JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
-                                        const Matcher &matcher) {
+JobQueue::PassResult JobQueue::Schedule(CapacityIndex& capacity,
+                                        const Matcher& matcher) {
   const int64_t now = clock_->NowMs();
   PassResult result;
-  const QueuedJob *head = nullptr;
+  const QueuedJob* head = nullptr;
   bool reserved = false;
   bool block_all = false;  // the reservation is unknown: no one jumps
   std::unordered_set<uint64_t> reserved_nodes;
   std::vector<std::string> leaving;
 
-  auto place = [&](const QueuedJob &job, Placement placement) -> uint64_t {
+  auto place = [&](const QueuedJob& job, Placement placement) -> uint64_t {
     JobAllocation allocation;
     allocation.provider = placement.provider;
     allocation.assignments = placement.assignments;
@@ -330,7 +330,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
   // waiting jobs with the same request (a saturated queue holds thousands
   // of a few shapes) reuse its answer instead of searching again.
   std::unordered_map<std::string, std::string> no_place;  // key -> why
-  Walk(now, [&](const QueuedJob &job) -> uint64_t {
+  Walk(now, [&](const QueuedJob& job) -> uint64_t {
     MatchContext context;
     context.excluded = &job.excluded_providers;
     const std::string key =
@@ -346,7 +346,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
       if (known != no_place.end()) {
         reason = known->second;
       } else {
-        const Cached &why = Explain(job, capacity, matcher);
+        const Cached& why = Explain(job, capacity, matcher);
         if (why.never) {
           result.never_fit.push_back(
               {job.job_id, std::nullopt, why.text, true});
@@ -372,11 +372,11 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
       result.reservation = reservation;
       if (reservation->start_by_ms != INT64_MAX) {
         if (reservation->nodes.empty()) block_all = true;
-        for (const auto &name : reservation->nodes) {
+        for (const auto& name : reservation->nodes) {
           const auto slash = name.find('/');
           auto provider = capacity.ProviderId(name.substr(0, slash));
           if (!provider) continue;
-          const auto &nodes = capacity.providers()[*provider].node_by_name;
+          const auto& nodes = capacity.providers()[*provider].node_by_name;
           auto node = nodes.find(name.substr(slash + 1));
           if (node != nodes.end()) {
             reserved_nodes.insert(NodeKey(*provider, node->second));
@@ -384,7 +384,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
         }
       }
     }
-    const Reservation &reservation = *result.reservation;
+    const Reservation& reservation = *result.reservation;
     const int64_t ends_by = now + int64_t{job.max_duration_s} * 1000;
     if (reservation.start_by_ms == INT64_MAX ||
         (!block_all && ends_by <= reservation.start_by_ms)) {
@@ -406,7 +406,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex &capacity,
     return 0;
   });
 
-  for (const auto &job_id : leaving) Remove(job_id);
+  for (const auto& job_id : leaving) Remove(job_id);
   return result;
 }
 

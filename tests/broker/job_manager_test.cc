@@ -36,11 +36,11 @@ struct Sent {
 
 class RecordingEvents final : public JobEvents {
  public:
-  void JobChanged(const v1::JobInfo &job) override {
+  void JobChanged(const v1::JobInfo& job) override {
     sent.push_back({"changed", job.job_id(), job.state(), "", 0});
   }
-  bool ToProvider(const std::string &provider, v1::MessageType type,
-                  const google::protobuf::MessageLite &body) override {
+  bool ToProvider(const std::string& provider, v1::MessageType type,
+                  const google::protobuf::MessageLite& body) override {
     const std::string bytes = body.SerializeAsString();
     if (type == v1::MESSAGE_TYPE_PLACEMENT_OFFER) {
       v1::PlacementOffer offer;
@@ -59,7 +59,7 @@ class RecordingEvents final : public JobEvents {
   }
   std::vector<std::string> Kinds() const {
     std::vector<std::string> kinds;
-    for (const auto &s : sent) kinds.push_back(s.what);
+    for (const auto& s : sent) kinds.push_back(s.what);
     return kinds;
   }
 
@@ -90,8 +90,8 @@ class JobManagerTest : public ::testing::Test {
                                          JobQueueOptions{}, events_);
   }
 
-  v1::JobInfo MustSubmit(const std::string &consumer = "alice",
-                         const std::string &key = "") {
+  v1::JobInfo MustSubmit(const std::string& consumer = "alice",
+                         const std::string& key = "") {
     v1::JobInfo job;
     job.set_consumer(consumer);
     job.set_organization(consumer);
@@ -122,13 +122,13 @@ class JobManagerTest : public ::testing::Test {
     return job;
   }
 
-  v1::JobInfo Stored(const std::string &job_id) {
+  v1::JobInfo Stored(const std::string& job_id) {
     auto job = fixture_.store().GetJob(job_id);
     EXPECT_TRUE(job.ok()) << job.status().ToString();
     return job.ok() ? *job : v1::JobInfo();
   }
 
-  bool HoldOpen(const std::string &job_id) {
+  bool HoldOpen(const std::string& job_id) {
     auto hold = fixture_.ledger().OpenHold(job_id);
     EXPECT_TRUE(hold.ok()) << hold.status().ToString();
     return hold.ok() && hold->has_value();
@@ -136,9 +136,9 @@ class JobManagerTest : public ::testing::Test {
 
   uint32_t FreeCards() {
     uint32_t free = 0;
-    for (const auto &provider : registry_->OnlineCapacity()) {
-      for (const auto &node : provider.nodes) {
-        for (const auto &group : node.groups) {
+    for (const auto& provider : registry_->OnlineCapacity()) {
+      for (const auto& node : provider.nodes) {
+        for (const auto& group : node.groups) {
           free += static_cast<uint32_t>(group.free_devices.size());
         }
       }
@@ -151,7 +151,7 @@ class JobManagerTest : public ::testing::Test {
     EXPECT_TRUE(active.ok()) << active.status().ToString();
     std::vector<std::string> ids;
     if (active.ok()) {
-      for (const auto &job : *active) ids.push_back(job.job_id());
+      for (const auto& job : *active) ids.push_back(job.job_id());
     }
     return ids;
   }
@@ -375,7 +375,7 @@ TEST_F(JobManagerTest, PreemptedRunIsRequeuedUntilAttemptsRunOut) {
 TEST_F(JobManagerTest, NothingOfAFailedBatchIsVisible) {
   fixture_.MustTopUp("alice", 1'000'000, "t1");
   v1::JobInfo job = MustSubmit();
-  storage::Database &db = fixture_.database();
+  storage::Database& db = fixture_.database();
   ASSERT_TRUE(db.BeginBatch().ok());
   ASSERT_TRUE(jobs_->Place(job, OnSiteA()).ok());
   db.FailNextCommitForTesting();

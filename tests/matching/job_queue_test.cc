@@ -31,7 +31,7 @@ class JobQueueTest : public ::testing::Test {
     queue_ = std::make_unique<JobQueue>(options, clock_);
   }
 
-  void AddProvider(const std::string &name, std::vector<v1::Node> nodes) {
+  void AddProvider(const std::string& name, std::vector<v1::Node> nodes) {
     ASSERT_TRUE(index_
                     .UpsertProvider(
                         name, MakeRegistration(name, nodes, {{"A800", 1500}}))
@@ -40,7 +40,7 @@ class JobQueueTest : public ::testing::Test {
   }
 
   // A job of `cards` whole cards, submitted now.
-  void Submit(const std::string &id, const std::string &org, uint32_t cards,
+  void Submit(const std::string& id, const std::string& org, uint32_t cards,
               v1::PriorityClass priority = v1::PRIORITY_CLASS_NORMAL,
               uint32_t max_duration_s = 600, uint32_t nodes = 1) {
     QueuedJob job;
@@ -56,22 +56,22 @@ class JobQueueTest : public ::testing::Test {
     ASSERT_TRUE(queue_->Add(std::move(job)).ok());
   }
 
-  std::vector<std::string> Placed(const JobQueue::PassResult &pass) {
+  std::vector<std::string> Placed(const JobQueue::PassResult& pass) {
     std::vector<std::string> out;
-    for (const auto &outcome : pass.placed) out.push_back(outcome.job_id);
+    for (const auto& outcome : pass.placed) out.push_back(outcome.job_id);
     return out;
   }
 
-  std::string WaitReason(const JobQueue::PassResult &pass,
-                         const std::string &job_id) {
-    for (const auto &outcome : pass.waiting) {
+  std::string WaitReason(const JobQueue::PassResult& pass,
+                         const std::string& job_id) {
+    for (const auto& outcome : pass.waiting) {
       if (outcome.job_id == job_id) return outcome.reason;
     }
     return "(not waiting)";
   }
 
   // The job ends: its cards come back.
-  void End(const std::string &job_id) {
+  void End(const std::string& job_id) {
     index_.Release(job_id);
     queue_->MarkStopped(job_id);
   }

@@ -32,7 +32,7 @@ bool IsPeerMessage(v1::MessageType type) {
 
 StatusOr<std::unique_ptr<Broker>> Broker::Create(
     BrokerOptions options, Identity identity,
-    std::unique_ptr<Matcher> &&matcher) {
+    std::unique_ptr<Matcher>&& matcher) {
   CN_RETURN_IF_ERROR(ValidatePartyName(options.broker_id));
   if (options.database_path.empty()) {
     return InvalidArgumentError("broker: database_path is required");
@@ -77,7 +77,7 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
               static_cast<int64_t>(options_.heartbeat_interval_ms) *
                   options_.heartbeat_liveness * 2},
           *store_, ledger_, registry_, options_.clock, options_.queue,
-          static_cast<JobEvents &>(*this))) {}
+          static_cast<JobEvents&>(*this))) {}
 
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
@@ -87,7 +87,7 @@ Status BrokerImpl::Init() {
   CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
                                                options_.endpoint, &endpoint_));
   outbound_ = std::make_unique<RouterOutbound>(
-      router_, [this](const ReplyTag &tag, const Status &status) {
+      router_, [this](const ReplyTag& tag, const Status& status) {
         v1::Heartbeat empty;
         return EncodeEnvelope(tag.type, tag.request_id, ++send_sequence_, empty,
                               &status);
@@ -108,14 +108,14 @@ Status BrokerImpl::Run() {
     // Peer links come and go (reconnects), so the poll set is rebuilt.
     items.assign({{zap_->socket().handle(), 0, ZMQ_POLLIN, 0},
                   {router_.handle(), 0, ZMQ_POLLIN, 0}});
-    for (auto &[name, link] : links_) {
-      if (zmq::socket_t *socket = link->socket()) {
+    for (auto& [name, link] : links_) {
+      if (zmq::socket_t* socket = link->socket()) {
         items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
       }
     }
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(tick_ms));
-    } catch (const zmq::error_t &error) {
+    } catch (const zmq::error_t& error) {
       if (error.num() == EINTR) continue;
       return UnavailableError(std::string("poll: ") + error.what());
     }
@@ -140,7 +140,7 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
                  begun.ToString());
   } else {
     outbound_->Hold();
-    for (auto &[name, link] : links_) link->Hold();
+    for (auto& [name, link] : links_) link->Hold();
   }
   const auto started = std::chrono::steady_clock::now();
   if (frames_waiting) {
@@ -170,16 +170,16 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
     // registry, watchers) already moved on: answer every request in it with
     // a retryable error and stop, so a restart reloads the durable state.
     outbound_->Fail(committed);
-    for (auto &[name, link] : links_) link->Discard();
+    for (auto& [name, link] : links_) link->Discard();
     return committed.WithContext("group commit");
   }
   const std::set<std::string> gone = outbound_->Release();
-  for (auto &[name, link] : links_) link->Release();
+  for (auto& [name, link] : links_) link->Release();
   if (!gone.empty()) DropWatchers(gone);
   return OkStatus();
 }
 
-void BrokerImpl::HandleFrame(const RoutedFrame &frame) {
+void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
   auto peer = ParseUserId(frame.user_id);
   if (!peer.ok()) {
     // Cannot happen with the ZAP handler in place; never serve it anyway.
@@ -208,7 +208,7 @@ void BrokerImpl::HandleFrame(const RoutedFrame &frame) {
     return;
   }
   if (peer->role == Role::kProvider) {
-    ProviderEntry *entry = registry_.Find(peer->name);
+    ProviderEntry* entry = registry_.Find(peer->name);
     if (entry != nullptr && entry->routing_id == frame.routing_id) {
       entry->last_heard_ms = now;
     }
@@ -216,7 +216,7 @@ void BrokerImpl::HandleFrame(const RoutedFrame &frame) {
   Dispatch(Request{frame, *peer, *envelope});
 }
 
-void BrokerImpl::Dispatch(const Request &request) {
+void BrokerImpl::Dispatch(const Request& request) {
   const v1::MessageType type = request.envelope.type();
   const Role role = request.peer.role;
   if (type == v1::MESSAGE_TYPE_HEARTBEAT) {
@@ -314,9 +314,9 @@ void BrokerImpl::Dispatch(const Request &request) {
   }
 }
 
-void BrokerImpl::Reply(const Request &request, v1::MessageType type,
-                       const google::protobuf::MessageLite &body,
-                       const Status &status) {
+void BrokerImpl::Reply(const Request& request, v1::MessageType type,
+                       const google::protobuf::MessageLite& body,
+                       const Status& status) {
   if (!status.ok()) {
     spdlog::info("{}/{} {}: {}", RoleName(request.peer.role), request.peer.name,
                  MessageTypeName(request.envelope.type()), status.ToString());
@@ -327,16 +327,16 @@ void BrokerImpl::Reply(const Request &request, v1::MessageType type,
                   ReplyTag{request.envelope.request_id(), type});
 }
 
-void BrokerImpl::ReplyError(const std::string &routing_id, uint64_t request_id,
-                            v1::MessageType type, const Status &status) {
+void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
+                            v1::MessageType type, const Status& status) {
   v1::Heartbeat empty;
   std::string payload =
       EncodeEnvelope(type, request_id, ++send_sequence_, empty, &status);
   outbound_->Send(routing_id, std::move(payload), ReplyTag{request_id, type});
 }
 
-bool BrokerImpl::SendToProvider(ProviderEntry &provider, v1::MessageType type,
-                                const google::protobuf::MessageLite &body) {
+bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
+                                const google::protobuf::MessageLite& body) {
   if (!provider.online) return false;
   outbound_->Send(provider.routing_id,
                   EncodeEnvelope(type, 0, ++send_sequence_, body));
@@ -357,7 +357,7 @@ void BrokerImpl::OnTick() {
   }
   last_tick_ms_ = now;
   CheckRevocations(now);
-  for (ProviderEntry *provider : registry_.All()) {
+  for (ProviderEntry* provider : registry_.All()) {
     if (provider->online &&
         now - provider->last_sent_ms >= options_.heartbeat_interval_ms) {
       v1::Heartbeat heartbeat;
@@ -394,9 +394,10 @@ void BrokerImpl::CheckRevocations(int64_t now_ms) {
   }
   revoked_ = std::move(*revoked);
   if (asked) {
-    spdlog::info("reload: {} revoked key(s), {} new; peers, fees and "
-                 "endpoints change only with a restart",
-                 revoked_.size(), newly.size());
+    spdlog::info(
+        "reload: {} revoked key(s), {} new; peers, fees and "
+        "endpoints change only with a restart",
+        revoked_.size(), newly.size());
   }
   for (const auto& user_id : newly) {
     auto peer = ParseUserId(user_id);
@@ -422,7 +423,7 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
   const int64_t silence_limit =
       static_cast<int64_t>(options_.heartbeat_interval_ms) *
       options_.heartbeat_liveness;
-  for (ProviderEntry *provider : registry_.All()) {
+  for (ProviderEntry* provider : registry_.All()) {
     if (provider->online && now_ms - provider->last_heard_ms > silence_limit) {
       registry_.SetOnline(provider->name, false, now_ms);
       RecordProviderEvent(provider->name, ProviderEvent::kHeartbeatLoss);
@@ -437,7 +438,7 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
       // comes back and still reports them, registration cancels them.
       auto jobs = jobs_->ActiveOn(provider->name);
       if (!jobs.ok()) continue;
-      for (auto &job : *jobs) {
+      for (auto& job : *jobs) {
         RecordProviderEvent(provider->name, ProviderEvent::kProviderFailure);
         Status failed = jobs_->Finish(job, v1::JOB_STATE_FAILED, -1,
                                       "provider " + provider->name + " lost");

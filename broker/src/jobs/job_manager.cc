@@ -11,7 +11,7 @@ namespace computenet::broker {
 namespace {
 
 // FIFO order: the sequence in "<broker id>-<sequence>".
-uint64_t SequenceOf(const std::string &job_id) {
+uint64_t SequenceOf(const std::string& job_id) {
   const auto dash = job_id.rfind('-');
   if (dash == std::string::npos) return 0;
   uint64_t value = 0;
@@ -25,7 +25,7 @@ uint64_t SequenceOf(const std::string &job_id) {
 
 // Held here and running at a provider of this broker (not mirrored from a
 // peer that runs it).
-bool ActiveHere(const v1::JobInfo &job) {
+bool ActiveHere(const v1::JobInfo& job) {
   return (job.state() == v1::JOB_STATE_PLACED ||
           job.state() == v1::JOB_STATE_RUNNING) &&
          job.remote_broker().empty() && !job.provider().empty();
@@ -35,7 +35,7 @@ bool ActiveHere(const v1::JobInfo &job) {
 
 Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
                        int64_t price_per_card_hour, int64_t budget,
-                       const std::string &home_broker) {
+                       const std::string& home_broker) {
   CN_ASSIGN_OR_RETURN(
       int64_t worst,
       ChargeForCardSeconds(cards * max_duration_s, price_per_card_hour));
@@ -48,9 +48,9 @@ Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
   return OkStatus();
 }
 
-JobManager::JobManager(JobManagerOptions options, Store &store, Ledger &ledger,
-                       ProviderRegistry &registry, std::shared_ptr<Clock> clock,
-                       JobQueueOptions queue_options, JobEvents &events)
+JobManager::JobManager(JobManagerOptions options, Store& store, Ledger& ledger,
+                       ProviderRegistry& registry, std::shared_ptr<Clock> clock,
+                       JobQueueOptions queue_options, JobEvents& events)
     : options_(std::move(options)),
       store_(store),
       ledger_(ledger),
@@ -61,7 +61,7 @@ JobManager::JobManager(JobManagerOptions options, Store &store, Ledger &ledger,
 
 Status JobManager::Load() {
   CN_ASSIGN_OR_RETURN(auto queued, store_.JobsInStates({v1::JOB_STATE_QUEUED}));
-  for (const auto &job : queued) {
+  for (const auto& job : queued) {
     // A forward that was out when we stopped waits for reconciliation
     // with that peer, so it cannot run in two places.
     if (!job.remote_broker().empty()) continue;
@@ -72,7 +72,7 @@ Status JobManager::Load() {
       store_.JobsInStates({v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING}));
   // Cards of jobs that were out when the broker stopped stay taken until
   // their provider re-registers and reconciles.
-  for (const auto &job : active) {
+  for (const auto& job : active) {
     if (!ActiveHere(job)) continue;  // runs at a peer
     Track(job);
     registry_.Allocate(job.job_id(), job.provider(),
@@ -89,10 +89,10 @@ Status JobManager::Load() {
   return OkStatus();
 }
 
-StatusOr<v1::JobInfo> JobManager::Submit(const std::string &broker_id,
+StatusOr<v1::JobInfo> JobManager::Submit(const std::string& broker_id,
                                          v1::JobInfo job,
-                                         const std::string &idempotency_key,
-                                         bool *duplicate) {
+                                         const std::string& idempotency_key,
+                                         bool* duplicate) {
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_created_ms(Now());
   if (job.reason().empty()) job.set_reason("waiting to be matched");
@@ -106,15 +106,15 @@ StatusOr<v1::JobInfo> JobManager::Submit(const std::string &broker_id,
   return stored;
 }
 
-Status JobManager::Save(const v1::JobInfo &job) {
+Status JobManager::Save(const v1::JobInfo& job) {
   CN_RETURN_IF_ERROR(store_.UpdateJob(job, Now()));
   Track(job);
   events_.JobChanged(job);
   return OkStatus();
 }
 
-Status JobManager::SaveReleasingHold(const v1::JobInfo &job,
-                                     const std::string &why) {
+Status JobManager::SaveReleasingHold(const v1::JobInfo& job,
+                                     const std::string& why) {
   // The job's row and the release of its hold commit together or not at
   // all; a crash can no longer leave an ended job holding its consumer's
   // money until the next start.
@@ -137,7 +137,7 @@ Status JobManager::SaveReleasingHold(const v1::JobInfo &job,
   return OkStatus();
 }
 
-Status JobManager::WaitForFunds(v1::JobInfo &job, const Status &why) {
+Status JobManager::WaitForFunds(v1::JobInfo& job, const Status& why) {
   // The broker's ledger tick notices a top-up by another process.
   funds_waiting_ = true;
   CN_ASSIGN_OR_RETURN(v1::JobInfo queued, store_.GetJob(job.job_id()));
@@ -151,7 +151,7 @@ Status JobManager::WaitForFunds(v1::JobInfo &job, const Status &why) {
   return why;
 }
 
-Status JobManager::HoldAndSave(v1::JobInfo &job) {
+Status JobManager::HoldAndSave(v1::JobInfo& job) {
   HoldRequest hold;
   hold.job_id = job.job_id();
   hold.consumer = job.consumer();
@@ -184,7 +184,7 @@ Status JobManager::HoldAndSave(v1::JobInfo &job) {
   return OkStatus();
 }
 
-Status JobManager::Place(v1::JobInfo &job, const Placement &placement) {
+Status JobManager::Place(v1::JobInfo& job, const Placement& placement) {
   if (job.state() != v1::JOB_STATE_QUEUED) {
     return FailedPreconditionError("job " + job.job_id() + " is " +
                                    JobStateName(job.state()) +
@@ -195,7 +195,7 @@ Status JobManager::Place(v1::JobInfo &job, const Placement &placement) {
   placed.set_provider(placement.provider);
   placed.set_model(placement.model);
   placed.clear_assignments();
-  for (const auto &assignment : placement.assignments) {
+  for (const auto& assignment : placement.assignments) {
     *placed.add_assignments() = assignment;
   }
   placed.set_price_per_card_hour(placement.price_per_card_hour);
@@ -221,7 +221,7 @@ Status JobManager::Place(v1::JobInfo &job, const Placement &placement) {
   return OkStatus();
 }
 
-Status JobManager::Start(v1::JobInfo &job, int64_t started_ms) {
+Status JobManager::Start(v1::JobInfo& job, int64_t started_ms) {
   if (job.state() == v1::JOB_STATE_RUNNING) return OkStatus();  // repeated
   v1::JobInfo running = job;
   running.set_state(v1::JOB_STATE_RUNNING);
@@ -233,7 +233,7 @@ Status JobManager::Start(v1::JobInfo &job, int64_t started_ms) {
   return OkStatus();
 }
 
-Status JobManager::Requeue(v1::JobInfo &job, const std::string &reason) {
+Status JobManager::Requeue(v1::JobInfo& job, const std::string& reason) {
   if (job.cancel_requested()) {
     // The consumer asked to cancel while it was out: it must not run again.
     return Finish(job, v1::JOB_STATE_CANCELLED, -1,
@@ -258,8 +258,8 @@ Status JobManager::Requeue(v1::JobInfo &job, const std::string &reason) {
   return OkStatus();
 }
 
-Status JobManager::Finish(v1::JobInfo &job, v1::JobState state,
-                          int32_t exit_code, const std::string &reason) {
+Status JobManager::Finish(v1::JobInfo& job, v1::JobState state,
+                          int32_t exit_code, const std::string& reason) {
   if (!IsTerminal(state)) {
     return InvalidArgumentError("finish: " + JobStateName(state) +
                                 " is not a terminal state");
@@ -281,7 +281,7 @@ Status JobManager::Finish(v1::JobInfo &job, v1::JobState state,
   return OkStatus();
 }
 
-Status JobManager::RequestCancel(v1::JobInfo &job, const std::string &who,
+Status JobManager::RequestCancel(v1::JobInfo& job, const std::string& who,
                                  bool at_peer) {
   if (IsTerminal(job.state())) return OkStatus();
   if (job.state() == v1::JOB_STATE_QUEUED) {
@@ -297,7 +297,7 @@ Status JobManager::RequestCancel(v1::JobInfo &job, const std::string &who,
   return OkStatus();
 }
 
-Status JobManager::Preempt(v1::JobInfo &job, uint32_t grace_ms) {
+Status JobManager::Preempt(v1::JobInfo& job, uint32_t grace_ms) {
   v1::JobInfo flagged = job;
   flagged.set_preemption_requested(true);
   // The consumer's notice (a JobEvent); the job's own is the SIGTERM its
@@ -317,7 +317,7 @@ Status JobManager::Preempt(v1::JobInfo &job, uint32_t grace_ms) {
   return OkStatus();
 }
 
-Status JobManager::EndPreemptedRun(v1::JobInfo &job) {
+Status JobManager::EndPreemptedRun(v1::JobInfo& job) {
   job.set_preemptions(job.preemptions() + 1);
   const std::string where = job.provider();
   if (job.attempts() >= MaxAttempts(job)) {
@@ -331,7 +331,7 @@ Status JobManager::EndPreemptedRun(v1::JobInfo &job) {
                           "run so far and requeued");
 }
 
-void JobManager::Enqueue(const v1::JobInfo &job) {
+void JobManager::Enqueue(const v1::JobInfo& job) {
   QueuedJob queued;
   queued.job_id = job.job_id();
   queued.organization =
@@ -352,20 +352,20 @@ void JobManager::Enqueue(const v1::JobInfo &job) {
   schedule_needed_ = true;
 }
 
-uint32_t JobManager::MaxAttempts(const v1::JobInfo &job) const {
+uint32_t JobManager::MaxAttempts(const v1::JobInfo& job) const {
   return job.spec().max_attempts() > 0 ? job.spec().max_attempts()
                                        : options_.max_attempts;
 }
 
-bool JobManager::NoteWaitingReason(const std::string &job_id,
-                                   const std::string &reason) {
-  auto &reported = waiting_reasons_[job_id];
+bool JobManager::NoteWaitingReason(const std::string& job_id,
+                                   const std::string& reason) {
+  auto& reported = waiting_reasons_[job_id];
   if (reported == reason) return false;
   reported = reason;
   return true;
 }
 
-void JobManager::SendOffer(const v1::JobInfo &job) {
+void JobManager::SendOffer(const v1::JobInfo& job) {
   v1::PlacementOffer offer;
   offer.set_job_id(job.job_id());
   offer.set_consumer(job.consumer());
@@ -383,10 +383,10 @@ void JobManager::SendOffer(const v1::JobInfo &job) {
 
 void JobManager::ResendUnansweredOffers(int64_t now_ms) {
   std::vector<std::string> due;
-  for (const auto &[job_id, sent_ms] : offers_out_) {
+  for (const auto& [job_id, sent_ms] : offers_out_) {
     if (now_ms - sent_ms >= options_.offer_resend_ms) due.push_back(job_id);
   }
-  for (const auto &job_id : due) {
+  for (const auto& job_id : due) {
     auto job = store_.GetJob(job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_PLACED) {
       offers_out_.erase(job_id);
@@ -398,7 +398,7 @@ void JobManager::ResendUnansweredOffers(int64_t now_ms) {
   }
 }
 
-void JobManager::SendCancel(const v1::JobInfo &job) {
+void JobManager::SendCancel(const v1::JobInfo& job) {
   v1::PlacementCancel cancel;
   cancel.set_job_id(job.job_id());
   cancel.set_grace_ms(static_cast<uint32_t>(options_.cancel_grace_ms));
@@ -407,12 +407,12 @@ void JobManager::SendCancel(const v1::JobInfo &job) {
 }
 
 StatusOr<std::vector<v1::JobInfo>> JobManager::ActiveOn(
-    const std::string &provider) {
+    const std::string& provider) {
   std::vector<v1::JobInfo> jobs;
   auto it = active_by_provider_.find(provider);
   if (it == active_by_provider_.end()) return jobs;
   jobs.reserve(it->second.size());
-  for (const auto &job_id : it->second) {
+  for (const auto& job_id : it->second) {
     CN_ASSIGN_OR_RETURN(v1::JobInfo job, store_.GetJob(job_id));
     jobs.push_back(std::move(job));
   }
@@ -421,7 +421,7 @@ StatusOr<std::vector<v1::JobInfo>> JobManager::ActiveOn(
 
 size_t JobManager::active_count() const { return active_provider_of_.size(); }
 
-void JobManager::Track(const v1::JobInfo &job) {
+void JobManager::Track(const v1::JobInfo& job) {
   auto known = active_provider_of_.find(job.job_id());
   const bool active = ActiveHere(job);
   if (known != active_provider_of_.end()) {
@@ -438,7 +438,7 @@ void JobManager::Track(const v1::JobInfo &job) {
   active_by_provider_[job.provider()].insert(job.job_id());
 }
 
-void JobManager::Untrack(const std::string &job_id) {
+void JobManager::Untrack(const std::string& job_id) {
   offers_out_.erase(job_id);
   registry_.Release(job_id);
   queue_.MarkStopped(job_id);

@@ -50,12 +50,12 @@ class JobEvents {
   virtual ~JobEvents() = default;
   // The job's stored row changed: its consumer's watchers, and its home
   // broker when a peer forwarded it here.
-  virtual void JobChanged(const v1::JobInfo &job) = 0;
+  virtual void JobChanged(const v1::JobInfo& job) = 0;
   // A message for the provider's registered connection (an offer or a
   // cancel). Returns false if the provider is not connected; the resend
   // timer and its next registration deal with that.
-  virtual bool ToProvider(const std::string &provider, v1::MessageType type,
-                          const google::protobuf::MessageLite &body) = 0;
+  virtual bool ToProvider(const std::string& provider, v1::MessageType type,
+                          const google::protobuf::MessageLite& body) = 0;
 };
 
 struct JobManagerOptions {
@@ -75,14 +75,14 @@ struct JobManagerOptions {
 // overflow.
 Status CheckHomeBudget(uint64_t cards, uint32_t max_duration_s,
                        int64_t price_per_card_hour, int64_t budget,
-                       const std::string &home_broker);
+                       const std::string& home_broker);
 
 class JobManager {
  public:
   // Borrows everything; all must outlive it.
-  JobManager(JobManagerOptions options, Store &store, Ledger &ledger,
-             ProviderRegistry &registry, std::shared_ptr<Clock> clock,
-             JobQueueOptions queue_options, JobEvents &events);
+  JobManager(JobManagerOptions options, Store& store, Ledger& ledger,
+             ProviderRegistry& registry, std::shared_ptr<Clock> clock,
+             JobQueueOptions queue_options, JobEvents& events);
 
   // At start: queued jobs into the queue; cards of placed and running jobs
   // taken until their providers re-register and reconcile. The store's error
@@ -93,71 +93,71 @@ class JobManager {
   // A new job from its consumer, stored QUEUED (global id assigned) and
   // queued. A repeated idempotency_key returns the first job and sets
   // *duplicate (nothing changes then).
-  StatusOr<v1::JobInfo> Submit(const std::string &broker_id, v1::JobInfo job,
-                               const std::string &idempotency_key,
-                               bool *duplicate);
+  StatusOr<v1::JobInfo> Submit(const std::string& broker_id, v1::JobInfo job,
+                               const std::string& idempotency_key,
+                               bool* duplicate);
   // QUEUED -> PLACED on the placement: holds the worst-case cost with the
   // row, takes the cards, sends the offer. FAILED_PRECONDITION if the
   // consumer cannot cover the hold: `job` is reloaded (QUEUED, "waiting for
   // funds: ...") and funds_waiting() turns true.
-  Status Place(v1::JobInfo &job, const Placement &placement);
+  Status Place(v1::JobInfo& job, const Placement& placement);
   // PLACED -> RUNNING, as its provider reported at started_ms (0 = now).
-  Status Start(v1::JobInfo &job, int64_t started_ms);
+  Status Start(v1::JobInfo& job, int64_t started_ms);
   // PLACED/RUNNING -> QUEUED (the attempt ended without the job ending):
   // its hold released, its cards freed, back in the queue. A job whose
   // consumer asked to cancel is CANCELLED instead.
-  Status Requeue(v1::JobInfo &job, const std::string &reason);
+  Status Requeue(v1::JobInfo& job, const std::string& reason);
   // Any live state -> a terminal one: hold released, cards freed, out of
   // the queue.
-  Status Finish(v1::JobInfo &job, v1::JobState state, int32_t exit_code,
-                const std::string &reason);
+  Status Finish(v1::JobInfo& job, v1::JobState state, int32_t exit_code,
+                const std::string& reason);
   // The consumer's (or its home broker's) cancel. A queued job is CANCELLED
   // at once; a placed or running one is flagged and its provider told, unless
   // `at_peer` (a peer runs it and stops it there). OK and nothing changes for
   // a job already ended or already flagged.
-  Status RequestCancel(v1::JobInfo &job, const std::string &who, bool at_peer);
+  Status RequestCancel(v1::JobInfo& job, const std::string& who, bool at_peer);
   // The provider reclaims the job's spare capacity: flagged, the consumer
   // told, the provider asked to stop it within grace_ms.
-  Status Preempt(v1::JobInfo &job, uint32_t grace_ms);
+  Status Preempt(v1::JobInfo& job, uint32_t grace_ms);
   // A preempted run ended (or never started): requeued, or FAILED if it has
   // no attempts left.
-  Status EndPreemptedRun(v1::JobInfo &job);
+  Status EndPreemptedRun(v1::JobInfo& job);
 
   // --- rows without a state change, for the services ----------------------
   // Stores the row (the table is still checked), then tells its watchers.
-  Status Save(const v1::JobInfo &job);
+  Status Save(const v1::JobInfo& job);
   // Stores the row and releases its open hold in one transaction.
-  Status SaveReleasingHold(const v1::JobInfo &job, const std::string &why);
+  Status SaveReleasingHold(const v1::JobInfo& job, const std::string& why);
   // Leaves the job QUEUED with "waiting for funds: <why>" (reloaded into
   // `job`) until a top-up; returns why.
-  Status WaitForFunds(v1::JobInfo &job, const Status &why);
+  Status WaitForFunds(v1::JobInfo& job, const Status& why);
   // Into the queue (again), keeping its age and the providers that
   // rejected it.
-  void Enqueue(const v1::JobInfo &job);
+  void Enqueue(const v1::JobInfo& job);
 
   // --- the provider side ----------------------------------------------------
   // Asks the job's provider to stop it (grace: cancel_grace_ms).
-  void SendCancel(const v1::JobInfo &job);
+  void SendCancel(const v1::JobInfo& job);
   // The provider answered the offer (so it is not resent).
-  void OfferAnswered(const std::string &job_id) { offers_out_.erase(job_id); }
+  void OfferAnswered(const std::string& job_id) { offers_out_.erase(job_id); }
   // The provider refused the job for good: it is not offered there again.
-  void RejectedBy(const std::string &job_id, const std::string &provider) {
+  void RejectedBy(const std::string& job_id, const std::string& provider) {
     rejected_by_[job_id].insert(provider);
   }
   // Offers unanswered for offer_resend_ms are sent again.
   void ResendUnansweredOffers(int64_t now_ms);
   // The local jobs placed on or running at provider, in job id order (an
   // index kept by every write, not a scan). The store's error on failure.
-  StatusOr<std::vector<v1::JobInfo>> ActiveOn(const std::string &provider);
+  StatusOr<std::vector<v1::JobInfo>> ActiveOn(const std::string& provider);
   size_t active_count() const;
 
   // --- for the scheduler ----------------------------------------------------
-  JobQueue &queue() { return queue_; }
-  uint32_t MaxAttempts(const v1::JobInfo &job) const;
+  JobQueue& queue() { return queue_; }
+  uint32_t MaxAttempts(const v1::JobInfo& job) const;
   // The reason last stored for a waiting job: true (and remembered) if
   // `reason` differs, so an unchanged reason costs no write.
-  bool NoteWaitingReason(const std::string &job_id, const std::string &reason);
-  void ForgetWaitingReason(const std::string &job_id) {
+  bool NoteWaitingReason(const std::string& job_id, const std::string& reason);
+  void ForgetWaitingReason(const std::string& job_id) {
     waiting_reasons_.erase(job_id);
   }
   // Something changed that may let a queued job run.
@@ -175,19 +175,19 @@ class JobManager {
  private:
   int64_t Now() const { return clock_->NowMs(); }
   // The hold and the PLACED row in one transaction.
-  Status HoldAndSave(v1::JobInfo &job);
-  void SendOffer(const v1::JobInfo &job);
+  Status HoldAndSave(v1::JobInfo& job);
+  void SendOffer(const v1::JobInfo& job);
   // Keeps active_by_provider_ in step with a stored row.
-  void Track(const v1::JobInfo &job);
+  void Track(const v1::JobInfo& job);
   // Frees what the job held in memory (cards, queue slot, offer timer).
-  void Untrack(const std::string &job_id);
+  void Untrack(const std::string& job_id);
 
   JobManagerOptions options_;
-  Store &store_;
-  Ledger &ledger_;
-  ProviderRegistry &registry_;
+  Store& store_;
+  Ledger& ledger_;
+  ProviderRegistry& registry_;
   std::shared_ptr<Clock> clock_;
-  JobEvents &events_;
+  JobEvents& events_;
   JobQueue queue_;  // QUEUED jobs and the queue policy
   std::unordered_map<std::string, std::string> waiting_reasons_;
   std::map<std::string, std::set<std::string>>

@@ -15,7 +15,7 @@ Status BrokerImpl::LoadState() {
   CN_ASSIGN_OR_RETURN(auto providers, store_->ListProviders());
   {
     CapacityIndex::BulkUpdate bulk(registry_.capacity());
-    for (const auto &[name, registration] : providers) {
+    for (const auto& [name, registration] : providers) {
       registry_.Register(name, registration, "", Now());
       registry_.SetOnline(name, false, Now());
     }
@@ -24,15 +24,15 @@ Status BrokerImpl::LoadState() {
   return jobs_->Load();
 }
 
-void BrokerImpl::JobChanged(const v1::JobInfo &job) {
+void BrokerImpl::JobChanged(const v1::JobInfo& job) {
   Notify(job);
   // A peer's job: its home broker streams the change to its consumer.
   if (!job.home_broker().empty()) SendRemoteUpdate(job);
 }
 
-bool BrokerImpl::ToProvider(const std::string &provider, v1::MessageType type,
-                            const google::protobuf::MessageLite &body) {
-  ProviderEntry *entry = registry_.Find(provider);
+bool BrokerImpl::ToProvider(const std::string& provider, v1::MessageType type,
+                            const google::protobuf::MessageLite& body) {
+  ProviderEntry* entry = registry_.Find(provider);
   if (entry == nullptr) return false;
   return SendToProvider(*entry, type, body);
 }
@@ -47,7 +47,7 @@ void BrokerImpl::Schedule() {
   const std::vector<PeerView> peers = PeerViews();
   // Tries to send a job that is not running here to a peer. Returns true if
   // the job left this broker's hands (forwarded or failed).
-  auto route_away = [&](v1::JobInfo &job, const std::string &local_reason,
+  auto route_away = [&](v1::JobInfo& job, const std::string& local_reason,
                         bool never_fits_here) {
     RoutingDecision decision =
         Route(job, std::nullopt, peers, declined_by_[job.job_id()], routing_);
@@ -78,7 +78,7 @@ void BrokerImpl::Schedule() {
     return false;
   };
 
-  for (const auto &outcome : pass.never_fit) {
+  for (const auto& outcome : pass.never_fit) {
     jobs_->ForgetWaitingReason(outcome.job_id);
     auto job = store_->GetJob(outcome.job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
@@ -93,7 +93,7 @@ void BrokerImpl::Schedule() {
       if (!saved.ok()) spdlog::error("{}", saved.ToString());
     }
   }
-  for (const auto &outcome : pass.placed) {
+  for (const auto& outcome : pass.placed) {
     jobs_->ForgetWaitingReason(outcome.job_id);
     auto job = store_->GetJob(outcome.job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) {
@@ -130,7 +130,7 @@ void BrokerImpl::Schedule() {
       jobs_->Enqueue(*job);
     }
   }
-  for (const auto &outcome : pass.waiting) {
+  for (const auto& outcome : pass.waiting) {
     // Without peers nothing routes a waiting job away: one whose reason has
     // not changed costs neither a read nor a write (a saturated queue holds
     // thousands).
