@@ -101,8 +101,7 @@ Status BrokerImpl::Init() {
 }
 
 Status BrokerImpl::Run() {
-  const long tick_ms =
-      std::clamp<long>(options_.heartbeat_interval_ms / 4, 5, 100);
+  const int64_t tick_ms = TickMs();
   std::vector<zmq::pollitem_t> items;
   while (!stop_.load()) {
     // Peer links come and go (reconnects), so the poll set is rebuilt.
@@ -349,9 +348,7 @@ void BrokerImpl::OnTick() {
   // The periodic work scans every provider: at most once per tick, however
   // many loop iterations a busy second has (10,000 heartbeating providers
   // make thousands); the scheduling pass runs on every iteration.
-  const int64_t tick_ms = std::clamp<int64_t>(
-      static_cast<int64_t>(options_.heartbeat_interval_ms) / 4, 5, 100);
-  if (now - last_tick_ms_ < tick_ms && now >= last_tick_ms_) {
+  if (now - last_tick_ms_ < TickMs() && now >= last_tick_ms_) {
     Schedule();
     return;
   }

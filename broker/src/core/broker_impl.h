@@ -6,6 +6,7 @@
 
 #include <google/protobuf/message_lite.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <limits>
@@ -78,6 +79,12 @@ class BrokerImpl final : public Broker, private JobEvents {
   bool SendToProvider(ProviderEntry& provider, v1::MessageType type,
                       const google::protobuf::MessageLite& body);
   int64_t Now() const { return clock_->NowMs(); }
+  // The loop's poll timeout and the period of OnTick's periodic part: a
+  // quarter heartbeat, within 5..100 ms.
+  int64_t TickMs() const {
+    return std::clamp<int64_t>(
+        static_cast<int64_t>(options_.heartbeat_interval_ms) / 4, 5, 100);
+  }
 
   // provider_service.cc
   void OnRegisterProvider(const Request& request);
