@@ -8,11 +8,15 @@
 #include <spdlog/spdlog.h>
 
 #include <string>
+#include <vector>
 
 namespace computenet {
 
-// Logs to stderr with `component` in every line. level: trace, debug, info,
-// warn, error. Unknown levels mean info.
+// The levels InitLogging knows (spdlog's names), for --log-level checks.
+const std::vector<std::string>& LogLevelNames();
+
+// Logs to stderr with `component` in every line. level: one of
+// LogLevelNames(); spdlog turns any other into "off", so check it first.
 void InitLogging(const std::string& component, const std::string& level);
 
 }  // namespace computenet

@@ -6,7 +6,6 @@
 #define COMPUTENET_COMMON_VERSION_H_
 
 #include <string>
-#include <vector>
 
 namespace computenet {
 
@@ -20,13 +19,6 @@ inline constexpr char kVersion[] = COMPUTENET_VERSION_STRING;
 // "<program> <version>", what `--version` prints.
 inline std::string VersionLine(const std::string& program) {
   return program + " " + kVersion;
-}
-
-// The log levels --log-level accepts (spdlog's names).
-inline const std::vector<std::string>& LogLevelNames() {
-  static const std::vector<std::string> names = {
-      "trace", "debug", "info", "warn", "error", "critical", "off"};
-  return names;
 }
 
 }  // namespace computenet
