@@ -116,6 +116,8 @@ v1::JobSpec MakeJob(std::mt19937_64& rng, int only = kMix) {
 struct Fixture {
   matching::CapacityIndex index;
   std::vector<matching::PlacementRequest> requests;
+  // The request mix as the queue would learn it (for packing by workload).
+  matching::WorkloadSummary workload;
   int providers = 0;
 };
 
@@ -134,6 +136,7 @@ std::unique_ptr<Fixture> Build(int nodes, double fill) {
   }
   for (int i = 0; i < 4096; ++i) {
     fixture->requests.push_back(matching::PlacementRequest::FromSpec(MakeJob(rng)));
+    fixture->workload.Observe(fixture->requests.back());
   }
   // Fill to the asked fraction of cards with the same mix.
   matching::PlacementMatcher matcher;
@@ -174,15 +177,18 @@ void Label(benchmark::State& state, const Fixture& fixture) {
       static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-// One decision on a half-full index; nothing is taken.
+// One decision on a half-full index; nothing is taken. Second argument 1:
+// packing by the workload summary (the queue's default), 0: best fit.
 void BM_Match(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(0)), 50);
   matching::PlacementMatcher matcher;
+  matching::MatchContext context;
+  if (state.range(1) != 0) context.workload = &fixture.workload;
   size_t i = 0;
   uint64_t placed = 0;
   for (auto _ : state) {
     auto placement = matcher.Match(
-        fixture.requests[i++ % fixture.requests.size()], fixture.index, {});
+        fixture.requests[i++ % fixture.requests.size()], fixture.index, context);
     placed += placement.has_value();
     benchmark::DoNotOptimize(placement);
   }
@@ -190,11 +196,14 @@ void BM_Match(benchmark::State& state) {
   state.counters["placeable"] = static_cast<double>(placed) /
                                 static_cast<double>(state.iterations());
 }
-BENCHMARK(BM_Match)->Arg(1'000)->Arg(10'000)->Arg(100'000);
+BENCHMARK(BM_Match)->ArgsProduct({{1'000, 10'000, 100'000}, {0, 1}});
 
-// One request form at a time, on the same half-full index.
+// One request form at a time, on the same half-full index (third
+// argument: packing by workload or not, as BM_Match).
 void BM_MatchForm(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(1)), 50);
+  matching::MatchContext context;
+  if (state.range(2) != 0) context.workload = &fixture.workload;
   std::mt19937_64 rng(99);
   std::vector<matching::PlacementRequest> requests;
   for (int i = 0; i < 1024; ++i) {
@@ -206,7 +215,7 @@ void BM_MatchForm(benchmark::State& state) {
   uint64_t placed = 0;
   for (auto _ : state) {
     auto placement = matcher.Match(requests[i++ % requests.size()],
-                                   fixture.index, {});
+                                   fixture.index, context);
     placed += placement.has_value();
     benchmark::DoNotOptimize(placement);
   }
@@ -222,32 +231,36 @@ void BM_MatchForm(benchmark::State& state) {
 }
 BENCHMARK(BM_MatchForm)
     ->ArgsProduct({{kWhole, kShare, kCompute, kGang, kDomestic, kRegion},
-                   {1'000, 100'000}});
+                   {1'000, 100'000}, {0, 1}});
 
 // Decisions on a full index: the ones that must say "nothing fits".
 void BM_MatchFull(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(0)), 100);
   matching::PlacementMatcher matcher;
+  matching::MatchContext context;
+  if (state.range(1) != 0) context.workload = &fixture.workload;
   size_t i = 0;
   for (auto _ : state) {
     auto placement = matcher.Match(
-        fixture.requests[i++ % fixture.requests.size()], fixture.index, {});
+        fixture.requests[i++ % fixture.requests.size()], fixture.index, context);
     benchmark::DoNotOptimize(placement);
   }
   Label(state, fixture);
 }
-BENCHMARK(BM_MatchFull)->Arg(1'000)->Arg(10'000)->Arg(100'000);
+BENCHMARK(BM_MatchFull)->ArgsProduct({{1'000, 10'000, 100'000}, {0, 1}});
 
 // Steady state: place a job, release the oldest, as a broker does.
 void BM_PlaceRelease(benchmark::State& state) {
   Fixture& fixture = Cached(static_cast<int>(state.range(0)), 50);
   matching::PlacementMatcher matcher;
+  matching::MatchContext context;
+  context.workload = &fixture.workload;
   std::deque<std::string> held;
   size_t i = 0;
   for (auto _ : state) {
     const auto& request = fixture.requests[i % fixture.requests.size()];
     const std::string id = "steady-" + std::to_string(i++);
-    if (auto placement = matcher.Match(request, fixture.index, {})) {
+    if (auto placement = matcher.Match(request, fixture.index, context)) {
       (void)fixture.index.Allocate(
           id, matching::JobAllocation{placement->provider, placement->assignments});
       held.push_back(id);
@@ -264,7 +277,8 @@ BENCHMARK(BM_PlaceRelease)->Arg(1'000)->Arg(10'000)->Arg(100'000);
 
 // One queue pass over `jobs` queued jobs on an index of `nodes` that is
 // `fill` percent taken already (0: most jobs are placed; 90: most wait, with
-// a reservation for the first blocked job and backfill around it).
+// a reservation for the first blocked job and backfill around it), packing
+// by the workload the queue learned from them (the default).
 void BM_QueuePass(benchmark::State& state) {
   const int nodes = static_cast<int>(state.range(0));
   const int jobs = static_cast<int>(state.range(1));

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +42,8 @@
 #include <vector>
 
 #include "alibaba_trace.h"
+#include "arrival_protocol.h"
+#include "openb_jobs.h"
 #include "computenet/matching/capacity_index.h"
 #include "computenet/matching/job_queue.h"
 #include "jobs/job_rules.h"
@@ -54,107 +57,11 @@ namespace broker = computenet::broker;
 namespace matching = computenet::matching;
 namespace v1 = computenet::v1;
 
-struct NodeRow {
-  std::string name;
-  uint64_t cpu_milli = 0;
-  uint64_t memory_mib = 0;
-  uint32_t gpus = 0;
-  std::string model;
-};
-
-struct PodRow {
-  std::string name;
-  uint64_t cpu_milli = 0;
-  uint64_t memory_mib = 0;
-  uint32_t num_gpu = 0;
-  uint32_t gpu_milli = 0;
-  std::string gpu_spec;
-  std::string qos;
-  int64_t creation_s = 0;
-  int64_t deletion_s = 0;
-  std::string organization = "openb";
-};
-
-using computenet::bench::TraceModels;
-using computenet::bench::TraceNumber;
-
-std::vector<computenet::bench::TraceRow> ReadCsv(const std::string& path) {
-  auto rows = computenet::bench::ReadTraceCsv(path);
-  if (!rows.ok()) {
-    std::fprintf(stderr, "trace_replay: %s\n", rows.status().ToString().c_str());
-    std::exit(2);
-  }
-  return std::move(*rows);
-}
-
-std::vector<v1::RegisterProvider> BuildProviders(const std::vector<NodeRow>& nodes,
-                                                 int providers) {
-  std::vector<v1::RegisterProvider> out(static_cast<size_t>(providers));
-  for (int p = 0; p < providers; ++p) {
-    auto& registration = out[static_cast<size_t>(p)];
-    registration.set_site("openb-" + std::to_string(p));
-    registration.set_region("trace");
-    registration.set_currency("CNY");
-    for (const auto& [model, info] : TraceModels()) {
-      auto* price = registration.add_prices();
-      price->set_model(model);
-      // A little spread between providers so that ranking matters.
-      price->set_per_card_hour(info.price + 10 * p);
-    }
-  }
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    auto& registration = out[i % out.size()];
-    v1::Node* node = registration.add_nodes();
-    node->set_name(nodes[i].name);
-    node->set_cpu_cores(static_cast<uint32_t>(nodes[i].cpu_milli / 1000));
-    node->set_memory_mib(nodes[i].memory_mib);
-    auto* card = node->add_accelerators();
-    card->set_model(nodes[i].model);
-    card->set_count(nodes[i].gpus);
-    auto info = TraceModels().find(nodes[i].model);
-    if (info != TraceModels().end()) {
-      card->set_memory_mib(info->second.memory_mib);
-      if (info->second.supplied_gflops > 0) {
-        card->set_measured_dense_gflops(info->second.supplied_gflops);
-        card->set_vendor_class("nvidia");
-        card->set_vendor("anonymized in the trace");
-      }
-    }
-  }
-  return out;
-}
+using computenet::bench::OpenbPod;
+using PodRow = OpenbPod;
 
 v1::JobSpec SpecOf(const PodRow& pod, int64_t stretch) {
-  v1::JobSpec spec;
-  spec.add_command("replay");
-  const uint32_t cards = std::max<uint32_t>(1, pod.num_gpu);
-  if (pod.num_gpu == 1 && pod.gpu_milli > 0 && pod.gpu_milli < 1000) {
-    spec.set_gpu_milli(pod.gpu_milli);
-    spec.set_cards_per_node(1);
-  } else {
-    spec.set_cards_per_node(cards);
-  }
-  spec.set_nodes(1);
-  spec.set_cpu_milli_per_card(static_cast<uint32_t>(pod.cpu_milli / cards));
-  spec.set_host_memory_mib_per_card(pod.memory_mib / cards);
-  std::stringstream models(pod.gpu_spec);
-  std::string model;
-  while (std::getline(models, model, '|')) {
-    if (!model.empty()) spec.add_accelerator_models(model);
-  }
-  if (pod.qos == "Guaranteed") {
-    spec.set_priority(v1::PRIORITY_CLASS_HIGH);
-  } else if (pod.qos == "BE") {
-    spec.set_priority(v1::PRIORITY_CLASS_LOW);
-    spec.set_preemptible(true);
-  } else {
-    spec.set_priority(v1::PRIORITY_CLASS_NORMAL);
-  }
-  const int64_t duration =
-      std::max<int64_t>(1, (pod.deletion_s - pod.creation_s) * stretch);
-  spec.set_max_duration_s(static_cast<uint32_t>(
-      std::min<int64_t>(duration, broker::kMaxDurationSeconds)));
-  return spec;
+  return computenet::bench::OpenbSpec(pod, stretch, broker::kMaxDurationSeconds);
 }
 
 struct Result {
@@ -311,17 +218,108 @@ void Print(const char* mode, const Result& r) {
 
 }  // namespace
 
+template <typename T>
+T OrExit(computenet::StatusOr<T> value) {
+  if (!value.ok()) {
+    std::fprintf(stderr, "trace_replay: %s\n", value.status().ToString().c_str());
+    std::exit(2);
+  }
+  return std::move(*value);
+}
+
+// The arrival protocol, every seed, for each packing; the paper's figures
+// beside ours. Returns false if a run failed.
+bool RunProtocol(const std::vector<v1::RegisterProvider>& registrations,
+                 const std::vector<PodRow>& pods, const std::vector<uint32_t>& shares,
+                 int seeds, const std::vector<computenet::bench::Packing>& packings) {
+  namespace cb = computenet::bench;
+  // "Beware of Fragmentation" (Weng et al., ATC '23), default openb trace,
+  // GPU allocation ratio at 100% arrival, mean over 10 seeds.
+  const std::map<uint32_t, std::pair<double, double>> paper = {{100, {92.86, 95.23}}};
+  std::printf("arrival protocol: pods drawn with replacement until the GPU demand "
+              "reaches each share of capacity, no departures; %d seed(s)\n",
+              seeds);
+  std::printf("%-26s", "share of capacity arrived");
+  for (uint32_t share : shares) std::printf(" %13u%%", share);
+  std::printf("\n");
+  bool ok = true;
+  for (cb::Packing packing : packings) {
+    std::vector<std::vector<double>> ratios(shares.size());
+    const auto start = std::chrono::steady_clock::now();
+    uint64_t decisions = 0;
+    for (int seed = 1; seed <= seeds; ++seed) {
+      cb::ArrivalOptions options;
+      options.shares_percent = shares;
+      options.seed = static_cast<uint64_t>(seed);
+      options.packing = packing;
+      auto points = cb::RunArrivalProtocol(registrations, pods, options);
+      if (!points.ok()) {
+        std::fprintf(stderr, "trace_replay: %s\n", points.status().ToString().c_str());
+        ok = false;
+        break;
+      }
+      for (size_t i = 0; i < points->size(); ++i) {
+        ratios[i].push_back(100.0 * (*points)[i].allocation());
+      }
+      decisions += points->back().pods;
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("%-26s", cb::PackingName(packing));
+    for (const auto& values : ratios) {
+      double mean = 0;
+      for (double v : values) mean += v;
+      mean /= static_cast<double>(std::max<size_t>(1, values.size()));
+      double spread = 0;
+      for (double v : values) spread = std::max(spread, std::abs(v - mean));
+      std::printf("   %6.2f ±%4.2f", mean, spread);
+    }
+    std::printf("   (%llu decisions, %.1f s)\n", static_cast<unsigned long long>(decisions),
+                seconds);
+  }
+  for (int column = 0; column < 2; ++column) {
+    std::printf("%-26s", column == 0 ? "paper: BestFit" : "paper: FGD");
+    for (uint32_t share : shares) {
+      auto it = paper.find(share);
+      if (it == paper.end()) {
+        std::printf(" %14s", "-");
+      } else {
+        std::printf(" %14.2f", column == 0 ? it->second.first : it->second.second);
+      }
+    }
+    std::printf("\n");
+  }
+  std::printf("(mean ± largest deviation from it over the seeds, %% of GPU capacity "
+              "allocated; the paper quotes 100%% arrival only)\n");
+  return ok;
+}
+
 int main(int argc, char** argv) {
   std::string dir;
   if (const char* env = std::getenv("COMPUTENET_TRACE_DIR")) dir = env;
   if (dir.empty()) {
     dir = std::string(COMPUTENET_SOURCE_DIR) + "/bench/data/alibaba-gpu-2023";
   }
-  int providers = 4;
+  int providers = 0;  // 4 for replays, 1 (one cluster) for the protocol
   std::string mode = "both";
   size_t limit = SIZE_MAX;
   int64_t stretch = 1;
   int repeat = 1;
+  std::string protocol;
+  std::string arrival = "90,100,110,120,130";
+  int seeds = 10;
+  std::string packing_name = "all";
+  std::string pricing_name;
+  std::string pod_list = "openb_pod_list_default.csv";
+  std::string node_list = "openb_node_list_gpu_node.csv";
+  bool short_form = false;
+  const char* usage_text =
+      "usage: trace_replay [--trace-dir DIR] [--pods FILE] [--nodes FILE]\n"
+      "                    [--providers K] [--pricing list|uniform]\n"
+      "                    [--mode timeline|fill|both] [--limit N] [--stretch F]\n"
+      "                    [--repeat R] [--short]\n"
+      "       trace_replay --protocol fgd [--arrival 90,100,...] [--seeds N]\n"
+      "                    [--packing all|bestfit|given|learned] [...]\n";
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -333,8 +331,14 @@ int main(int argc, char** argv) {
     };
     if (arg == "--trace-dir") {
       dir = value();
+    } else if (arg == "--pods") {
+      pod_list = value();
+    } else if (arg == "--nodes") {
+      node_list = value();
     } else if (arg == "--providers") {
       providers = std::max(1, std::atoi(value().c_str()));
+    } else if (arg == "--pricing") {
+      pricing_name = value();
     } else if (arg == "--mode") {
       mode = value();
     } else if (arg == "--repeat") {
@@ -343,21 +347,53 @@ int main(int argc, char** argv) {
       stretch = std::max<int64_t>(1, std::atoll(value().c_str()));
     } else if (arg == "--limit") {
       limit = static_cast<size_t>(std::atoll(value().c_str()));
+    } else if (arg == "--protocol") {
+      protocol = value();
+    } else if (arg == "--arrival") {
+      arrival = value();
+    } else if (arg == "--seeds") {
+      seeds = std::max(1, std::atoi(value().c_str()));
+    } else if (arg == "--packing") {
+      packing_name = value();
     } else if (arg == "--short") {
-      limit = 1000;
+      short_form = true;
     } else {
-      std::fprintf(stderr,
-                   "usage: trace_replay [--trace-dir DIR] [--providers K] "
-                   "[--mode timeline|fill|both] [--limit N] [--stretch F] "
-                   "[--repeat R] [--short]\n");
+      std::fprintf(stderr, "%s", usage_text);
       return 2;
     }
   }
-  std::vector<NodeRow> nodes;
+  if (!protocol.empty() && protocol != "fgd") {
+    std::fprintf(stderr, "trace_replay: --protocol is fgd (the paper's arrival protocol)\n");
+    return 2;
+  }
+  if (providers == 0) providers = protocol.empty() ? 4 : 1;
+  if (pricing_name.empty()) pricing_name = protocol.empty() ? "list" : "uniform";
+  if (pricing_name != "list" && pricing_name != "uniform") {
+    std::fprintf(stderr, "trace_replay: --pricing is list or uniform\n");
+    return 2;
+  }
+  const auto pricing = pricing_name == "uniform" ? computenet::bench::OpenbPricing::kUniform
+                                                 : computenet::bench::OpenbPricing::kTraceList;
+  std::vector<computenet::bench::Packing> packings;
+  using computenet::bench::Packing;
+  if (packing_name == "all") {
+    packings = {Packing::kBestFit, Packing::kGivenWorkload, Packing::kLearnedWorkload};
+  } else if (packing_name == "bestfit") {
+    packings = {Packing::kBestFit};
+  } else if (packing_name == "given") {
+    packings = {Packing::kGivenWorkload};
+  } else if (packing_name == "learned") {
+    packings = {Packing::kLearnedWorkload};
+  } else {
+    std::fprintf(stderr, "trace_replay: --packing is all, bestfit, given or learned\n");
+    return 2;
+  }
+  auto in_dir = [&](const std::string& file) {
+    return file.find('/') == std::string::npos ? dir + "/" + file : file;
+  };
+  std::vector<computenet::bench::OpenbNode> nodes;
   uint64_t gpus = 0;
-  for (auto& row : ReadCsv(dir + "/openb_node_list_gpu_node.csv")) {
-    NodeRow node{row["sn"], TraceNumber(row["cpu_milli"]), TraceNumber(row["memory_mib"]),
-                 static_cast<uint32_t>(TraceNumber(row["gpu"])), row["model"]};
+  for (auto& node : OrExit(computenet::bench::ReadOpenbNodes(in_dir(node_list)))) {
     if (node.gpus == 0) continue;
     gpus += node.gpus;
     nodes.push_back(std::move(node));
@@ -365,20 +401,14 @@ int main(int argc, char** argv) {
   std::vector<PodRow> pods;
   uint64_t cpu_only = 0;
   uint64_t fractional = 0;
-  for (auto& row : ReadCsv(dir + "/openb_pod_list_default.csv")) {
-    PodRow pod{row["name"],
-               TraceNumber(row["cpu_milli"]),
-               TraceNumber(row["memory_mib"]),
-               static_cast<uint32_t>(TraceNumber(row["num_gpu"])),
-               static_cast<uint32_t>(TraceNumber(row["gpu_milli"])),
-               row["gpu_spec"],
-               row["qos"],
-               static_cast<int64_t>(TraceNumber(row["creation_time"])),
-               static_cast<int64_t>(TraceNumber(row["deletion_time"]))};
+  bool timed = true;
+  if (short_form && protocol.empty()) limit = std::min<size_t>(limit, 1000);
+  for (auto& pod : OrExit(computenet::bench::ReadOpenbPods(in_dir(pod_list)))) {
     if (pod.num_gpu == 0) {
       ++cpu_only;
       continue;
     }
+    timed = timed && pod.timed;
     pods.push_back(std::move(pod));
     if (pods.size() >= limit) break;
   }
@@ -401,11 +431,11 @@ int main(int argc, char** argv) {
   std::stable_sort(pods.begin(), pods.end(), [](const PodRow& a, const PodRow& b) {
     return a.creation_s < b.creation_s;
   });
-  std::printf("trace %s\n", dir.c_str());
-  std::printf("nodes %zu with %llu GPUs, dealt to %d provider(s); pods: %zu GPU "
+  std::printf("trace %s (%s, %s)\n", dir.c_str(), node_list.c_str(), pod_list.c_str());
+  std::printf("nodes %zu with %llu GPUs, dealt to %d provider(s), %s prices; pods: %zu GPU "
               "tasks (%llu fractional), %llu CPU-only skipped\n",
               nodes.size(), static_cast<unsigned long long>(gpus), providers,
-              pods.size(), static_cast<unsigned long long>(fractional),
+              pricing_name.c_str(), pods.size(), static_cast<unsigned long long>(fractional),
               static_cast<unsigned long long>(cpu_only));
   if (mode != "timeline" && mode != "fill" && mode != "both") {
     std::fprintf(stderr, "trace_replay: --mode is timeline, fill or both\n");
@@ -416,7 +446,19 @@ int main(int argc, char** argv) {
                          "nothing to measure\n", dir.c_str());
     return 1;
   }
-  auto registrations = BuildProviders(nodes, providers);
+  auto registrations = computenet::bench::OpenbProviders(nodes, providers, pricing);
+  if (!protocol.empty()) {
+    const auto shares = OrExit(computenet::bench::ParseShares(arrival));
+    if (short_form) seeds = 1;
+    return RunProtocol(registrations, pods, shares, seeds, packings) ? 0 : 1;
+  }
+  if (!timed && mode != "fill") {
+    std::fprintf(stderr,
+                 "trace_replay: %s has no creation_time/deletion_time columns: only "
+                 "--mode fill and --protocol fgd can replay it\n",
+                 pod_list.c_str());
+    return 2;
+  }
   bool measured = true;  // every mode run placed something
   if (mode == "timeline" || mode == "both") {
     if (stretch > 1) std::printf("[timeline] durations stretched %lldx\n",

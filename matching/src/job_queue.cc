@@ -72,7 +72,8 @@ std::string RequestKey(const PlacementRequest& request) {
 
 JobQueue::JobQueue(JobQueueOptions options, std::shared_ptr<Clock> clock)
     : options_(options),
-      clock_(clock ? std::move(clock) : SystemClock::Shared()) {
+      clock_(clock ? std::move(clock) : SystemClock::Shared()),
+      workload_(options_.workload) {
   if (options_.fair_share_half_life_ms <= 0) {
     options_.fair_share_half_life_ms =
         JobQueueOptions().fair_share_half_life_ms;
@@ -87,6 +88,7 @@ Status JobQueue::Add(QueuedJob job) {
   if (job.organization.empty()) job.organization = "-";
   explained_.erase(job.job_id);
   ever_.erase(job.job_id);
+  if (options_.learn_workload) workload_.Observe(job.request);
   const std::string id = job.job_id;
   jobs_.emplace(id, std::move(job));
   return OkStatus();
@@ -225,6 +227,13 @@ std::vector<std::string> JobQueue::Order() const {
   return out;
 }
 
+MatchContext JobQueue::ContextFor(const QueuedJob& job) const {
+  MatchContext context;
+  context.excluded = &job.excluded_providers;
+  if (options_.pack_for_workload) context.workload = &workload_;
+  return context;
+}
+
 const JobQueue::Cached& JobQueue::Explain(const QueuedJob& job,
                                           const CapacityIndex& capacity,
                                           const Matcher& matcher) {
@@ -262,8 +271,7 @@ std::optional<Reservation> JobQueue::Reserve(const QueuedJob& head,
   Reservation reservation;
   reservation.job_id = head.job_id;
   reservation.start_by_ms = INT64_MAX;
-  MatchContext context;
-  context.excluded = &head.excluded_providers;
+  MatchContext context = ContextFor(head);
   std::vector<std::pair<std::string, JobAllocation>> taken;
   size_t steps = 0;
   for (size_t i = 0; i < ends.size();) {
@@ -331,8 +339,7 @@ JobQueue::PassResult JobQueue::Schedule(CapacityIndex& capacity,
   // of a few shapes) reuse its answer instead of searching again.
   std::unordered_map<std::string, std::string> no_place;  // key -> why
   Walk(now, [&](const QueuedJob& job) -> uint64_t {
-    MatchContext context;
-    context.excluded = &job.excluded_providers;
+    MatchContext context = ContextFor(job);
     const std::string key =
         job.excluded_providers.empty() ? RequestKey(job.request) : "";
     auto known = key.empty() ? no_place.end() : no_place.find(key);

@@ -1,6 +1,7 @@
 // PlacementMatcher: the objective and the search over a CapacityIndex.
 // docs/matching.md explains the rules with a worked example.
 #include <algorithm>
+#include <array>
 #include <map>
 
 #include "computenet/matching/matcher.h"
@@ -16,6 +17,17 @@ using Index = CapacityIndex;
 // Among shelves of equal cost and reliability, at most this many are
 // compared on fragmentation: enough for real ties, bounded for speed.
 constexpr int kMaxTiedShelves = 8;
+
+// Packing by expected fragmentation looks at this many candidate nodes per
+// free-card bucket of a shelf, and at this many partly used cards: the
+// decision stays bounded however large the shelf (matcher_bench).
+constexpr int kCandidatesPerBucket = 8;
+constexpr int kPartialCandidates = 16;
+// A summary's weights are scaled to sum to this, so expected fragmentation
+// (weight x thousandths of a card) stays well inside 64 bits.
+constexpr uint64_t kShapeWeightScale = 1 << 16;
+// Nodes with more cards than this are packed by best fit.
+constexpr size_t kMaxPackedDevices = 64;
 
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
@@ -55,13 +67,16 @@ struct Search {
   std::set<uint32_t> excluded;
   const std::unordered_set<uint64_t>* avoid = nullptr;
   const std::vector<std::string>* regions = nullptr;  // null = any
+  // The workload to pack for, weights scaled to sum to kShapeWeightScale;
+  // empty = best fit.
+  std::vector<WeightedShape> shapes;
 };
 
 struct Candidate {
   Index::ShelfRef ref;
   std::vector<v1::NodeAssignment> assignments;
   uint32_t cards = 0;
-  uint64_t fragmentation = 0;
+  int64_t fragmentation = 0;
   // Price per effective A100-hour in thousandths of a minor unit: the
   // shelf's, or for compute equivalence the placement's total price per
   // hour over the compute asked for (the cards' rounding up is paid for).
@@ -70,7 +85,7 @@ struct Candidate {
 
 Search Prepare(const PlacementRequest& request, const Index& index,
                const MatchContext& context) {
-  Search search{request, index, {}, {}, context.avoid_nodes, nullptr};
+  Search search{request, index, {}, {}, context.avoid_nodes, nullptr, {}};
   if (request.models.empty()) {
     for (uint32_t m = 0; m < index.model_count(); ++m) search.models.push_back(m);
   } else {
@@ -84,6 +99,16 @@ Search Prepare(const PlacementRequest& request, const Index& index,
   if (context.excluded != nullptr) {
     for (const auto& name : *context.excluded) {
       if (auto id = index.ProviderId(name)) search.excluded.insert(*id);
+    }
+  }
+  if (context.workload != nullptr) {
+    const auto& top = context.workload->Top();
+    Int128 total = 0;
+    for (const auto& weighted : top) total += weighted.weight;
+    for (const auto& weighted : top) {
+      const auto scaled = static_cast<uint64_t>(
+          static_cast<Int128>(weighted.weight) * kShapeWeightScale / total);
+      if (scaled > 0) search.shapes.push_back({weighted.shape, scaled});
     }
   }
   return search;
@@ -143,6 +168,115 @@ bool Avoided(const Search& search, uint32_t provider, uint32_t node) {
          search.avoid->count(NodeKey(provider, node)) != 0;
 }
 
+// --- packing by expected fragmentation -----------------------------------
+// Weng et al., "Beware of Fragmentation" (USENIX ATC '23): a node's
+// fragmentation for a task shape is the GPU share on it that a task of that
+// shape could not use: all of its free share if the task does not fit there
+// at all (too few cards, CPU or memory), else the free share of the cards
+// too full for the task (less free than its share, or any partly used card
+// for a whole-card task). Weighted by how often each shape arrives, that is
+// the node's expected fragmentation; a placement is scored by how much it
+// raises it.
+
+// A node's free resources, with a placement applied or not.
+struct NodeFree {
+  std::array<uint16_t, kMaxPackedDevices> free{};  // thousandths per card
+  size_t cards = 0;
+  uint64_t cpu_milli = UINT64_MAX;  // undeclared = unlimited
+  uint64_t memory_mib = UINT64_MAX;
+};
+
+// nullopt for a node with more cards than kMaxPackedDevices.
+std::optional<NodeFree> FreeOf(const Index::Node& node) {
+  NodeFree out;
+  for (const auto& group : node.groups) {
+    for (uint16_t used : group.used_milli) {
+      if (out.cards == kMaxPackedDevices) return std::nullopt;
+      out.free[out.cards++] =
+          static_cast<uint16_t>(kWholeCardMilli - std::min<uint32_t>(used, kWholeCardMilli));
+    }
+  }
+  if (node.cpu_milli_total > 0) {
+    out.cpu_milli = node.cpu_milli_total - std::min(node.cpu_milli_total, node.cpu_milli_used);
+  }
+  if (node.memory_mib_total > 0) {
+    out.memory_mib =
+        node.memory_mib_total - std::min(node.memory_mib_total, node.memory_mib_used);
+  }
+  return out;
+}
+
+// The card's position in NodeFree::free: groups are laid out in order.
+size_t CardPosition(const Index::Node& node, uint32_t group, uint32_t device) {
+  size_t position = 0;
+  for (uint32_t g = 0; g < group; ++g) position += node.groups[g].count;
+  return position + device;
+}
+
+int64_t ExpectedFragment(const Search& search, const NodeFree& node) {
+  // Sorted free shares with prefix sums, so each shape costs a short scan
+  // instead of a pass over the cards.
+  std::array<uint16_t, kMaxPackedDevices> sorted = node.free;
+  std::sort(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(node.cards));
+  std::array<uint32_t, kMaxPackedDevices + 1> below{};  // below[i]: sum of first i
+  uint32_t whole = 0;
+  for (size_t c = 0; c < node.cards; ++c) {
+    below[c + 1] = below[c] + sorted[c];
+    whole += sorted[c] == kWholeCardMilli;
+  }
+  const uint32_t total = below[node.cards];
+  const uint32_t largest = node.cards == 0 ? 0 : sorted[node.cards - 1];
+  uint64_t sum = 0;
+  for (const auto& weighted : search.shapes) {
+    const TaskShape& shape = weighted.shape;
+    const bool fits = node.cpu_milli >= shape.cpu_milli &&
+                      node.memory_mib >= shape.memory_mib &&
+                      (shape.gpu_milli < kWholeCardMilli ? largest >= shape.gpu_milli
+                                                         : whole >= shape.cards);
+    uint32_t unusable = total;
+    if (fits) {
+      // The free share of cards too full for the shape.
+      const uint32_t threshold = std::min(shape.gpu_milli, kWholeCardMilli);
+      size_t i = 0;
+      while (i < node.cards && sorted[i] < threshold) ++i;
+      unusable = below[i];
+    }
+    sum += weighted.weight * unusable;
+  }
+  return static_cast<int64_t>(sum / kShapeWeightScale);
+}
+
+// How much expected fragmentation rises if the request takes `milli` of
+// each card at `positions` on the node (with its CPU and memory).
+int64_t FragmentDelta(const Search& search, const Index::Node& node,
+                      const std::vector<size_t>& positions, uint32_t milli,
+                      uint32_t cards) {
+  std::optional<NodeFree> before = FreeOf(node);
+  if (!before) return 0;
+  NodeFree after = *before;
+  for (size_t position : positions) {
+    after.free[position] = static_cast<uint16_t>(after.free[position] - milli);
+  }
+  const uint64_t cpu = uint64_t{search.request.cpu_milli_per_card} * cards;
+  const uint64_t memory = search.request.host_memory_mib_per_card * cards;
+  if (after.cpu_milli != UINT64_MAX) after.cpu_milli -= std::min(after.cpu_milli, cpu);
+  if (after.memory_mib != UINT64_MAX) {
+    after.memory_mib -= std::min(after.memory_mib, memory);
+  }
+  return ExpectedFragment(search, after) - ExpectedFragment(search, *before);
+}
+
+// Positions of the first `cards` wholly free cards of a group.
+std::vector<size_t> FreeCardPositions(const Index::Node& node, uint32_t group_id,
+                                      uint64_t cards) {
+  std::vector<size_t> positions;
+  const Index::CardGroup& group = node.groups[group_id];
+  for (uint32_t d = 0; d < group.count && positions.size() < cards; ++d) {
+    if (group.used_milli[d] == 0) positions.push_back(CardPosition(node, group_id, d));
+  }
+  return positions;
+}
+
 v1::NodeAssignment WholeCards(const Index::Node& node,
                               const Index::CardGroup& group, uint64_t cards) {
   v1::NodeAssignment assignment;
@@ -155,27 +289,41 @@ v1::NodeAssignment WholeCards(const Index::Node& node,
   return assignment;
 }
 
-// One node with `cards` free whole cards: best fit (fewest left over).
+// One node with `cards` free whole cards. Best fit (fewest left over), or
+// with a workload to pack for, the sampled node whose expected
+// fragmentation rises least (ties: fewest left over).
 std::optional<Candidate> FitOneNode(const Search& search,
                                     const Index::ShelfRef& ref,
-                                    const Index::Shelf& shelf, uint64_t cards) {
+                                    const Index::Shelf& shelf, uint64_t cards,
+                                    bool by_workload) {
   const Index::Provider& provider = search.index.providers()[ref.provider];
+  std::optional<Candidate> best;
   for (uint64_t k = cards; k < shelf.buckets.size(); ++k) {
+    int sampled = 0;
     for (uint32_t slot : shelf.buckets[k]) {
       const Index::Member& member = shelf.members[slot];
       const Index::Node& node = provider.nodes[member.node];
       if (Avoided(search, ref.provider, member.node)) continue;
       if (HostCards(search.request, node) < cards) continue;
+      int64_t fragmentation = static_cast<int64_t>(k - cards);
+      if (by_workload) {
+        if (sampled++ == kCandidatesPerBucket) break;
+        fragmentation =
+            FragmentDelta(search, node, FreeCardPositions(node, member.group, cards),
+                          kWholeCardMilli, static_cast<uint32_t>(cards));
+        if (best && fragmentation >= best->fragmentation) continue;
+      }
       Candidate candidate;
       candidate.ref = ref;
       candidate.assignments.push_back(
           WholeCards(node, node.groups[member.group], cards));
       candidate.cards = static_cast<uint32_t>(cards);
-      candidate.fragmentation = k - cards;
-      return candidate;
+      candidate.fragmentation = fragmentation;
+      if (!by_workload) return candidate;
+      best = std::move(candidate);
     }
   }
-  return std::nullopt;
+  return best;
 }
 
 // `nodes` nodes of one fabric with `cards` free whole cards each: the
@@ -220,24 +368,27 @@ std::optional<Candidate> FitGang(const Search& search, const Index::ShelfRef& re
   Candidate candidate;
   candidate.ref = ref;
   candidate.cards = nodes * cards;
-  candidate.fragmentation = (best->size() - nodes) * 1000;
+  candidate.fragmentation = static_cast<int64_t>((best->size() - nodes) * 1000);
   for (const auto& [k, slot] : chosen) {
     const Index::Member& member = shelf.members[slot];
     const Index::Node& node = provider.nodes[member.node];
     candidate.assignments.push_back(
         WholeCards(node, node.groups[member.group], cards));
-    candidate.fragmentation += k - cards;
+    candidate.fragmentation += static_cast<int64_t>(k - cards);
   }
   return candidate;
 }
 
 // A share of one card: the partly used card with the least room that
-// fits (packing), else a whole free card on the fullest node.
+// fits (packing), else a whole free card on the fullest node. With a
+// workload to pack for: among a sample of both, the card whose node's
+// expected fragmentation rises least (ties: that order).
 std::optional<Candidate> FitShare(const Search& search,
                                   const Index::ShelfRef& ref,
                                   const Index::Shelf& shelf, uint32_t milli) {
   const Index::Provider& provider = search.index.providers()[ref.provider];
-  auto make = [&](uint32_t slot, uint32_t device, uint64_t fragmentation) {
+  const bool by_workload = !search.shapes.empty();
+  auto make = [&](uint32_t slot, uint32_t device, int64_t fragmentation) {
     const Index::Member& member = shelf.members[slot];
     const Index::Node& node = provider.nodes[member.node];
     Candidate candidate;
@@ -251,15 +402,27 @@ std::optional<Candidate> FitShare(const Search& search,
     candidate.fragmentation = fragmentation;
     return candidate;
   };
+  std::optional<Candidate> best;
+  auto consider = [&](uint32_t slot, uint32_t device) {
+    const Index::Member& member = shelf.members[slot];
+    const Index::Node& node = provider.nodes[member.node];
+    const int64_t delta = FragmentDelta(
+        search, node, {CardPosition(node, member.group, device)}, milli, 1);
+    if (!best || delta < best->fragmentation) best = make(slot, device, delta);
+  };
+  int sampled = 0;
   for (auto it = shelf.partial.lower_bound({static_cast<uint16_t>(milli), 0, 0});
        it != shelf.partial.end(); ++it) {
     const auto& [free, slot, device] = *it;
     const Index::Member& member = shelf.members[slot];
     if (Avoided(search, ref.provider, member.node)) continue;
     if (HostCards(search.request, provider.nodes[member.node]) < 1) continue;
-    return make(slot, device, free - milli);
+    if (!by_workload) return make(slot, device, free - milli);
+    consider(slot, device);
+    if (++sampled == kPartialCandidates) break;
   }
   for (size_t k = 1; k < shelf.buckets.size(); ++k) {
+    sampled = 0;
     for (uint32_t slot : shelf.buckets[k]) {
       const Index::Member& member = shelf.members[slot];
       if (Avoided(search, ref.provider, member.node)) continue;
@@ -267,13 +430,18 @@ std::optional<Candidate> FitShare(const Search& search,
       const Index::CardGroup& group =
           provider.nodes[member.node].groups[member.group];
       for (uint32_t d = 0; d < group.count; ++d) {
-        if (group.used_milli[d] == 0) {
-          return make(slot, d, kWholeCardMilli - milli + (k - 1) * 1000);
+        if (group.used_milli[d] != 0) continue;
+        if (!by_workload) {
+          return make(slot, d,
+                      static_cast<int64_t>(kWholeCardMilli - milli + (k - 1) * 1000));
         }
+        consider(slot, d);
+        break;
       }
+      if (by_workload && ++sampled == kCandidatesPerBucket) break;
     }
   }
-  return std::nullopt;
+  return best;
 }
 
 // Cards of this shelf adding up to the requested compute: one node if one
@@ -287,7 +455,9 @@ std::optional<Candidate> FitCompute(const Search& search,
       shelf.dense_gflops);
   if (cards > shelf.free_whole_total) return std::nullopt;
   if (cards < shelf.buckets.size()) {
-    if (auto one = FitOneNode(search, ref, shelf, cards)) return one;
+    if (auto one = FitOneNode(search, ref, shelf, cards, /*by_workload=*/false)) {
+      return one;
+    }
   }
   const Index::Provider& provider = search.index.providers()[ref.provider];
   struct Usable {
@@ -327,7 +497,8 @@ std::optional<Candidate> FitCompute(const Search& search,
     }
     if (left > 0) return std::nullopt;
     candidate.cards = static_cast<uint32_t>(cards);
-    candidate.fragmentation = penalty + candidate.assignments.size() * 1000;
+    candidate.fragmentation =
+        static_cast<int64_t>(penalty + candidate.assignments.size() * 1000);
     return candidate;
   };
   const std::vector<Usable>* best = nullptr;
@@ -352,7 +523,8 @@ std::optional<Candidate> FitInShelf(const Search& search,
   switch (request.shape) {
     case RequestShape::kWholeCards:
       if (request.nodes <= 1) {
-        return FitOneNode(search, ref, shelf, request.cards_per_node);
+        return FitOneNode(search, ref, shelf, request.cards_per_node,
+                          !search.shapes.empty());
       }
       return FitGang(search, ref, shelf, request.nodes, request.cards_per_node);
     case RequestShape::kFractional:

@@ -121,7 +121,7 @@ TEST_F(MatcherTest, BestFitKeepsWholeNodesFree) {
   ASSERT_TRUE(placement.has_value());
   EXPECT_THAT(NodesOf(*placement), ElementsAre("n2"))
       << "the partly used node, not the whole one";
-  EXPECT_EQ(placement->fragmentation, 0u);
+  EXPECT_EQ(placement->fragmentation, 0);
   // Three cards do not fit on n2 any more: the whole node is broken then.
   auto three = Match(Cards(3));
   ASSERT_TRUE(three.has_value());
@@ -207,7 +207,7 @@ TEST_F(MatcherTest, FragmentationBreaksCostAndReliabilityTies) {
   auto placement = Match(Cards(2));
   ASSERT_TRUE(placement.has_value());
   EXPECT_EQ(placement->provider, "beta");
-  EXPECT_EQ(placement->fragmentation, 0u);
+  EXPECT_EQ(placement->fragmentation, 0);
 }
 
 TEST_F(MatcherTest, ModelListIsAnyOfAndNeverFallsBackToOthers) {
@@ -405,7 +405,7 @@ TEST_F(MatcherTest, FractionalJobsArePackedOntoSharedCards) {
   EXPECT_THAT(Devices(placement->assignments[0]), ElementsAre(0));
   EXPECT_EQ(placement->assignments[0].milli(), 300u);
   EXPECT_EQ(placement->price_per_card_hour, 120);  // 400 * 0.3
-  EXPECT_EQ(placement->fragmentation, 100u);
+  EXPECT_EQ(placement->fragmentation, 100);
   // 500 only fits on card 1; 900 needs a whole free card.
   EXPECT_THAT(Devices(Match(Share(500))->assignments[0]), ElementsAre(1));
   EXPECT_THAT(Devices(Match(Share(900))->assignments[0]), ElementsAre(2));

@@ -34,6 +34,7 @@
 
 #include "computenet/matching/capacity_index.h"
 #include "computenet/matching/matcher.h"
+#include "computenet/matching/workload_summary.h"
 #include "computenet/common/clock.h"
 #include "computenet/common/status.h"
 
@@ -48,6 +49,14 @@ struct JobQueueOptions {
   // job's reservation; beyond it the reservation is taken as "now" (no job
   // may jump the head), which is safe. Default 20,000.
   size_t max_reservation_steps = 20'000;
+  // Packing: by the expected fragmentation of the workload the queue has
+  // seen (each Add counts its request; docs/matching.md, "Packing"), or
+  // best fit. Default: by workload.
+  bool pack_for_workload = true;
+  // Whether Add counts arrivals into workload(); off when the caller fills
+  // it with a distribution known in advance. Default on.
+  bool learn_workload = true;
+  WorkloadSummaryOptions workload;
 };
 
 struct QueuedJob {
@@ -87,6 +96,10 @@ class JobQueue {
   // Its usage stops accruing (no-op if unknown).
   void MarkStopped(const std::string& job_id);
   size_t running() const { return running_.size(); }
+
+  // The demand packing aims for (learned from Add, or filled by the caller).
+  WorkloadSummary& workload() { return workload_; }
+  const WorkloadSummary& workload() const { return workload_; }
 
   // Decayed usage of an organization now, in milli-card-seconds.
   double UsageOf(const std::string& organization) const;
@@ -144,8 +157,12 @@ class JobQueue {
   const Cached& Explain(const QueuedJob& job, const CapacityIndex& capacity,
                         const Matcher& matcher);
 
+  // The MatchContext of a decision: what the job excludes, what to pack for.
+  MatchContext ContextFor(const QueuedJob& job) const;
+
   JobQueueOptions options_;
   std::shared_ptr<Clock> clock_;
+  WorkloadSummary workload_;
   std::map<std::string, QueuedJob> jobs_;
   std::map<std::string, Org> orgs_;
   std::map<std::string, Running> running_;

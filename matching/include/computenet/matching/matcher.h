@@ -6,9 +6,17 @@
 // PlacementMatcher is the network's matcher (docs/matching.md): among the
 // feasible placements it takes the lowest cost per effective compute-hour
 // (price per A100-equivalent-hour), then the most reliable provider, then
-// the least fragmentation (best fit: fewest cards left over on the nodes it
-// uses, smallest fabric that holds a gang), so whole nodes and whole fabrics
-// stay free for gang jobs.
+// the least fragmentation, so whole nodes and whole fabrics stay free for
+// gang jobs. Fragmentation is measured one of two ways:
+//  - given a WorkloadSummary (MatchContext::workload; the queue learns one
+//    from arrivals), a single-node request goes where the *expected*
+//    fragmentation of the node grows least: the GPU share that tasks of the
+//    summary's shapes could no longer use, weighted by how often each shape
+//    arrives (fragmentation gradient descent, Weng et al., USENIX ATC '23),
+//    evaluated on a bounded sample of candidate nodes per shelf;
+//  - otherwise, and for gangs and compute equivalence always, best fit:
+//    fewest cards left over on the nodes it uses, smallest fabric that holds
+//    a gang.
 //
 // Thread safety: Matchers are stateless; their methods are const and read
 // only their arguments, so a Matcher may be shared across threads (the
@@ -25,6 +33,7 @@
 #include <vector>
 
 #include "computenet/matching/capacity_index.h"
+#include "computenet/matching/workload_summary.h"
 #include "computenet/common/status.h"
 #include "computenet/v1/job.pb.h"
 
@@ -73,10 +82,13 @@ struct Placement {
   uint32_t a100_milli = 0;  // compute placed, thousandths of an A100
   std::string compute_basis;
   // How it ranked: price per A100-hour (thousandths of a minor unit), the
-  // provider's reliability, and the fragmentation it leaves (lower better).
+  // provider's reliability, and the fragmentation it leaves (lower better:
+  // best fit's cards and thousandths left over, or by a WorkloadSummary the
+  // change in expected fragmentation, which is negative when the placement
+  // fills a fragment that no common shape could use).
   int64_t cost_key = 0;
   uint32_t reliability_permille = 0;
-  uint64_t fragmentation = 0;
+  int64_t fragmentation = 0;
 };
 
 // Per-decision context the request itself does not carry.
@@ -86,6 +98,8 @@ struct MatchContext {
   // Nodes the job must avoid: (provider id << 32 | node id), e.g. nodes
   // reserved for the job at the head of the queue.
   const std::unordered_set<uint64_t>* avoid_nodes = nullptr;
+  // The demand to pack for; null or empty = best fit.
+  const WorkloadSummary* workload = nullptr;
 };
 
 inline uint64_t NodeKey(uint32_t provider, uint32_t node) {
