@@ -246,16 +246,26 @@ int64_t ExpectedFragment(const Search& search, const NodeFree& node) {
   return static_cast<int64_t>(sum / kShapeWeightScale);
 }
 
-// How much expected fragmentation rises if the request takes `milli` of
-// each card at `positions` on the node (with its CPU and memory).
-int64_t FragmentDelta(const Search& search, const Index::Node& node,
-                      const std::vector<size_t>& positions, uint32_t milli,
-                      uint32_t cards) {
+// How much expected fragmentation rises if the request takes, in group
+// `group_id` of the node, `milli` of card `device`, or (device = kWholeCards)
+// its first `cards` wholly free cards, with its CPU and memory.
+constexpr uint32_t kFirstFreeCards = UINT32_MAX;
+int64_t FragmentDelta(const Search& search, const Index::Node& node, uint32_t group_id,
+                      uint32_t device, uint32_t milli, uint32_t cards) {
   std::optional<NodeFree> before = FreeOf(node);
   if (!before) return 0;
   NodeFree after = *before;
-  for (size_t position : positions) {
-    after.free[position] = static_cast<uint16_t>(after.free[position] - milli);
+  const size_t base = CardPosition(node, group_id, 0);
+  if (device == kFirstFreeCards) {
+    const Index::CardGroup& group = node.groups[group_id];
+    uint32_t taken = 0;
+    for (uint32_t d = 0; d < group.count && taken < cards; ++d) {
+      if (group.used_milli[d] != 0) continue;
+      after.free[base + d] = 0;
+      ++taken;
+    }
+  } else {
+    after.free[base + device] = static_cast<uint16_t>(after.free[base + device] - milli);
   }
   const uint64_t cpu = uint64_t{search.request.cpu_milli_per_card} * cards;
   const uint64_t memory = search.request.host_memory_mib_per_card * cards;
@@ -264,17 +274,6 @@ int64_t FragmentDelta(const Search& search, const Index::Node& node,
     after.memory_mib -= std::min(after.memory_mib, memory);
   }
   return ExpectedFragment(search, after) - ExpectedFragment(search, *before);
-}
-
-// Positions of the first `cards` wholly free cards of a group.
-std::vector<size_t> FreeCardPositions(const Index::Node& node, uint32_t group_id,
-                                      uint64_t cards) {
-  std::vector<size_t> positions;
-  const Index::CardGroup& group = node.groups[group_id];
-  for (uint32_t d = 0; d < group.count && positions.size() < cards; ++d) {
-    if (group.used_milli[d] == 0) positions.push_back(CardPosition(node, group_id, d));
-  }
-  return positions;
 }
 
 v1::NodeAssignment WholeCards(const Index::Node& node,
@@ -297,7 +296,9 @@ std::optional<Candidate> FitOneNode(const Search& search,
                                     const Index::Shelf& shelf, uint64_t cards,
                                     bool by_workload) {
   const Index::Provider& provider = search.index.providers()[ref.provider];
-  std::optional<Candidate> best;
+  // The best so far, built into a Candidate only once at the end.
+  std::optional<uint32_t> best_slot;
+  int64_t best_fragmentation = 0;
   for (uint64_t k = cards; k < shelf.buckets.size(); ++k) {
     int sampled = 0;
     for (uint32_t slot : shelf.buckets[k]) {
@@ -308,22 +309,25 @@ std::optional<Candidate> FitOneNode(const Search& search,
       int64_t fragmentation = static_cast<int64_t>(k - cards);
       if (by_workload) {
         if (sampled++ == kCandidatesPerBucket) break;
-        fragmentation =
-            FragmentDelta(search, node, FreeCardPositions(node, member.group, cards),
-                          kWholeCardMilli, static_cast<uint32_t>(cards));
-        if (best && fragmentation >= best->fragmentation) continue;
+        fragmentation = FragmentDelta(search, node, member.group, kFirstFreeCards,
+                                      kWholeCardMilli, static_cast<uint32_t>(cards));
+        if (best_slot && fragmentation >= best_fragmentation) continue;
       }
-      Candidate candidate;
-      candidate.ref = ref;
-      candidate.assignments.push_back(
-          WholeCards(node, node.groups[member.group], cards));
-      candidate.cards = static_cast<uint32_t>(cards);
-      candidate.fragmentation = fragmentation;
-      if (!by_workload) return candidate;
-      best = std::move(candidate);
+      best_slot = slot;
+      best_fragmentation = fragmentation;
+      if (!by_workload) break;
     }
+    if (best_slot && !by_workload) break;
   }
-  return best;
+  if (!best_slot) return std::nullopt;
+  const Index::Member& member = shelf.members[*best_slot];
+  const Index::Node& node = provider.nodes[member.node];
+  Candidate candidate;
+  candidate.ref = ref;
+  candidate.assignments.push_back(WholeCards(node, node.groups[member.group], cards));
+  candidate.cards = static_cast<uint32_t>(cards);
+  candidate.fragmentation = best_fragmentation;
+  return candidate;
 }
 
 // `nodes` nodes of one fabric with `cards` free whole cards each: the
@@ -402,13 +406,17 @@ std::optional<Candidate> FitShare(const Search& search,
     candidate.fragmentation = fragmentation;
     return candidate;
   };
-  std::optional<Candidate> best;
+  struct Best {
+    uint32_t slot;
+    uint32_t device;
+    int64_t fragmentation;
+  };
+  std::optional<Best> best;  // built into a Candidate once, at the end
   auto consider = [&](uint32_t slot, uint32_t device) {
     const Index::Member& member = shelf.members[slot];
     const Index::Node& node = provider.nodes[member.node];
-    const int64_t delta = FragmentDelta(
-        search, node, {CardPosition(node, member.group, device)}, milli, 1);
-    if (!best || delta < best->fragmentation) best = make(slot, device, delta);
+    const int64_t delta = FragmentDelta(search, node, member.group, device, milli, 1);
+    if (!best || delta < best->fragmentation) best = Best{slot, device, delta};
   };
   int sampled = 0;
   for (auto it = shelf.partial.lower_bound({static_cast<uint16_t>(milli), 0, 0});
@@ -441,7 +449,8 @@ std::optional<Candidate> FitShare(const Search& search,
       if (by_workload && ++sampled == kCandidatesPerBucket) break;
     }
   }
-  return best;
+  if (!best) return std::nullopt;
+  return make(best->slot, best->device, best->fragmentation);
 }
 
 // Cards of this shelf adding up to the requested compute: one node if one
