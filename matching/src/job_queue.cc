@@ -145,6 +145,30 @@ double JobQueue::UsageOf(const std::string& organization) const {
   return Decayed(it->second, clock_->NowMs());
 }
 
+std::vector<StoredUsage> JobQueue::UsageSnapshot() const {
+  const int64_t now = clock_->NowMs();
+  std::vector<StoredUsage> out;
+  for (const auto& [name, org] : orgs_) {
+    const double usage = Decayed(org, now);
+    // Bounded so that a stored value always fits the column.
+    if (!(usage >= 1.0)) continue;
+    const uint64_t stored =
+        usage >= 9.0e18 ? uint64_t{9'000'000'000'000'000'000u} : static_cast<uint64_t>(usage);
+    out.push_back({name, stored, now});
+  }
+  return out;
+}
+
+void JobQueue::RestoreUsage(const StoredUsage& stored) {
+  const int64_t now = clock_->NowMs();
+  if (stored.usage_milli_s == 0) return;
+  Org held;
+  held.usage = static_cast<double>(stored.usage_milli_s);
+  held.usage_ms = std::min(stored.as_of_ms, now);
+  const std::string name = stored.organization.empty() ? "-" : stored.organization;
+  OrgAt(name, now).usage += Decayed(held, now);
+}
+
 void JobQueue::MarkRunning(const std::string& job_id,
                            const std::string& organization,
                            uint64_t milli_cards, int64_t end_by_ms) {

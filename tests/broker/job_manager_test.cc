@@ -411,5 +411,45 @@ TEST_F(JobManagerTest, CheckHomeBudgetNamesBothAmounts) {
   EXPECT_THAT(over.message(), HasSubstr("east"));
 }
 
+TEST_F(JobManagerTest, FairShareUsageSurvivesARestart) {
+  fixture_.MustTopUp("alice", 1'000'000, "t1");
+  v1::JobInfo ran = MustPlace(MustSubmit("alice"));
+  // As a queue pass does for the jobs it places.
+  jobs_->queue().MarkRunning(ran.job_id(), "alice", 2000, clock_->NowMs() + 60'000);
+  ASSERT_TRUE(jobs_->Start(ran, 0).ok());
+  clock_->AdvanceMs(3600 * 1000);  // 2 cards for an hour
+  ASSERT_TRUE(jobs_->Finish(ran, v1::JOB_STATE_SUCCEEDED, 0, "").ok());
+  const double used = jobs_->queue().UsageOf("alice");
+  EXPECT_NEAR(used, 2000.0 * 3600, 2000.0 * 3600 * 0.02);
+  ASSERT_TRUE(jobs_->SaveFairShare().ok());
+
+  Restart();
+  ASSERT_TRUE(jobs_->Load().ok());
+  EXPECT_NEAR(jobs_->queue().UsageOf("alice"), used, 1.0);
+  // Down for a day (the half-life): half of it is left.
+  clock_->AdvanceMs(24LL * 3600 * 1000);
+  EXPECT_NEAR(jobs_->queue().UsageOf("alice"), used / 2, used * 0.001);
+  // And it still decides the turns: bob, who used nothing, goes first
+  // although alice submitted first.
+  v1::JobInfo alices = MustSubmit("alice");
+  v1::JobInfo bobs = MustSubmit("bob");
+  EXPECT_THAT(jobs_->queue().Order(), ElementsAre(bobs.job_id(), alices.job_id()));
+}
+
+TEST_F(JobManagerTest, WithoutTheStoredUsageARestartForgetsIt) {
+  // The control for the test above: the usage comes from the table.
+  fixture_.MustTopUp("alice", 1'000'000, "t1");
+  v1::JobInfo ran = MustPlace(MustSubmit("alice"));
+  jobs_->queue().MarkRunning(ran.job_id(), "alice", 2000, clock_->NowMs() + 60'000);
+  ASSERT_TRUE(jobs_->Start(ran, 0).ok());
+  clock_->AdvanceMs(3600 * 1000);
+  ASSERT_TRUE(jobs_->Finish(ran, v1::JOB_STATE_SUCCEEDED, 0, "").ok());
+  EXPECT_GT(jobs_->queue().UsageOf("alice"), 0.0);
+  ASSERT_TRUE(fixture_.store().SaveFairShare({}).ok());
+  Restart();
+  ASSERT_TRUE(jobs_->Load().ok());
+  EXPECT_EQ(jobs_->queue().UsageOf("alice"), 0.0);
+}
+
 }  // namespace
 }  // namespace computenet::broker

@@ -531,7 +531,11 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   ASSERT_TRUE(record.ok() && record->has_value());
   EXPECT_EQ((*record)->record, std::string("\x01"));
   EXPECT_TRUE((*store)->ListProviderStats().ok());
-  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 3);
+  // v4: the fair-share table exists and is empty.
+  auto usage = (*store)->LoadFairShare();
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  EXPECT_TRUE(usage->empty());
+  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 4);
   EXPECT_EQ((*store)->database().SchemaVersion("ledger").value(), 3);
 }
 

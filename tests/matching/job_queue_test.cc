@@ -294,5 +294,29 @@ TEST_F(JobQueueTest, OneSearchPerRequestShapeThatFindsNoPlaceInAPass) {
   EXPECT_THAT(Placed(pass), ElementsAre("four-0", "four-1"));
 }
 
+TEST(JobQueueUsageTest, StoredUsageComesBackDecayedOverTheTimeItWasStored) {
+  auto clock = std::make_shared<FakeClock>(10'000'000);
+  JobQueueOptions options;
+  options.fair_share_half_life_ms = 1000 * 1000;
+  JobQueue queue(options, clock);
+  queue.RestoreUsage({"org-a", 8000, clock->NowMs() - 1000 * 1000});  // one half-life ago
+  EXPECT_NEAR(queue.UsageOf("org-a"), 4000.0, 1.0);
+  queue.RestoreUsage({"org-a", 1000, clock->NowMs() + 5'000'000});  // future = now
+  EXPECT_NEAR(queue.UsageOf("org-a"), 5000.0, 1.0);
+  queue.RestoreUsage({"org-b", 0, clock->NowMs()});
+  auto snapshot = queue.UsageSnapshot();
+  ASSERT_EQ(snapshot.size(), 1u) << "nothing stored for an organization without usage";
+  EXPECT_EQ(snapshot[0].organization, "org-a");
+  EXPECT_NEAR(static_cast<double>(snapshot[0].usage_milli_s), 5000.0, 1.0);
+  EXPECT_EQ(snapshot[0].as_of_ms, clock->NowMs());
+  // What running jobs accrued so far is in the snapshot.
+  queue.MarkRunning("j1", "org-c", 1000, clock->NowMs() + 60'000);
+  clock->AdvanceMs(10'000);
+  snapshot = queue.UsageSnapshot();
+  ASSERT_EQ(snapshot.size(), 2u);
+  EXPECT_EQ(snapshot[1].organization, "org-c");
+  EXPECT_NEAR(static_cast<double>(snapshot[1].usage_milli_s), 10'000.0, 100.0);
+}
+
 }  // namespace
 }  // namespace computenet::matching

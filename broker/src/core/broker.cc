@@ -121,6 +121,7 @@ Status BrokerImpl::Run() {
     if (items[0].revents & ZMQ_POLLIN) zap_->HandlePending();
     CN_RETURN_IF_ERROR(RunBatch((items[1].revents & ZMQ_POLLIN) != 0));
   }
+  SaveFairShare();
   CheckpointOnShutdown();
   spdlog::info("broker {} stopped", options_.broker_id);
   return OkStatus();
@@ -366,7 +367,18 @@ void BrokerImpl::OnTick() {
   jobs_->ResendUnansweredOffers(now);
   TickFederation(now);
   LedgerTick(now);
+  if (now - last_fair_share_save_ms_ >= kFairShareSaveMs || now < last_fair_share_save_ms_) {
+    last_fair_share_save_ms_ = now;
+    SaveFairShare();
+  }
   Schedule();
+}
+
+void BrokerImpl::SaveFairShare() {
+  // At most kFairShareSaveMs of accrued usage is lost to a crash: fair share
+  // is a ranking that decays over a day, not an account.
+  Status saved = jobs_->SaveFairShare();
+  if (!saved.ok()) spdlog::warn("saving fair share: {}", saved.ToString());
 }
 
 void BrokerImpl::CheckRevocations(int64_t now_ms) {

@@ -188,6 +188,9 @@ class BrokerImpl final : public Broker, private JobEvents {
   void StopExhaustedJob(v1::JobInfo& job);
   void LedgerTick(int64_t now_ms);
   void CheckpointOnShutdown();
+  // Stores the queue's fair-share usage (every kFairShareSaveMs, and at stop).
+  void SaveFairShare();
+  static constexpr int64_t kFairShareSaveMs = 60'000;
   void OnGetStatement(const Request& request);
 
   // Declared first: released last, after the database is closed.
@@ -268,6 +271,7 @@ class BrokerImpl final : public Broker, private JobEvents {
   uint64_t send_sequence_ = 0;
   // When the periodic part of the tick last ran (OnTick).
   int64_t last_tick_ms_ = std::numeric_limits<int64_t>::min() / 2;
+  int64_t last_fair_share_save_ms_ = 0;
 };
 
 }  // namespace computenet::broker

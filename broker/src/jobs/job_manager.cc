@@ -60,6 +60,10 @@ JobManager::JobManager(JobManagerOptions options, Store& store, Ledger& ledger,
       queue_(queue_options, clock_) {}
 
 Status JobManager::Load() {
+  // Fair share first: what organizations used before the restart, decayed
+  // over the time the broker was down.
+  CN_ASSIGN_OR_RETURN(auto usage, store_.LoadFairShare());
+  for (const auto& stored : usage) queue_.RestoreUsage(stored);
   CN_ASSIGN_OR_RETURN(auto queued, store_.JobsInStates({v1::JOB_STATE_QUEUED}));
   for (const auto& job : queued) {
     // A forward that was out when we stopped waits for reconciliation
@@ -84,9 +88,13 @@ Status JobManager::Load() {
                        PlacementRequest::FromSpec(job.spec()).DemandMilli(),
                        began + int64_t{job.spec().max_duration_s()} * 1000);
   }
-  spdlog::info("loaded {} queued and {} active jobs", queued.size(),
-               active.size());
+  spdlog::info("loaded {} queued and {} active jobs, fair share of {} organization(s)",
+               queued.size(), active.size(), usage.size());
   return OkStatus();
+}
+
+Status JobManager::SaveFairShare() {
+  return store_.SaveFairShare(queue_.UsageSnapshot());
 }
 
 StatusOr<v1::JobInfo> JobManager::Submit(const std::string& broker_id,

@@ -88,6 +88,9 @@ class JobManager {
   // taken until their providers re-register and reconcile. The store's error
   // on failure.
   Status Load();
+  // Stores every organization's fair-share usage now (Load restores it).
+  // The store's error on failure.
+  Status SaveFairShare();
 
   // --- transitions ---------------------------------------------------------
   // A new job from its consumer, stored QUEUED (global id assigned) and

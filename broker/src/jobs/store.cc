@@ -57,11 +57,21 @@ constexpr const char* kBrokerV2[] = {
       updated_ms        INTEGER NOT NULL))sql",
 };
 
+// v4 (matching): fair-share usage per organization, so that a restart
+// does not forget who used what (JobQueue::UsageSnapshot).
+constexpr const char* kBrokerV4[] = {
+    R"sql(CREATE TABLE fair_share(
+      organization  TEXT PRIMARY KEY,
+      usage_milli_s INTEGER NOT NULL CHECK(usage_milli_s >= 0),
+      as_of_ms      INTEGER NOT NULL))sql",
+};
+
 constexpr storage::Migration kBrokerMigrations[] = {
     {1, kBrokerV1},
     {2, kBrokerV2},
     // v3 (the ledger issue) changed only the ledger's tables.
     {3, {}},
+    {4, kBrokerV4},
 };
 
 Enrollment EnrollmentFromRow(SQLite::Statement& query) {
@@ -489,6 +499,42 @@ StatusOr<std::map<std::string, ProviderStats>> Store::ListProviderStats() {
     return out;
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "list provider stats");
+  }
+}
+
+Status Store::SaveFairShare(const std::vector<matching::StoredUsage>& usage) {
+  // One transaction, so a reader never sees half a snapshot; rows of
+  // organizations whose usage decayed away go.
+  return db_->RunInTransaction([&]() -> Status {
+    CN_RETURN_IF_ERROR(db_->Exec("DELETE FROM fair_share"));
+    auto insert = db_->Prepare(
+        "INSERT INTO fair_share(organization, usage_milli_s, as_of_ms) VALUES(?, ?, ?)");
+    for (const auto& row : usage) {
+      insert->reset();
+      insert->bind(1, row.organization);
+      insert->bind(2, static_cast<int64_t>(
+                          std::min<uint64_t>(row.usage_milli_s, INT64_MAX)));
+      insert->bind(3, static_cast<int64_t>(row.as_of_ms));
+      insert->exec();
+    }
+    return OkStatus();
+  });
+}
+
+StatusOr<std::vector<matching::StoredUsage>> Store::LoadFairShare() {
+  try {
+    auto query = db_->Prepare(
+        "SELECT organization, usage_milli_s, as_of_ms FROM fair_share ORDER BY organization");
+    std::vector<matching::StoredUsage> out;
+    while (query->executeStep()) {
+      const int64_t usage = query->getColumn(1).getInt64();
+      if (usage <= 0) continue;
+      out.push_back({query->getColumn(0).getString(), static_cast<uint64_t>(usage),
+                     query->getColumn(2).getInt64()});
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "load fair share");
   }
 }
 

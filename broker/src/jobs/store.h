@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/imports.h"
+#include "computenet/matching/job_queue.h"
 #include "computenet/matching/provider_stats.h"
 #include "computenet/storage/database.h"
 #include "computenet/common/identity.h"
@@ -123,6 +124,12 @@ class Store {
                              int64_t now_ms);
   // Every provider with a record.
   StatusOr<std::map<std::string, ProviderStats>> ListProviderStats();
+
+  // --- fair share ------------------------------------------------------------
+  // Replaces the stored usage with this snapshot (one transaction).
+  Status SaveFairShare(const std::vector<matching::StoredUsage>& usage);
+  // The stored usage; rows with no usage are skipped.
+  StatusOr<std::vector<matching::StoredUsage>> LoadFairShare();
 
  private:
   explicit Store(std::unique_ptr<storage::Database> db) : db_(std::move(db)) {}

@@ -71,6 +71,14 @@ struct QueuedJob {
   std::set<std::string> excluded_providers;
 };
 
+// An organization's fair-share usage as stored: milli-card-seconds, decayed
+// to as_of_ms.
+struct StoredUsage {
+  std::string organization;
+  uint64_t usage_milli_s = 0;
+  int64_t as_of_ms = 0;
+};
+
 struct Reservation {
   std::string job_id;
   int64_t start_by_ms = 0;  // INT64_MAX = never
@@ -103,6 +111,14 @@ class JobQueue {
 
   // Decayed usage of an organization now, in milli-card-seconds.
   double UsageOf(const std::string& organization) const;
+  // Every organization's usage now (what its running jobs accrued so far
+  // included), rounded down, for storing. Organizations whose usage has
+  // decayed below one milli-card-second are left out.
+  std::vector<StoredUsage> UsageSnapshot() const;
+  // Adds stored usage back, decayed from as_of_ms to now (a time in the
+  // future counts as now). Adding, not replacing, so it may come before or
+  // after the running jobs are marked again.
+  void RestoreUsage(const StoredUsage& stored);
   // The order the next pass would try jobs in (fair-share keys as now).
   std::vector<std::string> Order() const;
 
