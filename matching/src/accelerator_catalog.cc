@@ -80,7 +80,8 @@ StatusOr<AcceleratorCatalog> AcceleratorCatalog::Parse(
   }
   const std::set<std::string> allowed = {
       "model",      "aliases",           "vendor",      "class",
-      "memory_gib", "fp16_dense_tflops", "fp32_tflops", "source"};
+      "memory_gib", "fp16_dense_tflops", "fp32_tflops", "source",
+      "figures",    "interconnect"};
   size_t index = 0;
   for (const auto& element : *list) {
     const std::string where =
@@ -97,6 +98,18 @@ StatusOr<AcceleratorCatalog> AcceleratorCatalog::Parse(
     CN_ASSIGN_OR_RETURN(spec.vendor, String(*table, "vendor", where));
     CN_ASSIGN_OR_RETURN(spec.vendor_class, String(*table, "class", where));
     CN_ASSIGN_OR_RETURN(spec.source, String(*table, "source", where));
+    if (const toml::node* figures = table->get("figures")) {
+      auto text = figures->value<std::string>();
+      if (!text || (*text != "datasheet" && *text != "reported")) {
+        return Bad(where, "'figures' is \"datasheet\" or \"reported\"");
+      }
+      spec.reported = *text == "reported";
+    }
+    if (const toml::node* interconnect = table->get("interconnect")) {
+      auto text = interconnect->value<std::string>();
+      if (!text) return Bad(where, "'interconnect' must be a string");
+      spec.interconnect = *text;
+    }
     CN_ASSIGN_OR_RETURN(spec.dense_gflops,
                         Gflops(*table, "fp16_dense_tflops", where, true));
     if (spec.dense_gflops == 0) {
@@ -200,7 +213,9 @@ StatusOr<CardCompute> AcceleratorCatalog::Resolve(
   } else {
     out.dense_gflops = spec->dense_gflops;
     out.source = FigureSource::kNominal;
-    out.basis = "nominal: " + spec->source;
+    out.basis = (spec->reported ? "nominal (reported, not a datasheet): "
+                                : "nominal: ") +
+                spec->source;
   }
   return out;
 }

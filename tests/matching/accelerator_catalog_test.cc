@@ -42,13 +42,25 @@ TEST(AcceleratorCatalogTest, BuiltInCatalogIsTheShippedFile) {
   // Every family the network serves is there, each with a source.
   for (const char* model : {"V100", "A100", "A800", "H100", "H800", "H20", "L20",
                             "L40S", "T4", "A10", "P100", "910B", "R200", "T20",
-                            "Z100", "MI300X"}) {
+                            "Z100", "MI300X", "H200", "B200", "L2", "910C",
+                            "MLU370", "MLU590"}) {
     const AcceleratorSpec* spec = built_in->Find(model);
     ASSERT_NE(spec, nullptr) << model;
     EXPECT_FALSE(spec->source.empty()) << model;
     EXPECT_GT(spec->dense_gflops, 0u) << model;
   }
   EXPECT_EQ(built_in->Find("910B")->vendor_class, "domestic");
+  for (const char* model : {"910C", "MLU370", "MLU590"}) {
+    EXPECT_EQ(built_in->Find(model)->vendor_class, "domestic") << model;
+  }
+  // Figures without a datasheet are flagged; links are there for humans.
+  EXPECT_TRUE(built_in->Find("910C")->reported);
+  EXPECT_TRUE(built_in->Find("H20")->reported);
+  EXPECT_FALSE(built_in->Find("H200")->reported);
+  EXPECT_EQ(built_in->Find("H200")->dense_gflops, 989400u);
+  EXPECT_EQ(built_in->Find("B200")->dense_gflops, 2250000u);
+  EXPECT_EQ(built_in->Find("MLU370-X8"), built_in->Find("MLU370"));
+  EXPECT_THAT(built_in->Find("H800")->interconnect, HasSubstr("400 GB/s"));
   EXPECT_EQ(built_in->Find("H800")->dense_gflops, 989400u);
   EXPECT_EQ(built_in->Find("V100M32"), built_in->Find("V100")) << "aliases";
   EXPECT_EQ(built_in->Find("G2"), nullptr);
@@ -85,6 +97,9 @@ TEST(AcceleratorCatalogTest, BadCatalogsNameTheProblem) {
                     "source = \"x\"\n",
              "'A100' is listed twice");
   expect_bad("not toml [", "ops.toml");
+  std::string figures = text;
+  figures.insert(figures.find("source"), "figures = \"rumour\"\n");
+  expect_bad(figures, "'figures' is \"datasheet\" or \"reported\"");
   EXPECT_EQ(AcceleratorCatalog::Load("/nonexistent/catalog.toml").status().code(),
             StatusCode::kNotFound);
 }
@@ -97,7 +112,13 @@ TEST(AcceleratorCatalogTest, ResolvesNominalMeasuredAndUnverifiedFigures) {
   ASSERT_TRUE(nominal.ok());
   EXPECT_EQ(nominal->source, FigureSource::kNominal);
   EXPECT_EQ(nominal->dense_gflops, 320000u);
-  EXPECT_THAT(nominal->basis, HasSubstr("nominal: Huawei Ascend 910B"));
+  EXPECT_THAT(nominal->basis,
+              HasSubstr("nominal (reported, not a datasheet): Huawei Ascend 910B"));
+  card.set_model("H200");
+  auto datasheet = catalog->Resolve(card);
+  ASSERT_TRUE(datasheet.ok());
+  EXPECT_THAT(datasheet->basis, HasSubstr("nominal: NVIDIA H200"));
+  card.set_model("910B");
 
   card.set_measured_dense_gflops(187200);  // ~60% of an A100
   card.set_measurement("Megatron GPT-13B, 2023-10");
@@ -108,6 +129,17 @@ TEST(AcceleratorCatalogTest, ResolvesNominalMeasuredAndUnverifiedFigures) {
   EXPECT_EQ(measured->dense_gflops, 187200u);
   EXPECT_EQ(measured->vendor_class, "domestic");
   EXPECT_THAT(measured->basis, HasSubstr("Megatron GPT-13B"));
+
+  // The override path on a card whose figure is only reported: a provider's
+  // benchmark replaces it, and compute equivalence follows the measurement.
+  v1::Accelerator ascend;
+  ascend.set_model("Ascend910C");
+  ascend.set_measured_dense_gflops(468000);
+  ascend.set_measurement("vLLM Llama-70B, 2025-06");
+  auto override_figure = catalog->Resolve(ascend);
+  ASSERT_TRUE(override_figure.ok());
+  EXPECT_EQ(override_figure->source, FigureSource::kMeasured);
+  EXPECT_EQ(catalog->A100MilliOf(override_figure->dense_gflops), 1500u);
 
   v1::Accelerator unknown;
   unknown.set_model("G2");

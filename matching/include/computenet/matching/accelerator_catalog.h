@@ -39,6 +39,10 @@ struct AcceleratorSpec {
   uint64_t dense_gflops = 0;  // FP16/BF16 dense, per card
   uint64_t fp32_gflops = 0;   // 0 = not published
   std::string source;         // datasheet or report the figures come from
+  // True when the figures are reported (trade press, briefings), not
+  // published in a datasheet: the basis says so, so consumers can tell.
+  bool reported = false;
+  std::string interconnect;  // for humans; empty = not given
 };
 
 enum class FigureSource { kNominal, kMeasured, kUnverified };
