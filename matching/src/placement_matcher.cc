@@ -5,6 +5,7 @@
 #include <map>
 
 #include "computenet/matching/matcher.h"
+#include "computenet/matching/site_policy.h"
 
 namespace computenet::matching {
 
@@ -71,6 +72,21 @@ struct Search {
   // empty = best fit.
   std::vector<WeightedShape> shapes;
 };
+
+PolicySubject SubjectOf(const PlacementRequest& request) {
+  PolicySubject subject;
+  subject.organization = request.organization;
+  subject.max_duration_s = request.max_duration_s;
+  subject.preemptible = request.preemptible;
+  subject.nodes = request.shape == RequestShape::kWholeCards ? request.nodes : 1;
+  subject.network_access = request.network_access;
+  return subject;
+}
+
+bool PolicyAdmits(const PlacementRequest& request, const Index::Provider& provider) {
+  const v1::SitePolicy& policy = provider.registration.policy();
+  return PolicyIsOpen(policy) || CheckSitePolicy(policy, SubjectOf(request)).ok();
+}
 
 struct Candidate {
   Index::ShelfRef ref;
@@ -143,7 +159,7 @@ bool ShelfPasses(const Search& search, const Index::ShelfRef& ref,
   }
   if (shelf.spare && !search.request.preemptible) return false;
   return ClassAndMemoryPass(search.request, shelf) &&
-         PricePasses(search.request, shelf);
+         PricePasses(search.request, shelf) && PolicyAdmits(search.request, provider);
 }
 
 // How many cards the node's free host resources allow this job.
@@ -837,6 +853,8 @@ PlacementRequest PlacementRequest::FromSpec(const v1::JobSpec& spec) {
   request.max_price_per_card_hour = spec.max_price_per_card_hour();
   request.max_price_per_a100_hour = spec.max_price_per_a100_hour();
   request.preemptible = spec.preemptible();
+  request.max_duration_s = spec.max_duration_s();
+  request.network_access = spec.network_access();
   return request;
 }
 
@@ -901,8 +919,9 @@ std::string PlacementMatcher::ExplainNoFit(const PlacementRequest& request,
   search.regions = &request.allowed_regions;
   // Each stage counts the active offers that pass it and every stage
   // before it; the first stage nothing passes names the reason.
-  enum Stage { kModel, kClassMemory, kRegion, kExcluded, kSpare, kPrice,
+  enum Stage { kModel, kClassMemory, kRegion, kExcluded, kPolicy, kSpare, kPrice,
                kShape, kStages };
+  std::string refusal;  // the first site policy that refused it
   size_t passed[kStages] = {};
   for (uint32_t model : search.models) {
     // One offer that passes every stage settles it: capacity is the reason.
@@ -921,6 +940,15 @@ std::string PlacementMatcher::ExplainNoFit(const PlacementRequest& request,
       ++passed[kRegion];
       if (search.excluded.count(ref.provider) != 0) continue;
       ++passed[kExcluded];
+      if (!PolicyIsOpen(provider.registration.policy())) {
+        Status admitted =
+            CheckSitePolicy(provider.registration.policy(), SubjectOf(request));
+        if (!admitted.ok()) {
+          if (refusal.empty()) refusal = provider.name + ": " + std::string(admitted.message());
+          continue;
+        }
+      }
+      ++passed[kPolicy];
       if (shelf.spare && !request.preemptible) continue;
       ++passed[kSpare];
       if (!PricePasses(request, shelf)) continue;
@@ -955,6 +983,9 @@ std::string PlacementMatcher::ExplainNoFit(const PlacementRequest& request,
   }
   if (passed[kExcluded] == 0) {
     return "every matching offer is from an excluded provider";
+  }
+  if (passed[kPolicy] == 0) {
+    return "no site with a matching offer admits the job (" + refusal + ")";
   }
   if (passed[kSpare] == 0) {
     return "the matching capacity is spare (reclaimable) and the job is not "
@@ -994,12 +1025,20 @@ Status PlacementMatcher::CheckEverFits(const PlacementRequest& request,
   Search search = Prepare(request, capacity, MatchContext{});
   std::set<uint32_t> models(search.models.begin(), search.models.end());
   uint32_t largest = 0;  // for the message: most eligible nodes in a fabric
+  std::string refusal;   // the first site policy that refused it
   for (uint32_t p = 0; p < capacity.providers().size(); ++p) {
     const auto& provider = capacity.providers()[p];
     if (search.excluded.count(p) != 0) continue;
     if (!request.allowed_regions.empty() &&
         !Contains(request.allowed_regions, provider.region)) {
       continue;
+    }
+    if (!PolicyIsOpen(provider.registration.policy())) {
+      Status admitted = CheckSitePolicy(provider.registration.policy(), SubjectOf(request));
+      if (!admitted.ok()) {
+        if (refusal.empty()) refusal = provider.name + ": " + std::string(admitted.message());
+        continue;
+      }
     }
     // Groups by (model, memory, figure), whatever their offer today: spare
     // and withdrawn capacity may be offered again.
@@ -1042,6 +1081,10 @@ Status PlacementMatcher::CheckEverFits(const PlacementRequest& request,
         }
       }
     }
+  }
+  if (!refusal.empty() && largest == 0) {
+    return FailedPreconditionError(
+        "can never fit: no known site admits the job by its policy (" + refusal + ")");
   }
   std::string detail;
   if (request.shape == RequestShape::kWholeCards && request.nodes > 1) {

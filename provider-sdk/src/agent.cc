@@ -1,5 +1,7 @@
 #include "computenet/provider/agent.h"
 
+#include "computenet/matching/site_policy.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -381,6 +383,11 @@ Status AgentImpl::CheckOffer(const v1::PlacementOffer& offer) const {
   if (offer.assignments().empty()) {
     return InvalidArgumentError("offer has no assignment");
   }
+  // The site's own policy, checked again: the broker's matcher should have
+  // kept the job away, but the site does not have to trust that.
+  CN_RETURN_IF_ERROR(matching::CheckSitePolicy(
+      options_.registration.policy(),
+      matching::PolicySubject::Of(offer.spec(), offer.organization())));
   for (const auto& assignment : offer.assignments()) {
     const v1::Node* node = nullptr;
     for (const auto& candidate : options_.registration.nodes()) {

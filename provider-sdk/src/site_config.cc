@@ -8,6 +8,7 @@
 #include "computenet/common/config_file.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
+#include "computenet/matching/site_policy.h"
 
 namespace computenet::provider {
 namespace {
@@ -65,6 +66,39 @@ StatusOr<std::vector<std::string>> GetStringArray(const toml::table& table,
     out.push_back(*value);
   }
   return out;
+}
+
+// [policy]: what the site accepts (two-sided matching, site_policy.h).
+Status ParsePolicy(const toml::table& table, const std::string& where,
+                   v1::SitePolicy* policy) {
+  CN_RETURN_IF_ERROR(CheckKeys(table,
+                               {"allowed_organizations", "denied_organizations",
+                                "min_duration_s", "max_duration_s", "preemptible_only",
+                                "max_gang_nodes", "network"},
+                               where));
+  CN_ASSIGN_OR_RETURN(auto allowed, GetStringArray(table, "allowed_organizations", where));
+  for (auto& name : allowed) policy->add_allowed_organizations(std::move(name));
+  CN_ASSIGN_OR_RETURN(auto denied, GetStringArray(table, "denied_organizations", where));
+  for (auto& name : denied) policy->add_denied_organizations(std::move(name));
+  constexpr int64_t kMaxSeconds = 30LL * 24 * 3600;
+  CN_ASSIGN_OR_RETURN(int64_t min_s, GetInt(table, "min_duration_s", where, false, 0, kMaxSeconds));
+  CN_ASSIGN_OR_RETURN(int64_t max_s, GetInt(table, "max_duration_s", where, false, 0, kMaxSeconds));
+  CN_ASSIGN_OR_RETURN(int64_t gang, GetInt(table, "max_gang_nodes", where, false, 0, 100'000));
+  policy->set_min_duration_s(static_cast<uint32_t>(min_s));
+  policy->set_max_duration_s(static_cast<uint32_t>(max_s));
+  policy->set_max_gang_nodes(static_cast<uint32_t>(gang));
+  for (const char* key : {"preemptible_only", "network"}) {
+    const toml::node* node = table.get(key);
+    if (node == nullptr) continue;
+    auto value = node->value<bool>();
+    if (!value) return InvalidArgumentError(where + ": '" + key + "' must be true or false");
+    if (std::string(key) == "preemptible_only") {
+      policy->set_preemptible_only(*value);
+    } else {
+      policy->set_no_network(!*value);
+    }
+  }
+  return matching::ValidateSitePolicy(*policy).WithContext(where);
 }
 
 Status ParseNode(const toml::table& table, const std::string& where,
@@ -224,7 +258,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
        "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml",
-       "usage_interval_s"},
+       "usage_interval_s", "policy"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -263,6 +297,11 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
                       GetString(root, "region", where, true));
   CN_ASSIGN_OR_RETURN(*registration.mutable_currency(),
                       GetString(root, "currency", where, true));
+  if (const toml::node* policy = root.get("policy")) {
+    const toml::table* table = policy->as_table();
+    if (table == nullptr) return InvalidArgumentError(where + ": [policy] must be a table");
+    CN_RETURN_IF_ERROR(ParsePolicy(*table, where + ": policy", registration.mutable_policy()));
+  }
   const toml::table* prices = root["prices"].as_table();
   if (prices == nullptr) {
     return InvalidArgumentError(where + ": [prices] table is required");

@@ -205,6 +205,16 @@ TEST(ValidateRegistrationTest, RejectsNegativePrice) {
   ExpectInvalid(registration, "price");
 }
 
+TEST(ValidateRegistrationTest, RejectsASitePolicyThatCannotBeMeant) {
+  v1::RegisterProvider registration = GoodRegistration();
+  registration.mutable_policy()->set_min_duration_s(3600);
+  registration.mutable_policy()->set_max_duration_s(60);
+  ExpectInvalid(registration, "above max_duration_s");
+  v1::RegisterProvider fine = GoodRegistration();
+  fine.mutable_policy()->add_denied_organizations("org-x");
+  EXPECT_TRUE(ValidateRegistration(fine).ok());
+}
+
 TEST(ValidateRegistrationTest, RejectsMissingSiteOrRegion) {
   v1::RegisterProvider no_site = GoodRegistration();
   no_site.clear_site();

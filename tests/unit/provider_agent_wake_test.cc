@@ -200,6 +200,70 @@ TEST_F(ProviderAgentWakeTest, ExitIsReportedWithoutWaitingForTheTick) {
   EXPECT_EQ(seen[seen.size() - 2], v1::MESSAGE_TYPE_USAGE_REPORT);
 }
 
+TEST_F(ProviderAgentWakeTest, AnOfferTheSitePolicyRefusesIsRejectedWithFailedPrecondition) {
+  ProcessExecutorOptions executor_options;
+  executor_options.work_dir = dir_.File("work");
+  ProviderOptions options;
+  options.broker_endpoint = broker_.endpoint();
+  options.broker_public_key = broker_.public_key();
+  options.usage_interval_s = 0;
+  options.registration.set_site("site-a");
+  options.registration.set_currency("CNY");
+  options.registration.mutable_policy()->add_denied_organizations("mallory-corp");
+  options.registration.mutable_policy()->set_max_duration_s(3600);
+  v1::Node* node = options.registration.add_nodes();
+  node->set_name("n1");
+  v1::Accelerator* accelerator = node->add_accelerators();
+  accelerator->set_model("A800");
+  accelerator->set_count(1);
+  auto agent = ProviderAgent::Create(std::move(options), MustGenerateIdentity("site-a"),
+                                     std::make_unique<ProcessExecutor>(executor_options));
+  ASSERT_TRUE(agent.ok()) << agent.status().ToString();
+  agent_ = std::move(*agent);
+  thread_ = std::thread([this] { (void)agent_->Run(); });
+  auto registration = broker_.NextOf(v1::MESSAGE_TYPE_REGISTER_PROVIDER);
+  ASSERT_TRUE(registration.has_value());
+  auto registered_body = DecodeBody<v1::RegisterProvider>(*registration);
+  ASSERT_TRUE(registered_body.ok());
+  EXPECT_EQ(registered_body->policy().denied_organizations_size(), 1)
+      << "the policy travels with the registration";
+  v1::RegisterProviderReply registered;
+  registered.set_provider_name("site-a");
+  broker_.Reply(v1::MESSAGE_TYPE_REGISTER_PROVIDER_REPLY, registration->request_id(),
+                registered);
+
+  // As if a broker ignored the policy: each offer is refused, naming why.
+  struct Case {
+    std::string organization;
+    uint32_t max_duration_s;
+    std::string why;
+  };
+  int n = 0;
+  for (const Case& c : {Case{"mallory-corp", 60, "is denied"},
+                        Case{"alice-org", 7200, "at most 3600 s"}}) {
+    v1::PlacementOffer offer;
+    offer.set_job_id("job-" + std::to_string(++n));
+    offer.set_consumer("someone");
+    offer.set_organization(c.organization);
+    offer.set_model("A800");
+    offer.set_attempt(1);
+    *offer.mutable_spec() = testing::ShellJob("true");
+    offer.mutable_spec()->set_max_duration_s(c.max_duration_s);
+    v1::NodeAssignment* assignment = offer.add_assignments();
+    assignment->set_node("n1");
+    assignment->add_device_indices(0);
+    broker_.Reply(v1::MESSAGE_TYPE_PLACEMENT_OFFER, 0, offer);
+    auto response = broker_.NextOf(v1::MESSAGE_TYPE_PLACEMENT_RESPONSE);
+    ASSERT_TRUE(response.has_value());
+    auto body = DecodeBody<v1::PlacementResponse>(*response);
+    ASSERT_TRUE(body.ok());
+    EXPECT_EQ(body->job_id(), offer.job_id());
+    EXPECT_FALSE(body->accepted());
+    EXPECT_EQ(body->status().code(), v1::Status::FAILED_PRECONDITION);
+    EXPECT_NE(body->reason().find(c.why), std::string::npos) << body->reason();
+  }
+}
+
 TEST(ProviderAgentOptionsTest, TickMustBePositive) {
   ProviderOptions options;
   options.broker_endpoint = "tcp://127.0.0.1:1";

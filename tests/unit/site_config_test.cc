@@ -123,6 +123,30 @@ TEST_F(SiteConfigTest, ParsesFullConfig) {
   EXPECT_EQ(second.accelerators(1).count(), 4u);
 }
 
+TEST_F(SiteConfigTest, PolicyTableBecomesTheRegistrationsPolicy) {
+  auto open = Parse(FullConfig());
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(open->registration.policy().ByteSizeLong(), 0u) << "no [policy]: open";
+  auto config = Parse(FullConfig() +
+                      "\n[policy]\n"
+                      "allowed_organizations = [\"lab-a\", \"lab-b\"]\n"
+                      "min_duration_s = 60\nmax_duration_s = 86400\n"
+                      "preemptible_only = true\nmax_gang_nodes = 4\nnetwork = false\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  const v1::SitePolicy& policy = config->registration.policy();
+  ASSERT_EQ(policy.allowed_organizations_size(), 2);
+  EXPECT_EQ(policy.allowed_organizations(1), "lab-b");
+  EXPECT_EQ(policy.min_duration_s(), 60u);
+  EXPECT_EQ(policy.max_duration_s(), 86400u);
+  EXPECT_TRUE(policy.preemptible_only());
+  EXPECT_EQ(policy.max_gang_nodes(), 4u);
+  EXPECT_TRUE(policy.no_network());
+  ExpectInvalid(FullConfig() + "\n[policy]\nmax_gang = 4\n", "unknown key");
+  ExpectInvalid(FullConfig() + "\n[policy]\nnetwork = \"no\"\n", "true or false");
+  ExpectInvalid(FullConfig() + "\n[policy]\nmin_duration_s = 100\nmax_duration_s = 10\n",
+                "above max_duration_s");
+}
+
 TEST_F(SiteConfigTest, UsageIntervalDefaultsToFiveMinutes) {
   auto config = Parse(FullConfig());
   ASSERT_TRUE(config.ok());

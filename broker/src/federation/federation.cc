@@ -463,8 +463,8 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   if (!RegionAllowed(offered.spec(), options_.region)) {
     return decline("region " + options_.region + " is not allowed for it");
   }
-  const PlacementRequest placement_request =
-      PlacementRequest::FromSpec(offered.spec());
+  PlacementRequest placement_request = PlacementRequest::FromSpec(offered.spec());
+  placement_request.organization = offered.organization();
   const MatchContext context;
   std::optional<Placement> placement =
       matcher_->Match(placement_request, registry_.capacity(), context);
@@ -485,6 +485,7 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   v1::JobInfo job;
   job.set_job_id(offered.job_id());
   job.set_consumer(offered.consumer());
+  job.set_organization(offered.organization());
   job.set_home_budget(forward->budget());
   *job.mutable_spec() = offered.spec();
   job.set_state(v1::JOB_STATE_QUEUED);

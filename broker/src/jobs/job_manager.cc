@@ -349,6 +349,7 @@ void JobManager::Enqueue(const v1::JobInfo& job) {
   queued.submitted_ms = job.created_ms();
   queued.sequence = SequenceOf(job.job_id());
   queued.request = PlacementRequest::FromSpec(job.spec());
+  queued.request.organization = job.organization();
   queued.max_duration_s = job.spec().max_duration_s();
   auto rejected = rejected_by_.find(job.job_id());
   if (rejected != rejected_by_.end()) {
@@ -377,6 +378,7 @@ void JobManager::SendOffer(const v1::JobInfo& job) {
   v1::PlacementOffer offer;
   offer.set_job_id(job.job_id());
   offer.set_consumer(job.consumer());
+  offer.set_organization(job.organization());
   *offer.mutable_spec() = job.spec();
   offer.set_model(job.model());
   *offer.mutable_assignments() = job.assignments();

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "computenet/common/identity.h"
+#include "computenet/matching/site_policy.h"
 
 namespace computenet::broker {
 
@@ -166,6 +167,7 @@ Status ValidateRegistration(const v1::RegisterProvider& registration) {
   if (registration.currency().size() != 3) {
     return bad("currency must be a 3-letter ISO 4217 code");
   }
+  CN_RETURN_IF_ERROR(matching::ValidateSitePolicy(registration.policy()));
   if (registration.nodes().empty() ||
       static_cast<size_t>(registration.nodes_size()) > kMaxProviderNodes) {
     return bad("must list 1.." + std::to_string(kMaxProviderNodes) + " nodes");

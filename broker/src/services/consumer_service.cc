@@ -59,17 +59,19 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
   // A job that could never fit on the providers known now is refused at
   // once, rather than queued forever. With peer brokers it may still fit
   // elsewhere: the scheduler's routing decides (forward, wait or fail).
-  if (links_.empty()) {
-    Status fits = matcher_->CheckEverFits(
-        PlacementRequest::FromSpec(submit->spec()), registry_.capacity());
-    if (!fits.ok()) return respond(fits);
-  }
   auto enrollment = store_->FindEnrollment(Role::kConsumer, request.peer.name);
   if (!enrollment.ok()) return respond(enrollment.status());
+  const std::string organization =
+      enrollment->has_value() ? (*enrollment)->organization : request.peer.name;
+  if (links_.empty()) {
+    PlacementRequest placement_request = PlacementRequest::FromSpec(submit->spec());
+    placement_request.organization = organization;
+    Status fits = matcher_->CheckEverFits(placement_request, registry_.capacity());
+    if (!fits.ok()) return respond(fits);
+  }
   v1::JobInfo job;
   job.set_consumer(request.peer.name);
-  job.set_organization(enrollment->has_value() ? (*enrollment)->organization
-                                               : request.peer.name);
+  job.set_organization(organization);
   *job.mutable_spec() = submit->spec();
   bool duplicate = false;
   auto stored = jobs_->Submit(options_.broker_id, std::move(job),

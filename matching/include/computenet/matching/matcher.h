@@ -18,6 +18,10 @@
 //    fewest cards left over on the nodes it uses, smallest fabric that holds
 //    a gang.
 //
+// Two-sided: a provider whose SitePolicy (RegisterProvider.policy) does not
+// admit the job is not considered; ExplainNoFit and CheckEverFits name the
+// policy when that is what rules the job out.
+//
 // Thread safety: Matchers are stateless; their methods are const and read
 // only their arguments, so a Matcher may be shared across threads (the
 // CapacityIndex it reads may not be mutated meanwhile).
@@ -59,7 +63,13 @@ struct PlacementRequest {
   int64_t max_price_per_card_hour = 0;  // 0 = none
   int64_t max_price_per_a100_hour = 0;  // 0 = none
   bool preemptible = false;
+  // What site policies look at (site_policy.h). organization is not in the
+  // spec: the caller sets it from the job (its consumer's enrollment).
+  std::string organization;
+  uint32_t max_duration_s = 0;
+  bool network_access = false;
 
+  // Everything but organization.
   static PlacementRequest FromSpec(const v1::JobSpec& spec);
   // The cards (in thousandths) the job would hold, for fair share: its
   // cards, its share, or (compute equivalence) its A100-equivalents.
