@@ -10,6 +10,7 @@
 //   computenet-broker settlement --db FILE
 //   computenet-broker topup    --db FILE --consumer NAME --amount MINOR [--key K]
 //   computenet-broker credit-limit --db FILE --consumer NAME --limit MINOR
+//   computenet-broker priority --db FILE [--org ORGANIZATION] [--max low|normal|high]
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -203,6 +204,45 @@ int CreditLimit(const std::string& db_path, const std::string& consumer,
   return 0;
 }
 
+// Grants (or with no --max, lists) the highest priority class an
+// organization's consumers may submit.
+int Priority(const std::string& db_path, const std::string& organization,
+             const std::string& max) {
+  auto store = broker::Store::Open(db_path);
+  if (!store.ok()) return Fail(store.status());
+  if (max.empty()) {
+    auto grants = (*store)->ListMaxPriorities();
+    if (!grants.ok()) return Fail(grants.status());
+    for (const auto& [org, priority] : *grants) {
+      if (!organization.empty() && org != organization) continue;
+      std::printf("%s\t%s\n", org.c_str(),
+                  computenet::v1::PriorityClass_Name(priority).c_str() +
+                      sizeof("PRIORITY_CLASS_") - 1);
+    }
+    return 0;
+  }
+  static const std::map<std::string, computenet::v1::PriorityClass> kClasses = {
+      {"low", computenet::v1::PRIORITY_CLASS_LOW},
+      {"normal", computenet::v1::PRIORITY_CLASS_NORMAL},
+      {"high", computenet::v1::PRIORITY_CLASS_HIGH}};
+  auto it = kClasses.find(max);
+  if (it == kClasses.end()) {
+    return Fail(computenet::InvalidArgumentError(
+        "--max must be low, normal or high, not '" + max + "'"));
+  }
+  if (organization.empty()) {
+    return Fail(computenet::InvalidArgumentError("--org is required with --max"));
+  }
+  Status valid = computenet::ValidatePartyName(organization);
+  if (!valid.ok()) return Fail(valid.WithContext("--org"));
+  Status set = (*store)->SetMaxPriority(organization, it->second,
+                                        computenet::SystemClock::Shared()->NowMs());
+  if (!set.ok()) return Fail(set);
+  std::printf("organization %s may submit up to %s priority\n",
+              organization.c_str(), max.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -306,6 +346,16 @@ int main(int argc, char** argv) {
       ->required();
   credit->add_option("--limit", limit, "minor units, >= 0")->required();
 
+  std::string max_priority;
+  auto* priority = app.add_subcommand(
+      "priority",
+      "grant an organization the highest priority class its consumers may "
+      "submit (HIGH may preempt others' preemptible work); without --max, "
+      "list the grants");
+  priority->add_option("--db", db_path)->required();
+  priority->add_option("--org", organization, "organization (as enrolled)");
+  priority->add_option("--max", max_priority, "low, normal or high");
+
   auto* settlement = app.add_subcommand("settlement", "print charges and balances");
   settlement->add_option("--db", db_path)->required();
 
@@ -372,6 +422,7 @@ int main(int argc, char** argv) {
   if (*settlement) return Settlement(db_path);
   if (*topup) return TopUp(db_path, consumer, amount, key, memo);
   if (*credit) return CreditLimit(db_path, consumer, limit);
+  if (*priority) return Priority(db_path, organization, max_priority);
 
   // run
   if (!config_path.empty()) {

@@ -553,6 +553,13 @@ const JobAllocation* CapacityIndex::FindAllocation(
   return it == allocations_.end() ? nullptr : &it->second;
 }
 
+const std::set<std::string>& CapacityIndex::JobsOn(
+    const std::string& provider) const {
+  static const std::set<std::string> kNone;
+  auto it = jobs_by_provider_.find(provider);
+  return it == jobs_by_provider_.end() ? kNone : it->second;
+}
+
 CapacityIndex::CardTotals CapacityIndex::Totals() const {
   CardTotals totals;
   for (const auto& provider : providers_) {

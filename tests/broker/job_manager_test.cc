@@ -73,6 +73,14 @@ class JobManagerTest : public ::testing::Test {
 
   // A fresh manager (and registry) over the same file, as after a restart.
   void Restart() {
+    JobManagerOptions options;
+    options.region = "north";
+    options.max_attempts = 2;
+    options.cancel_grace_ms = 1500;
+    options.offer_resend_ms = 6000;
+    Restart(options);
+  }
+  void Restart(const JobManagerOptions& options) {
     jobs_.reset();
     registry_ = std::make_unique<ProviderRegistry>();
     registry_->Register(
@@ -80,11 +88,6 @@ class JobManagerTest : public ::testing::Test {
         MakeRegistration("zb-1", {MakeNode("n1", "ib-1", "A800", 4)},
                          {{"A800", 3600}}),
         "", clock_->NowMs());
-    JobManagerOptions options;
-    options.region = "north";
-    options.max_attempts = 2;
-    options.cancel_grace_ms = 1500;
-    options.offer_resend_ms = 6000;
     jobs_ = std::make_unique<JobManager>(options, fixture_.store(),
                                          fixture_.ledger(), *registry_, clock_,
                                          JobQueueOptions{}, events_);
@@ -449,6 +452,161 @@ TEST_F(JobManagerTest, WithoutTheStoredUsageARestartForgetsIt) {
   Restart();
   ASSERT_TRUE(jobs_->Load().ok());
   EXPECT_EQ(jobs_->queue().UsageOf("alice"), 0.0);
+}
+
+// --- priority preemption ------------------------------------------------------
+
+v1::JobSpec PrioritySpec(uint32_t cards, v1::PriorityClass priority,
+                         bool preemptible) {
+  v1::JobSpec spec = testing::ShellJob("true", cards);
+  spec.set_max_duration_s(60);
+  spec.set_priority(priority);
+  spec.set_preemptible(preemptible);
+  return spec;
+}
+
+class PreemptionManagerTest : public JobManagerTest {
+ protected:
+  v1::JobInfo Submit(const v1::JobSpec& spec, const std::string& consumer) {
+    v1::JobInfo job;
+    job.set_consumer(consumer);
+    job.set_organization(consumer);
+    *job.mutable_spec() = spec;
+    bool duplicate = true;
+    auto submitted = jobs_->Submit("hub", job, "", &duplicate);
+    EXPECT_TRUE(submitted.ok()) << submitted.status().ToString();
+    return submitted.ok() ? *submitted : v1::JobInfo();
+  }
+  // Places what the queue can and returns the ids it placed.
+  std::vector<std::string> SchedulePass() {
+    JobQueue::PassResult pass =
+        jobs_->queue().Schedule(registry_->capacity(), matcher_);
+    std::vector<std::string> placed;
+    for (const auto& outcome : pass.placed) {
+      v1::JobInfo job = Stored(outcome.job_id);
+      EXPECT_TRUE(jobs_->Place(job, *outcome.placement).ok());
+      placed.push_back(outcome.job_id);
+    }
+    return placed;
+  }
+  std::vector<std::string> PreemptFor(const std::string& job_id) {
+    const QueuedJob* queued = jobs_->queue().Find(job_id);
+    EXPECT_NE(queued, nullptr);
+    if (queued == nullptr) return {};
+    auto victims = jobs_->PreemptFor(*queued, matcher_);
+    EXPECT_TRUE(victims.ok()) << victims.status().ToString();
+    return victims.ok() ? *victims : std::vector<std::string>();
+  }
+
+  PlacementMatcher matcher_;
+};
+
+TEST_F(PreemptionManagerTest, HighJobStopsTheLowerPriorityWorkThatLosesLeast) {
+  fixture_.MustTopUp("alice", 1'000'000, "t1");
+  fixture_.MustTopUp("bob", 1'000'000, "t2");
+  v1::JobInfo old_run = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_LOW, true), "alice");
+  v1::JobInfo young = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_NORMAL, true), "alice");
+  ASSERT_EQ(SchedulePass().size(), 2u);
+  old_run = Stored(old_run.job_id());
+  ASSERT_TRUE(jobs_->Start(old_run, clock_->NowMs()).ok());
+  clock_->AdvanceMs(500'000);
+  young = Stored(young.job_id());
+  ASSERT_TRUE(jobs_->Start(young, clock_->NowMs()).ok());
+  clock_->AdvanceMs(10'000);
+
+  v1::JobInfo urgent = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_HIGH, false), "bob");
+  EXPECT_TRUE(SchedulePass().empty()) << "the site is full";
+  events_.sent.clear();
+  EXPECT_THAT(PreemptFor(urgent.job_id()), ElementsAre(young.job_id()));
+  // The victim is flagged and told (with the grace); the HIGH job says why
+  // it waits.
+  v1::JobInfo victim = Stored(young.job_id());
+  EXPECT_TRUE(victim.preemption_requested());
+  EXPECT_EQ(victim.preempted_for(), urgent.job_id());
+  EXPECT_THAT(victim.reason(), HasSubstr("higher-priority job " + urgent.job_id()));
+  ASSERT_THAT(events_.Kinds(), ElementsAre("changed", "cancel", "changed"));
+  EXPECT_EQ(events_.sent[1].job_id, young.job_id());
+  EXPECT_EQ(events_.sent[1].grace_ms, 30'000u);
+  EXPECT_THAT(Stored(urgent.job_id()).reason(), HasSubstr("preempting 1"));
+  EXPECT_TRUE(jobs_->PreemptingFor(urgent.job_id()));
+  EXPECT_FALSE(Stored(old_run.job_id()).preemption_requested());
+  // While its victim stops, it stops nothing more.
+  EXPECT_TRUE(PreemptFor(urgent.job_id()).empty());
+
+  // The victim's run ends: requeued, an attempt not spent, and the HIGH job
+  // takes its cards on the next pass.
+  victim = Stored(young.job_id());
+  ASSERT_TRUE(jobs_->EndPreemptedRun(victim).ok());
+  victim = Stored(young.job_id());
+  EXPECT_EQ(victim.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(victim.preemptions(), 1u);
+  EXPECT_EQ(victim.last_preempted_ms(), clock_->NowMs());
+  EXPECT_TRUE(victim.preempted_for().empty());
+  EXPECT_THAT(victim.reason(), HasSubstr("billed for the run so far"));
+  EXPECT_FALSE(jobs_->PreemptingFor(urgent.job_id()));
+  EXPECT_THAT(SchedulePass(), ElementsAre(urgent.job_id()));
+  EXPECT_EQ(Stored(urgent.job_id()).state(), v1::JOB_STATE_PLACED);
+}
+
+TEST_F(PreemptionManagerTest, PreemptionForPrioritySpendsNoAttemptAndThenProtects) {
+  fixture_.MustTopUp("alice", 1'000'000, "t1");
+  fixture_.MustTopUp("bob", 1'000'000, "t2");
+  // max_attempts is 2 in this fixture; the victim is preempted twice and
+  // still runs a third time, then is protected (protect_after 2).
+  v1::JobInfo victim = Submit(PrioritySpec(4, v1::PRIORITY_CLASS_LOW, true), "alice");
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_THAT(SchedulePass(), ElementsAre(victim.job_id())) << round;
+    victim = Stored(victim.job_id());
+    ASSERT_TRUE(jobs_->Start(victim, clock_->NowMs()).ok());
+    clock_->AdvanceMs(1000);
+    v1::JobInfo urgent = Submit(PrioritySpec(4, v1::PRIORITY_CLASS_HIGH, false), "bob");
+    EXPECT_TRUE(SchedulePass().empty());
+    const std::vector<std::string> stopped = PreemptFor(urgent.job_id());
+    if (round == 2) {
+      EXPECT_TRUE(stopped.empty()) << "protected after two preemptions";
+      EXPECT_FALSE(Stored(victim.job_id()).preemption_requested());
+      // An hour after its last preemption it may be stopped again.
+      clock_->AdvanceMs(3600'000);
+      EXPECT_THAT(PreemptFor(urgent.job_id()), ElementsAre(victim.job_id()));
+      break;
+    }
+    ASSERT_THAT(stopped, ElementsAre(victim.job_id())) << round;
+    victim = Stored(victim.job_id());
+    ASSERT_TRUE(jobs_->EndPreemptedRun(victim).ok());
+    ASSERT_EQ(Stored(victim.job_id()).state(), v1::JOB_STATE_QUEUED) << round;
+    // The HIGH job runs and ends; the victim gets the cards back.
+    ASSERT_THAT(SchedulePass(), ElementsAre(urgent.job_id()));
+    urgent = Stored(urgent.job_id());
+    ASSERT_TRUE(jobs_->Finish(urgent, v1::JOB_STATE_SUCCEEDED, 0, "").ok());
+  }
+  EXPECT_EQ(Stored(victim.job_id()).preemptions(), 2u);
+  EXPECT_EQ(Stored(victim.job_id()).attempts(), 3u);
+}
+
+TEST_F(PreemptionManagerTest, NeverForNormalJobsNonPreemptibleWorkOrWhenOff) {
+  fixture_.MustTopUp("alice", 1'000'000, "t1");
+  fixture_.MustTopUp("bob", 1'000'000, "t2");
+  v1::JobInfo firm = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_LOW, false), "alice");
+  v1::JobInfo soft = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_LOW, true), "alice");
+  ASSERT_EQ(SchedulePass().size(), 2u);
+  v1::JobInfo normal = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_NORMAL, false), "bob");
+  v1::JobInfo wide = Submit(PrioritySpec(4, v1::PRIORITY_CLASS_HIGH, false), "bob");
+  EXPECT_TRUE(SchedulePass().empty());
+  EXPECT_TRUE(PreemptFor(normal.job_id()).empty()) << "only HIGH preempts";
+  // Four cards would need the non-preemptible job stopped too.
+  EXPECT_TRUE(PreemptFor(wide.job_id()).empty());
+  EXPECT_FALSE(Stored(soft.job_id()).preemption_requested());
+  EXPECT_FALSE(Stored(firm.job_id()).preemption_requested());
+
+  // Switched off: not even a fitting plan is applied.
+  JobManagerOptions off;
+  off.max_attempts = 2;
+  off.priority_preemption = false;
+  Restart(off);
+  ASSERT_TRUE(jobs_->Load().ok());
+  v1::JobInfo narrow = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_HIGH, false), "bob");
+  EXPECT_TRUE(PreemptFor(narrow.job_id()).empty());
+  EXPECT_FALSE(Stored(soft.job_id()).preemption_requested());
 }
 
 }  // namespace

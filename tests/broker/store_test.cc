@@ -491,6 +491,28 @@ TEST_F(StoreTest, ProviderTrackRecordsAccumulateAndSurviveReopen) {
   EXPECT_EQ(stats->at("site-b").provider_failures, 1u);
 }
 
+TEST_F(StoreTest, PriorityGrantsArePerOrganizationAndSurviveReopen) {
+  EXPECT_EQ(store_->MaxPriority("lab-x").value(), v1::PRIORITY_CLASS_NORMAL);
+  ASSERT_TRUE(store_->SetMaxPriority("lab-x", v1::PRIORITY_CLASS_HIGH, kNowMs).ok());
+  ASSERT_TRUE(store_->SetMaxPriority("lab-y", v1::PRIORITY_CLASS_LOW, kNowMs).ok());
+  Reopen();
+  EXPECT_EQ(store_->MaxPriority("lab-x").value(), v1::PRIORITY_CLASS_HIGH);
+  EXPECT_EQ(store_->MaxPriority("lab-y").value(), v1::PRIORITY_CLASS_LOW);
+  // A new grant replaces the old one.
+  ASSERT_TRUE(store_->SetMaxPriority("lab-x", v1::PRIORITY_CLASS_NORMAL, kNowMs).ok());
+  EXPECT_EQ(store_->MaxPriority("lab-x").value(), v1::PRIORITY_CLASS_NORMAL);
+  auto listed = store_->ListMaxPriorities();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].first, "lab-x");
+  EXPECT_EQ((*listed)[1].second, v1::PRIORITY_CLASS_LOW);
+  EXPECT_EQ(store_->SetMaxPriority("", v1::PRIORITY_CLASS_HIGH, kNowMs).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->SetMaxPriority("lab-z", v1::PRIORITY_CLASS_UNSPECIFIED, kNowMs)
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   TempDir dir;
   {
@@ -535,7 +557,9 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   auto usage = (*store)->LoadFairShare();
   ASSERT_TRUE(usage.ok()) << usage.status().ToString();
   EXPECT_TRUE(usage->empty());
-  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 4);
+  // v5: no organization has a priority grant: NORMAL for all.
+  EXPECT_EQ((*store)->MaxPriority("carol").value(), v1::PRIORITY_CLASS_NORMAL);
+  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 5);
   EXPECT_EQ((*store)->database().SchemaVersion("ledger").value(), 3);
 }
 

@@ -122,6 +122,33 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_THAT(settlement, HasSubstr("provider:site-a"));
 }
 
+TEST_F(DaemonsTest, OperatorGrantsHighPriorityPerOrganization) {
+  auto broker = StartBroker("tcp://127.0.0.1:0");
+  const std::vector<std::string> urgent = {
+      COMPUTENET_CLI_BIN, "submit", "--cards", "1", "--max-duration", "60",
+      "--priority", "high", "--", "true"};
+  std::string output;
+  EXPECT_NE(RunCommand(urgent, cli_env_, &output), 0);
+  EXPECT_THAT(output, HasSubstr("may not submit HIGH priority jobs"));
+  // The grant, by the operator on the live broker's file, applies at once.
+  Run({COMPUTENET_BROKER_BIN, "priority", "--db", db_, "--org", "alice",
+       "--max", "high"});
+  output.clear();
+  EXPECT_EQ(RunCommand(urgent, cli_env_, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("hub-1"));
+  output.clear();
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "priority", "--db", db_}, {}, &output), 0);
+  EXPECT_THAT(output, HasSubstr("alice\tHIGH"));
+  output.clear();
+  EXPECT_NE(RunCommand({COMPUTENET_BROKER_BIN, "priority", "--db", db_, "--org",
+                        "alice", "--max", "urgent"},
+                       {}, &output),
+            0);
+  EXPECT_THAT(output, HasSubstr("--max must be low, normal or high"));
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+}
+
 TEST_F(DaemonsTest, EveryBinaryTellsItsVersionAndRefusesAnUnknownLogLevel) {
   for (const std::string binary :
        {COMPUTENET_BROKER_BIN, COMPUTENET_PROVIDER_BIN, COMPUTENET_CLI_BIN}) {

@@ -1,5 +1,6 @@
 // Matching over real CURVE sockets and real processes: reclaimable spare
-// capacity (notice, stop after grace, billed, requeued, rerun), price
+// capacity (notice, stop after grace, billed, requeued, rerun), priority
+// preemption (the same for a HIGH job's victim, HIGH by grant only), price
 // updates that apply to new placements only, fractional jobs sharing a card,
 // the never-fits rejection at submit, and organizations from enrollment.
 #include <gmock/gmock.h>
@@ -130,6 +131,96 @@ TEST(MatchingTest, ReclaimedSpareCapacityStopsBillsAndRequeuesThePreemptibleJob)
   ASSERT_TRUE(audit.ok()) << audit.status().ToString();
   EXPECT_EQ(audit->usage_records, 2u);
   EXPECT_EQ(audit->total_charged, finished->charged());
+}
+
+TEST(MatchingTest, HighPriorityJobPreemptsPreemptibleWorkWhichIsBilledAndRequeued) {
+  broker::BrokerOptions options;
+  options.preemption_grace_ms = 5000;
+  Federation federation(options);
+  auto executor_clock = std::make_shared<FakeClock>();
+  federation.AddProvider(
+      "site-a",
+      MakeRegistration("site-a", {MakeNode("n1", "ib-1", "A800", 2)}, {{"A800", 1200}}),
+      executor_clock);
+  auto alice = federation.AddConsumer("alice");
+  auto bob = federation.AddConsumer("bob");
+  const std::string dir = federation.dir();
+
+  // Alice's LOW preemptible job takes both cards; it notes every run and
+  // the notice (SIGTERM) it gets.
+  v1::JobSpec spec = ShellJob(
+      "trap 'echo notice >> " + dir + "/log; exit 143' TERM; "
+      "echo run >> " + dir + "/log; "
+      "while [ ! -f " + dir + "/flag ]; do sleep 0.02; done",
+      2);
+  spec.set_preemptible(true);
+  spec.set_priority(v1::PRIORITY_CLASS_LOW);
+  auto low = alice->Submit(spec);
+  ASSERT_TRUE(low.ok()) << low.status().ToString();
+  const std::string low_id = low->job_id();
+  ASSERT_TRUE(WaitUntil([&] {
+    return MustGet(*alice, low_id).state() == v1::JOB_STATE_RUNNING &&
+           ReadAll(dir + "/log").find("run") != std::string::npos;
+  }));
+  executor_clock->AdvanceMs(100'000);
+
+  // HIGH needs the operator's grant to the organization.
+  v1::JobSpec urgent = ShellJob(
+      "echo urgent >> " + dir + "/log; "
+      "while [ ! -f " + dir + "/urgent-flag ]; do sleep 0.02; done",
+      2);
+  urgent.set_priority(v1::PRIORITY_CLASS_HIGH);
+  auto refused = bob->Submit(urgent);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(refused.status().message(), HasSubstr("computenet-broker priority"));
+  ASSERT_TRUE(federation.OpenStore()
+                  .SetMaxPriority("bob", v1::PRIORITY_CLASS_HIGH, 1)
+                  .ok());
+  auto high = bob->Submit(urgent);
+  ASSERT_TRUE(high.ok()) << high.status().ToString();
+  const std::string high_id = high->job_id();
+
+  // The LOW job gets its notice, stops, is billed for what it ran and
+  // waits in the queue while the HIGH job runs on its cards.
+  ASSERT_TRUE(WaitUntil([&] {
+    return MustGet(*bob, high_id).state() == v1::JOB_STATE_RUNNING;
+  })) << MustGet(*bob, high_id).reason();
+  v1::JobInfo requeued = MustGet(*alice, low_id);
+  EXPECT_EQ(requeued.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(requeued.preemptions(), 1u);
+  EXPECT_GT(requeued.last_preempted_ms(), 0);
+  EXPECT_FALSE(requeued.preemption_requested());
+  EXPECT_THAT(ReadAll(dir + "/log"), HasSubstr("notice"));
+  // 2 cards x 100 s at 1200 per card-hour.
+  EXPECT_EQ(requeued.card_seconds(), 200u);
+  EXPECT_EQ(requeued.charged(), (200 * 1200 + 1800) / 3600);
+  EXPECT_EQ(MustGet(*bob, high_id).assignments(0).node(), "n1");
+
+  // The HIGH job ends; the LOW job runs again (its preemption spent no
+  // attempt's worth of failure) and finishes.
+  { std::ofstream(dir + "/urgent-flag") << "done"; }
+  auto urgent_done = bob->Wait(high_id, 20'000);
+  ASSERT_TRUE(urgent_done.ok()) << urgent_done.status().ToString();
+  EXPECT_EQ(urgent_done->state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_TRUE(WaitUntil([&] {
+    v1::JobInfo job = MustGet(*alice, low_id);
+    return job.state() == v1::JOB_STATE_RUNNING && job.attempts() == 2;
+  }));
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::string log = ReadAll(dir + "/log");
+    return log.find("run") != log.rfind("run");
+  }));
+  executor_clock->AdvanceMs(50'000);
+  { std::ofstream(dir + "/flag") << "done"; }
+  auto finished = alice->Wait(low_id, 20'000);
+  ASSERT_TRUE(finished.ok()) << finished.status().ToString();
+  EXPECT_EQ(finished->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(finished->preemptions(), 1u);
+  EXPECT_EQ(finished->card_seconds(), 300u);
+  auto audit = ledger::VerifyLedger(federation.OpenStore().database());
+  ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+  EXPECT_EQ(audit->usage_records, 3u);
 }
 
 TEST(MatchingTest, PriceUpdatesApplyToNewPlacementsOnly) {

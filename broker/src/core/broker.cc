@@ -75,7 +75,10 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
           JobManagerOptions{
               options_.region, options_.max_attempts, options_.cancel_grace_ms,
               static_cast<int64_t>(options_.heartbeat_interval_ms) *
-                  options_.heartbeat_liveness * 2},
+                  options_.heartbeat_liveness * 2,
+              options_.priority_preemption,
+              static_cast<uint32_t>(std::max(0, options_.preemption_grace_ms)),
+              options_.preemption},
           *store_, ledger_, registry_, options_.clock, options_.queue,
           static_cast<JobEvents&>(*this))) {}
 

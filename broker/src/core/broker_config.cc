@@ -48,7 +48,7 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
       {"broker_id", "region", "endpoint", "endpoint_file", "database", "keys",
        "heartbeat_ms", "liveness", "forward_margin_bp", "fee_bps",
        "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
-       "checkpoint_interval_ms",
+       "checkpoint_interval_ms", "preemption",
        "peers"},
       where));
   BrokerConfig config;
@@ -91,6 +91,34 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   options.checkpoint_every_entries = static_cast<uint64_t>(checkpoint_every);
   CN_RETURN_IF_ERROR(Get(root, "checkpoint_interval_ms", where, false,
                          &options.checkpoint_interval_ms));
+  if (const toml::node* preemption = root.get("preemption")) {
+    const std::string section = where + ": [preemption]";
+    const toml::table* table = preemption->as_table();
+    if (table == nullptr) return InvalidArgumentError(section + ": not a table");
+    CN_RETURN_IF_ERROR(CheckKeys(
+        *table, {"enabled", "grace_ms", "protect_after", "protection_s"}, section));
+    CN_RETURN_IF_ERROR(
+        Get(*table, "enabled", section, false, &options.priority_preemption));
+    int64_t grace = options.preemption_grace_ms;
+    int64_t protect_after = options.preemption.protect_after;
+    int64_t protection_s = options.preemption.protection_ms / 1000;
+    CN_RETURN_IF_ERROR(Get(*table, "grace_ms", section, false, &grace));
+    CN_RETURN_IF_ERROR(Get(*table, "protect_after", section, false, &protect_after));
+    CN_RETURN_IF_ERROR(Get(*table, "protection_s", section, false, &protection_s));
+    if (grace < 0 || grace > options.max_reclaim_grace_ms) {
+      return InvalidArgumentError(section + ": grace_ms must be 0.." +
+                                  std::to_string(options.max_reclaim_grace_ms));
+    }
+    if (protect_after < 0 || protect_after > 1000) {
+      return InvalidArgumentError(section + ": protect_after must be 0..1000");
+    }
+    if (protection_s < 0 || protection_s > 30LL * 24 * 3600) {
+      return InvalidArgumentError(section + ": protection_s must be 0..2592000");
+    }
+    options.preemption_grace_ms = static_cast<int>(grace);
+    options.preemption.protect_after = static_cast<uint32_t>(protect_after);
+    options.preemption.protection_ms = protection_s * 1000;
+  }
   if (heartbeat < 10 || heartbeat > 60000 || liveness < 1 || liveness > 100) {
     return InvalidArgumentError(where + ": heartbeat_ms/liveness out of range");
   }

@@ -16,6 +16,7 @@
 #include "computenet/matching/capacity_index.h"
 #include "computenet/matching/job_queue.h"
 #include "computenet/matching/matcher.h"
+#include "computenet/matching/preemption.h"
 #include "computenet/matching/provider_stats.h"
 #include "computenet/storage/database.h"
 
@@ -38,6 +39,10 @@ using ::computenet::matching::NodeKey;
 using ::computenet::matching::Placement;
 using ::computenet::matching::PlacementMatcher;
 using ::computenet::matching::PlacementRequest;
+using ::computenet::matching::PlanPreemption;
+using ::computenet::matching::PreemptionCandidate;
+using ::computenet::matching::PreemptionOptions;
+using ::computenet::matching::PriorityRank;
 using ::computenet::matching::ProviderCapacity;
 using ::computenet::matching::ProviderEvent;
 using ::computenet::matching::ProviderStats;

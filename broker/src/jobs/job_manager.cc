@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "computenet/common/job_state.h"
@@ -225,6 +226,7 @@ Status JobManager::Place(v1::JobInfo& job, const Placement& placement) {
       "job {} placed on {}: {} x {} at {} minor units of {} per card-hour",
       job.job_id(), placement.provider, TotalCards(job), placement.model,
       placement.price_per_card_hour, placement.currency);
+  ForgetPreemptionFor(job.job_id());
   SendOffer(job);
   return OkStatus();
 }
@@ -256,6 +258,7 @@ Status JobManager::Requeue(v1::JobInfo& job, const std::string& reason) {
   queued.set_currency("");
   queued.set_spare(false);
   queued.set_preemption_requested(false);
+  queued.set_preempted_for("");
   queued.set_a100_equivalents_milli(0);
   queued.set_compute_source("");
   queued.set_reason(reason);
@@ -282,6 +285,7 @@ Status JobManager::Finish(v1::JobInfo& job, v1::JobState state,
   queue_.Remove(job.job_id());
   waiting_reasons_.erase(job.job_id());
   rejected_by_.erase(job.job_id());
+  ForgetPreemptionFor(job.job_id());
   job = std::move(ended);
   schedule_needed_ = true;
   spdlog::info("job {} {}{}{}", job.job_id(), JobStateName(state),
@@ -305,14 +309,21 @@ Status JobManager::RequestCancel(v1::JobInfo& job, const std::string& who,
   return OkStatus();
 }
 
-Status JobManager::Preempt(v1::JobInfo& job, uint32_t grace_ms) {
+Status JobManager::Preempt(v1::JobInfo& job, uint32_t grace_ms,
+                           const std::string& for_job) {
   v1::JobInfo flagged = job;
   flagged.set_preemption_requested(true);
+  flagged.set_preempted_for(for_job);
   // The consumer's notice (a JobEvent); the job's own is the SIGTERM its
   // provider sends at once, with SIGKILL after the grace period.
-  flagged.set_reason("preempted: provider " + job.provider() +
-                     " reclaims the spare capacity; stopping within " +
-                     std::to_string(grace_ms) + " ms, then requeued");
+  const std::string stopping =
+      "; stopping within " + std::to_string(grace_ms) + " ms, then requeued";
+  flagged.set_reason(
+      for_job.empty()
+          ? "preempted: provider " + job.provider() +
+                " reclaims the spare capacity" + stopping
+          : "preempted for higher-priority job " + for_job + " on " +
+                job.provider() + stopping);
   CN_RETURN_IF_ERROR(Save(flagged));
   job = std::move(flagged);
   v1::PlacementCancel cancel;
@@ -320,14 +331,22 @@ Status JobManager::Preempt(v1::JobInfo& job, uint32_t grace_ms) {
   cancel.set_grace_ms(grace_ms);
   cancel.set_reason(job.reason());
   events_.ToProvider(job.provider(), v1::MESSAGE_TYPE_PLACEMENT_CANCEL, cancel);
-  spdlog::info("job {} preempted on {} (grace {} ms)", job.job_id(),
-               job.provider(), grace_ms);
+  spdlog::info("job {} preempted on {}{} (grace {} ms)", job.job_id(),
+               job.provider(), for_job.empty() ? "" : " for " + for_job,
+               grace_ms);
   return OkStatus();
 }
 
 Status JobManager::EndPreemptedRun(v1::JobInfo& job) {
   job.set_preemptions(job.preemptions() + 1);
+  job.set_last_preempted_ms(Now());
   const std::string where = job.provider();
+  const std::string for_job = job.preempted_for();
+  job.set_preempted_for("");
+  if (!for_job.empty()) {
+    return Requeue(job, "preempted on " + where + " for higher-priority job " +
+                            for_job + "; billed for the run so far and requeued");
+  }
   if (job.attempts() >= MaxAttempts(job)) {
     return Finish(job, v1::JOB_STATE_FAILED, -1,
                   "preempted by a reclaim on " + where + " after " +
@@ -337,6 +356,68 @@ Status JobManager::EndPreemptedRun(v1::JobInfo& job) {
   return Requeue(job, "preempted: " + where +
                           " reclaimed its spare capacity; billed for the "
                           "run so far and requeued");
+}
+
+StatusOr<std::vector<std::string>> JobManager::PreemptFor(
+    const QueuedJob& job, const Matcher& matcher) {
+  std::vector<std::string> victims;
+  if (!options_.priority_preemption ||
+      PriorityRank(job.priority) < PriorityRank(v1::PRIORITY_CLASS_HIGH) ||
+      preemptible_.empty() || preempting_for_.count(job.job_id) != 0) {
+    return victims;
+  }
+  const CapacityIndex& capacity = registry_.capacity();
+  const int64_t now = Now();
+  auto tried = no_plan_at_.find(job.job_id);
+  if (tried != no_plan_at_.end() &&
+      std::get<0>(tried->second) == preemptible_generation_ &&
+      std::get<1>(tried->second) == capacity.offer_generation() &&
+      std::get<2>(tried->second) == release_generation_ &&
+      now < std::get<3>(tried->second)) {
+    return victims;
+  }
+  std::vector<PreemptionCandidate> candidates;
+  candidates.reserve(preemptible_.size());
+  int64_t unprotected_at = INT64_MAX;  // when a protected one is free again
+  for (const auto& [id, candidate] : preemptible_) {
+    candidates.push_back(candidate);
+    const PreemptionOptions& bounds = options_.preemption;
+    if (bounds.protect_after > 0 && candidate.preemptions >= bounds.protect_after) {
+      const int64_t until = candidate.last_preempted_ms + bounds.protection_ms;
+      if (until > now) unprotected_at = std::min(unprotected_at, until);
+    }
+  }
+  MatchContext context;
+  context.excluded = &job.excluded_providers;
+  auto plan = PlanPreemption(job.request, job.priority, capacity, matcher,
+                             context, candidates, now, options_.preemption);
+  if (!plan) {
+    no_plan_at_[job.job_id] = {preemptible_generation_,
+                               capacity.offer_generation(),
+                               release_generation_, unprotected_at};
+    return victims;
+  }
+  no_plan_at_.erase(job.job_id);
+  for (const std::string& victim_id : plan->victims) {
+    CN_ASSIGN_OR_RETURN(v1::JobInfo victim, store_.GetJob(victim_id));
+    CN_RETURN_IF_ERROR(
+        Preempt(victim, options_.preemption_grace_ms, job.job_id));
+    victims.push_back(victim_id);
+  }
+  preempting_for_[job.job_id] = {victims.begin(), victims.end()};
+  CN_ASSIGN_OR_RETURN(v1::JobInfo waiting, store_.GetJob(job.job_id));
+  std::string names;
+  for (const std::string& victim_id : victims) {
+    names += (names.empty() ? "" : ", ") + victim_id;
+  }
+  waiting.set_reason("preempting " + std::to_string(victims.size()) +
+                     " lower-priority job(s) on " + plan->placement.provider +
+                     " to make room (" + names + ")");
+  CN_RETURN_IF_ERROR(Save(waiting));
+  spdlog::info("job {} (HIGH) preempts {} on {}, losing {} milli-card-s of work",
+               job.job_id, names, plan->placement.provider,
+               plan->lost_work_milli_s);
+  return victims;
 }
 
 void JobManager::Enqueue(const v1::JobInfo& job) {
@@ -434,6 +515,7 @@ size_t JobManager::active_count() const { return active_provider_of_.size(); }
 void JobManager::Track(const v1::JobInfo& job) {
   auto known = active_provider_of_.find(job.job_id());
   const bool active = ActiveHere(job);
+  TrackPreemptible(job, active);
   if (known != active_provider_of_.end()) {
     if (active && known->second == job.provider()) return;
     auto set = active_by_provider_.find(known->second);
@@ -448,7 +530,43 @@ void JobManager::Track(const v1::JobInfo& job) {
   active_by_provider_[job.provider()].insert(job.job_id());
 }
 
+void JobManager::TrackPreemptible(const v1::JobInfo& job, bool active) {
+  if (!active || !job.spec().preemptible()) {
+    if (preemptible_.erase(job.job_id()) != 0) ++preemptible_generation_;
+    // A victim that stopped: the job it made room for may plan again.
+    for (auto it = preempting_for_.begin(); it != preempting_for_.end();) {
+      it->second.erase(job.job_id());
+      it = it->second.empty() ? preempting_for_.erase(it) : std::next(it);
+    }
+    return;
+  }
+  if (job.preemption_requested() && !job.preempted_for().empty()) {
+    // Also after a restart: the job it stops for waits for it.
+    preempting_for_[job.preempted_for()].insert(job.job_id());
+  }
+  PreemptionCandidate candidate;
+  candidate.job_id = job.job_id();
+  candidate.priority = job.spec().priority();
+  candidate.preemptible = true;
+  candidate.stopping = job.cancel_requested() || job.preemption_requested();
+  candidate.started_ms =
+      job.state() == v1::JOB_STATE_RUNNING ? job.started_ms() : 0;
+  for (const auto& assignment : job.assignments()) {
+    const uint64_t per_card = assignment.milli() == 0 ? 1000 : assignment.milli();
+    candidate.milli += per_card * assignment.device_indices_size();
+  }
+  candidate.preemptions = job.preemptions();
+  candidate.last_preempted_ms = job.last_preempted_ms();
+  auto [it, inserted] = preemptible_.try_emplace(job.job_id(), candidate);
+  if (inserted || it->second.stopping != candidate.stopping ||
+      it->second.started_ms != candidate.started_ms) {
+    ++preemptible_generation_;
+  }
+  it->second = std::move(candidate);
+}
+
 void JobManager::Untrack(const std::string& job_id) {
+  ++release_generation_;
   offers_out_.erase(job_id);
   registry_.Release(job_id);
   queue_.MarkStopped(job_id);

@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,6 +35,7 @@
 #include "computenet/ledger/ledger.h"
 #include "computenet/matching/job_queue.h"
 #include "computenet/matching/matcher.h"
+#include "computenet/matching/preemption.h"
 #include "computenet/v1/envelope.pb.h"
 #include "computenet/v1/job.pb.h"
 #include "core/imports.h"
@@ -67,6 +69,12 @@ struct JobManagerOptions {
   int64_t cancel_grace_ms = 10'000;
   // An offer unanswered this long is sent again. Default 6 s.
   int64_t offer_resend_ms = 6'000;
+  // Priority preemption: whether a waiting HIGH job may stop lower-priority
+  // preemptible work (PreemptFor), the grace its victims get, and the
+  // anti-thrash bounds. Default on, 30 s.
+  bool priority_preemption = true;
+  uint32_t preemption_grace_ms = 30'000;
+  PreemptionOptions preemption;
 };
 
 // A job forwarded here may cost at most the budget its home broker holds
@@ -119,12 +127,25 @@ class JobManager {
   // `at_peer` (a peer runs it and stops it there). OK and nothing changes for
   // a job already ended or already flagged.
   Status RequestCancel(v1::JobInfo& job, const std::string& who, bool at_peer);
-  // The provider reclaims the job's spare capacity: flagged, the consumer
-  // told, the provider asked to stop it within grace_ms.
-  Status Preempt(v1::JobInfo& job, uint32_t grace_ms);
-  // A preempted run ended (or never started): requeued, or FAILED if it has
-  // no attempts left.
+  // The job is to stop and be requeued: its provider reclaims the spare
+  // capacity it runs on (for_job empty), or the higher-priority job for_job
+  // needs its cards. Flagged, the consumer told, the provider asked to stop
+  // it within grace_ms.
+  Status Preempt(v1::JobInfo& job, uint32_t grace_ms,
+                 const std::string& for_job = "");
+  // A preempted run ended (or never started): requeued (billed by its
+  // provider's usage record for what it ran). A reclaimed job with no
+  // attempts left is FAILED instead; a job preempted for priority does not
+  // spend an attempt, since nothing about it failed.
   Status EndPreemptedRun(v1::JobInfo& job);
+  // Priority preemption for a queued job the last pass could not place: if
+  // it is HIGH (and preemption is on), stops the victims PlanPreemption
+  // chooses among the lower-priority preemptible jobs running here, and says
+  // so in the job's reason. While they stop, the job stops nothing more;
+  // the queue places it when their cards are free. Returns the victims
+  // (empty when nothing is to be stopped); the store's error on failure.
+  StatusOr<std::vector<std::string>> PreemptFor(const QueuedJob& job,
+                                                const Matcher& matcher);
 
   // --- rows without a state change, for the services ----------------------
   // Stores the row (the table is still checked), then tells its watchers.
@@ -173,6 +194,10 @@ class JobManager {
   }
   // A job waits for its consumer's funds (a top-up makes a pass worthwhile).
   bool funds_waiting() const { return funds_waiting_; }
+  // Whether the job waits for victims stopping for it (its reason says so).
+  bool PreemptingFor(const std::string& job_id) const {
+    return preempting_for_.count(job_id) != 0;
+  }
   void ClearFundsWaiting() { funds_waiting_ = false; }
 
  private:
@@ -180,8 +205,14 @@ class JobManager {
   // The hold and the PLACED row in one transaction.
   Status HoldAndSave(v1::JobInfo& job);
   void SendOffer(const v1::JobInfo& job);
-  // Keeps active_by_provider_ in step with a stored row.
+  // Keeps active_by_provider_ and preemptible_ in step with a stored row.
   void Track(const v1::JobInfo& job);
+  void TrackPreemptible(const v1::JobInfo& job, bool active);
+  // The job left the queue or ended: its preemption bookkeeping goes.
+  void ForgetPreemptionFor(const std::string& job_id) {
+    preempting_for_.erase(job_id);
+    no_plan_at_.erase(job_id);
+  }
   // Frees what the job held in memory (cards, queue slot, offer timer).
   void Untrack(const std::string& job_id);
 
@@ -197,6 +228,19 @@ class JobManager {
       rejected_by_;  // job -> providers
   // Offers not yet answered: job id -> when last sent.
   std::map<std::string, int64_t> offers_out_;
+  // Local PLACED/RUNNING jobs that accepted preemption, as the planner
+  // sees them (kept by Track), and a counter of changes to that set.
+  std::map<std::string, PreemptionCandidate> preemptible_;
+  uint64_t preemptible_generation_ = 0;
+  // Waiting jobs whose victims are still stopping: job -> victims.
+  std::map<std::string, std::set<std::string>> preempting_for_;
+  // Jobs for which no plan existed, with the generations of the candidates,
+  // of the offers and of freed capacity then, and when the first candidate
+  // protected then stops being protected: not planned again until one of
+  // them moves or that time comes.
+  using Generations = std::tuple<uint64_t, uint64_t, uint64_t, int64_t>;
+  std::map<std::string, Generations> no_plan_at_;
+  uint64_t release_generation_ = 0;  // moves whenever a job frees cards
   // Local PLACED/RUNNING jobs by provider, and each job's provider.
   std::map<std::string, std::set<std::string>> active_by_provider_;
   std::map<std::string, std::string> active_provider_of_;

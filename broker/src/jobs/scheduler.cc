@@ -7,6 +7,12 @@
 #include "jobs/job_rules.h"
 
 namespace computenet::broker {
+namespace {
+
+// HIGH jobs whose preemption is planned in one scheduling pass.
+constexpr size_t kMaxPreemptionPlansPerPass = 8;
+
+}  // namespace
 
 Status BrokerImpl::LoadState() {
   CN_RETURN_IF_ERROR(store_->MarkAllProvidersOffline());
@@ -144,10 +150,31 @@ void BrokerImpl::Schedule() {
       if (route_away(*job, outcome.reason, false)) continue;
       if (!jobs_->NoteWaitingReason(outcome.job_id, outcome.reason)) continue;
     }
-    if (job->reason() == outcome.reason) continue;
+    // One whose victims are stopping keeps saying so.
+    if (job->reason() == outcome.reason || jobs_->PreemptingFor(job->job_id())) {
+      continue;
+    }
     job->set_reason(outcome.reason);
     Status saved = jobs_->Save(*job);
     if (!saved.ok()) spdlog::error("{}", saved.ToString());
+  }
+  // Priority preemption (docs/matching.md): a HIGH job still waiting here
+  // (not routed away) may stop lower-priority preemptible work. Bounded per
+  // pass, so a burst of HIGH jobs cannot make one pass plan without end.
+  size_t plans = 0;
+  for (const auto& outcome : pass.waiting) {
+    if (plans >= kMaxPreemptionPlansPerPass) break;
+    const QueuedJob* queued = jobs_->queue().Find(outcome.job_id);
+    if (queued == nullptr || queued->priority != v1::PRIORITY_CLASS_HIGH ||
+        jobs_->PreemptingFor(outcome.job_id)) {
+      continue;
+    }
+    ++plans;
+    auto victims = jobs_->PreemptFor(*queued, *matcher_);
+    if (!victims.ok()) {
+      spdlog::error("preempting for job {}: {}", outcome.job_id,
+                    victims.status().ToString());
+    }
   }
 }
 

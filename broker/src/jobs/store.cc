@@ -66,12 +66,22 @@ constexpr const char* kBrokerV4[] = {
       as_of_ms      INTEGER NOT NULL))sql",
 };
 
+// v5 (matching): the highest priority class each organization may submit,
+// set by an operator (`computenet-broker priority`); absent = NORMAL.
+constexpr const char* kBrokerV5[] = {
+    R"sql(CREATE TABLE organization_priority(
+      organization TEXT PRIMARY KEY,
+      max_priority INTEGER NOT NULL CHECK(max_priority BETWEEN 1 AND 3),
+      set_ms       INTEGER NOT NULL))sql",
+};
+
 constexpr storage::Migration kBrokerMigrations[] = {
     {1, kBrokerV1},
     {2, kBrokerV2},
     // v3 (the ledger issue) changed only the ledger's tables.
     {3, {}},
     {4, kBrokerV4},
+    {5, kBrokerV5},
 };
 
 Enrollment EnrollmentFromRow(SQLite::Statement& query) {
@@ -535,6 +545,62 @@ StatusOr<std::vector<matching::StoredUsage>> Store::LoadFairShare() {
     return out;
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "load fair share");
+  }
+}
+
+Status Store::SetMaxPriority(const std::string& organization,
+                             v1::PriorityClass max_priority, int64_t now_ms) {
+  if (organization.empty() || organization.size() > 128) {
+    return InvalidArgumentError("organization must be 1..128 bytes");
+  }
+  if (max_priority < v1::PRIORITY_CLASS_LOW ||
+      max_priority > v1::PRIORITY_CLASS_HIGH) {
+    return InvalidArgumentError("max priority must be low, normal or high");
+  }
+  return db_->RunInTransaction([&]() -> Status {
+    auto upsert = db_->Prepare(
+        "INSERT INTO organization_priority(organization, max_priority, set_ms) "
+        "VALUES(?, ?, ?) ON CONFLICT(organization) DO UPDATE SET "
+        "max_priority = excluded.max_priority, set_ms = excluded.set_ms");
+    upsert->bind(1, organization);
+    upsert->bind(2, static_cast<int>(max_priority));
+    upsert->bind(3, static_cast<int64_t>(now_ms));
+    upsert->exec();
+    return OkStatus();
+  });
+}
+
+StatusOr<v1::PriorityClass> Store::MaxPriority(const std::string& organization) {
+  try {
+    auto query = db_->Prepare(
+        "SELECT max_priority FROM organization_priority WHERE organization = ?");
+    query->bind(1, organization);
+    if (!query->executeStep()) return v1::PRIORITY_CLASS_NORMAL;
+    const int value = query->getColumn(0).getInt();
+    if (!v1::PriorityClass_IsValid(value)) return v1::PRIORITY_CLASS_NORMAL;
+    return static_cast<v1::PriorityClass>(value);
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "read organization priority");
+  }
+}
+
+StatusOr<std::vector<std::pair<std::string, v1::PriorityClass>>>
+Store::ListMaxPriorities() {
+  try {
+    auto query = db_->Prepare(
+        "SELECT organization, max_priority FROM organization_priority "
+        "ORDER BY organization");
+    std::vector<std::pair<std::string, v1::PriorityClass>> out;
+    while (query->executeStep()) {
+      const int value = query->getColumn(1).getInt();
+      out.emplace_back(query->getColumn(0).getString(),
+                       v1::PriorityClass_IsValid(value)
+                           ? static_cast<v1::PriorityClass>(value)
+                           : v1::PRIORITY_CLASS_NORMAL);
+    }
+    return out;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "list organization priorities");
   }
 }
 

@@ -131,6 +131,17 @@ class Store {
   // The stored usage; rows with no usage are skipped.
   StatusOr<std::vector<matching::StoredUsage>> LoadFairShare();
 
+  // --- who may submit what priority -------------------------------------------
+  // The operator's grant: the highest class the organization's consumers
+  // may submit. INVALID_ARGUMENT for an empty or over-long name or a class
+  // other than LOW, NORMAL, HIGH.
+  Status SetMaxPriority(const std::string& organization,
+                        v1::PriorityClass max_priority, int64_t now_ms);
+  // NORMAL for an organization without a grant.
+  StatusOr<v1::PriorityClass> MaxPriority(const std::string& organization);
+  StatusOr<std::vector<std::pair<std::string, v1::PriorityClass>>>
+  ListMaxPriorities();
+
  private:
   explicit Store(std::unique_ptr<storage::Database> db) : db_(std::move(db)) {}
 

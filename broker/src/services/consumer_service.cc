@@ -63,6 +63,20 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
   if (!enrollment.ok()) return respond(enrollment.status());
   const std::string organization =
       enrollment->has_value() ? (*enrollment)->organization : request.peer.name;
+  // Above NORMAL only with the operator's grant to the organization: HIGH
+  // may stop other organizations' preemptible work.
+  if (PriorityRank(submit->spec().priority()) >
+      PriorityRank(v1::PRIORITY_CLASS_NORMAL)) {
+    auto allowed = store_->MaxPriority(organization);
+    if (!allowed.ok()) return respond(allowed.status());
+    if (PriorityRank(submit->spec().priority()) > PriorityRank(*allowed)) {
+      return respond(PermissionDeniedError(
+          "organization '" + organization +
+          "' may not submit HIGH priority jobs (its maximum is " +
+          v1::PriorityClass_Name(*allowed).substr(sizeof("PRIORITY_CLASS_") - 1) +
+          "); an operator grants it with computenet-broker priority"));
+    }
+  }
   if (links_.empty()) {
     PlacementRequest placement_request = PlacementRequest::FromSpec(submit->spec());
     placement_request.organization = organization;

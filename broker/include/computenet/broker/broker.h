@@ -22,6 +22,7 @@
 
 #include "computenet/matching/accelerator_catalog.h"
 #include "computenet/matching/job_queue.h"
+#include "computenet/matching/preemption.h"
 #include "computenet/matching/matcher.h"
 #include "computenet/common/clock.h"
 #include "computenet/common/identity.h"
@@ -65,6 +66,13 @@ struct BrokerOptions {
   // capacity (its UpdateOffer may ask for another, up to the maximum).
   int reclaim_grace_ms = 30'000;
   int max_reclaim_grace_ms = 10 * 60 * 1000;
+  // Priority preemption (docs/matching.md, "Priority preemption"): a HIGH
+  // job that cannot fit stops lower-priority preemptible work, giving it
+  // this grace between the notice and the stop. Default on, 30 s; the
+  // anti-thrash bounds are in `preemption` (2 preemptions, then 1 h).
+  bool priority_preemption = true;
+  int preemption_grace_ms = 30'000;
+  matching::PreemptionOptions preemption;
   // Per-identity request budget (token bucket).
   double requests_per_second = 2000;
   double request_burst = 4000;

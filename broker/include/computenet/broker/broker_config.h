@@ -10,6 +10,11 @@
 //   heartbeat_ms = 1000                # optional
 //   liveness = 3                       # optional
 //   forward_margin_bp = 2000           # optional: 20%
+//   [preemption]                       # optional (docs/matching.md, 8a)
+//   enabled = true
+//   grace_ms = 30000
+//   protect_after = 2
+//   protection_s = 3600
 //   [[peers]]                          # pinned peer brokers
 //   broker_id = "hub-east"
 //   region = "east"

@@ -200,9 +200,15 @@ class CapacityIndex {
   // Gives the job's capacity back; returns what it held (nullopt if none).
   std::optional<JobAllocation> Release(const std::string& job_id);
   const JobAllocation* FindAllocation(const std::string& job_id) const;
+  // The jobs holding capacity on a provider (empty for an unknown one).
+  const std::set<std::string>& JobsOn(const std::string& provider) const;
 
   // --- reading -----------------------------------------------------------
   const AcceleratorCatalog& catalog() const { return *catalog_; }
+  // The same catalog, to build another index that ranks alike.
+  const std::shared_ptr<const AcceleratorCatalog>& shared_catalog() const {
+    return catalog_;
+  }
   const std::vector<Provider>& providers() const { return providers_; }
   std::optional<uint32_t> ProviderId(const std::string& name) const;
   // Order()/FindShelf() over the shelves of every model.
