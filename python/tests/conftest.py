@@ -110,6 +110,9 @@ def net() -> Iterator[Network]:
                   "--identity", network.keys(name) + "/identity.pub"])
             _run([broker_bin, "topup", "--db", db, "--consumer", name,
                   "--amount", str(FUNDS), "--key", f"wire-{name}"])
+        # alice's organization may submit HIGH (bob's may not).
+        _run([broker_bin, "priority", "--db", db, "--org", "alice",
+              "--max", "high"])
         _run([broker_bin, "enroll", "--db", db, "--role", "admin",
               "--identity", network.keys("ops") + "/identity.pub"])
         # mallory has keys but is never enrolled.

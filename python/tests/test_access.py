@@ -38,6 +38,15 @@ def test_admin_views_need_an_admin_key(
     assert "consumer:alice" in denied.value.message
 
 
+def test_high_priority_needs_the_operators_grant(
+        alice: computenet.Client, bob: computenet.Client) -> None:
+    with pytest.raises(computenet.PermissionDenied) as denied:
+        bob.submit(command=["true"], max_duration_s=60, priority="high")
+    assert "computenet-broker priority" in denied.value.message
+    job = alice.submit(command=["true"], max_duration_s=60, priority="high")
+    assert job.wait(timeout=20).succeeded
+
+
 def test_bad_settings_fail_at_construction(net) -> None:
     with pytest.raises(computenet.InvalidArgument, match="endpoint"):
         computenet.Client("", net.broker_identity, net.keys("alice"))
