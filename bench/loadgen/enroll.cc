@@ -22,6 +22,12 @@ Status EnrollAll(const std::string& db_path, const EnrollmentPlan& plan,
             store->Enroll(broker::Role::kConsumer, consumer, now_ms));
       }
     }
+    // The trace's Guaranteed pods are HIGH: the operator grants it to the
+    // funded consumers' organizations (each its own name).
+    for (const auto& consumer : plan.consumers) {
+      CN_RETURN_IF_ERROR(store->SetMaxPriority(
+          consumer.name, v1::PRIORITY_CLASS_HIGH, now_ms));
+    }
     return OkStatus();
   });
   if (!enrolled.ok()) return enrolled;
