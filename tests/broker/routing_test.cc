@@ -159,6 +159,8 @@ TEST(CapacityAdvertTest, SummarizesWithoutProvidersAndComputesGangs) {
   EXPECT_EQ(h800.free_cards(), 8u + 4u + 8u + 8u);
   EXPECT_EQ(h800.largest_node_cards(), 8u);
   EXPECT_EQ(h800.lowest_price(), 1800);
+  // A forward's budget must cover the dearest offer it may land on.
+  EXPECT_EQ(h800.highest_price(), 2000);
   // 4 cards per node: two nodes in site-a's ib-1; 8 per node: only one.
   ASSERT_EQ(h800.gangs_size(), 4);
   EXPECT_EQ(h800.gangs(2).cards_per_node(), 4u);

@@ -121,7 +121,8 @@ class FederationTest : public ::testing::Test {
            << "database = \"" << name << ".db\"\nkeys = \"keys/" << name
            << "\"\nheartbeat_ms = 100\nliveness = 5\n"
            << "settlement_interval_ms = 200\nreplication_interval_ms = 200\n"
-           << "checkpoint_interval_ms = 200\n";
+           << "checkpoint_interval_ms = 200\n"
+           << "decline_retry_ms = 300\nmax_decline_retry_ms = 2000\n";
     for (const auto& peer : kRegions) {
       if (peer.name == name) continue;
       config << "[[peers]]\nbroker_id = \"" << peer.name << "\"\nregion = \""
@@ -534,6 +535,50 @@ TEST_F(FederationTest, ForwardingLoopsAreImpossibleByConstruction) {
   EXPECT_EQ((*north)->GetJob("east-900").status().code(), StatusCode::kNotFound);
   EXPECT_EQ((*north)->GetJob("east-901").status().code(), StatusCode::kNotFound);
   EXPECT_EQ((*north)->GetJob("east-902").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(FederationTest, DeclinedForwardIsTriedAgainLaterAndItsReasonNamesTheDecliner) {
+  // West's 910B cards have 81,920 MiB. A west-only job asking for more is
+  // forwarded on west's advert (which does not describe card memory) and
+  // declined there, again at each retry, with a growing back-off.
+  const std::string job = Submit(
+      {"--region", "west", "--min-memory-mib", "100000", "--", "true"});
+  ASSERT_TRUE(WaitUntil([&] {
+    return Count("north", "SELECT COALESCE(MAX(declines), 0) FROM forward_declines") >= 2;
+  })) << Field(job, "reason");
+  ASSERT_TRUE(WaitUntil([&] {
+    return Field(job, "reason").find("declined by west") != std::string::npos;
+  })) << Field(job, "reason");
+  EXPECT_EQ(Field(job, "state"), "JOB_STATE_QUEUED");
+  const auto status = nlohmann::json::parse(Cli({"status", job, "--json"}));
+  EXPECT_THAT(status.value("reason", ""), HasSubstr("tried there again from"));
+
+  // West gains a site with bigger cards: a later retry is accepted there.
+  Run({COMPUTENET_CLI_BIN, "keygen", "--name", "west-big", "--out",
+       Path("keys/west-big")});
+  Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("west"), "--role", "provider",
+       "--identity", Path("keys/west-big/identity.pub")});
+  {
+    std::ofstream config(Path("west-big.toml"));
+    config << "broker_endpoint = \"" << Endpoint("west") << "\"\n"
+           << "broker_identity = \"keys/west/identity.pub\"\n"
+           << "identity_dir = \"keys/west-big\"\nwork_dir = \"work/west-big\"\n"
+           << "site = \"west-big\"\nregion = \"west\"\ncurrency = \"CNY\"\n"
+           << "[prices]\n910B = 950\n[[nodes]]\nname = \"big-n0\"\n"
+           << "fabric = \"big-ib\"\naccelerators = [ { model = \"910B\", "
+           << "memory_mib = 131072, count = 2 } ]\n";
+  }
+  providers_["west-big"] = std::make_unique<ChildProcess>(
+      std::vector<std::string>{COMPUTENET_PROVIDER_BIN, "--config",
+                               Path("west-big.toml")},
+      std::map<std::string, std::string>{}, Path("west-big.log"));
+  ASSERT_TRUE(WaitUntil([&] { return Field(job, "state") == "JOB_STATE_SUCCEEDED"; },
+                        std::chrono::seconds(30)))
+      << Field(job, "state") << ": " << Field(job, "reason");
+  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  EXPECT_THAT(Field(job, "provider"), HasSubstr("west-big"));
+  // Placed: its declines are forgotten.
+  EXPECT_EQ(Count("north", "SELECT COUNT(*) FROM forward_declines"), 0);
 }
 
 TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {

@@ -48,7 +48,8 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
       {"broker_id", "region", "endpoint", "endpoint_file", "database", "keys",
        "heartbeat_ms", "liveness", "forward_margin_bp", "fee_bps",
        "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
-       "checkpoint_interval_ms", "preemption",
+       "checkpoint_interval_ms", "preemption", "decline_retry_ms",
+       "max_decline_retry_ms",
        "peers"},
       where));
   BrokerConfig config;
@@ -91,6 +92,16 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   options.checkpoint_every_entries = static_cast<uint64_t>(checkpoint_every);
   CN_RETURN_IF_ERROR(Get(root, "checkpoint_interval_ms", where, false,
                          &options.checkpoint_interval_ms));
+  CN_RETURN_IF_ERROR(Get(root, "decline_retry_ms", where, false,
+                         &options.decline_retry_ms));
+  CN_RETURN_IF_ERROR(Get(root, "max_decline_retry_ms", where, false,
+                         &options.max_decline_retry_ms));
+  if (options.decline_retry_ms < 10 ||
+      options.max_decline_retry_ms < options.decline_retry_ms ||
+      options.max_decline_retry_ms > 24LL * 3600 * 1000) {
+    return InvalidArgumentError(
+        where + ": need 10 <= decline_retry_ms <= max_decline_retry_ms <= 86400000");
+  }
   if (const toml::node* preemption = root.get("preemption")) {
     const std::string section = where + ": [preemption]";
     const toml::table* table = preemption->as_table();

@@ -116,6 +116,19 @@ class BrokerImpl final : public Broker, private JobEvents {
   const PeerConfig* FindPeer(const std::string& broker_id) const;
   void PollPeerLinks();
   void TickFederation(int64_t now_ms);
+  // The peers whose decline of the job has not expired yet.
+  std::set<std::string> DeclinedNow(const std::string& job_id) const;
+  // "; declined by P (why), tried again in N s", for a waiting job's
+  // reason; "" if no peer declined it.
+  std::string DeclineNote(const std::string& job_id) const;
+  // A peer declined the job: remembered (and stored) with its back-off.
+  void RecordDecline(const std::string& job_id, const std::string& peer,
+                     const std::string& reason);
+  // The job left the queue here (placed, accepted by a peer, ended).
+  void ForgetDeclines(const std::string& job_id);
+  // A pass when a decline has expired, so the job is routed again.
+  void RetryExpiredDeclines(int64_t now_ms);
+  Status LoadDeclines();
   void SendAdverts(int64_t now_ms);
   void OnPeerLinkUp(PeerLink& link);
   void OnPeerLinkDown(PeerLink& link);
@@ -236,7 +249,11 @@ class BrokerImpl final : public Broker, private JobEvents {
   std::map<std::string, uint64_t> adverts_since_full_;  // by peer
   uint64_t advert_sequence_ = 0;
   int64_t last_advert_ms_ = 0;
-  std::map<std::string, std::set<std::string>> declined_by_;  // job -> peers
+  // Peers that declined a job, by job then peer (stored: forward_declines).
+  // A decline expires at its retry time, which backs off with each decline
+  // (decline_retry_ms x 2^(n-1), at most max_decline_retry_ms).
+  std::map<std::string, std::map<std::string, ForwardDecline>> declined_by_;
+  int64_t next_decline_retry_ms_ = INT64_MAX;
   std::map<std::string, uint64_t> remote_update_seen_;        // job -> seq
   // Forwards sent and not yet answered (they sit in a link's outbox).
   std::set<std::string> pending_forwards_;

@@ -43,8 +43,11 @@ std::vector<v1::CapacityEntry> SummarizeCapacity(
         if (!totals.priced || price->second < entry.lowest_price()) {
           entry.set_lowest_price(price->second);
           entry.set_currency(provider.currency);
-          totals.priced = true;
         }
+        entry.set_highest_price(
+            totals.priced ? std::max(entry.highest_price(), price->second)
+                          : price->second);
+        totals.priced = true;
         if (free > 0) totals.fabrics[fabric].push_back(free);
       }
     }

@@ -4,6 +4,8 @@
 // operator's view. The rules are in docs/federation.md.
 #include <spdlog/spdlog.h>
 
+#include <ctime>
+
 #include <algorithm>
 
 #include "core/imports.h"
@@ -87,7 +89,88 @@ void BrokerImpl::PollPeerLinks() {
   }
 }
 
+std::set<std::string> BrokerImpl::DeclinedNow(const std::string& job_id) const {
+  std::set<std::string> peers;
+  auto job = declined_by_.find(job_id);
+  if (job == declined_by_.end()) return peers;
+  const int64_t now = Now();
+  for (const auto& [peer, decline] : job->second) {
+    if (decline.retry_at_ms > now) peers.insert(peer);
+  }
+  return peers;
+}
+
+std::string BrokerImpl::DeclineNote(const std::string& job_id) const {
+  auto job = declined_by_.find(job_id);
+  if (job == declined_by_.end()) return "";
+  // An absolute time, so the note (and the stored reason) stays the same
+  // from pass to pass.
+  auto utc_time = [](int64_t ms) {
+    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char buffer[32];
+    std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return std::string(buffer);
+  };
+  std::string note;
+  for (const auto& [peer, decline] : job->second) {
+    note += "; declined by " + peer + " (" + decline.reason.substr(0, 160) +
+            "), tried there again from " + utc_time(decline.retry_at_ms);
+  }
+  return note;
+}
+
+void BrokerImpl::RecordDecline(const std::string& job_id, const std::string& peer,
+                               const std::string& reason) {
+  ForwardDecline& decline = declined_by_[job_id][peer];
+  const uint32_t declines = decline.job_id.empty() ? 1 : decline.declines + 1;
+  int64_t wait = std::max<int64_t>(1, options_.decline_retry_ms);
+  for (uint32_t i = 1; i < declines && wait < options_.max_decline_retry_ms; ++i) {
+    wait *= 2;
+  }
+  wait = std::min(wait, std::max<int64_t>(1, options_.max_decline_retry_ms));
+  decline = ForwardDecline{job_id, peer, Now() + wait, declines, reason.substr(0, 512)};
+  next_decline_retry_ms_ = std::min(next_decline_retry_ms_, decline.retry_at_ms);
+  Status saved = store_->SaveDecline(decline);
+  if (!saved.ok()) spdlog::warn("storing a decline: {}", saved.ToString());
+  spdlog::info("job {} declined by {} ({} time(s)); not offered there for {} ms",
+               job_id, peer, declines, wait);
+}
+
+void BrokerImpl::ForgetDeclines(const std::string& job_id) {
+  if (declined_by_.erase(job_id) == 0) return;
+  Status deleted = store_->DeleteDeclines(job_id);
+  if (!deleted.ok()) spdlog::warn("forgetting declines: {}", deleted.ToString());
+}
+
+void BrokerImpl::RetryExpiredDeclines(int64_t now_ms) {
+  if (now_ms < next_decline_retry_ms_) return;
+  // Something expired: route the waiting jobs again. The next time to look
+  // is the earliest retry still ahead.
+  int64_t next = INT64_MAX;
+  for (const auto& [job, peers] : declined_by_) {
+    for (const auto& [peer, decline] : peers) {
+      if (decline.retry_at_ms > now_ms) next = std::min(next, decline.retry_at_ms);
+    }
+  }
+  next_decline_retry_ms_ = next;
+  jobs_->RequestSchedule();
+}
+
+Status BrokerImpl::LoadDeclines() {
+  CN_ASSIGN_OR_RETURN(auto declines, store_->LoadDeclines());
+  for (auto& decline : declines) {
+    next_decline_retry_ms_ = std::min(next_decline_retry_ms_, decline.retry_at_ms);
+    const std::string job_id = decline.job_id;
+    const std::string peer = decline.peer;
+    declined_by_[job_id][peer] = std::move(decline);
+  }
+  return OkStatus();
+}
+
 void BrokerImpl::TickFederation(int64_t now_ms) {
+  RetryExpiredDeclines(now_ms);
   for (auto& [name, link] : links_) {
     switch (link->Tick()) {
       case PeerLink::Event::kUp:
@@ -281,10 +364,10 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
       }
       if (!status.ok() || !reply->accepted()) {
         if (job->state() != v1::JOB_STATE_QUEUED) return;
-        declined_by_[job->job_id()].insert(peer);
+        const std::string why = status.ok() ? reply->reason() : status.ToString();
+        RecordDecline(job->job_id(), peer, why);
         job->set_remote_broker("");
-        job->set_reason("declined by " + peer + ": " +
-                        (status.ok() ? reply->reason() : status.ToString()));
+        job->set_reason("declined by " + peer + ": " + why + DeclineNote(job->job_id()));
         spdlog::info("job {} {}", job->job_id(), job->reason());
         if (jobs_->SaveReleasingHold(*job, "declined by " + peer).ok()) {
           jobs_->Enqueue(*job);
@@ -300,6 +383,7 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         return;
       }
       if (job->state() == v1::JOB_STATE_QUEUED) {
+        ForgetDeclines(job->job_id());
         job->set_state(v1::JOB_STATE_PLACED);
         job->set_reason("placed at " + peer);
         Status saved = jobs_->Save(*job);

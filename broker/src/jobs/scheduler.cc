@@ -27,10 +27,13 @@ Status BrokerImpl::LoadState() {
     }
     CN_RETURN_IF_ERROR(LoadProviderStats());
   }
-  return jobs_->Load();
+  CN_RETURN_IF_ERROR(jobs_->Load());
+  return LoadDeclines();
 }
 
 void BrokerImpl::JobChanged(const v1::JobInfo& job) {
+  // Placed (here or at a peer) or ended: its declines are history.
+  if (job.state() != v1::JOB_STATE_QUEUED) ForgetDeclines(job.job_id());
   Notify(job);
   // A peer's job: its home broker streams the change to its consumer.
   if (!job.home_broker().empty()) SendRemoteUpdate(job);
@@ -56,7 +59,7 @@ void BrokerImpl::Schedule() {
   auto route_away = [&](v1::JobInfo& job, const std::string& local_reason,
                         bool never_fits_here) {
     RoutingDecision decision =
-        Route(job, std::nullopt, peers, declined_by_[job.job_id()], routing_);
+        Route(job, std::nullopt, peers, DeclinedNow(job.job_id()), routing_);
     if (decision.kind == RoutingDecision::Kind::kForward) {
       jobs_->queue().Remove(job.job_id());
       jobs_->ForgetWaitingReason(job.job_id());
@@ -91,8 +94,9 @@ void BrokerImpl::Schedule() {
     // Never here may still be somewhere: a peer with a bigger fabric.
     if (route_away(*job, outcome.reason, /*never_fits_here=*/true)) continue;
     if (!jobs_->queue().Contains(job->job_id())) jobs_->Enqueue(*job);
-    const std::string reason =
-        outcome.reason + "; waiting for a peer that can take it";
+    const std::string reason = outcome.reason +
+                               "; waiting for a peer that can take it" +
+                               DeclineNote(job->job_id());
     if (job->reason() != reason) {
       job->set_reason(reason);
       Status saved = jobs_->Save(*job);
@@ -110,7 +114,7 @@ void BrokerImpl::Schedule() {
     // It fits here; a peer much cheaper for it still wins (the margin rule).
     if (!links_.empty()) {
       RoutingDecision decision = Route(*job, outcome.placement, peers,
-                                       declined_by_[job->job_id()], routing_);
+                                       DeclinedNow(job->job_id()), routing_);
       if (decision.kind == RoutingDecision::Kind::kForward) {
         registry_.Release(outcome.job_id);
         jobs_->queue().MarkStopped(outcome.job_id);
@@ -146,15 +150,18 @@ void BrokerImpl::Schedule() {
     }
     auto job = store_->GetJob(outcome.job_id);
     if (!job.ok() || job->state() != v1::JOB_STATE_QUEUED) continue;
+    std::string reason = outcome.reason;
     if (!links_.empty()) {
       if (route_away(*job, outcome.reason, false)) continue;
-      if (!jobs_->NoteWaitingReason(outcome.job_id, outcome.reason)) continue;
+      // Which peer declined it, and when it is tried there again.
+      reason += DeclineNote(job->job_id());
+      if (!jobs_->NoteWaitingReason(outcome.job_id, reason)) continue;
     }
     // One whose victims are stopping keeps saying so.
-    if (job->reason() == outcome.reason || jobs_->PreemptingFor(job->job_id())) {
+    if (job->reason() == reason || jobs_->PreemptingFor(job->job_id())) {
       continue;
     }
-    job->set_reason(outcome.reason);
+    job->set_reason(reason);
     Status saved = jobs_->Save(*job);
     if (!saved.ok()) spdlog::error("{}", saved.ToString());
   }

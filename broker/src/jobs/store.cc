@@ -66,13 +66,22 @@ constexpr const char* kBrokerV4[] = {
       as_of_ms      INTEGER NOT NULL))sql",
 };
 
-// v5 (matching): the highest priority class each organization may submit,
-// set by an operator (`computenet-broker priority`); absent = NORMAL.
+// v5: the highest priority class each organization may submit, set by an
+// operator (`computenet-broker priority`; absent = NORMAL), and the peers
+// that declined a forwarded job, until when (so a restart neither forgets
+// nor retries them at once).
 constexpr const char* kBrokerV5[] = {
     R"sql(CREATE TABLE organization_priority(
       organization TEXT PRIMARY KEY,
       max_priority INTEGER NOT NULL CHECK(max_priority BETWEEN 1 AND 3),
       set_ms       INTEGER NOT NULL))sql",
+    R"sql(CREATE TABLE forward_declines(
+      job_id      TEXT NOT NULL,
+      peer        TEXT NOT NULL,
+      retry_at_ms INTEGER NOT NULL,
+      declines    INTEGER NOT NULL CHECK(declines >= 1),
+      reason      TEXT NOT NULL,
+      PRIMARY KEY(job_id, peer)))sql",
 };
 
 constexpr storage::Migration kBrokerMigrations[] = {
@@ -582,6 +591,59 @@ StatusOr<v1::PriorityClass> Store::MaxPriority(const std::string& organization) 
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "read organization priority");
   }
+}
+
+Status Store::SaveDecline(const ForwardDecline& decline) {
+  return db_->RunInTransaction([&]() -> Status {
+    auto upsert = db_->Prepare(
+        "INSERT INTO forward_declines(job_id, peer, retry_at_ms, declines, reason) "
+        "VALUES(?, ?, ?, ?, ?) ON CONFLICT(job_id, peer) DO UPDATE SET "
+        "retry_at_ms = excluded.retry_at_ms, declines = excluded.declines, "
+        "reason = excluded.reason");
+    upsert->bind(1, decline.job_id);
+    upsert->bind(2, decline.peer);
+    upsert->bind(3, static_cast<int64_t>(decline.retry_at_ms));
+    upsert->bind(4, static_cast<int64_t>(decline.declines));
+    upsert->bind(5, decline.reason.substr(0, 512));
+    upsert->exec();
+    return OkStatus();
+  });
+}
+
+Status Store::DeleteDeclines(const std::string& job_id) {
+  return db_->RunInTransaction([&]() -> Status {
+    auto erase = db_->Prepare("DELETE FROM forward_declines WHERE job_id = ?");
+    erase->bind(1, job_id);
+    erase->exec();
+    return OkStatus();
+  });
+}
+
+StatusOr<std::vector<ForwardDecline>> Store::LoadDeclines() {
+  std::vector<ForwardDecline> out;
+  Status loaded = db_->RunInTransaction([&]() -> Status {
+    // Declines of jobs no longer waiting here are history: dropped.
+    CN_RETURN_IF_ERROR(db_->Exec(
+        "DELETE FROM forward_declines WHERE job_id NOT IN "
+        "(SELECT job_id FROM jobs WHERE state = " +
+        std::to_string(static_cast<int>(v1::JOB_STATE_QUEUED)) + ")"));
+    auto query = db_->Prepare(
+        "SELECT job_id, peer, retry_at_ms, declines, reason FROM forward_declines "
+        "ORDER BY job_id, peer");
+    while (query->executeStep()) {
+      ForwardDecline decline;
+      decline.job_id = query->getColumn(0).getString();
+      decline.peer = query->getColumn(1).getString();
+      decline.retry_at_ms = query->getColumn(2).getInt64();
+      decline.declines = static_cast<uint32_t>(
+          std::clamp<int64_t>(query->getColumn(3).getInt64(), 1, UINT32_MAX));
+      decline.reason = query->getColumn(4).getString();
+      out.push_back(std::move(decline));
+    }
+    return OkStatus();
+  });
+  CN_RETURN_IF_ERROR(loaded);
+  return out;
 }
 
 StatusOr<std::vector<std::pair<std::string, v1::PriorityClass>>>

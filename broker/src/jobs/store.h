@@ -47,6 +47,16 @@ struct Enrollment {
   std::string organization;
 };
 
+// A peer declined a job forwarded to it: not tried there again before
+// retry_at_ms (the broker backs off with each decline).
+struct ForwardDecline {
+  std::string job_id;
+  std::string peer;
+  int64_t retry_at_ms = 0;
+  uint32_t declines = 1;  // how often this peer declined this job
+  std::string reason;     // the peer's, first 512 bytes
+};
+
 class Store {
  public:
   // Opens (creating if needed) and migrates the database at path (the
@@ -141,6 +151,14 @@ class Store {
   StatusOr<v1::PriorityClass> MaxPriority(const std::string& organization);
   StatusOr<std::vector<std::pair<std::string, v1::PriorityClass>>>
   ListMaxPriorities();
+
+  // --- declined forwards -------------------------------------------------------
+  // Stores (or replaces) the decline of (job_id, peer).
+  Status SaveDecline(const ForwardDecline& decline);
+  // Forgets every decline of the job (it left the queue).
+  Status DeleteDeclines(const std::string& job_id);
+  // The declines of jobs still QUEUED; those of other jobs are deleted.
+  StatusOr<std::vector<ForwardDecline>> LoadDeclines();
 
  private:
   explicit Store(std::unique_ptr<storage::Database> db) : db_(std::move(db)) {}

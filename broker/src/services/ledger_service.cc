@@ -79,7 +79,11 @@ StatusOr<int64_t> BrokerImpl::HoldForForward(v1::JobInfo& job,
                     model) != spec.accelerator_models().end();
       if (!accepted) continue;
       if (spec.max_price_per_card_hour() <= 0) {
-        price_cap = std::max(price_cap, entry.lowest_price());
+        // The dearest offer it may land on (an older peer sends only the
+        // lowest price).
+        price_cap = std::max(price_cap, entry.highest_price() > 0
+                                            ? entry.highest_price()
+                                            : entry.lowest_price());
       }
       if (currency.empty()) currency = entry.currency();
     }

@@ -94,6 +94,12 @@ struct BrokerOptions {
   // A peer must be this much cheaper (basis points) to take a job that
   // could run here. Default 2000 (20%).
   int64_t forward_margin_bp = 2000;
+  // A peer that declined a forwarded job is not sent it again for this
+  // long, doubling with each further decline up to the maximum; then it is
+  // tried again (capacity, prices or the peer's providers may have
+  // changed). Default 30 s, at most 10 min.
+  int64_t decline_retry_ms = 30'000;
+  int64_t max_decline_retry_ms = 10 * 60 * 1000;
   // Adverts from a peer are forgotten after this long without one.
   // Default 0 = 5 heartbeat intervals.
   int advert_ttl_ms = 0;
