@@ -11,16 +11,8 @@ namespace {
 
 constexpr char kWaitingForCapacity[] = "waiting for capacity";
 
-int64_t ClassRank(v1::PriorityClass priority) {
-  switch (priority) {
-    case v1::PRIORITY_CLASS_LOW:
-      return 0;
-    case v1::PRIORITY_CLASS_HIGH:
-      return 2;
-    default:
-      return 1;  // NORMAL and UNSPECIFIED
-  }
-}
+// LOW 0, NORMAL 1, HIGH 2: a level per class.
+int64_t ClassRank(v1::PriorityClass priority) { return PriorityRank(priority) - 1; }
 
 std::vector<std::string> NodeNames(const Placement& placement) {
   std::vector<std::string> out;
@@ -69,6 +61,17 @@ std::string RequestKey(const PlacementRequest& request) {
 }
 
 }  // namespace
+
+int PriorityRank(v1::PriorityClass priority) {
+  switch (priority) {
+    case v1::PRIORITY_CLASS_LOW:
+      return 1;
+    case v1::PRIORITY_CLASS_HIGH:
+      return 3;
+    default:
+      return 2;  // NORMAL and UNSPECIFIED
+  }
+}
 
 JobQueue::JobQueue(JobQueueOptions options, std::shared_ptr<Clock> clock)
     : options_(options),

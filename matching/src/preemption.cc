@@ -93,17 +93,6 @@ std::optional<PreemptionPlan> PlanOnProvider(
 
 }  // namespace
 
-int PriorityRank(v1::PriorityClass priority) {
-  switch (priority) {
-    case v1::PRIORITY_CLASS_LOW:
-      return 1;
-    case v1::PRIORITY_CLASS_HIGH:
-      return 3;
-    default:
-      return 2;
-  }
-}
-
 uint64_t LostWork(const PreemptionCandidate& candidate, int64_t now_ms) {
   if (candidate.started_ms <= 0 || now_ms <= candidate.started_ms) return 0;
   const uint64_t ran_s = static_cast<uint64_t>(now_ms - candidate.started_ms) / 1000;

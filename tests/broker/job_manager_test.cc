@@ -467,6 +467,11 @@ v1::JobSpec PrioritySpec(uint32_t cards, v1::PriorityClass priority,
 
 class PreemptionManagerTest : public JobManagerTest {
  protected:
+  PreemptionManagerTest() {
+    fixture_.MustTopUp("alice", 1'000'000, "t1");
+    fixture_.MustTopUp("bob", 1'000'000, "t2");
+  }
+
   v1::JobInfo Submit(const v1::JobSpec& spec, const std::string& consumer) {
     v1::JobInfo job;
     job.set_consumer(consumer);
@@ -502,8 +507,6 @@ class PreemptionManagerTest : public JobManagerTest {
 };
 
 TEST_F(PreemptionManagerTest, HighJobStopsTheLowerPriorityWorkThatLosesLeast) {
-  fixture_.MustTopUp("alice", 1'000'000, "t1");
-  fixture_.MustTopUp("bob", 1'000'000, "t2");
   v1::JobInfo old_run = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_LOW, true), "alice");
   v1::JobInfo young = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_NORMAL, true), "alice");
   ASSERT_EQ(SchedulePass().size(), 2u);
@@ -549,8 +552,6 @@ TEST_F(PreemptionManagerTest, HighJobStopsTheLowerPriorityWorkThatLosesLeast) {
 }
 
 TEST_F(PreemptionManagerTest, PreemptionForPrioritySpendsNoAttemptAndThenProtects) {
-  fixture_.MustTopUp("alice", 1'000'000, "t1");
-  fixture_.MustTopUp("bob", 1'000'000, "t2");
   // max_attempts is 2 in this fixture; the victim is preempted twice and
   // still runs a third time, then is protected (protect_after 2).
   v1::JobInfo victim = Submit(PrioritySpec(4, v1::PRIORITY_CLASS_LOW, true), "alice");
@@ -584,8 +585,6 @@ TEST_F(PreemptionManagerTest, PreemptionForPrioritySpendsNoAttemptAndThenProtect
 }
 
 TEST_F(PreemptionManagerTest, NeverForNormalJobsNonPreemptibleWorkOrWhenOff) {
-  fixture_.MustTopUp("alice", 1'000'000, "t1");
-  fixture_.MustTopUp("bob", 1'000'000, "t2");
   v1::JobInfo firm = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_LOW, false), "alice");
   v1::JobInfo soft = Submit(PrioritySpec(2, v1::PRIORITY_CLASS_LOW, true), "alice");
   ASSERT_EQ(SchedulePass().size(), 2u);

@@ -40,6 +40,10 @@
 
 namespace computenet::matching {
 
+// The order of the classes: LOW 1, NORMAL 2, HIGH 3; UNSPECIFIED counts as
+// NORMAL.
+int PriorityRank(v1::PriorityClass priority);
+
 struct JobQueueOptions {
   // Fair-share usage halves every this long. Default 24 h.
   int64_t fair_share_half_life_ms = 24LL * 3600 * 1000;

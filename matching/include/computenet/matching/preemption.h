@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "computenet/matching/capacity_index.h"
+#include "computenet/matching/job_queue.h"
 #include "computenet/matching/matcher.h"
 #include "computenet/v1/job.pb.h"
 
@@ -66,9 +67,6 @@ struct PreemptionPlan {
   uint64_t lost_work_milli_s = 0;    // what stopping them loses
   Placement placement;               // where the job goes once they stop
 };
-
-// UNSPECIFIED counts as NORMAL.
-int PriorityRank(v1::PriorityClass priority);
 
 // Lost work of stopping the candidate at now_ms (saturating).
 uint64_t LostWork(const PreemptionCandidate& candidate, int64_t now_ms);
