@@ -17,6 +17,7 @@
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
+#include "computenet/common/exit_codes.h"
 #include "computenet/common/sha256.h"
 #include "computenet/consumer/statement.h"
 
@@ -24,15 +25,7 @@ namespace computenet::cli {
 
 int Fail(const Status& status) {
   std::cerr << "computenet: " << status.ToString() << "\n";
-  switch (status.code()) {
-    case StatusCode::kInvalidArgument:
-    case StatusCode::kNotFound:
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition:
-      return 2;
-    default:
-      return 1;
-  }
+  return ExitCodeFor(status);  // the table in common/exit_codes.h
 }
 
 namespace {

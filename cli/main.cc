@@ -22,8 +22,9 @@
 //
 // Connection settings: --broker (or COMPUTENET_BROKER), --broker-identity
 // FILE (or COMPUTENET_BROKER_IDENTITY), --identity DIR (or
-// COMPUTENET_IDENTITY). Exit codes: 0 success, 1 failure, 2 bad input,
-// 3 the job ended but did not succeed (submit --wait, wait).
+// COMPUTENET_IDENTITY). Exit codes: the table in common/exit_codes.h (0 ok,
+// 2 usage, 3 not found, 4 refused, 5 unavailable, 6 wrong state, 7 the job
+// ended but did not succeed, 1 anything else).
 #include <google/protobuf/util/json_util.h>
 
 #include <CLI/CLI.hpp>
@@ -31,6 +32,7 @@
 #include <tuple>
 #include <iostream>
 
+#include "computenet/common/exit_codes.h"
 #include "computenet/common/version.h"
 #include "computenet/common/job_state.h"
 #include "computenet/ledger/ledger.h"
@@ -120,7 +122,8 @@ int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id
   });
   if (!job.ok()) return Fail(job.status());
   PrintJob(*job);
-  return job->state() == v1::JOB_STATE_SUCCEEDED ? 0 : 3;
+  return job->state() == v1::JOB_STATE_SUCCEEDED ? computenet::kExitOk
+                                                 : computenet::kExitJobFailed;
 }
 
 }  // namespace
@@ -264,7 +267,13 @@ int main(int argc, char** argv) {
   verify_proof->add_option("--broker-identity", pinned_identity,
                            "the broker's identity.pub");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every other parse error is a usage error.
+    const int code = app.exit(error);
+    return code == 0 ? computenet::kExitOk : computenet::kExitUsage;
+  }
 
   if (*keygen) {
     auto identity = computenet::Identity::Generate(name);

@@ -21,6 +21,7 @@
 #include <random>
 #include <thread>
 
+#include "computenet/common/exit_codes.h"
 #include "computenet/common/version.h"
 #include "computenet/broker/broker.h"
 #include "computenet/broker/broker_config.h"
@@ -52,12 +53,7 @@ void OnHangup(int) {
 
 int Fail(const Status& status) {
   std::cerr << "computenet-broker: " << status.ToString() << "\n";
-  // Exit codes: 2 for bad input, 1 otherwise.
-  return status.code() == computenet::StatusCode::kInvalidArgument ||
-                 status.code() == computenet::StatusCode::kAlreadyExists ||
-                 status.code() == computenet::StatusCode::kNotFound
-             ? 2
-             : 1;
+  return computenet::ExitCodeFor(status);  // common/exit_codes.h
 }
 
 std::string FormatMinor(int64_t amount) {
@@ -359,7 +355,13 @@ int main(int argc, char** argv) {
   auto* settlement = app.add_subcommand("settlement", "print charges and balances");
   settlement->add_option("--db", db_path)->required();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every other parse error is a usage error.
+    const int code = app.exit(error);
+    return code == 0 ? computenet::kExitOk : computenet::kExitUsage;
+  }
   computenet::InitLogging("broker", log_level);
   if (*run && !config_path.empty()) {
     // The log names the broker, which the config file holds.

@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "computenet/common/exit_codes.h"
 #include "test_support.h"
 
 namespace computenet::testing {
@@ -98,12 +99,12 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_THAT(submitted, HasSubstr("state      succeeded"));
   std::string failed = Cli({"submit", "--cards", "1", "--max-duration", "60",
                             "--wait", "--", "sh", "-c", "exit 4"},
-                           3);
+                           kExitJobFailed);
   EXPECT_THAT(failed, HasSubstr("exit code  4"));
   EXPECT_THAT(Cli({"jobs"}), HasSubstr("hub-2"));
   std::string json = Cli({"status", "hub-1", "--json"});
   EXPECT_THAT(json, HasSubstr("\"state\": \"JOB_STATE_SUCCEEDED\""));
-  Cli({"status", "hub-99"}, 2);  // NOT_FOUND is bad input
+  Cli({"status", "hub-99"}, kExitNotFound);
 
   provider->Signal(SIGTERM);
   EXPECT_EQ(provider->Wait(), 0);
@@ -145,6 +146,51 @@ TEST_F(DaemonsTest, OperatorGrantsHighPriorityPerOrganization) {
                        {}, &output),
             0);
   EXPECT_THAT(output, HasSubstr("--max must be low, normal or high"));
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+}
+
+TEST_F(DaemonsTest, ExitCodesFollowTheOneDocumentedTable) {
+  // Usage errors, from the argument parser and from the tools' own checks.
+  Cli({"submit", "--no-such-flag"}, kExitUsage);
+  Cli({"status"}, kExitUsage);
+  std::string output;
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "topup", "--db", db_}, {}, &output),
+            kExitUsage)
+      << output;
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "priority", "--db", db_, "--org",
+                        "alice", "--max", "urgent"},
+                       {}, &output),
+            kExitUsage);
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "credit-limit", "--db", db_,
+                        "--consumer", "nobody", "--limit", "5"},
+                       {}, &output),
+            kExitNotFound);
+  // Already enrolled: refused in the current state.
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "enroll", "--db", db_, "--role",
+                        "consumer", "--identity", dir_.File("alice-keys/identity.pub")},
+                       {}, &output),
+            kExitWrongState);
+  auto broker = StartBroker("tcp://127.0.0.1:0");
+  Cli({"status", "hub-7"}, kExitNotFound);
+  // HIGH without the grant: refused.
+  Cli({"submit", "--cards", "1", "--max-duration", "60", "--priority", "high",
+       "--", "true"},
+      kExitRefused);
+  // A job that waits (no provider yet) past the wait's timeout.
+  const std::string queued =
+      Cli({"submit", "--cards", "1", "--max-duration", "60", "--", "true"});
+  Cli({"wait", queued.substr(0, queued.find('\n')), "--timeout", "1"},
+      kExitUnavailable);
+  // A second broker on the same database: refused in the current state.
+  EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "run", "--db", db_, "--keys",
+                        dir_.File("broker-keys"), "--endpoint", "tcp://127.0.0.1:0"},
+                       {}, &output),
+            kExitWrongState)
+      << output;
+  // Help and version are not errors.
+  Cli({"--help"}, kExitOk);
+  Cli({"--version"}, kExitOk);
   broker->Signal(SIGTERM);
   EXPECT_EQ(broker->Wait(), 0);
 }
@@ -239,7 +285,7 @@ TEST_F(DaemonsTest, OperatorLedgerCommandsStatementsAndProofs) {
   EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "topup", "--db", db_,
                         "--consumer", "mallory", "--amount", "5"},
                        {}, &output),
-            2);
+            kExitNotFound);
   EXPECT_THAT(output, HasSubstr("no consumer 'mallory'"));
   Run({COMPUTENET_BROKER_BIN, "credit-limit", "--db", db_, "--consumer",
        "alice", "--limit", "5000"});
@@ -264,7 +310,7 @@ TEST_F(DaemonsTest, OperatorLedgerCommandsStatementsAndProofs) {
   EXPECT_THAT(json, HasSubstr("\"verified\": true"));
   EXPECT_THAT(json, HasSubstr("\"audit_path\""));
   Cli({"statement", "--from", "2001-01-01", "--to", "2001-01-02"});
-  Cli({"statement", "--from", "yesterday"}, 2);
+  Cli({"statement", "--from", "yesterday"}, kExitUsage);
 
   provider->Signal(SIGTERM);
   provider->Wait();
