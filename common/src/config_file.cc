@@ -8,8 +8,11 @@ Status CheckKeys(const toml::table& table, const std::set<std::string>& allowed,
                  const std::string& where) {
   for (const auto& [key, value] : table) {
     if (allowed.count(std::string(key.str())) == 0) {
-      return InvalidArgumentError(where + ": unknown key '" +
-                                  std::string(key.str()) + "'");
+      // The line, so an operator finds it in a long file.
+      const auto line = key.source().begin.line;
+      return InvalidArgumentError(
+          where + ": unknown key '" + std::string(key.str()) + "'" +
+          (line > 0 ? " at line " + std::to_string(line) : std::string()));
     }
   }
   return OkStatus();

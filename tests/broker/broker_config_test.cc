@@ -56,8 +56,16 @@ TEST(BrokerConfigTest, BadPreemptionSettingsNameTheKey) {
   EXPECT_THAT(negative.status().message(), HasSubstr("grace_ms must be"));
   auto huge = Load(dir, "[preemption]\nprotection_s = 99999999999\n");
   EXPECT_THAT(huge.status().message(), HasSubstr("protection_s must be"));
+  // Wrong types and unknown keys name the key, what it must be and the line
+  // (the required keys take lines 1-5).
   auto wrong_type = Load(dir, "[preemption]\nenabled = \"yes\"\n");
-  EXPECT_THAT(wrong_type.status().message(), HasSubstr("enabled"));
+  EXPECT_THAT(wrong_type.status().message(),
+              HasSubstr("'enabled' at line 7 must be true or false"));
+  auto wrong_int = Load(dir, "heartbeat_ms = \"fast\"\n");
+  EXPECT_THAT(wrong_int.status().message(),
+              HasSubstr("'heartbeat_ms' at line 6 must be an integer"));
+  auto typo = Load(dir, "\nheartbeat = 5\n");
+  EXPECT_THAT(typo.status().message(), HasSubstr("unknown key 'heartbeat' at line 7"));
   auto not_table = Load(dir, "preemption = 3\n");
   EXPECT_THAT(not_table.status().message(), HasSubstr("not a table"));
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <type_traits>
 #include <toml++/toml.h>
 
 #include "computenet/common/config_file.h"
@@ -22,7 +23,17 @@ Status Get(const toml::table& table, const std::string& key,
   }
   auto value = node->value_exact<T>();
   if (!value) {
-    return InvalidArgumentError(where + ": '" + key + "' has the wrong type");
+    const char* expected = "a number";
+    if constexpr (std::is_same_v<T, std::string>) expected = "a string";
+    if constexpr (std::is_same_v<T, bool>) expected = "true or false";
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      expected = "an integer";
+    }
+    const auto line = node->source().begin.line;
+    return InvalidArgumentError(
+        where + ": '" + key + "'" +
+        (line > 0 ? " at line " + std::to_string(line) : std::string()) +
+        " must be " + expected);
   }
   *out = *value;
   return OkStatus();

@@ -14,8 +14,8 @@
 
 namespace computenet {
 
-// INVALID_ARGUMENT "<where>: unknown key 'k'" for the first key of table
-// not in allowed; OK otherwise.
+// INVALID_ARGUMENT "<where>: unknown key 'k' at line N" for the first key
+// of table not in allowed; OK otherwise.
 Status CheckKeys(const toml::table& table, const std::set<std::string>& allowed,
                  const std::string& where);
 
