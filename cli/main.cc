@@ -10,7 +10,7 @@
 //     --exclude-provider, --max-price-per-a100-hour, --preemptible,
 //     --priority low|normal|high, --max-attempts
 //   computenet status JOB [--json]
-//   computenet wait JOB [--timeout S]
+//   computenet wait JOB [--timeout S]   (0 = no limit)
 //   computenet cancel JOB
 //   computenet jobs [--limit N]
 //   computenet statement [--from T] [--to T] [--format table|csv|json]
@@ -28,6 +28,8 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <tuple>
 #include <iostream>
@@ -114,8 +116,13 @@ int PrintJson(const google::protobuf::Message& message) {
 }
 
 int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id,
-                 int timeout_s) {
-  auto job = client.Wait(job_id, timeout_s * 1000, [](const v1::JobInfo& j) {
+                 int64_t timeout_s) {
+  // 0 (or less) = no limit, as kubectl's --timeout=0; seconds beyond what
+  // the SDK's int milliseconds hold (24 days) are that much.
+  const int timeout_ms =
+      timeout_s <= 0 ? INT_MAX
+                     : static_cast<int>(std::min<int64_t>(timeout_s, INT_MAX / 1000) * 1000);
+  auto job = client.Wait(job_id, timeout_ms, [](const v1::JobInfo& j) {
     std::fprintf(stderr, "%s: %s%s%s\n", j.job_id().c_str(),
                  computenet::JobStateName(j.state()).c_str(),
                  j.reason().empty() ? "" : " - ", j.reason().c_str());
@@ -154,7 +161,7 @@ int main(int argc, char** argv) {
   int64_t max_price = 0;
   std::string job_name, idempotency_key;
   bool wait = false;
-  int timeout_s = 3600;
+  int64_t timeout_s = 3600;
   auto* submit = app.add_subcommand("submit", "submit a job");
   // Repeatable options take one value each, so `--region east -- cmd`
   // never swallows the separator.
@@ -173,7 +180,7 @@ int main(int argc, char** argv) {
   submit->add_option("--idempotency-key", idempotency_key,
                      "resubmitting with the same key returns the same job");
   submit->add_flag("--wait", wait, "wait for the job to end");
-  submit->add_option("--timeout", timeout_s, "seconds to wait");
+  submit->add_option("--timeout", timeout_s, "seconds to wait (0 = no limit)");
   submit->add_option("command", command, "the command to run")->required();
   std::vector<std::string> vendor_classes, regions, preferred_regions,
       excluded_providers;
@@ -220,7 +227,8 @@ int main(int argc, char** argv) {
   status->add_flag("--json", json);
   auto* wait_cmd = app.add_subcommand("wait", "wait for a job to end");
   wait_cmd->add_option("job", job_id)->required();
-  wait_cmd->add_option("--timeout", timeout_s, "seconds")->capture_default_str();
+  wait_cmd->add_option("--timeout", timeout_s, "seconds (0 = no limit)")
+      ->capture_default_str();
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("job", job_id)->required();
   uint32_t limit = 100;

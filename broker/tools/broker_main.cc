@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
   std::string keys_dir, endpoint_file, config_path;
   auto* run = app.add_subcommand("run", "serve");
   run->add_option("--config", config_path,
-                  "broker config (TOML); replaces --db/--keys/--endpoint/...");
+                  "broker config (TOML); flags given as well override its keys");
   run->add_option("--db", options.database_path, "broker database");
   run->add_option("--keys", keys_dir, "broker key directory");
   run->add_option("--region", options.region, "region served")
@@ -430,9 +430,36 @@ int main(int argc, char** argv) {
   if (!config_path.empty()) {
     auto config = broker::LoadBrokerConfig(config_path);
     if (!config.ok()) return Fail(config.status());
+    // The file is the base; a flag given on the command line overrides its
+    // key (and says so), rather than being silently ignored.
+    const broker::BrokerOptions flags = options;
+    const std::string flag_keys = keys_dir, flag_endpoint_file = endpoint_file;
     options = std::move(config->options);
     keys_dir = config->keys_dir;
     endpoint_file = config->endpoint_file;
+    std::string overridden;
+    auto take = [&](const char* flag, auto apply) {
+      if (run->count(flag) == 0) return;
+      apply();
+      overridden += std::string(overridden.empty() ? "" : ", ") + flag;
+    };
+    take("--db", [&] { options.database_path = flags.database_path; });
+    take("--keys", [&] { keys_dir = flag_keys; });
+    take("--region", [&] { options.region = flags.region; });
+    take("--endpoint", [&] { options.endpoint = flags.endpoint; });
+    take("--broker-id", [&] { options.broker_id = flags.broker_id; });
+    take("--heartbeat-ms", [&] { options.heartbeat_interval_ms = flags.heartbeat_interval_ms; });
+    take("--liveness", [&] { options.heartbeat_liveness = flags.heartbeat_liveness; });
+    take("--endpoint-file", [&] { endpoint_file = flag_endpoint_file; });
+    take("--reclaim-grace-ms", [&] { options.reclaim_grace_ms = flags.reclaim_grace_ms; });
+    take("--fee-bps", [&] { options.fee_bps = flags.fee_bps; });
+    take("--checkpoint-every",
+         [&] { options.checkpoint_every_entries = flags.checkpoint_every_entries; });
+    take("--checkpoint-interval-ms",
+         [&] { options.checkpoint_interval_ms = flags.checkpoint_interval_ms; });
+    if (!overridden.empty()) {
+      spdlog::info("command-line flags override {}: {}", config_path, overridden);
+    }
   }
   if (options.database_path.empty() || keys_dir.empty()) {
     return Fail(computenet::InvalidArgumentError(

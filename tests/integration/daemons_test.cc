@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "computenet/common/exit_codes.h"
 #include "test_support.h"
@@ -102,6 +103,9 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
                            kExitJobFailed);
   EXPECT_THAT(failed, HasSubstr("exit code  4"));
   EXPECT_THAT(Cli({"jobs"}), HasSubstr("hub-2"));
+  // --timeout 0 waits without a limit (it used to mean 0 ms).
+  Cli({"submit", "--cards", "1", "--max-duration", "60", "--", "sleep", "0.5"});
+  EXPECT_THAT(Cli({"wait", "hub-3", "--timeout", "0"}), HasSubstr("state      succeeded"));
   std::string json = Cli({"status", "hub-1", "--json"});
   EXPECT_THAT(json, HasSubstr("\"state\": \"JOB_STATE_SUCCEEDED\""));
   Cli({"status", "hub-99"}, kExitNotFound);
@@ -113,8 +117,8 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
 
   std::string verified = Cli({"ledger", "verify", db_});
   // The top-up, and per job a hold, its closing record and the release.
-  EXPECT_THAT(verified, HasSubstr("ledger OK: 7 entries, 2 usage records"));
-  EXPECT_THAT(verified, HasSubstr("signed checkpoints (covering 7 entries)"));
+  EXPECT_THAT(verified, HasSubstr("ledger OK: 10 entries, 3 usage records"));
+  EXPECT_THAT(verified, HasSubstr("signed checkpoints (covering 10 entries)"));
   std::string settlement;
   EXPECT_EQ(RunCommand({COMPUTENET_BROKER_BIN, "settlement", "--db", db_}, {},
                        &settlement),
@@ -193,6 +197,34 @@ TEST_F(DaemonsTest, ExitCodesFollowTheOneDocumentedTable) {
   Cli({"--version"}, kExitOk);
   broker->Signal(SIGTERM);
   EXPECT_EQ(broker->Wait(), 0);
+}
+
+TEST_F(DaemonsTest, FlagsGivenWithAConfigFileOverrideItsKeys) {
+  // The file's endpoint cannot be bound; the flag's can. Before, the file
+  // silently won.
+  std::ofstream(dir_.File("hub.toml"))
+      << "broker_id = \"hub\"\nregion = \"north\"\n"
+      << "endpoint = \"tcp://256.0.0.1:7700\"\n"
+      << "database = \"broker.db\"\nkeys = \"broker-keys\"\nfee_bps = 100\n";
+  ChildProcess broker({COMPUTENET_BROKER_BIN, "run", "--config", dir_.File("hub.toml"),
+                       "--endpoint", "tcp://127.0.0.1:0", "--endpoint-file",
+                       dir_.File("endpoint"), "--fee-bps", "250"},
+                      {}, dir_.File("broker.log"));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("endpoint"));
+    std::string endpoint;
+    return static_cast<bool>(in >> endpoint) &&
+           endpoint.rfind("tcp://127.0.0.1:", 0) == 0;
+  }));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("broker.log"));
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str().find("override") != std::string::npos &&
+           text.str().find("--endpoint, --endpoint-file, --fee-bps") != std::string::npos;
+  }));
+  broker.Signal(SIGTERM);
+  EXPECT_EQ(broker.Wait(), 0);
 }
 
 TEST_F(DaemonsTest, EveryBinaryTellsItsVersionAndRefusesAnUnknownLogLevel) {
