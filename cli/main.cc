@@ -12,7 +12,7 @@
 //   computenet status JOB [--json]
 //   computenet wait JOB [--timeout S]   (0 = no limit)
 //   computenet cancel JOB
-//   computenet jobs [--limit N]
+//   computenet jobs [--limit N] [--state queued,running,...|active]
 //   computenet statement [--from T] [--to T] [--format table|csv|json]
 //                        [--account A (admins)]
 //   computenet ledger verify DB [--broker-identity FILE]
@@ -31,6 +31,8 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <ctime>
+#include <optional>
 #include <tuple>
 #include <iostream>
 
@@ -73,6 +75,28 @@ computenet::StatusOr<std::unique_ptr<computenet::consumer::Client>> Open(
   options.broker_public_key = broker.curve_public;
   return computenet::consumer::Client::Connect(std::move(options),
                                                std::move(identity));
+}
+
+// "queued" -> JOB_STATE_QUEUED (the names JobStateName prints).
+std::optional<v1::JobState> ParseStateName(const std::string& name) {
+  for (int value = v1::JobState_MIN; value <= v1::JobState_MAX; ++value) {
+    if (!v1::JobState_IsValid(value)) continue;
+    const auto state = static_cast<v1::JobState>(value);
+    if (state != v1::JOB_STATE_UNSPECIFIED && computenet::JobStateName(state) == name) {
+      return state;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string UtcTime(int64_t ms) {
+  if (ms <= 0) return "-";
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buffer;
 }
 
 void PrintJob(const v1::JobInfo& job) {
@@ -232,8 +256,13 @@ int main(int argc, char** argv) {
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("job", job_id)->required();
   uint32_t limit = 100;
-  auto* jobs = app.add_subcommand("jobs", "list your jobs");
+  std::vector<std::string> state_filter;
+  auto* jobs = app.add_subcommand("jobs", "list your jobs, newest first");
   jobs->add_option("--limit", limit)->capture_default_str();
+  jobs->add_option("--state", state_filter,
+                   "only these states: queued, placed, running, succeeded, failed, "
+                   "cancelled, or active (the first three); repeat or comma-separate")
+      ->delimiter(',');
 
   auto* admin = app.add_subcommand("admin", "operator views (admin key)");
   admin->require_subcommand(1);
@@ -419,14 +448,32 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*jobs) {
-    auto list = (*client)->ListJobs(limit);
+    std::vector<v1::JobState> states;
+    for (const std::string& wanted : state_filter) {
+      if (wanted == "active") {
+        states.insert(states.end(), {v1::JOB_STATE_QUEUED, v1::JOB_STATE_PLACED,
+                                     v1::JOB_STATE_RUNNING});
+        continue;
+      }
+      auto state = ParseStateName(wanted);
+      if (!state) {
+        return Fail(computenet::InvalidArgumentError(
+            "--state: unknown state '" + wanted +
+            "' (queued, placed, running, succeeded, failed, cancelled, active)"));
+      }
+      states.push_back(*state);
+    }
+    auto list = (*client)->ListJobs(limit, states);
     if (!list.ok()) return Fail(list.status());
-    std::printf("%-16s %-10s %-12s %-6s %10s %10s\n", "JOB", "STATE",
-                "PROVIDER", "MODEL", "CARD-SEC", "CHARGED");
+    std::printf("%-16s %-16s %-10s %-20s %-12s %-6s %10s %10s\n", "JOB", "NAME",
+                "STATE", "SUBMITTED", "PROVIDER", "MODEL", "CARD-SEC", "CHARGED");
     for (const auto& job : *list) {
-      std::printf("%-16s %-10s %-12s %-6s %10llu %10lld\n", job.job_id().c_str(),
+      std::printf("%-16s %-16s %-10s %-20s %-12s %-6s %10llu %10lld\n",
+                  job.job_id().c_str(),
+                  job.spec().name().empty() ? "-" : job.spec().name().substr(0, 16).c_str(),
                   computenet::JobStateName(job.state()).c_str(),
-                  job.provider().c_str(), job.model().c_str(),
+                  UtcTime(job.created_ms()).c_str(), job.provider().c_str(),
+                  job.model().c_str(),
                   static_cast<unsigned long long>(job.card_seconds()),
                   static_cast<long long>(job.charged()));
     }

@@ -15,6 +15,7 @@ namespace computenet::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class DaemonsTest : public ::testing::Test {
  protected:
@@ -103,6 +104,11 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
                            kExitJobFailed);
   EXPECT_THAT(failed, HasSubstr("exit code  4"));
   EXPECT_THAT(Cli({"jobs"}), HasSubstr("hub-2"));
+  const std::string failed_only = Cli({"jobs", "--state", "failed,cancelled"});
+  EXPECT_THAT(failed_only, HasSubstr("hub-2"));
+  EXPECT_THAT(failed_only, Not(HasSubstr("hub-1 ")));
+  EXPECT_THAT(failed_only, HasSubstr("SUBMITTED"));
+  Cli({"jobs", "--state", "finished"}, kExitUsage);
   // --timeout 0 waits without a limit (it used to mean 0 ms).
   Cli({"submit", "--cards", "1", "--max-duration", "60", "--", "sleep", "0.5"});
   EXPECT_THAT(Cli({"wait", "hub-3", "--timeout", "0"}), HasSubstr("state      succeeded"));
