@@ -310,6 +310,10 @@ int main(int argc, char** argv) {
                   "a waiting job climbs one priority level per this many "
                   "seconds")
       ->capture_default_str();
+  run->add_option("--lost-job-timeout-ms", options.lost_job_timeout_ms,
+                  "jobs on a provider that stays lost this long fail")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 7 * 24 * 3600 * 1000));
   run->add_option("--reclaim-grace-ms", options.reclaim_grace_ms,
                   "notice-to-stop grace when spare capacity is reclaimed")
       ->capture_default_str();
@@ -452,6 +456,8 @@ int main(int argc, char** argv) {
     take("--liveness", [&] { options.heartbeat_liveness = flags.heartbeat_liveness; });
     take("--endpoint-file", [&] { endpoint_file = flag_endpoint_file; });
     take("--reclaim-grace-ms", [&] { options.reclaim_grace_ms = flags.reclaim_grace_ms; });
+    take("--lost-job-timeout-ms",
+         [&] { options.lost_job_timeout_ms = flags.lost_job_timeout_ms; });
     take("--fee-bps", [&] { options.fee_bps = flags.fee_bps; });
     take("--checkpoint-every",
          [&] { options.checkpoint_every_entries = flags.checkpoint_every_entries; });

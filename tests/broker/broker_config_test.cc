@@ -47,6 +47,17 @@ TEST(BrokerConfigTest, PreemptionTableIsRead) {
   EXPECT_EQ(config->options.preemption.protection_ms, 600'000);
 }
 
+TEST(BrokerConfigTest, LostJobTimeoutIsASetting) {
+  testing::TempDir dir;
+  auto config = Load(dir, "lost_job_timeout_ms = 45000\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(config->options.lost_job_timeout_ms, 45'000);
+  auto defaulted = Load(dir, "");
+  EXPECT_EQ(defaulted->options.lost_job_timeout_ms, 10 * 60 * 1000);
+  EXPECT_THAT(Load(dir, "lost_job_timeout_ms = 5\n").status().message(),
+              HasSubstr("lost_job_timeout_ms must be"));
+}
+
 TEST(BrokerConfigTest, BadPreemptionSettingsNameTheKey) {
   testing::TempDir dir;
   auto unknown = Load(dir, "[preemption]\ngrace = 5\n");

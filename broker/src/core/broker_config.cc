@@ -60,7 +60,7 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
        "heartbeat_ms", "liveness", "forward_margin_bp", "fee_bps",
        "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
        "checkpoint_interval_ms", "preemption", "decline_retry_ms",
-       "max_decline_retry_ms",
+       "max_decline_retry_ms", "lost_job_timeout_ms",
        "peers"},
       where));
   BrokerConfig config;
@@ -103,6 +103,14 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   options.checkpoint_every_entries = static_cast<uint64_t>(checkpoint_every);
   CN_RETURN_IF_ERROR(Get(root, "checkpoint_interval_ms", where, false,
                          &options.checkpoint_interval_ms));
+  int64_t lost_job_timeout = options.lost_job_timeout_ms;
+  CN_RETURN_IF_ERROR(
+      Get(root, "lost_job_timeout_ms", where, false, &lost_job_timeout));
+  if (lost_job_timeout < 100 || lost_job_timeout > 7LL * 24 * 3600 * 1000) {
+    return InvalidArgumentError(where +
+                                ": lost_job_timeout_ms must be 100..604800000 (7 days)");
+  }
+  options.lost_job_timeout_ms = static_cast<int>(lost_job_timeout);
   CN_RETURN_IF_ERROR(Get(root, "decline_retry_ms", where, false,
                          &options.decline_retry_ms));
   CN_RETURN_IF_ERROR(Get(root, "max_decline_retry_ms", where, false,

@@ -10,6 +10,8 @@
 //   heartbeat_ms = 1000                # optional
 //   liveness = 3                       # optional
 //   forward_margin_bp = 2000           # optional: 20%
+//   lost_job_timeout_ms = 600000       # optional: jobs of a lost provider
+//                                      #   fail after this
 //   decline_retry_ms = 30000           # optional: a declined forward is
 //   max_decline_retry_ms = 600000      #   tried again after this, doubling
 //   [preemption]                       # optional (docs/matching.md, 8a)
