@@ -1,7 +1,5 @@
 #include "computenet/provider/agent.h"
 
-#include "computenet/matching/site_policy.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 
 #include "computenet/common/transport.h"
 #include "computenet/common/usage_record.h"
+#include "computenet/matching/site_policy.h"
 #include "computenet/provider/agent_state.h"
 
 namespace computenet::provider {
@@ -278,15 +277,15 @@ void AgentImpl::Enqueue(v1::MessageType type,
   staged_.push_back(std::move(item));
 }
 
-Status AgentImpl::Durably(const char* what,
-                          const std::function<Status()>& fn) {
+Status AgentImpl::Durably(const char* what, const std::function<Status()>& fn) {
+  if (in_durably_) return fn();  // part of the transaction already open
   in_durably_ = true;
   staged_.clear();
   Status status = state_->Transaction(fn);
   in_durably_ = false;
   if (!status.ok()) {
-    spdlog::error("agent state: cannot store {}: {}; kept in memory only",
-                  what, status.ToString());
+    spdlog::error("agent state: cannot store {}: {}; kept in memory only", what,
+                  status.ToString());
     for (auto& item : staged_) item.stored_id = 0;
   }
   for (auto& item : staged_) outbox_.push_back(std::move(item));
@@ -358,9 +357,10 @@ Status AgentImpl::Recover() {
   }
   CN_ASSIGN_OR_RETURN(auto jobs, state_->Jobs());
   if (!reports.empty() || !jobs.empty()) {
-    spdlog::info("agent state: {} unacknowledged report(s), {} job(s) from "
-                 "before the restart",
-                 reports.size(), jobs.size());
+    spdlog::info(
+        "agent state: {} unacknowledged report(s), {} job(s) from "
+        "before the restart",
+        reports.size(), jobs.size());
   }
   for (auto& job : jobs) {
     const v1::PlacementOffer& offer = job.offer;
@@ -741,8 +741,8 @@ void AgentImpl::StartJob(const v1::PlacementOffer& offer) {
                  started.ToString());
     ReleaseDevices(offer.job_id());
     (void)Durably("failed start", [&]() -> Status {
-      ReportStatus(offer.job_id(), v1::JOB_STATE_FAILED, 127,
-                   started.message(), clock_->NowMs());
+      ReportStatus(offer.job_id(), v1::JOB_STATE_FAILED, 127, started.message(),
+                   clock_->NowMs());
       return state_->RemoveJob(offer.job_id());
     });
   }

@@ -67,9 +67,8 @@ StatusOr<int> LockDirectory(const std::string& dir) {
         holder + "); one agent per site state directory");
   }
   const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 ||
-      ::pwrite(fd, pid.data(), pid.size(), 0) !=
-          static_cast<ssize_t>(pid.size())) {
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) !=
+                                     static_cast<ssize_t>(pid.size())) {
     // The pid is only for the refusal message; the lock itself is taken.
   }
   return fd;
@@ -77,8 +76,7 @@ StatusOr<int> LockDirectory(const std::string& dir) {
 
 }  // namespace
 
-AgentState::AgentState(std::unique_ptr<storage::Database> database,
-                       int lock_fd)
+AgentState::AgentState(std::unique_ptr<storage::Database> database, int lock_fd)
     : database_(std::move(database)), lock_fd_(lock_fd) {}
 
 AgentState::~AgentState() {

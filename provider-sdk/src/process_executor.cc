@@ -1,17 +1,16 @@
 #include "computenet/provider/process_executor.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
-#include <pthread.h>
-#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -285,8 +284,8 @@ StatusOr<std::string> ResolveProgram(const std::string& name) {
   };
   if (name.find('/') != std::string::npos) {
     if (executable(name)) return name;
-    return FailedPreconditionError("cannot start '" + name +
-                                   "': " + std::strerror(errno ? errno : ENOENT));
+    return FailedPreconditionError("cannot start '" + name + "': " +
+                                   std::strerror(errno ? errno : ENOENT));
   }
   const char* env_path = std::getenv("PATH");
   const std::string search = env_path != nullptr ? env_path : "/usr/bin:/bin";
@@ -303,6 +302,9 @@ StatusOr<std::string> ResolveProgram(const std::string& name) {
   return FailedPreconditionError("cannot start '" + name +
                                  "': No such file or directory");
 }
+
+// How long Adopt waits for a live supervisor's first record.
+constexpr int kRecordWaitMs = 2000;
 
 int PidfdSendSignal(int pidfd, int signal) {
 #if defined(SYS_pidfd_send_signal)
@@ -343,12 +345,15 @@ ProcessExecutor::ProcessExecutor(ProcessExecutorOptions options)
 }
 
 ProcessExecutor::~ProcessExecutor() {
+  const bool stop = options_.stop_jobs_on_destroy;
   for (auto& [job_id, job] : jobs_) {
-    Signal(job, SIGKILL);
+    if (stop) Signal(job, SIGKILL);
     for (auto& child : job.children) {
       // Our supervisors end once their job has; adopted ones are not ours
       // to wait for.
-      if (!child.exited && child.ours) ::waitpid(child.pid, nullptr, 0);
+      if (stop && !child.exited && child.ours) {
+        ::waitpid(child.pid, nullptr, 0);
+      }
       Unwatch(child);
       if (child.lock_fd >= 0) ::close(child.lock_fd);
     }
@@ -357,7 +362,8 @@ ProcessExecutor::~ProcessExecutor() {
 }
 
 std::string ProcessExecutor::RecordDir(const std::string& job_id) const {
-  return (std::filesystem::path(options_.state_dir) / "supervisors" /
+  // A dot name: SafePathPart never makes one, so no job's name is taken.
+  return (std::filesystem::path(options_.state_dir) / ".supervisors" /
           SafePathPart(job_id))
       .string();
 }
@@ -414,8 +420,7 @@ void ProcessExecutor::Signal(const Job& job, int signal) {
   const int to_supervisor = signal == SIGKILL ? SIGUSR1 : signal;
   for (const auto& child : job.children) {
     if (child.exited || child.pid <= 0) continue;
-    if (child.pidfd >= 0 &&
-        PidfdSendSignal(child.pidfd, to_supervisor) == 0) {
+    if (child.pidfd >= 0 && PidfdSendSignal(child.pidfd, to_supervisor) == 0) {
       continue;
     }
     // Our unreaped child's pid is its own; an adopted one's only while its
@@ -482,9 +487,8 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
   const long open_max = ::sysconf(_SC_OPEN_MAX);
-  const int max_fd = open_max <= 0 || open_max > 65536
-                         ? 65536
-                         : static_cast<int>(open_max);
+  const int max_fd =
+      open_max <= 0 || open_max > 65536 ? 65536 : static_cast<int>(open_max);
 
   const int num_nodes = static_cast<int>(request.assignments.size());
   for (int rank = 0; rank < num_nodes; ++rank) {
@@ -593,7 +597,17 @@ Status ProcessExecutor::Adopt(const ExecutionRequest& request) {
     child.exit_path = RecordPath(request, assignment.node(), ".exit");
     child.lock_fd = ::open(child.run_path.c_str(), O_RDONLY | O_CLOEXEC);
     auto run = ReadRecord(child.run_path);
-    const bool alive = LockHeld(child.lock_fd);
+    bool alive = LockHeld(child.lock_fd);
+    // A supervisor forked an instant before the agent died may not have
+    // written its record yet (it does so first thing): give it a moment,
+    // or it could not be signalled.
+    for (int waited_ms = 0;
+         alive && run.count("start_ms") == 0 && waited_ms < kRecordWaitMs;
+         waited_ms += 10) {
+      ::usleep(10'000);
+      run = ReadRecord(child.run_path);
+      alive = LockHeld(child.lock_fd);
+    }
     if (run.count("start_ms") == 0 && !alive) {
       // No supervisor ever reached the job's start on this node.
       child.exited = true;
@@ -603,8 +617,8 @@ Status ProcessExecutor::Adopt(const ExecutionRequest& request) {
     }
     any_started = true;
     child.pid = static_cast<pid_t>(run.count("pid") ? run["pid"] : -1);
-    child.start_ms = run.count("start_ms") ? run["start_ms"]
-                                           : options_.clock->NowMs();
+    child.start_ms =
+        run.count("start_ms") ? run["start_ms"] : options_.clock->NowMs();
     if (start_ms == 0 || child.start_ms < start_ms) start_ms = child.start_ms;
     job.children.push_back(std::move(child));
     if (alive && job.children.back().pid > 0) Watch(job.children.back());

@@ -40,11 +40,11 @@ void BrokerImpl::OnRegisterProvider(const Request& request) {
         current->routing_id != request.frame.routing_id &&
         current->registration.agent_instance() !=
             registration->agent_instance()) {
-      spdlog::warn("provider {}: refused a second agent (instance '{}'); "
-                   "instance '{}' is connected",
-                   request.peer.name,
-                   TruncateUtf8(registration->agent_instance(), 64),
-                   current->registration.agent_instance());
+      spdlog::warn(
+          "provider {}: refused a second agent (instance '{}'); "
+          "instance '{}' is connected",
+          request.peer.name, TruncateUtf8(registration->agent_instance(), 64),
+          current->registration.agent_instance());
       status = AlreadyExistsError(
           "provider " + request.peer.name +
           " is already served by another agent (instance '" +
@@ -107,11 +107,12 @@ void BrokerImpl::ExpireUnlistedJobs(int64_t now_ms) {
     }
     const std::string provider = job->provider();
     RecordProviderEvent(provider, ProviderEvent::kProviderFailure);
-    Status failed = jobs_->Finish(
-        *job, v1::JOB_STATE_FAILED, -1,
-        "provider " + provider + " re-registered without the job and did not "
-        "report it within " + std::to_string(options_.lost_job_timeout_ms) +
-        " ms");
+    Status failed =
+        jobs_->Finish(*job, v1::JOB_STATE_FAILED, -1,
+                      "provider " + provider +
+                          " re-registered without the job and did not "
+                          "report it within " +
+                          std::to_string(options_.lost_job_timeout_ms) + " ms");
     if (!failed.ok()) spdlog::error("{}", failed.ToString());
   }
 }
@@ -145,10 +146,11 @@ Status BrokerImpl::ReconcileProvider(const std::string& name,
         (told != proceeded_.end() && told->second == job.attempts());
     if (proceeded) {
       if (unlisted_since_.emplace(job.job_id(), Now()).second) {
-        spdlog::warn("provider {} re-registered without job {} ({}); kept "
-                     "until it reports the job or {} ms pass",
-                     name, job.job_id(), v1::JobState_Name(job.state()),
-                     options_.lost_job_timeout_ms);
+        spdlog::warn(
+            "provider {} re-registered without job {} ({}); kept "
+            "until it reports the job or {} ms pass",
+            name, job.job_id(), v1::JobState_Name(job.state()),
+            options_.lost_job_timeout_ms);
       }
       continue;
     }

@@ -19,7 +19,7 @@
 // a fork of the agent that leaves the agent's session (setsid), keeps none
 // of its descriptors, starts the job in its own process group, waits for it
 // and writes how it ended (wait status, start and end ms) to
-// <state_dir>/supervisors/<job>/<attempt>.<node>.exit (written to a temporary
+// <state_dir>/.supervisors/<job>/<attempt>.<node>.exit (written to a temporary
 // file, fsync'ed, renamed). While it lives it holds an exclusive flock(2) on
 // <attempt>.<node>.run (which records its pid and the start time): the lock,
 // not the pid, says whether it is alive, so pid reuse cannot fool a
@@ -58,12 +58,16 @@ struct ProcessExecutorOptions {
   // Where the supervisors keep their records (see above); work_dir when
   // empty. Must survive the agent (the site's state directory).
   std::string state_dir;
+  // Whether the destructor stops what still runs (SIGKILL through the
+  // supervisors) and waits for it. false: the jobs run on, for the next
+  // agent to Adopt() (e.g. across an upgrade of the agent).
+  bool stop_jobs_on_destroy = true;
 };
 
 class ProcessExecutor final : public Executor {
  public:
   explicit ProcessExecutor(ProcessExecutorOptions options);
-  ~ProcessExecutor() override;  // kills what still runs
+  ~ProcessExecutor() override;  // see stop_jobs_on_destroy
   ProcessExecutor(const ProcessExecutor&) = delete;
   ProcessExecutor& operator=(const ProcessExecutor&) = delete;
 
@@ -86,8 +90,8 @@ class ProcessExecutor final : public Executor {
     bool exited = false;
     int wait_status = 0;  // the job process's, from the supervisor's record
     int pidfd = -1;  // in epoll_fd_ while the child is unreaped; -1: none
-    bool ours = true;  // our child (else adopted after a restart)
-    int lock_fd = -1;  // adopted: the run file, to test the supervisor's lock
+    bool ours = true;   // our child (else adopted after a restart)
+    int lock_fd = -1;   // adopted: the run file, to test the supervisor's lock
     bool lost = false;  // the supervisor ended without a record
     int64_t start_ms = 0;  // from the supervisor's record
     int64_t end_ms = 0;
@@ -98,7 +102,7 @@ class ProcessExecutor final : public Executor {
     ExecutionRequest request;
     std::vector<Child> children;
     int64_t start_ms = 0;
-    bool adopted = false;  // times come from the supervisors' records
+    bool adopted = false;           // times come from the supervisors' records
     bool stopping = false;          // SIGTERM sent
     int64_t kill_at_ms = 0;         // when SIGKILL follows
     v1::JobState stop_state = v1::JOB_STATE_UNSPECIFIED;
