@@ -242,6 +242,46 @@ TEST_F(AgentRestartTest,
   EXPECT_THAT(Cli({"ledger", "verify", db_}), HasSubstr("ledger OK"));
 }
 
+// A job still running when its agent comes back is taken back: metered on
+// from where it stopped, stopped by nobody, reported once when it ends.
+TEST_F(AgentRestartTest, AJobStillRunningAtTheRestartIsTakenBack) {
+  auto broker = StartBroker("tcp://127.0.0.1:0");
+  auto provider = StartProvider();
+  const std::string flag = dir_.File("flag");
+  const std::string marker = dir_.File("marker");
+  const std::string job_id = SubmitMarkedJob(marker, flag, 0);
+  ASSERT_TRUE(WaitUntil([&] { return Job(job_id).card_seconds() >= 1; }));
+
+  provider->Signal(SIGKILL);
+  EXPECT_EQ(provider->Wait(), 128 + SIGKILL);
+  const uint64_t before = Job(job_id).card_seconds();
+  auto restarted = StartProvider();
+  // Interim records go on after the restart: the run is watched again.
+  ASSERT_TRUE(WaitUntil([&] { return Job(job_id).card_seconds() > before; }))
+      << ReadAll(dir_.File("provider-a.log"));
+  EXPECT_EQ(Job(job_id).state(), v1::JOB_STATE_RUNNING);
+  { std::ofstream(flag) << "go"; }
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Job(job_id).state() == v1::JOB_STATE_SUCCEEDED; }));
+  const v1::JobInfo done = Job(job_id);
+  EXPECT_EQ(done.exit_code(), 0);
+  EXPECT_EQ(CountLines(marker), 1);
+  EXPECT_EQ(done.attempts(), 1u);
+  // Never billed past the run (no interval twice): at most from its start
+  // to when the broker stored its end.
+  EXPECT_LE(done.card_seconds(),
+            CardSecondsFor(1, done.started_ms(), done.finished_ms()));
+  EXPECT_EQ(done.charged(), static_cast<int64_t>(done.card_seconds()));
+  EXPECT_THAT(ReadAll(dir_.File("provider-a.log")),
+              Not(HasSubstr("broker refused")));
+
+  restarted->Signal(SIGTERM);
+  restarted->Wait();
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+  EXPECT_THAT(Cli({"ledger", "verify", db_}), HasSubstr("ledger OK"));
+}
+
 // Reports the broker never acknowledged survive the agent's death.
 TEST_F(AgentRestartTest, UnacknowledgedReportsAreResentAfterARestart) {
   auto broker = StartBroker("tcp://127.0.0.1:0");
