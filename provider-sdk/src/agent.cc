@@ -1,19 +1,20 @@
 #include "computenet/provider/agent.h"
 
-#include "computenet/matching/site_policy.h"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 
 #include "computenet/common/transport.h"
 #include "computenet/common/usage_record.h"
+#include "computenet/matching/site_policy.h"
+#include "computenet/provider/agent_state.h"
 
 namespace computenet::provider {
 namespace {
@@ -25,15 +26,18 @@ struct OutboxItem {
   std::string job_id;
   uint64_t request_id = 0;  // of the latest send; 0 = not sent yet
   int64_t sent_ms = 0;      // when it was last sent
+  int64_t stored_id = 0;    // its row in the agent's state; 0 = memory only
 };
 
 class AgentImpl final : public ProviderAgent {
  public:
   AgentImpl(ProviderOptions options, Identity identity,
-            std::unique_ptr<Executor> executor)
+            std::unique_ptr<Executor> executor,
+            std::unique_ptr<AgentState> state)
       : options_(std::move(options)),
         identity_(std::move(identity)),
         executor_(std::move(executor)),
+        state_(std::move(state)),
         clock_(options_.clock),
         context_(1),
         heartbeat_interval_ms_(options_.heartbeat_interval_ms),
@@ -58,8 +62,21 @@ class AgentImpl final : public ProviderAgent {
   void SendRegistration();
   void Send(v1::MessageType type, uint64_t request_id,
             const google::protobuf::MessageLite& body);
+  // Queues a report: stored in the agent's state first (durable = false:
+  // memory only), then sent when registered. Inside Durably() it commits
+  // with the rest of that transaction.
   void Enqueue(v1::MessageType type, const google::protobuf::MessageLite& body,
-               const std::string& job_id);
+               const std::string& job_id, bool durable = true);
+  // Runs fn (state writes and Enqueue calls) as one transaction of the
+  // agent's state; the reports it queued join the outbox only then. On a
+  // failure they are kept in memory anyway (logged): sending them is
+  // better than losing them.
+  Status Durably(const char* what, const std::function<Status()>& fn);
+  // Takes back what the agent's state holds from an earlier run.
+  Status Recover();
+  // Starts an accepted offer the broker said to proceed with (its row is
+  // in phase kStarting).
+  void StartJob(const v1::PlacementOffer& offer);
   // Sends outbox items not sent yet, and again those unanswered for long.
   void FlushOutbox();
   void ForgetSends();
@@ -80,6 +97,10 @@ class AgentImpl final : public ProviderAgent {
   ProviderOptions options_;
   Identity identity_;
   std::unique_ptr<Executor> executor_;
+  std::unique_ptr<AgentState> state_;
+  // Reports queued inside the open Durably() transaction.
+  bool in_durably_ = false;
+  std::vector<OutboxItem> staged_;
   std::shared_ptr<Clock> clock_;
   zmq::context_t context_;
   std::unique_ptr<DealerChannel> channel_;
@@ -117,6 +138,20 @@ class AgentImpl final : public ProviderAgent {
     bool started = false;
     int64_t last_end_ms = 0;
     uint32_t next_index = 1;
+    // The offer it came from (empty for a job known only to the executor,
+    // which is then not in the agent's state) and how far it got.
+    v1::PlacementOffer offer;
+    JobPhase phase = JobPhase::kStarting;
+    StoredJob Stored(const std::string& job_id) const {
+      StoredJob stored;
+      stored.job_id = job_id;
+      stored.offer = offer;
+      stored.phase = phase;
+      stored.started = started;
+      stored.last_end_ms = last_end_ms;
+      stored.next_index = next_index;
+      return stored;
+    }
     // Record ids: "<job>:<i>" and "<job>:final", or for a rerun
     // "<job>:<attempt>:<i>" and "<job>:<attempt>:final".
     std::string RecordId(const std::string& job_id,
@@ -127,6 +162,11 @@ class AgentImpl final : public ProviderAgent {
     }
   };
   std::map<std::string, Metering> metering_;
+  // Stores the job's row (no-op for a job not from an offer).
+  Status SaveJob(const std::string& job_id, const Metering& metering) {
+    if (metering.offer.job_id().empty()) return OkStatus();
+    return state_->PutJob(metering.Stored(job_id));
+  }
   // Sends an interim record for every full usage interval a job has run.
   void MeterRunningJobs();
   void ReportUsage(const std::string& job_id, const Metering& metering,
@@ -162,7 +202,9 @@ void AgentImpl::SendOfferUpdates() {
         if (node.name() == change.node()) node.set_offer(change.offer());
       }
     }
-    Enqueue(v1::MESSAGE_TYPE_UPDATE_OFFER, update, "");
+    // Not kept across a restart: the restarted agent registers what its
+    // config says then, which an old update must not overwrite.
+    Enqueue(v1::MESSAGE_TYPE_UPDATE_OFFER, update, "", /*durable=*/false);
   }
 }
 
@@ -198,7 +240,14 @@ void AgentImpl::SendRegistration() {
   for (const auto& item : outbox_) {
     if (!item.job_id.empty()) active.insert(item.job_id);
   }
+  // Jobs the broker said to proceed with, whether or not they run now.
+  for (const auto& [job_id, metering] : metering_) {
+    if (!metering.offer.job_id().empty()) active.insert(job_id);
+  }
   for (const auto& job_id : active) registration.add_active_job_ids(job_id);
+  // Tells the broker this agent (restarted or not) from a second agent
+  // using the same key.
+  registration.set_agent_instance(state_->instance_id());
   register_request_id_ = channel_->NextRequestId();
   spdlog::info("registering with broker at {} ({} active jobs)",
                options_.broker_endpoint, active.size());
@@ -207,9 +256,42 @@ void AgentImpl::SendRegistration() {
 
 void AgentImpl::Enqueue(v1::MessageType type,
                         const google::protobuf::MessageLite& body,
-                        const std::string& job_id) {
-  outbox_.push_back(OutboxItem{type, body.SerializeAsString(), job_id, 0});
+                        const std::string& job_id, bool durable) {
+  OutboxItem item{type, body.SerializeAsString(), job_id, 0, 0, 0};
+  if (!in_durably_) {
+    (void)Durably("report", [&]() -> Status {
+      Enqueue(type, body, job_id, durable);
+      return OkStatus();
+    });
+    return;
+  }
+  if (durable) {
+    auto id = state_->AddReport(type, job_id, item.body);
+    if (!id.ok()) {
+      spdlog::error("agent state: cannot store {} for job {}: {}",
+                    MessageTypeName(type), job_id, id.status().ToString());
+    } else {
+      item.stored_id = *id;
+    }
+  }
+  staged_.push_back(std::move(item));
+}
+
+Status AgentImpl::Durably(const char* what, const std::function<Status()>& fn) {
+  if (in_durably_) return fn();  // part of the transaction already open
+  in_durably_ = true;
+  staged_.clear();
+  Status status = state_->Transaction(fn);
+  in_durably_ = false;
+  if (!status.ok()) {
+    spdlog::error("agent state: cannot store {}: {}; kept in memory only", what,
+                  status.ToString());
+    for (auto& item : staged_) item.stored_id = 0;
+  }
+  for (auto& item : staged_) outbox_.push_back(std::move(item));
+  staged_.clear();
   if (registered_.load()) FlushOutbox();
+  return status;
 }
 
 void AgentImpl::ForgetSends() {
@@ -260,7 +342,95 @@ StatusOr<std::optional<v1::Envelope>> AgentImpl::Wait(int timeout_ms) {
   return channel_->Receive(0);
 }
 
+Status AgentImpl::Recover() {
+  CN_ASSIGN_OR_RETURN(auto reports, state_->Reports());
+  std::set<std::string> answered;  // jobs whose offer answer is unsent
+  for (auto& report : reports) {
+    if (report.type == v1::MESSAGE_TYPE_PLACEMENT_RESPONSE) {
+      v1::PlacementResponse response;
+      if (response.ParseFromString(report.body)) {
+        answered.insert(response.job_id());
+      }
+    }
+    outbox_.push_back(OutboxItem{report.type, std::move(report.body),
+                                 report.job_id, 0, 0, report.id});
+  }
+  CN_ASSIGN_OR_RETURN(auto jobs, state_->Jobs());
+  if (!reports.empty() || !jobs.empty()) {
+    spdlog::info(
+        "agent state: {} unacknowledged report(s), {} job(s) from "
+        "before the restart",
+        reports.size(), jobs.size());
+  }
+  for (auto& job : jobs) {
+    const v1::PlacementOffer& offer = job.offer;
+    auto& devices = held_[job.job_id];
+    for (const auto& assignment : offer.assignments()) {
+      for (uint32_t index : assignment.device_indices()) {
+        devices[{assignment.node(), index}] =
+            assignment.milli() == 0 ? 1000 : assignment.milli();
+      }
+    }
+    if (job.phase == JobPhase::kAccepted) {
+      accepted_offers_[job.job_id] = offer;
+      if (answered.count(job.job_id) == 0) {
+        // Its answer was acknowledged but the broker's verdict never
+        // stored: ask again (the broker answers by the job's state).
+        v1::PlacementResponse response;
+        response.set_job_id(job.job_id);
+        response.set_accepted(true);
+        Enqueue(v1::MESSAGE_TYPE_PLACEMENT_RESPONSE, response, "");
+      }
+      continue;
+    }
+    Metering& metering = metering_[job.job_id];
+    metering.model = offer.model();
+    metering.attempt = std::max<uint32_t>(1, offer.attempt());
+    for (const auto& assignment : offer.assignments()) {
+      metering.cards += static_cast<uint32_t>(assignment.device_indices_size());
+    }
+    metering.offer = offer;
+    metering.phase = job.phase;
+    metering.started = job.started;
+    metering.last_end_ms = job.last_end_ms;
+    metering.next_index = job.next_index;
+    ExecutionRequest request;
+    request.job_id = offer.job_id();
+    request.consumer = offer.consumer();
+    request.spec = offer.spec();
+    request.model = offer.model();
+    request.assignments.assign(offer.assignments().begin(),
+                               offer.assignments().end());
+    request.attempt = metering.attempt;
+    Status adopted = executor_->Adopt(request);
+    if (adopted.ok()) continue;  // its start and end come from Poll()
+    if (adopted.code() == StatusCode::kNotFound &&
+        job.phase == JobPhase::kStarting) {
+      // Told to proceed, and certainly never started: start it now.
+      spdlog::info("job {} was not started before the restart; starting it",
+                   job.job_id);
+      metering_.erase(job.job_id);
+      StartJob(offer);
+      continue;
+    }
+    spdlog::warn("job {}: cannot take it back after the restart: {}",
+                 job.job_id, adopted.ToString());
+    metering_.erase(job.job_id);
+    ReleaseDevices(job.job_id);
+    (void)Durably("lost job", [&]() -> Status {
+      ReportStatus(job.job_id, v1::JOB_STATE_FAILED, -1,
+                   "the agent restarted and could not tell how the job "
+                   "ended: " +
+                       adopted.ToString(),
+                   clock_->NowMs());
+      return state_->RemoveJob(job.job_id);
+    });
+  }
+  return OkStatus();
+}
+
 Status AgentImpl::Run() {
+  CN_RETURN_IF_ERROR(Recover());
   CN_RETURN_IF_ERROR(Connect());
   SendRegistration();
   int64_t reconnect_at_ms = 0;
@@ -352,8 +522,11 @@ Status AgentImpl::OnRegisterReply(const v1::Envelope& envelope) {
   Status status = StatusFromProto(envelope.status());
   if (!status.ok()) {
     spdlog::error("registration refused: {}", status.ToString());
+    // ALREADY_EXISTS: another agent with our key serves this provider;
+    // stepping aside is the only safe answer.
     if (status.code() == StatusCode::kInvalidArgument ||
-        status.code() == StatusCode::kPermissionDenied) {
+        status.code() == StatusCode::kPermissionDenied ||
+        status.code() == StatusCode::kAlreadyExists) {
       return status.WithContext("broker refused the registration");
     }
     return OkStatus();  // transient: the liveness timer retries
@@ -372,7 +545,11 @@ Status AgentImpl::OnRegisterReply(const v1::Envelope& envelope) {
   spdlog::info("registered as provider {}", reply->provider_name());
   for (const auto& job_id : reply->cancel_job_ids()) {
     spdlog::info("broker no longer wants job {}; stopping it", job_id);
-    accepted_offers_.erase(job_id);
+    if (accepted_offers_.erase(job_id) != 0) {
+      ReleaseDevices(job_id);
+      Status removed = state_->RemoveJob(job_id);
+      if (!removed.ok()) spdlog::error("agent state: {}", removed.ToString());
+    }
     (void)executor_->Cancel(job_id, 0);
   }
   FlushOutbox();
@@ -462,6 +639,23 @@ void AgentImpl::OnOffer(const v1::Envelope& envelope) {
     spdlog::info("accepted job {} from {}: {} on {} node(s)", offer->job_id(),
                  offer->consumer(), offer->model(),
                  offer->assignments_size());
+    // Remembered before the answer leaves: an agent that said yes and then
+    // restarted still knows the job is its own.
+    StoredJob stored;
+    stored.job_id = offer->job_id();
+    stored.offer = *offer;
+    stored.phase = JobPhase::kAccepted;
+    Status kept = Durably("accepted offer", [&]() -> Status {
+      CN_RETURN_IF_ERROR(state_->PutJob(stored));
+      Enqueue(v1::MESSAGE_TYPE_PLACEMENT_RESPONSE, response, "");
+      return OkStatus();
+    });
+    if (!kept.ok()) {
+      // The yes went out anyway (from memory); the job is handled as
+      // before this agent kept state.
+      spdlog::warn("job {}: accepted without durable state", offer->job_id());
+    }
+    return;
   } else {
     response.set_accepted(false);
     response.set_reason(fits.ToString());
@@ -472,23 +666,57 @@ void AgentImpl::OnOffer(const v1::Envelope& envelope) {
 }
 
 void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
-  OnAck(envelope);
   auto reply = DecodeBody<v1::PlacementResponseReply>(envelope);
-  if (!reply.ok()) return;
-  auto it = accepted_offers_.find(reply->job_id());
-  if (it == accepted_offers_.end()) return;
+  auto it = reply.ok() ? accepted_offers_.find(reply->job_id())
+                       : accepted_offers_.end();
+  if (it == accepted_offers_.end()) {
+    OnAck(envelope);
+    return;
+  }
+  const Status verdict = StatusFromProto(envelope.status());
+  if (verdict.code() == StatusCode::kUnavailable ||
+      verdict.code() == StatusCode::kResourceExhausted ||
+      verdict.code() == StatusCode::kFailedPrecondition) {
+    OnAck(envelope);  // kept and asked again; the offer stays accepted
+    return;
+  }
   v1::PlacementOffer offer = std::move(it->second);
   accepted_offers_.erase(it);
   const bool cancelled = cancelled_before_start_.erase(offer.job_id()) != 0;
-  if (envelope.status().code() != v1::Status::OK || !reply->proceed() ||
-      cancelled) {
+  const bool proceed = verdict.ok() && reply->proceed() && !cancelled;
+  if (!proceed) {
     ReleaseDevices(offer.job_id());
-    if (cancelled && reply->proceed()) {
-      ReportStatus(offer.job_id(), v1::JOB_STATE_CANCELLED, -1,
-                   "cancelled before it started", clock_->NowMs());
-    }
+    (void)Durably("offer verdict", [&]() -> Status {
+      OnAck(envelope);
+      if (cancelled && reply->proceed()) {
+        ReportStatus(offer.job_id(), v1::JOB_STATE_CANCELLED, -1,
+                     "cancelled before it started", clock_->NowMs());
+      }
+      return state_->RemoveJob(offer.job_id());
+    });
     return;
   }
+  // The verdict and "starting" commit together, before the start: after a
+  // crash the agent knows it may run the job, and (from the supervisor's
+  // record) whether it did.
+  Metering& metering = metering_[offer.job_id()];
+  metering.model = offer.model();
+  metering.attempt = std::max<uint32_t>(1, offer.attempt());
+  metering.cards = 0;
+  for (const auto& assignment : offer.assignments()) {
+    metering.cards += static_cast<uint32_t>(assignment.device_indices_size());
+  }
+  metering.offer = offer;
+  metering.phase = JobPhase::kStarting;
+  (void)Durably("proceed", [&]() -> Status {
+    OnAck(envelope);
+    return SaveJob(offer.job_id(), metering);
+  });
+  metering_.erase(offer.job_id());  // StartJob sets it up again
+  StartJob(offer);
+}
+
+void AgentImpl::StartJob(const v1::PlacementOffer& offer) {
   ExecutionRequest request;
   request.job_id = offer.job_id();
   request.consumer = offer.consumer();
@@ -496,20 +724,27 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
   request.model = offer.model();
   request.assignments.assign(offer.assignments().begin(),
                              offer.assignments().end());
+  request.attempt = std::max<uint32_t>(1, offer.attempt());
   Status started = executor_->Start(request);
   if (started.ok()) {
     Metering& metering = metering_[offer.job_id()];
     metering.model = offer.model();
-    metering.attempt = std::max<uint32_t>(1, offer.attempt());
+    metering.attempt = request.attempt;
+    metering.cards = 0;
     for (const auto& assignment : offer.assignments()) {
       metering.cards += static_cast<uint32_t>(assignment.device_indices_size());
     }
+    metering.offer = offer;
+    metering.phase = JobPhase::kStarting;
   } else {
     spdlog::warn("job {} could not start: {}", offer.job_id(),
                  started.ToString());
     ReleaseDevices(offer.job_id());
-    ReportStatus(offer.job_id(), v1::JOB_STATE_FAILED, 127, started.message(),
-                 clock_->NowMs());
+    (void)Durably("failed start", [&]() -> Status {
+      ReportStatus(offer.job_id(), v1::JOB_STATE_FAILED, 127, started.message(),
+                   clock_->NowMs());
+      return state_->RemoveJob(offer.job_id());
+    });
   }
 }
 
@@ -555,6 +790,13 @@ void AgentImpl::OnAck(const v1::Envelope& envelope) {
     if (!status.ok()) {
       spdlog::warn("broker refused {} for job {}: {}",
                    MessageTypeName(it->type), it->job_id, status.ToString());
+    }
+    if (it->stored_id != 0) {
+      Status removed = state_->RemoveReport(it->stored_id);
+      if (!removed.ok()) {
+        // Sent again after a restart; the broker answers repeats alike.
+        spdlog::error("agent state: {}", removed.ToString());
+      }
     }
     outbox_.erase(it);
     return;
@@ -611,11 +853,14 @@ void AgentImpl::MeterRunningJobs() {
     // Whole intervals only: each interim record is exact whole seconds, so
     // the job's started-second rounding happens once, in its last record.
     while (metering.started && now - metering.last_end_ms >= interval_ms) {
-      ReportUsage(job_id, metering,
-                  metering.RecordId(job_id, std::to_string(metering.next_index++)),
-                  metering.cards, metering.last_end_ms,
-                  metering.last_end_ms + interval_ms, false);
-      metering.last_end_ms += interval_ms;
+      // The record and how far metering got commit together: after a
+      // restart the next record neither repeats nor skips an interval.
+      (void)Durably("interim usage", [&, &id = job_id, &m = metering]() {
+        ReportUsage(id, m, m.RecordId(id, std::to_string(m.next_index++)),
+                    m.cards, m.last_end_ms, m.last_end_ms + interval_ms, false);
+        m.last_end_ms += interval_ms;
+        return SaveJob(id, m);
+      });
     }
   }
 }
@@ -623,12 +868,18 @@ void AgentImpl::MeterRunningJobs() {
 void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   if (event.kind == ExecutionEvent::Kind::kStarted) {
     Metering& metering = metering_[event.job_id];
+    // A run taken back after a restart was metered up to last_end_ms.
+    if (metering.started) return;
     metering.started = true;
     metering.last_end_ms = event.start_ms;
+    metering.phase = JobPhase::kRunning;
     // A job re-adopted after a restart is known only to the executor.
     if (metering.model.empty()) metering.model = event.model;
     if (metering.cards == 0) metering.cards = event.cards;
-    ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, "", event.start_ms);
+    (void)Durably("start", [&]() -> Status {
+      ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, "", event.start_ms);
+      return SaveJob(event.job_id, metering);
+    });
     return;
   }
   ReleaseDevices(event.job_id);
@@ -640,11 +891,15 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   // run, from where the interim records stopped. A job re-adopted after a
   // restart is known only to the executor.
   if (metering.model.empty()) metering.model = event.model;
-  ReportUsage(event.job_id, metering, metering.RecordId(event.job_id, "final"),
-              event.cards, metering.last_end_ms,
-              std::max(event.end_ms, metering.last_end_ms), true);
-  ReportStatus(event.job_id, event.final_state, event.exit_code, event.message,
-               event.end_ms);
+  (void)Durably("end", [&]() -> Status {
+    ReportUsage(event.job_id, metering,
+                metering.RecordId(event.job_id, "final"), event.cards,
+                metering.last_end_ms,
+                std::max(event.end_ms, metering.last_end_ms), true);
+    ReportStatus(event.job_id, event.final_state, event.exit_code,
+                 event.message, event.end_ms);
+    return state_->RemoveJob(event.job_id);
+  });
 }
 
 }  // namespace
@@ -664,8 +919,10 @@ StatusOr<std::unique_ptr<ProviderAgent>> ProviderAgent::Create(
     return InvalidArgumentError("provider: bad heartbeat/backoff/tick settings");
   }
   if (!options.clock) options.clock = SystemClock::Shared();
-  return std::unique_ptr<ProviderAgent>(new AgentImpl(
-      std::move(options), std::move(identity), std::move(executor)));
+  CN_ASSIGN_OR_RETURN(auto state, AgentState::Open(options.state_dir));
+  return std::unique_ptr<ProviderAgent>(
+      new AgentImpl(std::move(options), std::move(identity),
+                    std::move(executor), std::move(state)));
 }
 
 }  // namespace computenet::provider

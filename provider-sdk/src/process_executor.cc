@@ -1,18 +1,23 @@
 #include "computenet/provider/process_executor.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+
+#include "computenet/common/files.h"
 
 extern char** environ;
 
@@ -76,11 +81,249 @@ int32_t ExitCodeOf(int wait_status) {
   return -1;
 }
 
+// --- the supervisor --------------------------------------------------------
+// Everything below that runs in a forked child uses async-signal-safe calls
+// only (the agent has other threads: a fork copies none of them, and a lock
+// one of them held stays held in the child), on memory prepared before the
+// fork.
+
+volatile sig_atomic_t g_supervised_pid = 0;  // in a supervisor process only
+
+void ForwardToJob(int signal) {
+  const pid_t job = g_supervised_pid;
+  if (job > 0) ::kill(-job, signal == SIGUSR1 ? SIGKILL : SIGTERM);
+}
+
+int64_t RealtimeMs() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1'000'000;
+}
+
+// Appends "<key><value>\n" at out (room for it is the caller's business).
+char* AppendField(char* out, const char* key, int64_t value) {
+  while (*key != '\0') *out++ = *key++;
+  char digits[24];
+  int n = 0;
+  const bool negative = value < 0;
+  uint64_t magnitude = negative ? 0 - static_cast<uint64_t>(value)
+                                : static_cast<uint64_t>(value);
+  do {
+    digits[n++] = static_cast<char>('0' + magnitude % 10);
+    magnitude /= 10;
+  } while (magnitude != 0);
+  if (negative) *out++ = '-';
+  while (n > 0) *out++ = digits[--n];
+  *out++ = '\n';
+  return out;
+}
+
+bool WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t wrote = ::write(fd, data, size);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return false;
+    data += wrote;
+    size -= static_cast<size_t>(wrote);
+  }
+  return true;
+}
+
+void CloseAllExcept(int keep, int max_fd) {
+#if defined(SYS_close_range)
+  if (keep > 0 && ::syscall(SYS_close_range, 0u,
+                            static_cast<unsigned>(keep - 1), 0u) != 0) {
+    for (int fd = 0; fd < keep; ++fd) ::close(fd);
+  }
+  if (::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), ~0u, 0u) ==
+      0) {
+    return;
+  }
+#endif
+  for (int fd = 0; fd < max_fd; ++fd) {
+    if (fd != keep) ::close(fd);
+  }
+}
+
+struct SuperviseArgs {
+  int run_fd = -1;
+  int max_fd = 1024;
+  const char* program = nullptr;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* job_dir = nullptr;
+  const char* log_path = nullptr;
+  const char* exit_tmp = nullptr;
+  const char* exit_path = nullptr;
+  const char* record_dir = nullptr;
+};
+
+[[noreturn]] void Supervise(const SuperviseArgs& args) {
+  // Signals arrive blocked (Start) and stay so until the job's pid is known.
+  ::setsid();  // out of the agent's session and process group
+  CloseAllExcept(args.run_fd, args.max_fd);
+  struct sigaction forward {};
+  forward.sa_handler = ForwardToJob;
+  sigemptyset(&forward.sa_mask);
+  ::sigaction(SIGTERM, &forward, nullptr);
+  ::sigaction(SIGUSR1, &forward, nullptr);
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  ::sigaction(SIGINT, &ignore, nullptr);
+  ::sigaction(SIGHUP, &ignore, nullptr);
+  ::sigaction(SIGPIPE, &ignore, nullptr);
+
+  // The run record, before the job exists: a restarted agent that finds no
+  // start in it knows for certain that the job never ran.
+  char record[128];
+  const int64_t start_ms = RealtimeMs();
+  char* end = AppendField(record, "pid=", ::getpid());
+  end = AppendField(end, "start_ms=", start_ms);
+  if (::ftruncate(args.run_fd, 0) != 0 ||
+      !WriteAll(args.run_fd, record, static_cast<size_t>(end - record))) {
+    ::_exit(1);
+  }
+  ::fsync(args.run_fd);
+
+  int status = 127 << 8;  // as a shell reports a command it cannot run
+  const pid_t job = ::fork();
+  if (job == 0) {
+    struct sigaction fallback {};
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    for (int signal : {SIGTERM, SIGUSR1, SIGINT, SIGHUP, SIGPIPE}) {
+      ::sigaction(signal, &fallback, nullptr);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setpgid(0, 0);
+    const int in = ::open("/dev/null", O_RDONLY);
+    const int out = ::open(args.log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    if (in >= 0) ::dup2(in, STDIN_FILENO);
+    if (out >= 0) {
+      ::dup2(out, STDOUT_FILENO);
+      ::dup2(out, STDERR_FILENO);
+    }
+    if (in > STDERR_FILENO) ::close(in);
+    if (out > STDERR_FILENO) ::close(out);
+    ::close(args.run_fd);
+    if (::chdir(args.job_dir) != 0) ::_exit(127);
+    ::execve(args.program, args.argv, args.envp);
+    ::_exit(127);
+  }
+  if (job > 0) {
+    ::setpgid(job, job);  // also here: a signal may come before the child runs
+    g_supervised_pid = job;
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    while (::waitpid(job, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  const int64_t end_ms = RealtimeMs();
+  end = AppendField(record, "status=", status);
+  end = AppendField(end, "start_ms=", start_ms);
+  end = AppendField(end, "end_ms=", end_ms);
+  const int fd =
+      ::open(args.exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd >= 0) {
+    WriteAll(fd, record, static_cast<size_t>(end - record));
+    ::fsync(fd);
+    ::close(fd);
+    ::rename(args.exit_tmp, args.exit_path);
+    const int dir = ::open(args.record_dir, O_RDONLY | O_DIRECTORY);
+    if (dir >= 0) {
+      ::fsync(dir);
+      ::close(dir);
+    }
+  }
+  ::_exit(0);  // the lock on the run file goes with us
+}
+
+// "key=value" lines of a supervisor record.
+std::map<std::string, int64_t> ReadRecord(const std::string& path) {
+  std::map<std::string, int64_t> out;
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return out;
+  size_t begin = 0;
+  while (begin < text->size()) {
+    size_t line_end = text->find('\n', begin);
+    if (line_end == std::string::npos) break;  // a torn last line: ignored
+    const std::string line = text->substr(begin, line_end - begin);
+    begin = line_end + 1;
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    try {
+      out[line.substr(0, eq)] = std::stoll(line.substr(eq + 1));
+    } catch (const std::exception&) {
+      continue;
+    }
+  }
+  return out;
+}
+
+// Whether someone holds the lock on fd (the supervisor is alive).
+bool LockHeld(int fd) {
+  if (fd < 0) return false;
+  if (::flock(fd, LOCK_SH | LOCK_NB) == 0) {
+    ::flock(fd, LOCK_UN);
+    return false;
+  }
+  return errno == EWOULDBLOCK;
+}
+
+// The program posix_spawnp would run for name (PATH of the agent), so that
+// a missing command is refused at Start as before.
+StatusOr<std::string> ResolveProgram(const std::string& name) {
+  auto executable = [](const std::string& path) {
+    struct stat info {};
+    return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) &&
+           ::access(path.c_str(), X_OK) == 0;
+  };
+  if (name.find('/') != std::string::npos) {
+    if (executable(name)) return name;
+    return FailedPreconditionError("cannot start '" + name + "': " +
+                                   std::strerror(errno ? errno : ENOENT));
+  }
+  const char* env_path = std::getenv("PATH");
+  const std::string search = env_path != nullptr ? env_path : "/usr/bin:/bin";
+  size_t begin = 0;
+  while (begin <= search.size()) {
+    size_t colon = search.find(':', begin);
+    if (colon == std::string::npos) colon = search.size();
+    std::string dir = search.substr(begin, colon - begin);
+    if (dir.empty()) dir = ".";
+    const std::string candidate = dir + "/" + name;
+    if (executable(candidate)) return candidate;
+    begin = colon + 1;
+  }
+  return FailedPreconditionError("cannot start '" + name +
+                                 "': No such file or directory");
+}
+
+// How long Adopt waits for a live supervisor's first record.
+constexpr int kRecordWaitMs = 2000;
+
+int PidfdSendSignal(int pidfd, int signal) {
+#if defined(SYS_pidfd_send_signal)
+  return static_cast<int>(
+      ::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+#else
+  (void)pidfd;
+  (void)signal;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
 }  // namespace
 
 ProcessExecutor::ProcessExecutor(ProcessExecutorOptions options)
     : options_(std::move(options)) {
   if (!options_.clock) options_.clock = SystemClock::Shared();
+  if (options_.state_dir.empty()) options_.state_dir = options_.work_dir;
   // One epoll set of the children's pidfds is the single wake descriptor.
   // Probe pidfd_open on ourselves first: without it the set would never
   // become readable, and the agent is better off not polling it.
@@ -102,23 +345,51 @@ ProcessExecutor::ProcessExecutor(ProcessExecutorOptions options)
 }
 
 ProcessExecutor::~ProcessExecutor() {
+  const bool stop = options_.stop_jobs_on_destroy;
   for (auto& [job_id, job] : jobs_) {
-    Signal(job, SIGKILL);
+    if (stop) Signal(job, SIGKILL);
     for (auto& child : job.children) {
-      if (!child.exited) ::waitpid(child.pid, nullptr, 0);
+      // Our supervisors end once their job has; adopted ones are not ours
+      // to wait for.
+      if (stop && !child.exited && child.ours) {
+        ::waitpid(child.pid, nullptr, 0);
+      }
       Unwatch(child);
+      if (child.lock_fd >= 0) ::close(child.lock_fd);
     }
   }
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
+std::string ProcessExecutor::RecordDir(const std::string& job_id) const {
+  // A dot name: SafePathPart never makes one, so no job's name is taken.
+  return (std::filesystem::path(options_.state_dir) / ".supervisors" /
+          SafePathPart(job_id))
+      .string();
+}
+
+std::string ProcessExecutor::RecordPath(const ExecutionRequest& request,
+                                        const std::string& node,
+                                        const char* suffix) const {
+  return RecordDir(request.job_id) + "/" + std::to_string(request.attempt) +
+         "." + SafePathPart(node) + suffix;
+}
+
 void ProcessExecutor::Watch(Child& child) {
   if (!pidfds_work_) return;
-  // The child is ours and not reaped yet, so its pid cannot have been reused.
+  // Our unreaped child cannot have had its pid reused. An adopted
+  // supervisor is checked by its lock after the pidfd is taken: alive then,
+  // the pidfd is its own.
   const int pidfd = PidfdOpen(child.pid);
   if (pidfd < 0) {
-    spdlog::warn("pidfd_open({}): {}; its exit is noticed on the tick",
-                 child.pid, std::strerror(errno));
+    if (child.ours) {
+      spdlog::warn("pidfd_open({}): {}; its exit is noticed on the tick",
+                   child.pid, std::strerror(errno));
+    }
+    return;
+  }
+  if (!child.ours && !LockHeld(child.lock_fd)) {
+    ::close(pidfd);
     return;
   }
   epoll_event event{};
@@ -144,10 +415,42 @@ void ProcessExecutor::Unwatch(Child& child) {
 }
 
 void ProcessExecutor::Signal(const Job& job, int signal) {
+  // The supervisor forwards to the job's process group: SIGTERM as it is,
+  // SIGUSR1 as SIGKILL (SIGKILL itself would kill the supervisor).
+  const int to_supervisor = signal == SIGKILL ? SIGUSR1 : signal;
   for (const auto& child : job.children) {
-    // Each child leads its own process group: the whole tree gets it.
-    if (!child.exited) ::kill(-child.pid, signal);
+    if (child.exited || child.pid <= 0) continue;
+    if (child.pidfd >= 0 && PidfdSendSignal(child.pidfd, to_supervisor) == 0) {
+      continue;
+    }
+    // Our unreaped child's pid is its own; an adopted one's only while its
+    // lock shows it alive (a pid reused in between is not ruled out here,
+    // only where pidfds are unavailable).
+    if (child.ours || LockHeld(child.lock_fd)) ::kill(child.pid, to_supervisor);
   }
+}
+
+bool ProcessExecutor::Ended(Child& child) {
+  if (child.ours) {
+    int status = 0;
+    const pid_t done = ::waitpid(child.pid, &status, WNOHANG);
+    if (done == 0) return false;
+    if (done < 0 && errno != ECHILD) return false;
+  } else if (LockHeld(child.lock_fd)) {
+    return false;
+  }
+  auto record = ReadRecord(child.exit_path);
+  if (record.count("status") == 0) {
+    child.lost = true;
+    child.wait_status = 0;
+    spdlog::warn("supervisor of node {} ended without a record ({})",
+                 child.node, child.exit_path);
+  } else {
+    child.wait_status = static_cast<int>(record["status"]);
+    child.start_ms = record["start_ms"];
+    child.end_ms = record["end_ms"];
+  }
+  return true;
 }
 
 Status ProcessExecutor::Start(const ExecutionRequest& request) {
@@ -166,6 +469,14 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     return FailedPreconditionError("cannot create " + job_dir.string() + ": " +
                                    error.message());
   }
+  const std::string record_dir = RecordDir(request.job_id);
+  std::filesystem::create_directories(record_dir, error);
+  if (error) {
+    return FailedPreconditionError("cannot create " + record_dir + ": " +
+                                   error.message());
+  }
+  CN_ASSIGN_OR_RETURN(const std::string program,
+                      ResolveProgram(request.spec.command(0)));
 
   Job job;
   job.request = request;
@@ -175,6 +486,9 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
   std::vector<char*> argv;
   for (auto& arg : argv_storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  const long open_max = ::sysconf(_SC_OPEN_MAX);
+  const int max_fd =
+      open_max <= 0 || open_max > 65536 ? 65536 : static_cast<int>(open_max);
 
   const int num_nodes = static_cast<int>(request.assignments.size());
   for (int rank = 0; rank < num_nodes; ++rank) {
@@ -198,47 +512,61 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     for (auto& entry : env_storage) envp.push_back(entry.data());
     envp.push_back(nullptr);
 
+    Child child;
+    child.node = assignment.node();
+    child.run_path = RecordPath(request, assignment.node(), ".run");
+    child.exit_path = RecordPath(request, assignment.node(), ".exit");
+    const std::string exit_tmp = child.exit_path + ".tmp";
     const std::string log_path =
         (job_dir / (SafePathPart(assignment.node()) + ".log")).string();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null",
-                                     O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0640);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    posix_spawn_file_actions_addchdir_np(&actions, job_dir.c_str());
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    posix_spawnattr_setpgroup(&attributes, 0);
-    sigset_t default_signals;
-    sigemptyset(&default_signals);
-    sigaddset(&default_signals, SIGTERM);
-    sigaddset(&default_signals, SIGINT);
-    sigaddset(&default_signals, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attributes, &default_signals);
-    sigset_t no_signals;
-    sigemptyset(&no_signals);
-    posix_spawnattr_setsigmask(&attributes, &no_signals);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP |
-                                              POSIX_SPAWN_SETSIGDEF |
-                                              POSIX_SPAWN_SETSIGMASK);
+    const std::string job_dir_text = job_dir.string();
+    ::unlink(child.exit_path.c_str());  // of an earlier try of this run
+    // Locked here, before the fork, and inherited: there is no moment at
+    // which the supervisor exists without holding it.
+    const int run_fd = ::open(child.run_path.c_str(),
+                              O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    const bool locked = run_fd >= 0 && ::flock(run_fd, LOCK_EX | LOCK_NB) == 0;
     pid_t pid = -1;
-    int spawn_error = posix_spawnp(&pid, argv[0], &actions, &attributes,
-                                   argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    if (spawn_error != 0) {
+    int spawn_error = 0;
+    if (locked) {
+      SuperviseArgs args;
+      args.run_fd = run_fd;
+      args.max_fd = max_fd;
+      args.program = program.c_str();
+      args.argv = argv.data();
+      args.envp = envp.data();
+      args.job_dir = job_dir_text.c_str();
+      args.log_path = log_path.c_str();
+      args.exit_tmp = exit_tmp.c_str();
+      args.exit_path = child.exit_path.c_str();
+      args.record_dir = record_dir.c_str();
+      // Signals stay blocked across the fork: one that came before the
+      // supervisor installed its handlers would kill it with our
+      // dispositions (it sees them once it forwards them).
+      sigset_t all;
+      sigset_t before;
+      sigfillset(&all);
+      ::pthread_sigmask(SIG_SETMASK, &all, &before);
+      pid = ::fork();
+      if (pid == 0) Supervise(args);
+      if (pid < 0) spawn_error = errno;
+      ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    } else {
+      spawn_error = errno;
+    }
+    if (run_fd >= 0) ::close(run_fd);  // the supervisor keeps the lock
+    if (pid < 0) {
       // Take down the nodes already started: a gang runs whole or not at all.
       Signal(job, SIGKILL);
-      for (auto& child : job.children) {
-        ::waitpid(child.pid, nullptr, 0);
-        Unwatch(child);
+      for (auto& started : job.children) {
+        ::waitpid(started.pid, nullptr, 0);
+        Unwatch(started);
       }
       return FailedPreconditionError("cannot start '" + argv_storage[0] +
                                      "': " + std::strerror(spawn_error));
     }
-    job.children.push_back(Child{pid, assignment.node(), false, 0, -1});
+    child.pid = pid;
+    job.children.push_back(std::move(child));
     Watch(job.children.back());
   }
   spdlog::info("job {} started: {} process(es), output in {}", request.job_id,
@@ -247,6 +575,71 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
   started.kind = ExecutionEvent::Kind::kStarted;
   started.job_id = request.job_id;
   started.start_ms = job.start_ms;
+  jobs_.emplace(request.job_id, std::move(job));
+  pending_.push_back(std::move(started));
+  return OkStatus();
+}
+
+Status ProcessExecutor::Adopt(const ExecutionRequest& request) {
+  if (jobs_.count(request.job_id) != 0) {
+    return AlreadyExistsError("job " + request.job_id + " is already tracked");
+  }
+  Job job;
+  job.request = request;
+  job.adopted = true;
+  bool any_started = false;
+  int64_t start_ms = 0;
+  for (const auto& assignment : request.assignments) {
+    Child child;
+    child.ours = false;
+    child.node = assignment.node();
+    child.run_path = RecordPath(request, assignment.node(), ".run");
+    child.exit_path = RecordPath(request, assignment.node(), ".exit");
+    child.lock_fd = ::open(child.run_path.c_str(), O_RDONLY | O_CLOEXEC);
+    auto run = ReadRecord(child.run_path);
+    bool alive = LockHeld(child.lock_fd);
+    // A supervisor forked an instant before the agent died may not have
+    // written its record yet (it does so first thing): give it a moment,
+    // or it could not be signalled.
+    for (int waited_ms = 0;
+         alive && run.count("start_ms") == 0 && waited_ms < kRecordWaitMs;
+         waited_ms += 10) {
+      ::usleep(10'000);
+      run = ReadRecord(child.run_path);
+      alive = LockHeld(child.lock_fd);
+    }
+    if (run.count("start_ms") == 0 && !alive) {
+      // No supervisor ever reached the job's start on this node.
+      child.exited = true;
+      child.wait_status = 127 << 8;
+      job.children.push_back(std::move(child));
+      continue;
+    }
+    any_started = true;
+    child.pid = static_cast<pid_t>(run.count("pid") ? run["pid"] : -1);
+    child.start_ms =
+        run.count("start_ms") ? run["start_ms"] : options_.clock->NowMs();
+    if (start_ms == 0 || child.start_ms < start_ms) start_ms = child.start_ms;
+    job.children.push_back(std::move(child));
+    if (alive && job.children.back().pid > 0) Watch(job.children.back());
+  }
+  if (!any_started) {
+    for (auto& child : job.children) {
+      if (child.lock_fd >= 0) ::close(child.lock_fd);
+    }
+    return NotFoundError("job " + request.job_id + " never started here");
+  }
+  job.start_ms = start_ms;
+  spdlog::info("job {}: took back {} process(es) after a restart",
+               request.job_id, job.children.size());
+  ExecutionEvent started;
+  started.kind = ExecutionEvent::Kind::kStarted;
+  started.job_id = request.job_id;
+  started.start_ms = start_ms;
+  started.model = request.model;
+  for (const auto& assignment : request.assignments) {
+    started.cards += static_cast<uint32_t>(assignment.device_indices_size());
+  }
   jobs_.emplace(request.job_id, std::move(job));
   pending_.push_back(std::move(started));
   return OkStatus();
@@ -272,23 +665,31 @@ Status ProcessExecutor::Cancel(const std::string& job_id, int grace_ms) {
 }
 
 std::vector<ExecutionEvent> ProcessExecutor::Poll() {
+  // The agent stored the ends reported last time before it polled again.
+  for (const auto& path : reported_records_) {
+    // The run's own files only: a rerun of the job may have started since.
+    ::unlink(path.c_str());
+    ::rmdir(std::filesystem::path(path).parent_path().c_str());  // if empty
+  }
+  reported_records_.clear();
   const int64_t now = options_.clock->NowMs();
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Job& job = it->second;
     bool all_exited = true;
     for (auto& child : job.children) {
-      if (!child.exited) {
-        pid_t done = ::waitpid(child.pid, &child.wait_status, WNOHANG);
-        if (done == child.pid || (done < 0 && errno == ECHILD)) {
-          child.exited = true;
-          Unwatch(child);
-          // The first node to fail on its own is the cause; codes of nodes
-          // we stopped afterwards (143, 137) are consequences.
-          if (!job.stopping && job.failed_exit == 0 &&
-              ExitCodeOf(child.wait_status) != 0) {
-            job.failed_exit = ExitCodeOf(child.wait_status);
-            job.failed_node = child.node;
-          }
+      if (!child.exited && Ended(child)) {
+        child.exited = true;
+        Unwatch(child);
+        if (child.lock_fd >= 0) {
+          ::close(child.lock_fd);
+          child.lock_fd = -1;
+        }
+        // The first node to fail on its own is the cause; codes of nodes
+        // we stopped afterwards (143, 137) are consequences.
+        if (!job.stopping && job.failed_exit == 0 && !child.lost &&
+            ExitCodeOf(child.wait_status) != 0) {
+          job.failed_exit = ExitCodeOf(child.wait_status);
+          job.failed_node = child.node;
         }
       }
       if (!child.exited) all_exited = false;
@@ -299,7 +700,7 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
     std::string failed_node = job.failed_node;
     for (const auto& child : job.children) {
       if (failed_exit != 0) break;
-      if (child.exited && ExitCodeOf(child.wait_status) != 0) {
+      if (child.exited && !child.lost && ExitCodeOf(child.wait_status) != 0) {
         failed_exit = ExitCodeOf(child.wait_status);
         failed_node = child.node;
       }
@@ -328,8 +729,20 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
     ExecutionEvent finished;
     finished.kind = ExecutionEvent::Kind::kFinished;
     finished.job_id = it->first;
+    finished.model = job.request.model;
     finished.start_ms = job.start_ms;
     finished.end_ms = std::max(now, job.start_ms);
+    std::string lost_node;
+    if (job.adopted) {
+      // It ran (and maybe ended) while no agent watched: the supervisors'
+      // own clocks are the only witnesses.
+      int64_t end_ms = job.start_ms;
+      for (const auto& child : job.children) {
+        end_ms = std::max(end_ms, child.end_ms);
+        if (child.lost) lost_node = child.node;
+      }
+      finished.end_ms = end_ms;
+    }
     for (const auto& assignment : job.request.assignments) {
       finished.cards += static_cast<uint32_t>(assignment.device_indices_size());
     }
@@ -338,6 +751,11 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
       finished.final_state = job.stop_state;
       finished.message = job.stop_reason;
       if (failed_exit == 0) finished.exit_code = -1;
+    } else if (!lost_node.empty() && failed_exit == 0) {
+      finished.final_state = v1::JOB_STATE_FAILED;
+      finished.exit_code = -1;
+      finished.message = "the supervisor of node " + lost_node +
+                         " ended without recording how the job ended";
     } else if (failed_exit == 0) {
       finished.final_state = v1::JOB_STATE_SUCCEEDED;
     } else {
@@ -347,6 +765,10 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
     }
     spdlog::info("job {} finished: exit {} {}", finished.job_id,
                  finished.exit_code, finished.message);
+    for (const auto& child : job.children) {
+      reported_records_.push_back(child.run_path);
+      reported_records_.push_back(child.exit_path);
+    }
     pending_.push_back(std::move(finished));
     it = jobs_.erase(it);
   }

@@ -258,7 +258,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
        "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml",
-       "usage_interval_s", "policy"},
+       "usage_interval_s", "policy", "state_dir"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -284,6 +284,10 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
   CN_ASSIGN_OR_RETURN(std::string work_dir,
                       GetString(root, "work_dir", where, true));
   config.work_dir = ResolvePath(base_dir, work_dir);
+  CN_ASSIGN_OR_RETURN(std::string state_dir,
+                      GetString(root, "state_dir", where, false));
+  config.state_dir = state_dir.empty() ? config.work_dir + "/state"
+                                       : ResolvePath(base_dir, state_dir);
   if (root.contains("usage_interval_s")) {
     CN_ASSIGN_OR_RETURN(int64_t interval, GetInt(root, "usage_interval_s", where,
                                                  true, 0, 86'400));

@@ -113,6 +113,7 @@ StatusOr<std::unique_ptr<Executor>> MakeSiteExecutor(const SiteConfig& config) {
   if (config.executor == "process") {
     ProcessExecutorOptions options;
     options.work_dir = config.work_dir;
+    options.state_dir = config.state_dir;
     return std::unique_ptr<Executor>(new ProcessExecutor(std::move(options)));
   }
   if (config.executor != "slurm") {

@@ -298,6 +298,17 @@ std::vector<std::string> SlurmExecutor::ActiveJobs() const {
   return out;
 }
 
+Status SlurmExecutor::Adopt(const ExecutionRequest& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Create() adopted every job of ours still in Slurm; one that is not
+  // there may have ended and been purged, or never been submitted: which,
+  // this executor cannot tell (a limit: sacct by comment could).
+  if (active_.count(request.job_id) != 0) return OkStatus();
+  return UnavailableError("job " + request.job_id +
+                          " is not in Slurm (ended and purged, or never "
+                          "submitted)");
+}
+
 std::string SlurmExecutor::SlurmJobId(const std::string& job_id) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = active_.find(job_id);

@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   options.broker_public_key = config->broker_public_key;
   options.registration = config->registration;
   options.usage_interval_s = config->usage_interval_s;
+  options.state_dir = config->state_dir;
   auto agent = computenet::provider::ProviderAgent::Create(
       std::move(options), std::move(*identity), std::move(*executor));
   if (!agent.ok()) return Fail(agent.status());

@@ -149,6 +149,7 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   bool started() const { return pid_ > 0; }
+  int pid() const { return pid_; }
   void Signal(int signal);
   // The exit status (128 + signal if signalled), or -1 on timeout.
   int Wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));

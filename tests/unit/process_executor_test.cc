@@ -2,15 +2,19 @@
 // for metering and time limits.
 #include "computenet/provider/process_executor.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -491,6 +495,105 @@ TEST(ExecutorTest, DefaultWakeFdIsNone) {
     std::vector<std::string> ActiveJobs() const override { return {}; }
   };
   EXPECT_EQ(TickOnly().WakeFd(), -1);
+}
+
+// Adoption after an agent restart: the first executor is dropped as a
+// crashed agent would leave it (its jobs running on), a second one over
+// the same directories takes the runs back from the supervisors' records.
+class ProcessAdoptionTest : public ProcessExecutorTest {
+ protected:
+  std::unique_ptr<ProcessExecutor> Next() {
+    ProcessExecutorOptions options;
+    options.work_dir = work_dir_;
+    options.state_dir = dir_.File("state");
+    options.stop_jobs_on_destroy = false;
+    return std::make_unique<ProcessExecutor>(std::move(options));
+  }
+  std::string RecordFile(const std::string& job_id, const char* suffix) {
+    return dir_.File("state") + "/.supervisors/" + job_id + "/1.n1" + suffix;
+  }
+  std::vector<ExecutionEvent> PollUntilFinished(ProcessExecutor& executor,
+                                                const std::string& job_id) {
+    std::vector<ExecutionEvent> seen;
+    WaitUntil([&] {
+      for (auto& event : executor.Poll()) seen.push_back(std::move(event));
+      return std::any_of(seen.begin(), seen.end(), [&](const auto& event) {
+        return event.kind == Kind::kFinished && event.job_id == job_id;
+      });
+    });
+    return seen;
+  }
+};
+
+TEST_F(ProcessAdoptionTest,
+       AJobThatEndedWhileNoAgentWatchedIsReportedAsItEnded) {
+  const std::string go = dir_.File("go");
+  auto first = Next();
+  ASSERT_TRUE(
+      first
+          ->Start(Request("job-1", "while [ ! -f " + go +
+                                       " ]; do sleep 0.05; done; exit 5"))
+          .ok());
+  first.reset();  // the agent died; the job did not
+  ::close(::open(go.c_str(), O_CREAT | O_WRONLY, 0644));
+  ASSERT_TRUE(WaitUntil([&] { return Exists(RecordFile("job-1", ".exit")); }));
+
+  auto second = Next();
+  ASSERT_TRUE(second->Adopt(Request("job-1", "unused")).ok());
+  auto events = PollUntilFinished(*second, "job-1");
+  ASSERT_GE(events.size(), 2u);
+  EXPECT_EQ(events[0].kind, Kind::kStarted);
+  const ExecutionEvent& finished = events.back();
+  EXPECT_EQ(finished.final_state, v1::JOB_STATE_FAILED);
+  EXPECT_EQ(finished.exit_code, 5);
+  EXPECT_EQ(finished.cards, 1u);
+  EXPECT_EQ(finished.start_ms, events[0].start_ms);
+  EXPECT_GE(finished.end_ms, finished.start_ms);
+  // Its records go once the agent polled again after hearing of its end.
+  (void)second->Poll();
+  EXPECT_FALSE(Exists(RecordFile("job-1", ".exit")));
+}
+
+TEST_F(ProcessAdoptionTest, ARunningJobIsTakenBackAndCanStillBeCancelled) {
+  auto first = Next();
+  ASSERT_TRUE(first->Start(Request("job-1", "sleep 30")).ok());
+  first.reset();
+  auto second = Next();
+  ASSERT_TRUE(second->Adopt(Request("job-1", "sleep 30")).ok());
+  EXPECT_THAT(second->ActiveJobs(), ::testing::ElementsAre("job-1"));
+  ASSERT_TRUE(second->Cancel("job-1", 5000).ok());
+  auto events = PollUntilFinished(*second, "job-1");
+  EXPECT_EQ(events.back().final_state, v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(events.back().exit_code, 128 + SIGTERM);
+}
+
+TEST_F(ProcessAdoptionTest, ARunThatNeverStartedIsNotFound) {
+  auto executor = Next();
+  EXPECT_EQ(executor->Adopt(Request("job-9", "true")).code(),
+            StatusCode::kNotFound);
+  EXPECT_THAT(executor->ActiveJobs(), IsEmpty());
+}
+
+TEST_F(ProcessAdoptionTest,
+       APidReusedByAnotherProcessIsNeitherTrustedNorSignalled) {
+  // Some unrelated process now has the pid the record names, and the
+  // supervisor that wrote it is gone without a word (no lock, no end).
+  testing::ChildProcess stranger({"/bin/sleep", "30"}, {},
+                                 dir_.File("stranger.log"));
+  ASSERT_TRUE(stranger.started());
+  std::filesystem::create_directories(dir_.File("state") +
+                                      "/.supervisors/job-1");
+  {
+    std::ofstream(RecordFile("job-1", ".run"))
+        << "pid=" << stranger.pid() << "\nstart_ms=1000\n";
+  }
+  auto executor = Next();
+  ASSERT_TRUE(executor->Adopt(Request("job-1", "sleep 30")).ok());
+  (void)executor->Cancel("job-1", 0);
+  auto events = PollUntilFinished(*executor, "job-1");
+  EXPECT_EQ(events.back().final_state, v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(events.back().exit_code, -1);
+  EXPECT_EQ(::kill(stranger.pid(), 0), 0) << "the stranger was signalled";
 }
 
 }  // namespace

@@ -459,6 +459,7 @@ void BrokerImpl::CheckProviderLiveness(int64_t now_ms) {
       provider->lost_since_ms = 0;
     }
   }
+  ExpireUnlistedJobs(now_ms);
 }
 
 }  // namespace computenet::broker

@@ -97,6 +97,10 @@ class BrokerImpl final : public Broker, private JobEvents {
   Status ReconcileProvider(const std::string& name,
                            const v1::RegisterProvider& registration,
                            v1::RegisterProviderReply* reply);
+  // Jobs kept after their provider re-registered without them (see
+  // ReconcileProvider) fail once lost_job_timeout_ms has passed without a
+  // report from it. Called from the tick.
+  void ExpireUnlistedJobs(int64_t now_ms);
 
   // consumer_service.cc
   void OnSubmitJob(const Request& request);
@@ -230,6 +234,12 @@ class BrokerImpl final : public Broker, private JobEvents {
   // Every job state change (declared after what it borrows).
   std::unique_ptr<JobManager> jobs_;
   std::map<std::string, ProviderStats> provider_stats_;
+  // provider_service.cc: jobs whose provider was told to proceed in this
+  // broker's run (job id -> the placement's attempt then), and jobs kept
+  // although their provider re-registered without listing them: job id ->
+  // when that first happened.
+  std::map<std::string, uint32_t> proceeded_;
+  std::map<std::string, int64_t> unlisted_since_;
   struct Watcher {
     std::string routing_id;
     std::string job_id;  // empty = all of the consumer's jobs

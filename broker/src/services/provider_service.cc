@@ -26,6 +26,36 @@ void BrokerImpl::OnRegisterProvider(const Request& request) {
   auto registration = DecodeBody<v1::RegisterProvider>(request.envelope);
   Status status = registration.status();
   if (status.ok()) status = ValidateRegistration(*registration);
+  // One agent per key. A registration from another connection while the
+  // registered one is alive (heard from within the liveness window) is
+  // refused unless it carries the same agent instance: the same instance
+  // is that agent restarted (its old connection is dead, the broker just
+  // has not noticed yet) and takes over at once; another instance is a
+  // second agent with a copy of the key, which must not silently steal the
+  // registration (it may once the first is declared lost). Agents without
+  // durable state send no instance and keep the old rule among themselves.
+  if (status.ok()) {
+    const ProviderEntry* current = registry_.Find(request.peer.name);
+    if (current != nullptr && current->online &&
+        current->routing_id != request.frame.routing_id &&
+        current->registration.agent_instance() !=
+            registration->agent_instance()) {
+      spdlog::warn(
+          "provider {}: refused a second agent (instance '{}'); "
+          "instance '{}' is connected",
+          request.peer.name, TruncateUtf8(registration->agent_instance(), 64),
+          current->registration.agent_instance());
+      status = AlreadyExistsError(
+          "provider " + request.peer.name +
+          " is already served by another agent (instance '" +
+          current->registration.agent_instance() +
+          "'), connected now; run one agent per key, or stop that one and "
+          "retry after " +
+          std::to_string(int64_t{options_.heartbeat_interval_ms} *
+                         options_.heartbeat_liveness) +
+          " ms");
+    }
+  }
   if (status.ok()) status = registry_.capacity().catalog().CheckRegistration(
       *registration);
   if (status.ok()) {
@@ -61,6 +91,32 @@ void BrokerImpl::OnRegisterProvider(const Request& request) {
   jobs_->RequestSchedule();
 }
 
+void BrokerImpl::ExpireUnlistedJobs(int64_t now_ms) {
+  for (auto it = unlisted_since_.begin(); it != unlisted_since_.end();) {
+    if (now_ms - it->second <= options_.lost_job_timeout_ms) {
+      ++it;
+      continue;
+    }
+    const std::string job_id = it->first;
+    it = unlisted_since_.erase(it);
+    proceeded_.erase(job_id);
+    auto job = store_->GetJob(job_id);
+    if (!job.ok() || IsTerminal(job->state()) ||
+        job->state() == v1::JOB_STATE_QUEUED || job->provider().empty()) {
+      continue;
+    }
+    const std::string provider = job->provider();
+    RecordProviderEvent(provider, ProviderEvent::kProviderFailure);
+    Status failed =
+        jobs_->Finish(*job, v1::JOB_STATE_FAILED, -1,
+                      "provider " + provider +
+                          " re-registered without the job and did not "
+                          "report it within " +
+                          std::to_string(options_.lost_job_timeout_ms) + " ms");
+    if (!failed.ok()) spdlog::error("{}", failed.ToString());
+  }
+}
+
 Status BrokerImpl::ReconcileProvider(const std::string& name,
                                      const v1::RegisterProvider& registration,
                                      v1::RegisterProviderReply* reply) {
@@ -71,19 +127,36 @@ Status BrokerImpl::ReconcileProvider(const std::string& name,
   for (auto& job : jobs) {
     ours.insert(job.job_id());
     if (reported.count(job.job_id()) != 0) {
+      unlisted_since_.erase(job.job_id());
       // Still there. If the consumer cancelled meanwhile, say so again.
       if (job.cancel_requested()) jobs_->SendCancel(job);
       continue;
     }
-    RecordProviderEvent(name, ProviderEvent::kProviderFailure);
-    if (job.state() == v1::JOB_STATE_PLACED) {
-      CN_RETURN_IF_ERROR(jobs_->Requeue(
-          job, "provider " + name + " reconnected without the offer"));
-    } else {
-      CN_RETURN_IF_ERROR(jobs_->Finish(
-          job, v1::JOB_STATE_FAILED, -1,
-          "provider " + name + " no longer runs the job after reconnecting"));
+    // A job the provider was told to proceed with may have run, or still
+    // run, whatever this registration says (an agent that lost its memory
+    // lists nothing): requeueing it could run it twice, failing it could
+    // lose finished work. It stays until the provider reports how it ended
+    // or lost_job_timeout_ms passes (ExpireUnlistedJobs). Only an offer
+    // never answered with "proceed" in this broker's run is requeued.
+    // (After a broker restart that fact is gone: the broker relies on the
+    // agent's durable state to list what it accepted.)
+    auto told = proceeded_.find(job.job_id());
+    const bool proceeded =
+        job.state() == v1::JOB_STATE_RUNNING ||
+        (told != proceeded_.end() && told->second == job.attempts());
+    if (proceeded) {
+      if (unlisted_since_.emplace(job.job_id(), Now()).second) {
+        spdlog::warn(
+            "provider {} re-registered without job {} ({}); kept "
+            "until it reports the job or {} ms pass",
+            name, job.job_id(), v1::JobState_Name(job.state()),
+            options_.lost_job_timeout_ms);
+      }
+      continue;
     }
+    RecordProviderEvent(name, ProviderEvent::kProviderFailure);
+    CN_RETURN_IF_ERROR(jobs_->Requeue(
+        job, "provider " + name + " reconnected without the offer"));
   }
   for (const auto& job_id : reported) {
     if (ours.count(job_id) == 0) reply->add_cancel_job_ids(job_id);
@@ -160,6 +233,7 @@ void BrokerImpl::OnPlacementResponse(const Request& request) {
     status = jobs_->EndPreemptedRun(*job);
   } else {
     reply.set_proceed(true);
+    proceeded_[job->job_id()] = job->attempts();
   }
   Reply(request, v1::MESSAGE_TYPE_PLACEMENT_RESPONSE_REPLY, reply, status);
 }
@@ -187,6 +261,11 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
                                        " is not placed on you"));
   }
   Status status;
+  // The provider has spoken about the job: it is no longer unaccounted for.
+  unlisted_since_.erase(job->job_id());
+  if (update->state() != v1::JOB_STATE_UNSPECIFIED) {
+    proceeded_.erase(job->job_id());
+  }
   if (IsTerminal(job->state())) {
     // Already final (a repeated report, or failed while the provider was
     // away): acknowledged, nothing changes.

@@ -13,6 +13,12 @@
 // stay in an outbox until the broker acknowledges them, and are sent again
 // after a reconnect; the broker treats repeats idempotently.
 //
+// Durable state (ProviderOptions::state_dir): the outbox and the jobs it
+// accepted or started are stored before the agent acts; a restarted agent
+// resends what was not acknowledged, takes back its running jobs through
+// Executor::Adopt and reports (and bills) those that ended while it was
+// down. See docs/architecture.md, "Agent state and restart".
+//
 // Offer updates (UpdateOffer: new prices, spare capacity offered or
 // reclaimed) go to the broker through the same outbox, and are folded into
 // the registration sent on every reconnect.
@@ -62,20 +68,30 @@ struct ProviderOptions {
   int tick_ms = 20;
   // Time source for heartbeats and backoff; SystemClock when null.
   std::shared_ptr<Clock> clock;
+  // The site's state directory: the agent's durable outbox and jobs
+  // (AgentState, agent_state.h), locked by one agent at a time. With it, a
+  // crash of the agent loses no unacknowledged report and its jobs are
+  // taken back (or reported as they ended) on restart; give the executor a
+  // place that survives too (ProcessExecutorOptions::state_dir). Empty: in
+  // memory, lost with the agent.
+  std::string state_dir;
 };
 
 class ProviderAgent {
  public:
   virtual ~ProviderAgent() = default;
 
-  // Validates options. INVALID_ARGUMENT on a missing endpoint or bad key.
+  // Validates options and opens the state directory. INVALID_ARGUMENT on a
+  // missing endpoint or bad key; FAILED_PRECONDITION if another agent holds
+  // the state directory; the state's error if it cannot be opened.
   static StatusOr<std::unique_ptr<ProviderAgent>> Create(
       ProviderOptions options, Identity identity,
       std::unique_ptr<Executor>&& executor);
 
   // Serves until Shutdown(). Returns OK after shutdown, or the error that
   // makes serving pointless (e.g. the broker refuses the registration as
-  // invalid: fix the site config).
+  // invalid: fix the site config; ALREADY_EXISTS: another agent with this
+  // key is connected).
   virtual Status Run() = 0;
   virtual void Shutdown() = 0;
   // True while the broker has acknowledged the current registration.

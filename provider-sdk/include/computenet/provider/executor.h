@@ -27,6 +27,9 @@ struct ExecutionRequest {
   v1::JobSpec spec;
   std::string model;
   std::vector<v1::NodeAssignment> assignments;  // one per node of the gang
+  // The broker's placement number of this run (PlacementOffer.attempt, from
+  // 1): a rerun of the same job on this site is a different run.
+  uint32_t attempt = 1;
 };
 
 struct ExecutionEvent {
@@ -67,6 +70,16 @@ class Executor {
 
   // Jobs started and not yet reported finished.
   virtual std::vector<std::string> ActiveJobs() const = 0;
+
+  // After an agent restart: takes back a run that this executor (in the
+  // agent's previous life) was asked to Start, as the agent's durable state
+  // says (docs/architecture.md, "Agent state and restart"). OK: it is
+  // tracked again, as if Start had just returned; Poll() reports kStarted
+  // with its real start time and, once it ends (possibly already), kFinished
+  // with its exit status and times. NOT_FOUND only when the executor knows
+  // for certain that the run never started (so the agent may start it now).
+  // Any other error: its fate is unknown. Default: UNIMPLEMENTED.
+  virtual Status Adopt(const ExecutionRequest& request);
 
   // The clock start_ms and end_ms are measured by (ms since the epoch). The
   // agent reads it to cut a running job's usage into interim records that

@@ -14,6 +14,22 @@
 // Poll() reaps it. Where pidfds are unavailable (older kernels, seccomp) the
 // child is still reaped by Poll() on the agent's tick, just not woken for.
 //
+// Supervision (so that a run outlives a crash of the agent and its end is
+// still known): each node's process is started through a small supervisor,
+// a fork of the agent that leaves the agent's session (setsid), keeps none
+// of its descriptors, starts the job in its own process group, waits for it
+// and writes how it ended (wait status, start and end ms) to
+// <state_dir>/.supervisors/<job>/<attempt>.<node>.exit (written to a temporary
+// file, fsync'ed, renamed). While it lives it holds an exclusive flock(2) on
+// <attempt>.<node>.run (which records its pid and the start time): the lock,
+// not the pid, says whether it is alive, so pid reuse cannot fool a
+// restarted agent; signals to an adopted supervisor go through a pidfd,
+// taken while the lock shows it alive. Signals to the job go through its
+// supervisor: SIGTERM is forwarded as SIGTERM, SIGUSR1 as SIGKILL, to the
+// job's process group. Adopt() takes such a run back after a restart. A
+// run's files are removed at the Poll() after the one that reported its end
+// (the agent has stored that end by then).
+//
 // Thread safety: not thread-safe; drive it from one thread (see Executor).
 #ifndef COMPUTENET_PROVIDER_PROCESS_EXECUTOR_H_
 #define COMPUTENET_PROVIDER_PROCESS_EXECUTOR_H_
@@ -39,12 +55,19 @@ struct ProcessExecutorOptions {
   // Grace between SIGTERM and SIGKILL when a job exceeds its max duration.
   // Default 5 s.
   int timeout_grace_ms = 5000;
+  // Where the supervisors keep their records (see above); work_dir when
+  // empty. Must survive the agent (the site's state directory).
+  std::string state_dir;
+  // Whether the destructor stops what still runs (SIGKILL through the
+  // supervisors) and waits for it. false: the jobs run on, for the next
+  // agent to Adopt() (e.g. across an upgrade of the agent).
+  bool stop_jobs_on_destroy = true;
 };
 
 class ProcessExecutor final : public Executor {
  public:
   explicit ProcessExecutor(ProcessExecutorOptions options);
-  ~ProcessExecutor() override;  // kills what still runs
+  ~ProcessExecutor() override;  // see stop_jobs_on_destroy
   ProcessExecutor(const ProcessExecutor&) = delete;
   ProcessExecutor& operator=(const ProcessExecutor&) = delete;
 
@@ -52,6 +75,7 @@ class ProcessExecutor final : public Executor {
   Status Cancel(const std::string& job_id, int grace_ms) override;
   std::vector<ExecutionEvent> Poll() override;
   std::vector<std::string> ActiveJobs() const override;
+  Status Adopt(const ExecutionRequest& request) override;
   int64_t ClockMs() const override { return options_.clock->NowMs(); }
   int WakeFd() const override { return epoll_fd_; }
 
@@ -61,16 +85,24 @@ class ProcessExecutor final : public Executor {
 
  private:
   struct Child {
-    pid_t pid = -1;
+    pid_t pid = -1;  // the node's supervisor
     std::string node;
     bool exited = false;
-    int wait_status = 0;
+    int wait_status = 0;  // the job process's, from the supervisor's record
     int pidfd = -1;  // in epoll_fd_ while the child is unreaped; -1: none
+    bool ours = true;   // our child (else adopted after a restart)
+    int lock_fd = -1;   // adopted: the run file, to test the supervisor's lock
+    bool lost = false;  // the supervisor ended without a record
+    int64_t start_ms = 0;  // from the supervisor's record
+    int64_t end_ms = 0;
+    std::string run_path;
+    std::string exit_path;
   };
   struct Job {
     ExecutionRequest request;
     std::vector<Child> children;
     int64_t start_ms = 0;
+    bool adopted = false;           // times come from the supervisors' records
     bool stopping = false;          // SIGTERM sent
     int64_t kill_at_ms = 0;         // when SIGKILL follows
     v1::JobState stop_state = v1::JOB_STATE_UNSPECIFIED;
@@ -85,6 +117,11 @@ class ProcessExecutor final : public Executor {
   void Watch(Child& child);
   // Removes and closes the child's pidfd, if any.
   void Unwatch(Child& child);
+  // Whether the child's supervisor has ended; reads its record then.
+  bool Ended(Child& child);
+  std::string RecordDir(const std::string& job_id) const;
+  std::string RecordPath(const ExecutionRequest& request,
+                         const std::string& node, const char* suffix) const;
 
   int epoll_fd_ = -1;
   bool pidfds_work_ = false;
@@ -92,6 +129,8 @@ class ProcessExecutor final : public Executor {
   ProcessExecutorOptions options_;
   std::map<std::string, Job> jobs_;
   std::vector<ExecutionEvent> pending_;
+  // Record files of runs whose end the last Poll() reported.
+  std::vector<std::string> reported_records_;
 };
 
 }  // namespace computenet::provider

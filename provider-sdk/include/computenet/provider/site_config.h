@@ -5,6 +5,10 @@
 //   broker_identity = "keys/broker/identity.pub"  # or broker_public_key = "Z85"
 //   identity_dir    = "keys/site-a"                # from `computenet keygen`
 //   work_dir        = "/var/lib/computenet/site-a" # job output
+//   state_dir       = "/var/lib/computenet/site-a/state"  # default:
+//                     # <work_dir>/state; the agent's durable outbox and
+//                     # jobs, and the job supervisors' records. One agent
+//                     # at a time (locked); keep it across restarts
 //   usage_interval_s = 300   # interim usage records (0 = only the last)
 //   site            = "zhangbei-1"
 //   region          = "north"
@@ -85,6 +89,7 @@ struct SiteConfig {
   std::string broker_public_key;  // Z85, read from broker_identity if given
   std::string identity_dir;
   std::string work_dir;
+  std::string state_dir;  // <work_dir>/state unless set
   uint32_t usage_interval_s = 300;  // ProviderOptions::usage_interval_s
   v1::RegisterProvider registration;  // site, region, currency, nodes, prices
   std::string executor = "process";   // "process" | "slurm"

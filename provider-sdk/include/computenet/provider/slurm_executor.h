@@ -142,6 +142,11 @@ class SlurmExecutor final : public Executor {
   // Never runs a command.
   std::vector<ExecutionEvent> Poll() override;
   std::vector<std::string> ActiveJobs() const override;
+  // OK for a job Create() found in Slurm by its comment (its start and end
+  // are reported as for any tracked job); UNAVAILABLE otherwise: a job no
+  // longer in Slurm's queue may have ended or never been submitted, and the
+  // agent reports it failed (a documented limit).
+  Status Adopt(const ExecutionRequest& request) override;
 
   // ComputeNet job ids adopted from Slurm by Create().
   const std::vector<std::string>& adopted() const { return adopted_; }
