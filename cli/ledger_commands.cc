@@ -3,7 +3,6 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -18,6 +17,7 @@
 #include "computenet/common/files.h"
 #include "computenet/common/identity.h"
 #include "computenet/common/exit_codes.h"
+#include "computenet/common/utc_time.h"
 #include "computenet/common/sha256.h"
 #include "computenet/consumer/statement.h"
 
@@ -29,15 +29,6 @@ int Fail(const Status& status) {
 }
 
 namespace {
-
-std::string IsoTime(int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buffer;
-}
 
 StatusOr<VerifyingKey> BrokerKey(const std::string& identity_path) {
   if (identity_path.empty()) {
@@ -175,7 +166,7 @@ int LedgerVerifyProof(const std::string& proof_path,
               entry->kind().c_str(), entry->job_id().empty() ? "" : ", job ",
               entry->job_id().c_str(), checkpoint.broker_id().c_str(),
               static_cast<unsigned long long>(checkpoint.tree_size()),
-              IsoTime(checkpoint.timestamp_ms()).c_str(),
+              FormatUtc(checkpoint.timestamp_ms()).c_str(),
               HexEncode(checkpoint.root_hash()).c_str());
   return 0;
 }
@@ -220,7 +211,7 @@ int Statement(consumer::Client& client, const std::string& broker_identity_path,
       }
       json_lines.push_back({{"sequence", view.sequence},
                             {"created_ms", view.created_ms},
-                            {"time", IsoTime(view.created_ms)},
+                            {"time", FormatUtc(view.created_ms)},
                             {"kind", view.kind},
                             {"job_id", view.job_id},
                             {"amount", view.amount},
@@ -247,7 +238,7 @@ int Statement(consumer::Client& client, const std::string& broker_identity_path,
   if (options.format == "csv") {
     std::cout << "sequence,time,kind,job_id,amount,held_change,detail\n";
     for (const auto& line : lines) {
-      std::cout << line.sequence << "," << IsoTime(line.created_ms) << ","
+      std::cout << line.sequence << "," << FormatUtc(line.created_ms) << ","
                 << line.kind << "," << CsvField(line.job_id) << ","
                 << line.amount << "," << line.held_change << ","
                 << CsvField(line.detail) << "\n";
@@ -260,7 +251,7 @@ int Statement(consumer::Client& client, const std::string& broker_identity_path,
   for (const auto& line : lines) {
     std::printf("%-6llu %-20s %-12s %-16s %12lld %12lld  %s\n",
                 static_cast<unsigned long long>(line.sequence),
-                IsoTime(line.created_ms).c_str(), line.kind.c_str(),
+                FormatUtc(line.created_ms).c_str(), line.kind.c_str(),
                 line.job_id.c_str(), static_cast<long long>(line.amount),
                 static_cast<long long>(line.held_change), line.detail.c_str());
   }
@@ -271,7 +262,7 @@ int Statement(consumer::Client& client, const std::string& broker_identity_path,
                 "checkpoint of %llu entries signed %s\n",
                 last_checkpoint.broker_id().c_str(),
                 static_cast<unsigned long long>(last_checkpoint.tree_size()),
-                IsoTime(last_checkpoint.timestamp_ms()).c_str());
+                FormatUtc(last_checkpoint.timestamp_ms()).c_str());
   }
   return 0;
 }

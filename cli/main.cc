@@ -31,12 +31,12 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
-#include <ctime>
 #include <optional>
 #include <tuple>
 #include <iostream>
 
 #include "computenet/common/exit_codes.h"
+#include "computenet/common/utc_time.h"
 #include "computenet/common/version.h"
 #include "computenet/common/job_state.h"
 #include "computenet/ledger/ledger.h"
@@ -89,15 +89,6 @@ std::optional<v1::JobState> ParseStateName(const std::string& name) {
   return std::nullopt;
 }
 
-std::string UtcTime(int64_t ms) {
-  if (ms <= 0) return "-";
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return buffer;
-}
 
 void PrintJob(const v1::JobInfo& job) {
   std::printf("job        %s\n", job.job_id().c_str());
@@ -472,7 +463,7 @@ int main(int argc, char** argv) {
                   job.job_id().c_str(),
                   job.spec().name().empty() ? "-" : job.spec().name().substr(0, 16).c_str(),
                   computenet::JobStateName(job.state()).c_str(),
-                  UtcTime(job.created_ms()).c_str(), job.provider().c_str(),
+                  computenet::FormatUtc(job.created_ms()).c_str(), job.provider().c_str(),
                   job.model().c_str(),
                   static_cast<unsigned long long>(job.card_seconds()),
                   static_cast<long long>(job.charged()));

@@ -29,6 +29,18 @@ struct OutboxItem {
   int64_t stored_id = 0;    // its row in the agent's state; 0 = memory only
 };
 
+// What the executor is asked to run (or take back) for an offer.
+ExecutionRequest RequestFor(const v1::PlacementOffer& offer) {
+  ExecutionRequest request;
+  request.job_id = offer.job_id();
+  request.consumer = offer.consumer();
+  request.spec = offer.spec();
+  request.model = offer.model();
+  request.assignments.assign(offer.assignments().begin(), offer.assignments().end());
+  request.attempt = std::max<uint32_t>(1, offer.attempt());
+  return request;
+}
+
 class AgentImpl final : public ProviderAgent {
  public:
   AgentImpl(ProviderOptions options, Identity identity,
@@ -394,15 +406,7 @@ Status AgentImpl::Recover() {
     metering.started = job.started;
     metering.last_end_ms = job.last_end_ms;
     metering.next_index = job.next_index;
-    ExecutionRequest request;
-    request.job_id = offer.job_id();
-    request.consumer = offer.consumer();
-    request.spec = offer.spec();
-    request.model = offer.model();
-    request.assignments.assign(offer.assignments().begin(),
-                               offer.assignments().end());
-    request.attempt = metering.attempt;
-    Status adopted = executor_->Adopt(request);
+    Status adopted = executor_->Adopt(RequestFor(offer));
     if (adopted.ok()) continue;  // its start and end come from Poll()
     if (adopted.code() == StatusCode::kNotFound &&
         job.phase == JobPhase::kStarting) {
@@ -717,14 +721,7 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
 }
 
 void AgentImpl::StartJob(const v1::PlacementOffer& offer) {
-  ExecutionRequest request;
-  request.job_id = offer.job_id();
-  request.consumer = offer.consumer();
-  request.spec = offer.spec();
-  request.model = offer.model();
-  request.assignments.assign(offer.assignments().begin(),
-                             offer.assignments().end());
-  request.attempt = std::max<uint32_t>(1, offer.attempt());
+  const ExecutionRequest request = RequestFor(offer);
   Status started = executor_->Start(request);
   if (started.ok()) {
     Metering& metering = metering_[offer.job_id()];

@@ -4,10 +4,9 @@
 // operator's view. The rules are in docs/federation.md.
 #include <spdlog/spdlog.h>
 
-#include <ctime>
-
 #include <algorithm>
 
+#include "computenet/common/utc_time.h"
 #include "core/imports.h"
 #include "core/broker_impl.h"
 #include "computenet/ledger/clearing_statement.h"
@@ -105,18 +104,10 @@ std::string BrokerImpl::DeclineNote(const std::string& job_id) const {
   if (job == declined_by_.end()) return "";
   // An absolute time, so the note (and the stored reason) stays the same
   // from pass to pass.
-  auto utc_time = [](int64_t ms) {
-    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-    std::tm utc{};
-    gmtime_r(&seconds, &utc);
-    char buffer[32];
-    std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return std::string(buffer);
-  };
   std::string note;
   for (const auto& [peer, decline] : job->second) {
     note += "; declined by " + peer + " (" + decline.reason.substr(0, 160) +
-            "), tried there again from " + utc_time(decline.retry_at_ms);
+            "), tried there again from " + FormatUtc(decline.retry_at_ms);
   }
   return note;
 }
