@@ -374,7 +374,8 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
         return;
       }
       if (job->state() == v1::JOB_STATE_QUEUED) {
-        ForgetDeclines(job->job_id());
+        // Its declines go in JobChanged, like those of any job that leaves
+        // the queue.
         job->set_state(v1::JOB_STATE_PLACED);
         job->set_reason("placed at " + peer);
         Status saved = jobs_->Save(*job);

@@ -402,9 +402,8 @@ StatusOr<std::vector<std::string>> JobManager::PreemptFor(
     CN_ASSIGN_OR_RETURN(v1::JobInfo victim, store_.GetJob(victim_id));
     CN_RETURN_IF_ERROR(
         Preempt(victim, options_.preemption_grace_ms, job.job_id));
-    victims.push_back(victim_id);
+    victims.push_back(victim_id);  // Preempt's Track put it in preempting_for_
   }
-  preempting_for_[job.job_id] = {victims.begin(), victims.end()};
   CN_ASSIGN_OR_RETURN(v1::JobInfo waiting, store_.GetJob(job.job_id));
   std::string names;
   for (const std::string& victim_id : victims) {
@@ -532,7 +531,10 @@ void JobManager::Track(const v1::JobInfo& job) {
 
 void JobManager::TrackPreemptible(const v1::JobInfo& job, bool active) {
   if (!active || !job.spec().preemptible()) {
-    if (preemptible_.erase(job.job_id()) != 0) ++preemptible_generation_;
+    // Only a tracked candidate can be a victim, so every other write (the
+    // common case, on the submit path) stops here.
+    if (preemptible_.erase(job.job_id()) == 0) return;
+    ++preemptible_generation_;
     // A victim that stopped: the job it made room for may plan again.
     for (auto it = preempting_for_.begin(); it != preempting_for_.end();) {
       it->second.erase(job.job_id());
