@@ -75,7 +75,8 @@ StatusOr<int64_t> ParseTime(const std::string& text) {
 }
 
 int LedgerVerify(const std::string& db_path,
-                 const std::string& broker_identity_path) {
+                 const std::string& broker_identity_path,
+                 bool allow_unsigned_tail) {
   ledger::LedgerAuditOptions options;
   if (!broker_identity_path.empty()) {
     auto key = BrokerKey(broker_identity_path);
@@ -109,9 +110,23 @@ int LedgerVerify(const std::string& db_path,
       report->broker_id.empty() ? "(unbound)" : report->broker_id.c_str(),
       broker_identity_path.empty() ? "" : ", key pinned");
   if (report->checkpointed_entries < report->entries) {
-    std::printf("  note: entries after %llu are not under a signed checkpoint "
-                "yet\n",
-                static_cast<unsigned long long>(report->checkpointed_entries));
+    const auto unsigned_entries = static_cast<unsigned long long>(
+        report->entries - report->checkpointed_entries);
+    const auto first = static_cast<unsigned long long>(
+        report->checkpointed_entries + 1);
+    if (!allow_unsigned_tail) {
+      std::fflush(stdout);
+      std::cerr << "ledger verify FAILED: " << unsigned_entries
+                << " entries (from " << first
+                << ") are not covered by a signed checkpoint, so nothing "
+                   "shows they are the broker's: a stopped broker signs "
+                   "them on shutdown; to accept them anyway (a copy of a "
+                   "live broker), pass --allow-unsigned-tail\n";
+      return 1;
+    }
+    std::printf("  note: %llu entries (from %llu) are not under a signed "
+                "checkpoint yet (accepted: --allow-unsigned-tail)\n",
+                unsigned_entries, first);
   }
   return 0;
 }

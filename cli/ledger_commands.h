@@ -21,10 +21,15 @@ namespace computenet::cli {
 // exists, precondition), 1 for anything else.
 int Fail(const Status& status);
 
-// `computenet ledger verify DB [--broker-identity FILE]`: VerifyLedger;
-// with an identity file, the file's broker key must be that broker's.
+// `computenet ledger verify DB [--broker-identity FILE]
+// [--allow-unsigned-tail]`: VerifyLedger; with an identity file, the file's
+// broker key must be that broker's. Entries no signed checkpoint covers
+// fail the audit (exit 1) unless allow_unsigned_tail: anyone who can write
+// the file can rewrite them, chain and balances included, and deleting the
+// checkpoint rows once made a forged history verify.
 int LedgerVerify(const std::string& db_path,
-                 const std::string& broker_identity_path);
+                 const std::string& broker_identity_path,
+                 bool allow_unsigned_tail = false);
 
 // `computenet ledger prove DB --entry SEQ [--out FILE]`: writes the entry,
 // its audit path and the signed checkpoint as JSON (stdout if out is empty).

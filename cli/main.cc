@@ -15,7 +15,7 @@
 //   computenet jobs [--limit N] [--state queued,running,...|active]
 //   computenet statement [--from T] [--to T] [--format table|csv|json]
 //                        [--account A (admins)]
-//   computenet ledger verify DB [--broker-identity FILE]
+//   computenet ledger verify DB [--broker-identity FILE] [--allow-unsigned-tail]
 //   computenet ledger prove DB --entry SEQ [--out FILE]
 //   computenet ledger verify-proof PROOF --broker-identity FILE
 //   computenet admin federation [--json]     (admin key)
@@ -284,6 +284,10 @@ int main(int argc, char** argv) {
   verify->add_option("db", db_path, "broker database file")->required();
   verify->add_option("--broker-identity", pinned_identity,
                      "the broker's identity.pub: its key must be the file's");
+  bool allow_unsigned_tail = false;
+  verify->add_flag("--allow-unsigned-tail", allow_unsigned_tail,
+                   "accept entries after the last signed checkpoint (a copy "
+                   "of a live broker's file)");
   auto* prove = ledger->add_subcommand(
       "prove", "write a proof that one entry is in the signed ledger");
   prove->add_option("db", db_path, "broker database file")->required();
@@ -314,7 +318,10 @@ int main(int argc, char** argv) {
               << "/signing.pem are mode 0600\n";
     return 0;
   }
-  if (*verify) return computenet::cli::LedgerVerify(db_path, pinned_identity);
+  if (*verify) {
+    return computenet::cli::LedgerVerify(db_path, pinned_identity,
+                                         allow_unsigned_tail);
+  }
   if (*prove) {
     return computenet::cli::LedgerProve(db_path, entry_sequence, out_path);
   }

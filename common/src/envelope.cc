@@ -1,11 +1,16 @@
 #include "computenet/common/envelope.h"
 
+#include "computenet/common/safe_text.h"
+
 namespace computenet {
 
 v1::Status StatusToProto(const Status& status) {
   v1::Status out;
   out.set_code(static_cast<v1::Status::Code>(status.code()));
-  out.set_message(status.message());
+  // Bounded and escaped: a message may quote what the caller sent (a job
+  // id, an env key), and a reply must never outgrow the frame limit or
+  // carry control characters to a terminal.
+  out.set_message(SafeText(status.message(), kMaxStatusMessageBytes));
   return out;
 }
 

@@ -4,8 +4,12 @@ namespace computenet {
 
 uint64_t CardSecondsFor(uint32_t cards, int64_t start_ms, int64_t end_ms) {
   if (end_ms <= start_ms) return 0;
-  const uint64_t elapsed_ms = static_cast<uint64_t>(end_ms - start_ms);
-  return static_cast<uint64_t>(cards) * ((elapsed_ms + 999) / 1000);
+  // Unsigned difference: defined for any pair (a signed one overflows).
+  const uint64_t elapsed_ms =
+      static_cast<uint64_t>(end_ms) - static_cast<uint64_t>(start_ms);
+  // Rounded up without elapsed + 999, which wraps near 2^64.
+  const uint64_t seconds = elapsed_ms / 1000 + (elapsed_ms % 1000 != 0);
+  return static_cast<uint64_t>(cards) * seconds;
 }
 
 StatusOr<v1::UsageReport> SignUsageRecord(const SigningKey& key,
@@ -32,8 +36,22 @@ StatusOr<v1::UsageRecord> VerifyUsageRecord(const std::string& public_key_hex,
       record.provider().empty()) {
     return InvalidArgumentError("usage record lacks record_id/job_id/provider");
   }
+  // Bounded before any arithmetic: start = INT64_MIN, end = INT64_MAX once
+  // wrapped to card_seconds 0, passed, and poisoned the placement (every
+  // later record started "inside" the billed interval).
+  if (record.start_ms() < 0 || record.end_ms() > kMaxUsageTimestampMs) {
+    return InvalidArgumentError(
+        "usage record times must lie between 1970 and 2500 (Unix ms)");
+  }
   if (record.end_ms() < record.start_ms()) {
     return InvalidArgumentError("usage record ends before it starts");
+  }
+  if (record.end_ms() - record.start_ms() > kMaxUsageIntervalMs) {
+    return InvalidArgumentError("usage record covers more than 400 days");
+  }
+  if (record.cards() == 0 || record.cards() > kMaxUsageCards) {
+    return InvalidArgumentError("usage record cards must be 1.." +
+                                std::to_string(kMaxUsageCards));
   }
   if (record.card_seconds() !=
       CardSecondsFor(record.cards(), record.start_ms(), record.end_ms())) {

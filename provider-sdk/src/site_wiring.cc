@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "computenet/provider/nvml_inventory.h"
@@ -109,7 +111,30 @@ StatusOr<std::string> ResolveSiteInventory(SiteConfig* config) {
   return Describe(config->registration) + " from " + config->inventory;
 }
 
+namespace {
+
+// Jobs run in (process) or are staged under (Slurm) the work directory: an
+// agent that cannot write there must not start, or every job it accepts
+// fails when it starts.
+Status CheckWorkDir(const std::string& work_dir) {
+  std::error_code error;
+  std::filesystem::create_directories(work_dir, error);
+  if (error || !std::filesystem::is_directory(work_dir, error)) {
+    return FailedPreconditionError("work_dir " + work_dir +
+                                   " is not a directory the agent can create" +
+                                   (error ? ": " + error.message() : ""));
+  }
+  if (::access(work_dir.c_str(), W_OK | X_OK) != 0) {
+    return FailedPreconditionError("work_dir " + work_dir +
+                                   " is not writable by the agent");
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Executor>> MakeSiteExecutor(const SiteConfig& config) {
+  CN_RETURN_IF_ERROR(CheckWorkDir(config.work_dir));
   if (config.executor == "process") {
     ProcessExecutorOptions options;
     options.work_dir = config.work_dir;

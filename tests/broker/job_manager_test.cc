@@ -323,6 +323,46 @@ TEST_F(JobManagerTest, FinishEndsTheJobAndNothingMovesItAfterwards) {
             StatusCode::kInvalidArgument);
 }
 
+// Hostile-input finding: one consumer stored 60,352 queued jobs in a 10 s
+// flood. Past the limit a submit is RESOURCE_EXHAUSTED and stores nothing;
+// other consumers are not affected; a retried submit of a stored job still
+// answers with it; a job ending makes room again, also after a restart.
+TEST_F(JobManagerTest, AConsumerMayHaveOnlySoManyUnfinishedJobs) {
+  JobManagerOptions options;
+  options.max_unfinished_jobs_per_consumer = 3;
+  Restart(options);
+  v1::JobInfo first = MustSubmit("alice", "k1");
+  MustSubmit("alice", "k2");
+  MustSubmit("alice", "k3");
+  v1::JobInfo job;
+  job.set_consumer("alice");
+  job.set_organization("alice");
+  *job.mutable_spec() = testing::ShellJob("true", 2);
+  bool duplicate = false;
+  auto refused = jobs_->Submit("hub", job, "k4", &duplicate);
+  EXPECT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("3 unfinished jobs"));
+  auto listed = fixture_.store().ListJobs("alice", {}, 100);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 3u);
+  // The retry of an acknowledged submit is not a new job.
+  auto again = jobs_->Submit("hub", job, "k1", &duplicate);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(duplicate);
+  EXPECT_EQ(again->job_id(), first.job_id());
+  MustSubmit("bob", "k1");
+
+  ASSERT_TRUE(jobs_->RequestCancel(first, "alice", false).ok());
+  MustSubmit("alice", "k5");
+  EXPECT_EQ(jobs_->Submit("hub", job, "k6", &duplicate).status().code(),
+            StatusCode::kResourceExhausted);
+  // A restart counts from the store.
+  Restart(options);
+  ASSERT_TRUE(jobs_->Load().ok());
+  EXPECT_EQ(jobs_->Submit("hub", job, "k6", &duplicate).status().code(),
+            StatusCode::kResourceExhausted);
+}
+
 TEST_F(JobManagerTest, CancelEndsAQueuedJobAndAsksTheProviderForARunningOne) {
   v1::JobInfo queued = MustSubmit();
   ASSERT_TRUE(jobs_->RequestCancel(queued, "alice", false).ok());

@@ -70,6 +70,46 @@ TEST(ValidateJobSpecTest, RejectsTooManyOrTooLongArguments) {
   ExpectInvalid(long_arg, "4 KiB");
 }
 
+// Hostile-input finding: 255 arguments of 4 KiB passed, and every message
+// carrying the job then exceeded the 1 MiB frame limit.
+TEST(ValidateJobSpecTest, RejectsASpecNoMessageCouldCarry) {
+  v1::JobSpec spec = ShellJob("true");
+  while (static_cast<size_t>(spec.command_size()) < kMaxCommandArgs) {
+    spec.add_command(std::string(kMaxArgBytes, 'a'));
+  }
+  ExpectInvalid(spec, "KiB a job may take");
+  // Just under the total is fine.
+  v1::JobSpec fits = ShellJob("true");
+  while (fits.ByteSizeLong() + kMaxArgBytes + 8 < kMaxJobSpecBytes) {
+    fits.add_command(std::string(kMaxArgBytes, 'a'));
+  }
+  EXPECT_TRUE(ValidateJobSpec(fits).ok()) << ValidateJobSpec(fits).ToString();
+}
+
+TEST(ValidateJobSpecTest, RejectsNulBytesAndControlCharactersInNames) {
+  v1::JobSpec arg = ShellJob("true");
+  arg.add_command(std::string("a\0b", 3));
+  ExpectInvalid(arg, "NUL");
+  v1::JobSpec value = ShellJob("true");
+  (*value.mutable_env())["K"] = std::string("a\0b", 3);
+  ExpectInvalid(value, "bad env entry");
+  v1::JobSpec name = ShellJob("true");
+  name.set_name("train\nFAKE LOG LINE");
+  ExpectInvalid(name, "control character");
+  v1::JobSpec unicode = ShellJob("true");
+  unicode.set_name("训练-1");
+  EXPECT_TRUE(ValidateJobSpec(unicode).ok());
+}
+
+TEST(ValidateJobSpecTest, ABadEnvKeyIsQuotedShortAndEscaped) {
+  v1::JobSpec spec = ShellJob("true");
+  (*spec.mutable_env())[std::string(100000, 'k') + "\n="] = "v";
+  Status status = ValidateJobSpec(spec);
+  ASSERT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_LT(status.message().size(), 200u);
+  EXPECT_EQ(status.message().find('\n'), std::string::npos);
+}
+
 TEST(ValidateJobSpecTest, RejectsZeroCards) {
   ExpectInvalid(ShellJob("true", 0), "cards_per_node");
 }
@@ -197,6 +237,43 @@ TEST(ValidateRegistrationTest, RejectsTooManyCardsOnANode) {
   more->set_model("A800");
   more->set_count(kMaxCardsPerNode);  // 8 + 64
   ExpectInvalid(registration, "more than 64 cards");
+}
+
+// Hostile-input finding: two entries of 2^31 cards each summed to 0 in 32
+// bits, passed, and the stored registration crashed the broker on every
+// restart.
+TEST(ValidateRegistrationTest, CardCountsThatWrapIn32BitsAreRefused) {
+  v1::RegisterProvider registration = GoodRegistration();
+  v1::Node* node = registration.mutable_nodes(0);
+  node->clear_accelerators();
+  for (int i = 0; i < 2; ++i) {
+    auto* accelerator = node->add_accelerators();
+    accelerator->set_model("A800");
+    accelerator->set_count(uint32_t{1} << 31);
+  }
+  ExpectInvalid(registration, "more than 64 cards");
+  node->mutable_accelerators(1)->set_count((uint32_t{1} << 31) + 1);
+  ExpectInvalid(registration, "more than 64 cards");  // 2^32 + 1
+}
+
+TEST(ValidateRegistrationTest, HostAndCardFiguresAreBounded) {
+  v1::RegisterProvider cpu = GoodRegistration();
+  cpu.mutable_nodes(0)->set_cpu_cores(kMaxNodeCpuCores + 1);
+  ExpectInvalid(cpu, "CPU cores");
+  v1::RegisterProvider memory = GoodRegistration();
+  memory.mutable_nodes(0)->set_memory_mib(UINT64_MAX);
+  ExpectInvalid(memory, "memory_mib");
+  v1::RegisterProvider card = GoodRegistration();
+  card.mutable_nodes(0)->mutable_accelerators(0)->set_memory_mib(UINT64_MAX);
+  ExpectInvalid(card, "accelerator figures");
+  v1::RegisterProvider gflops = GoodRegistration();
+  gflops.mutable_nodes(0)->mutable_accelerators(0)->set_measured_dense_gflops(
+      kMaxCardDenseGflops + 1);
+  ExpectInvalid(gflops, "accelerator figures");
+  v1::RegisterProvider at_limits = GoodRegistration();
+  at_limits.mutable_nodes(0)->set_cpu_cores(kMaxNodeCpuCores);
+  at_limits.mutable_nodes(0)->set_memory_mib(kMaxNodeMemoryMib);
+  EXPECT_TRUE(ValidateRegistration(at_limits).ok());
 }
 
 TEST(ValidateRegistrationTest, RejectsNegativePrice) {

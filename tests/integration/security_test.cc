@@ -508,6 +508,41 @@ TEST_F(UsageReportTest, ChargeIsCappedAtTheMaxDurationAskedFor) {
   EXPECT_TRUE(ledger::VerifyLedger(federation_.OpenStore().database()).ok());
 }
 
+// Hostile-input finding: start = INT64_MIN, end = INT64_MAX, card_seconds
+// = 0 was accepted and every later record of the placement was refused as
+// ALREADY_EXISTS. Unbounded or future intervals are refused; the placement
+// is still billed by its real record afterwards.
+TEST_F(UsageReportTest, UnboundedOrFutureIntervalIsRefusedAndPoisonsNothing) {
+  v1::UsageRecord unbounded = Record();
+  unbounded.set_record_id(job_id_ + ":huge");
+  unbounded.set_start_ms(INT64_MIN);
+  unbounded.set_end_ms(INT64_MAX);
+  unbounded.set_card_seconds(0);
+  auto huge = SignUsageRecord(provider_.signing_key(), unbounded);
+  ASSERT_TRUE(huge.ok());
+  EXPECT_EQ(Report(*huge).status().code(), v1::Status::INVALID_ARGUMENT);
+
+  v1::UsageRecord future = Record();
+  future.set_record_id(job_id_ + ":future");
+  const int64_t now = SystemClock::Shared()->NowMs();
+  future.set_start_ms(now);
+  future.set_end_ms(now + int64_t{24} * 3600 * 1000);
+  future.set_card_seconds(CardSecondsFor(2, future.start_ms(), future.end_ms()));
+  auto ahead = SignUsageRecord(provider_.signing_key(), future);
+  ASSERT_TRUE(ahead.ok());
+  v1::Envelope refused = Report(*ahead);
+  EXPECT_EQ(refused.status().code(), v1::Status::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.status().message(), HasSubstr("in the future"));
+  EXPECT_EQ(LedgerEntries(), 0u);
+
+  auto real = SignUsageRecord(provider_.signing_key(), Record());
+  ASSERT_TRUE(real.ok());
+  v1::Envelope posted = Report(*real);
+  ASSERT_EQ(posted.status().code(), v1::Status::OK) << posted.status().message();
+  EXPECT_EQ(DecodeBody<v1::UsageReportReply>(posted)->amount(), 1000);
+  EXPECT_TRUE(ledger::VerifyLedger(federation_.OpenStore().database()).ok());
+}
+
 TEST_F(UsageReportTest, RecordThatDisagreesWithPlacementIsRejected) {
   v1::UsageRecord record = Record();
   record.set_cards(8);  // placed on 2

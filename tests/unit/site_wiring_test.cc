@@ -8,8 +8,10 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <fstream>
 
+#include "computenet/common/files.h"
 #include "computenet/provider/process_executor.h"
 #include "test_support.h"
 
@@ -61,6 +63,26 @@ TEST_F(SiteWiringTest, DefaultsAreProcessExecutorAndConfigInventory) {
   auto executor = MakeSiteExecutor(*config);
   ASSERT_TRUE(executor.ok());
   EXPECT_NE(dynamic_cast<ProcessExecutor*>(executor->get()), nullptr);
+}
+
+// Hostile-input finding: an agent whose work_dir could not be used took
+// jobs that then all failed at start. It now refuses to start, naming it.
+TEST_F(SiteWiringTest, AWorkDirTheAgentCannotUseStopsItAtStart) {
+  auto config = Parse(Header() +
+                      "[[nodes]]\nname = \"n1\"\n"
+                      "accelerators = [ { model = \"A800\", count = 2 } ]\n");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  // A file where the directory should be.
+  const std::string blocker = dir_.path() + "/not-a-dir";
+  ASSERT_TRUE(WriteFileAtomically(blocker, "x", 0600).ok());
+  config->work_dir = blocker + "/work";
+  auto executor = MakeSiteExecutor(*config);
+  EXPECT_EQ(executor.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(executor.status().message(), HasSubstr(blocker));
+  // A missing one is created.
+  config->work_dir = dir_.path() + "/fresh/work";
+  ASSERT_TRUE(MakeSiteExecutor(*config).ok());
+  EXPECT_TRUE(std::filesystem::is_directory(config->work_dir));
 }
 
 TEST_F(SiteWiringTest, SlurmTableIsParsedWithPathsResolved) {

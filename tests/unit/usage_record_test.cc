@@ -203,6 +203,46 @@ TEST_F(UsageRecordTest, EndBeforeStartIsInvalidArgument) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(CardSecondsForTest, ExtremeTimesDoNotWrap) {
+  // The signed difference overflowed and wrapped to 0 card-seconds.
+  EXPECT_EQ(CardSecondsFor(1, INT64_MIN, INT64_MAX),
+            (std::numeric_limits<uint64_t>::max() / 1000) + 1);
+}
+
+// Hostile-input finding: INT64_MIN .. INT64_MAX with card_seconds 0 passed.
+TEST_F(UsageRecordTest, UnboundedIntervalsAndCardCountsAreInvalidArgument) {
+  auto verify = [&](const v1::UsageRecord& record) {
+    v1::UsageReport report = MustSign(*key_, record);
+    return VerifyUsageRecord(hex(), report.record(), report.signature())
+        .status()
+        .code();
+  };
+  v1::UsageRecord extreme = record_;
+  extreme.set_start_ms(INT64_MIN);
+  extreme.set_end_ms(INT64_MAX);
+  extreme.set_card_seconds(0);
+  EXPECT_EQ(verify(extreme), StatusCode::kInvalidArgument);
+  v1::UsageRecord past_2500 = record_;
+  past_2500.set_end_ms(kMaxUsageTimestampMs + 1);
+  past_2500.set_card_seconds(CardSecondsFor(2, past_2500.start_ms(),
+                                            past_2500.end_ms()));
+  EXPECT_EQ(verify(past_2500), StatusCode::kInvalidArgument);
+  v1::UsageRecord too_long = record_;
+  too_long.set_end_ms(too_long.start_ms() + kMaxUsageIntervalMs + 1);
+  too_long.set_card_seconds(CardSecondsFor(2, too_long.start_ms(),
+                                           too_long.end_ms()));
+  EXPECT_EQ(verify(too_long), StatusCode::kInvalidArgument);
+  v1::UsageRecord no_cards = record_;
+  no_cards.set_cards(0);
+  no_cards.set_card_seconds(0);
+  EXPECT_EQ(verify(no_cards), StatusCode::kInvalidArgument);
+  v1::UsageRecord longest = record_;
+  longest.set_end_ms(longest.start_ms() + kMaxUsageIntervalMs);
+  longest.set_card_seconds(CardSecondsFor(2, longest.start_ms(),
+                                          longest.end_ms()));
+  EXPECT_EQ(verify(longest), StatusCode::kOk);
+}
+
 TEST_F(UsageRecordTest, MissingIdentifiersAreInvalidArgument) {
   for (int field = 0; field < 3; ++field) {
     v1::UsageRecord record = record_;

@@ -78,7 +78,7 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
                   options_.heartbeat_liveness * 2,
               options_.priority_preemption,
               static_cast<uint32_t>(std::max(0, options_.preemption_grace_ms)),
-              options_.preemption},
+              options_.preemption, options_.max_unfinished_jobs_per_consumer},
           *store_, ledger_, registry_, options_.clock, options_.queue,
           static_cast<JobEvents&>(*this))) {}
 
@@ -326,6 +326,18 @@ void BrokerImpl::Reply(const Request& request, v1::MessageType type,
   }
   std::string payload = EncodeEnvelope(type, request.envelope.request_id(),
                                        ++send_sequence_, body, &status);
+  if (payload.size() > static_cast<size_t>(kMaxMessageBytes)) {
+    // The peer's socket would drop it and disconnect: answer instead, with
+    // an empty body (a reply that echoes a huge field of the request).
+    const Status too_big = ResourceExhaustedError(
+        "the reply (" + std::to_string(payload.size()) +
+        " bytes) would exceed the frame limit");
+    spdlog::error("{}/{} {}: {}", RoleName(request.peer.role),
+                  request.peer.name, MessageTypeName(request.envelope.type()),
+                  too_big.message());
+    payload = EncodeEnvelopeBytes(type, request.envelope.request_id(),
+                                  send_sequence_, "", &too_big);
+  }
   outbound_->Send(request.frame.routing_id, std::move(payload),
                   ReplyTag{request.envelope.request_id(), type});
 }
@@ -341,8 +353,15 @@ void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
 bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
                                 const google::protobuf::MessageLite& body) {
   if (!provider.online) return false;
-  outbound_->Send(provider.routing_id,
-                  EncodeEnvelope(type, 0, ++send_sequence_, body));
+  std::string payload = EncodeEnvelope(type, 0, ++send_sequence_, body);
+  if (payload.size() > static_cast<size_t>(kMaxMessageBytes)) {
+    // The agent's socket would drop it and the link with it (the job rules
+    // keep every job's messages under the limit; this is the last guard).
+    spdlog::error("not sent to {}: {} of {} bytes exceeds the frame limit",
+                  provider.name, MessageTypeName(type), payload.size());
+    return false;
+  }
+  outbound_->Send(provider.routing_id, std::move(payload));
   provider.last_sent_ms = Now();
   return true;
 }

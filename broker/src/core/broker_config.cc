@@ -61,7 +61,7 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
        "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
        "checkpoint_interval_ms", "preemption", "decline_retry_ms",
        "max_decline_retry_ms", "lost_job_timeout_ms",
-       "peers"},
+       "max_unfinished_jobs_per_consumer", "peers"},
       where));
   BrokerConfig config;
   BrokerOptions& options = config.options;
@@ -111,6 +111,14 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
                                 ": lost_job_timeout_ms must be 100..604800000 (7 days)");
   }
   options.lost_job_timeout_ms = static_cast<int>(lost_job_timeout);
+  int64_t max_unfinished = options.max_unfinished_jobs_per_consumer;
+  CN_RETURN_IF_ERROR(Get(root, "max_unfinished_jobs_per_consumer", where, false,
+                         &max_unfinished));
+  if (max_unfinished < 0 || max_unfinished > 100'000'000) {
+    return InvalidArgumentError(
+        where + ": max_unfinished_jobs_per_consumer must be 0..100000000 (0 = no limit)");
+  }
+  options.max_unfinished_jobs_per_consumer = static_cast<uint32_t>(max_unfinished);
   CN_RETURN_IF_ERROR(Get(root, "decline_retry_ms", where, false,
                          &options.decline_retry_ms));
   CN_RETURN_IF_ERROR(Get(root, "max_decline_retry_ms", where, false,

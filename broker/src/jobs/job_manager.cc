@@ -67,6 +67,7 @@ Status JobManager::Load() {
   for (const auto& stored : usage) queue_.RestoreUsage(stored);
   CN_ASSIGN_OR_RETURN(auto queued, store_.JobsInStates({v1::JOB_STATE_QUEUED}));
   for (const auto& job : queued) {
+    CountUnfinished(job);
     // A forward that was out when we stopped waits for reconciliation
     // with that peer, so it cannot run in two places.
     if (!job.remote_broker().empty()) continue;
@@ -78,6 +79,7 @@ Status JobManager::Load() {
   // Cards of jobs that were out when the broker stopped stay taken until
   // their provider re-registers and reconciles.
   for (const auto& job : active) {
+    CountUnfinished(job);
     if (!ActiveHere(job)) continue;  // runs at a peer
     Track(job);
     registry_.Allocate(job.job_id(), job.provider(),
@@ -105,10 +107,13 @@ StatusOr<v1::JobInfo> JobManager::Submit(const std::string& broker_id,
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_created_ms(Now());
   if (job.reason().empty()) job.set_reason("waiting to be matched");
+  const std::string consumer = job.consumer();
   CN_ASSIGN_OR_RETURN(
       v1::JobInfo stored,
-      store_.InsertJob(broker_id, std::move(job), idempotency_key, duplicate));
+      store_.InsertJob(broker_id, std::move(job), idempotency_key, duplicate,
+                       [&] { return AdmitNewJob(consumer); }));
   if (!*duplicate) {
+    CountUnfinished(stored);
     Enqueue(stored);
     events_.JobChanged(stored);
   }
@@ -511,7 +516,53 @@ StatusOr<std::vector<v1::JobInfo>> JobManager::ActiveOn(
 
 size_t JobManager::active_count() const { return active_provider_of_.size(); }
 
+void JobManager::CountUnfinished(const v1::JobInfo& job) {
+  if (IsTerminal(job.state())) {
+    auto known = unfinished_consumer_of_.find(job.job_id());
+    if (known == unfinished_consumer_of_.end()) return;
+    auto count = unfinished_by_consumer_.find(known->second);
+    if (count != unfinished_by_consumer_.end() && --count->second == 0) {
+      unfinished_by_consumer_.erase(count);
+    }
+    unfinished_consumer_of_.erase(known);
+    return;
+  }
+  if (unfinished_consumer_of_.emplace(job.job_id(), job.consumer()).second) {
+    ++unfinished_by_consumer_[job.consumer()];
+  }
+}
+
+Status JobManager::AdmitNewJob(const std::string& consumer) {
+  const uint64_t limit = options_.max_unfinished_jobs_per_consumer;
+  if (limit == 0) return OkStatus();
+  auto count = unfinished_by_consumer_.find(consumer);
+  if (count == unfinished_by_consumer_.end() || count->second < limit) {
+    return OkStatus();
+  }
+  // At the limit by our count: the store decides (at most once a second
+  // per consumer, so a flood at the limit costs no scans).
+  uint64_t unfinished = count->second;
+  int64_t& recounted = unfinished_recounted_ms_[consumer];
+  if (Now() - recounted >= 1000 || Now() < recounted) {
+    recounted = Now();
+    CN_ASSIGN_OR_RETURN(unfinished, store_.CountUnfinishedJobs(consumer));
+    if (unfinished < limit) {
+      spdlog::warn("consumer {}: {} unfinished jobs counted, {} stored",
+                   consumer, count->second, unfinished);
+      // Forget the count; the jobs still tracked leave it as they end.
+      count->second = unfinished;
+      return OkStatus();
+    }
+  }
+  return ResourceExhaustedError(
+      "consumer " + consumer + " has " + std::to_string(unfinished) +
+      " unfinished jobs, the most one consumer may have (" +
+      std::to_string(limit) +
+      "); submit again when some have finished, or cancel some");
+}
+
 void JobManager::Track(const v1::JobInfo& job) {
+  CountUnfinished(job);
   auto known = active_provider_of_.find(job.job_id());
   const bool active = ActiveHere(job);
   TrackPreemptible(job, active);

@@ -75,6 +75,10 @@ struct JobManagerOptions {
   bool priority_preemption = true;
   uint32_t preemption_grace_ms = 30'000;
   PreemptionOptions preemption;
+  // Jobs one consumer may have unfinished (queued, placed or running) at
+  // once; a submit past it is RESOURCE_EXHAUSTED. 0 = no limit. Default
+  // 10,000 (one consumer once stored 60,352 in a 10 s flood).
+  uint32_t max_unfinished_jobs_per_consumer = 10'000;
 };
 
 // A job forwarded here may cost at most the budget its home broker holds
@@ -103,7 +107,8 @@ class JobManager {
   // --- transitions ---------------------------------------------------------
   // A new job from its consumer, stored QUEUED (global id assigned) and
   // queued. A repeated idempotency_key returns the first job and sets
-  // *duplicate (nothing changes then).
+  // *duplicate (nothing changes then). RESOURCE_EXHAUSTED if the consumer
+  // already has max_unfinished_jobs_per_consumer unfinished jobs.
   StatusOr<v1::JobInfo> Submit(const std::string& broker_id, v1::JobInfo job,
                                const std::string& idempotency_key,
                                bool* duplicate);
@@ -244,6 +249,15 @@ class JobManager {
   // Local PLACED/RUNNING jobs by provider, and each job's provider.
   std::map<std::string, std::set<std::string>> active_by_provider_;
   std::map<std::string, std::string> active_provider_of_;
+  // Unfinished local jobs by consumer, for the per-consumer limit: counted
+  // up by Submit and Load, down by Track when a job ends. At the limit the
+  // count is taken again from the store (at most once a second per
+  // consumer), so a miscount can only delay a refusal, never cause one.
+  std::unordered_map<std::string, std::string> unfinished_consumer_of_;
+  std::unordered_map<std::string, uint64_t> unfinished_by_consumer_;
+  std::unordered_map<std::string, int64_t> unfinished_recounted_ms_;
+  void CountUnfinished(const v1::JobInfo& job);
+  Status AdmitNewJob(const std::string& consumer);
   bool schedule_needed_ = true;
   bool funds_waiting_ = false;
 };

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "computenet/common/identity.h"
+#include "computenet/common/safe_text.h"
 #include "computenet/matching/site_policy.h"
 
 namespace computenet::broker {
@@ -21,6 +22,10 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
     if (arg.size() > kMaxArgBytes) {
       return InvalidArgumentError("job spec: an argument exceeds 4 KiB");
     }
+    // execve would silently cut the argument at the NUL.
+    if (arg.find('\0') != std::string::npos) {
+      return InvalidArgumentError("job spec: an argument contains a NUL byte");
+    }
   }
   if (spec.command(0).empty()) {
     return InvalidArgumentError("job spec: command[0] is empty");
@@ -30,9 +35,23 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   for (const auto& [key, value] : spec.env()) {
     if (key.empty() || key.find('=') != std::string::npos ||
-        key.size() > 256 || value.size() > kMaxArgBytes) {
-      return InvalidArgumentError("job spec: bad env entry '" + key + "'");
+        key.find('\0') != std::string::npos ||
+        value.find('\0') != std::string::npos || key.size() > 256 ||
+        value.size() > kMaxArgBytes) {
+      // The key is quoted safely and short: it is the caller's input.
+      return InvalidArgumentError("job spec: bad env entry '" +
+                                  SafeText(key, 64) + "'");
     }
+  }
+  // Every message built from the spec (the offer to the provider, GetJob's
+  // reply, a JobEvent, a forward to a peer) must stay under the frame limit:
+  // each argument alone could be 4 KiB, but 255 of them made a job no
+  // message could carry, and the provider was disconnected by every offer.
+  if (spec.ByteSizeLong() > kMaxJobSpecBytes) {
+    return InvalidArgumentError("job spec: " + std::to_string(spec.ByteSizeLong()) +
+                                " bytes, more than the " +
+                                std::to_string(kMaxJobSpecBytes / 1024) +
+                                " KiB a job may take (command, env and all)");
   }
   CN_RETURN_IF_ERROR(ValidatePlacementRequest(spec));
   if (spec.max_duration_s() == 0 || spec.max_duration_s() > kMaxDurationSeconds) {
@@ -49,6 +68,12 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   if (spec.name().size() > 128) {
     return InvalidArgumentError("job spec: name longer than 128 bytes");
+  }
+  for (char c : spec.name()) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+      return InvalidArgumentError(
+          "job spec: name contains a control character (NUL, newline, ...)");
+    }
   }
   if (spec.accelerator_models_size() > 64) {
     return InvalidArgumentError("job spec: more than 64 models");
@@ -185,7 +210,19 @@ Status ValidateRegistration(const v1::RegisterProvider& registration) {
     if (!v1::CapacityOffer_IsValid(node.offer())) {
       return bad("unknown offer kind on node " + node.name());
     }
-    uint32_t cards = 0;
+    if (node.cpu_cores() > kMaxNodeCpuCores) {
+      return bad("node " + node.name() + " has more than " +
+                 std::to_string(kMaxNodeCpuCores) + " CPU cores");
+    }
+    if (node.memory_mib() > kMaxNodeMemoryMib) {
+      return bad("node " + node.name() + " memory_mib out of range");
+    }
+    if (node.accelerators_size() > 16) {
+      return bad("node " + node.name() + " lists more than 16 accelerator entries");
+    }
+    // Summed in 64 bits: two entries of 2^31 cards each must not wrap to 0
+    // and pass (a 32-bit sum did, and the broker then crashed on the node).
+    uint64_t cards = 0;
     for (const auto& accelerator : node.accelerators()) {
       if (accelerator.model().empty() || accelerator.model().size() > 64) {
         return bad("bad model name on node " + node.name());
@@ -197,6 +234,10 @@ Status ValidateRegistration(const v1::RegisterProvider& registration) {
           accelerator.vendor().size() > 64 ||
           accelerator.vendor_class().size() > 32) {
         return bad("accelerator description too long on node " + node.name());
+      }
+      if (accelerator.memory_mib() > kMaxCardMemoryMib ||
+          accelerator.measured_dense_gflops() > kMaxCardDenseGflops) {
+        return bad("accelerator figures out of range on node " + node.name());
       }
       cards += accelerator.count();
       models.insert(accelerator.model());

@@ -20,6 +20,10 @@ namespace computenet::broker {
 inline constexpr size_t kMaxCommandArgs = 256;
 inline constexpr size_t kMaxArgBytes = 4096;
 inline constexpr size_t kMaxEnvEntries = 128;
+// A whole spec, serialized (command, env, name, constraints): what leaves
+// room under the 1 MiB frame limit for the largest placement (4096 nodes'
+// assignments) in any offer, reply or event that carries the job.
+inline constexpr size_t kMaxJobSpecBytes = 128 * 1024;
 inline constexpr uint32_t kMaxCardsPerNode = 64;
 inline constexpr uint32_t kMaxNodes = 4096;
 inline constexpr uint32_t kMaxDurationSeconds = 366 * 24 * 3600;
@@ -27,6 +31,13 @@ inline constexpr int64_t kMaxPricePerCardHour = 1'000'000'000;
 inline constexpr size_t kMaxProviderNodes = 20000;
 inline constexpr uint32_t kMaxA100EquivalentsMilli = 100'000'000;  // 100,000
 inline constexpr uint32_t kMaxAttempts = 100;
+// Registration limits, far above any real machine, so that every sum the
+// broker forms over a registration (cards, CPU milli-cores, MiB, GFLOPS)
+// stays well inside 64 bits (and per node inside 32 where it is stored so).
+inline constexpr uint32_t kMaxNodeCpuCores = 65'536;
+inline constexpr uint64_t kMaxNodeMemoryMib = uint64_t{1} << 32;  // 4 PiB
+inline constexpr uint64_t kMaxCardMemoryMib = uint64_t{1} << 24;  // 16 TiB
+inline constexpr uint64_t kMaxCardDenseGflops = 1'000'000'000;    // 1 EFLOPS
 
 // INVALID_ARGUMENT naming the first problem (empty command, 0 cards, ...).
 Status ValidateJobSpec(const v1::JobSpec& spec);

@@ -5,6 +5,7 @@
 #include "core/broker_impl.h"
 #include "core/imports.h"
 #include "jobs/job_rules.h"
+#include "computenet/common/safe_text.h"
 
 namespace computenet::broker {
 namespace {
@@ -22,6 +23,14 @@ Status BrokerImpl::LoadState() {
   {
     CapacityIndex::BulkUpdate bulk(registry_.capacity());
     for (const auto& [name, registration] : providers) {
+      // What is stored must never stop a restart: a registration that the
+      // rules of this version refuse (stored by an older, laxer broker) is
+      // left out until its provider registers again and is told why.
+      if (Status valid = ValidateRegistration(registration); !valid.ok()) {
+        spdlog::warn("stored registration of {} ignored: {}", SafeText(name),
+                     valid.message());
+        continue;
+      }
       registry_.Register(name, registration, "", Now());
       registry_.SetOnline(name, false, Now());
     }

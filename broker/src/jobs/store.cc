@@ -333,7 +333,8 @@ Status Store::MarkAllProvidersOffline() {
 StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
                                        v1::JobInfo job,
                                        const std::string& idempotency_key,
-                                       bool* duplicate) {
+                                       bool* duplicate,
+                                       const std::function<Status()>& admit) {
   *duplicate = false;
   v1::JobInfo result;
   Status status = db_->RunInTransaction([&]() -> Status {
@@ -347,6 +348,7 @@ StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
         return OkStatus();
       }
     }
+    if (admit) CN_RETURN_IF_ERROR(admit());
     // Insert first to get the sequence, then write the id-bearing blob.
     auto insert = db_->Prepare("INSERT INTO jobs(job_id, consumer, "
                              "idempotency_key, state, info, updated_ms) "
@@ -459,6 +461,21 @@ StatusOr<std::vector<v1::JobInfo>> Store::ListJobs(
     return out;
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "list jobs");
+  }
+}
+
+StatusOr<uint64_t> Store::CountUnfinishedJobs(const std::string& consumer) {
+  try {
+    auto query = db_->Prepare(
+        "SELECT COUNT(*) FROM jobs WHERE consumer=? AND state IN (" +
+        StateList({v1::JOB_STATE_QUEUED, v1::JOB_STATE_PLACED,
+                   v1::JOB_STATE_RUNNING}) +
+        ")");
+    query->bind(1, consumer);
+    if (!query->executeStep()) return uint64_t{0};
+    return static_cast<uint64_t>(query->getColumn(0).getInt64());
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "count unfinished jobs");
   }
 }
 

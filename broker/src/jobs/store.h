@@ -107,10 +107,15 @@ class Store {
   // Inserts a new job, assigning its global id "<broker_id>-<seq>". If the
   // consumer already submitted idempotency_key, returns that job and sets
   // *duplicate. The job's state is stored as given (normally QUEUED).
+  // `admit`, if given, runs for a new job only (after the duplicate check,
+  // in the same transaction); its error is returned and nothing is stored.
   StatusOr<v1::JobInfo> InsertJob(const std::string& broker_id,
                                   v1::JobInfo job,
                                   const std::string& idempotency_key,
-                                  bool* duplicate);
+                                  bool* duplicate,
+                                  const std::function<Status()>& admit = {});
+  // How many of consumer's jobs are QUEUED, PLACED or RUNNING.
+  StatusOr<uint64_t> CountUnfinishedJobs(const std::string& consumer);
   // Inserts a job that already has its global id (one forwarded here by a
   // peer). ALREADY_EXISTS if the id is taken.
   Status InsertJobWithId(const v1::JobInfo& job, int64_t now_ms);

@@ -171,7 +171,9 @@ void BrokerImpl::OnListJobs(const Request& request) {
       size_t bytes = 0;
       for (auto& job : *jobs) {
         bytes += job.ByteSizeLong();
-        if (bytes > kMaxReplyBytes) {
+        // The first job always goes: a job fits a frame on its own (the job
+        // rules bound it), and a reply of none helps no one.
+        if (bytes > kMaxReplyBytes && reply.jobs_size() > 0) {
           reply.set_truncated(true);
           break;
         }

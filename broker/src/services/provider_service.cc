@@ -11,6 +11,12 @@
 #include "computenet/common/usage_record.h"
 
 namespace computenet::broker {
+namespace {
+
+// How far ahead of the broker's clock a provider's clock may run.
+constexpr int64_t kMaxUsageClockSkewMs = 10 * 60 * 1000;
+
+}  // namespace
 
 ProviderEntry* BrokerImpl::RegisteredProvider(const Request& request) {
   ProviderEntry* entry = registry_.Find(request.peer.name);
@@ -309,6 +315,14 @@ void BrokerImpl::OnUsageReport(const Request& request) {
     return respond(record.status());
   }
   reply.set_record_id(record->record_id());
+  // A record cannot end in the future (beyond clock skew): it would bill
+  // time not yet run and block every later record of the placement.
+  if (record->end_ms() > Now() + kMaxUsageClockSkewMs) {
+    return respond(InvalidArgumentError(
+        "usage record ends " +
+        std::to_string((record->end_ms() - Now()) / 1000) +
+        " s in the future (more than the allowed clock skew)"));
+  }
   if (record->provider() != request.peer.name) {
     return respond(PermissionDeniedError(
         "usage record names provider " + record->provider() + ", not you"));

@@ -58,6 +58,9 @@ struct BrokerOptions {
   // Placements a job may have (rejected offers, reruns after a reclaim)
   // before it fails, unless its spec sets max_attempts.
   uint32_t max_attempts = 3;
+  // Jobs one consumer may have unfinished at once (queued, placed, running);
+  // more submits are RESOURCE_EXHAUSTED. 0 = no limit.
+  uint32_t max_unfinished_jobs_per_consumer = 10'000;
   // How accelerator models compare; null = the built-in catalog.
   std::shared_ptr<const matching::AcceleratorCatalog> catalog;
   // Queue policy: fair-share half-life, aging interval.

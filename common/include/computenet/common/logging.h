@@ -15,7 +15,9 @@ namespace computenet {
 // The levels InitLogging knows (spdlog's names), for --log-level checks.
 const std::vector<std::string>& LogLevelNames();
 
-// Logs to stderr with `component` in every line. level: one of
+// Logs to stderr with `component` in every line. Every message is written
+// through SafeText (common/safe_text.h): escaped and at most
+// kMaxLogMessageBytes, whatever it quotes. level: one of
 // LogLevelNames(); spdlog turns any other into "off", so check it first.
 void InitLogging(const std::string& component, const std::string& level);
 

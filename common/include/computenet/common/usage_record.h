@@ -17,6 +17,11 @@
 namespace computenet {
 
 inline constexpr char kUsageRecordDomain[] = "computenet.v1.UsageRecord";
+// What a record may describe: times from 1970 to 2500 (Unix ms), at most
+// 400 days (jobs run at most 366), at most 4096 nodes x 64 cards.
+inline constexpr int64_t kMaxUsageTimestampMs = 16'725'225'600'000;
+inline constexpr int64_t kMaxUsageIntervalMs = int64_t{400} * 24 * 3600 * 1000;
+inline constexpr uint32_t kMaxUsageCards = 4096 * 64;
 
 // Per-second metering: cards * ceil((end_ms - start_ms) / 1000); a started
 // second counts. 0 if end_ms <= start_ms.
@@ -27,8 +32,9 @@ StatusOr<v1::UsageReport> SignUsageRecord(const SigningKey& key,
                                           const v1::UsageRecord& record);
 
 // Checks signature over record_bytes with the hex Ed25519 public key, then
-// parses and sanity-checks the record (end >= start, card_seconds matches the
-// metering rule). UNAUTHENTICATED for a bad signature, INVALID_ARGUMENT for
+// parses and sanity-checks the record (times within the bounds above,
+// end >= start, 1..kMaxUsageCards cards, card_seconds matches the metering
+// rule). UNAUTHENTICATED for a bad signature, INVALID_ARGUMENT for
 // a malformed or inconsistent record.
 StatusOr<v1::UsageRecord> VerifyUsageRecord(const std::string& public_key_hex,
                                             const std::string& record_bytes,

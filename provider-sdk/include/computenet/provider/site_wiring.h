@@ -30,7 +30,8 @@ StatusOr<std::string> ResolveSiteInventory(SiteConfig* config);
 
 // Builds config->executor: a ProcessExecutor under work_dir, or a
 // SlurmExecutor owned by the site name (which re-adopts the site's jobs
-// still in Slurm). Errors as SlurmExecutor::Create.
+// still in Slurm). FAILED_PRECONDITION if work_dir cannot be created or
+// written; otherwise errors as SlurmExecutor::Create.
 StatusOr<std::unique_ptr<Executor>> MakeSiteExecutor(const SiteConfig& config);
 
 }  // namespace computenet::provider
