@@ -51,29 +51,33 @@ std::string SafeText(std::string_view text, size_t max_bytes) {
   size_t at = 0;
   while (at < text.size()) {
     const auto byte = static_cast<uint8_t>(text[at]);
-    std::string piece;
+    // What this input character becomes: itself, or its escape (at most 4
+    // bytes either way); no allocation per character on the log path.
+    char escape[4] = {'\\', 0, 0, 0};
+    std::string_view piece(escape, 2);
     size_t consumed = 1;
-    if (byte >= 0x20 && byte < 0x7F) {
-      if (byte == '\\') {
-        piece = "\\\\";
-      } else {
-        piece.assign(1, static_cast<char>(byte));
-      }
+    if (byte >= 0x20 && byte < 0x7F && byte != '\\') {
+      piece = text.substr(at, 1);
+    } else if (byte == '\\') {
+      escape[1] = '\\';
     } else if (byte == '\n') {
-      piece = "\\n";
+      escape[1] = 'n';
     } else if (byte == '\r') {
-      piece = "\\r";
+      escape[1] = 'r';
     } else if (byte == '\t') {
-      piece = "\\t";
+      escape[1] = 't';
     } else if (size_t length = byte >= 0x80 ? Utf8SequenceLength(text, at) : 0;
                length > 0) {
-      piece.assign(text.substr(at, length));
+      piece = text.substr(at, length);
       consumed = length;
     } else {
-      piece = {'\\', 'x', kHex[byte >> 4], kHex[byte & 0xF]};
+      escape[1] = 'x';
+      escape[2] = kHex[byte >> 4];
+      escape[3] = kHex[byte & 0xF];
+      piece = std::string_view(escape, 4);
     }
     if (out.size() + piece.size() > max_bytes) break;
-    out += piece;
+    out.append(piece);
     at += consumed;
   }
   if (at < text.size()) {

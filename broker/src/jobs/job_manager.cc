@@ -79,8 +79,10 @@ Status JobManager::Load() {
   // Cards of jobs that were out when the broker stopped stay taken until
   // their provider re-registers and reconciles.
   for (const auto& job : active) {
-    CountUnfinished(job);
-    if (!ActiveHere(job)) continue;  // runs at a peer
+    if (!ActiveHere(job)) {  // runs at a peer; Track counts the others
+      CountUnfinished(job);
+      continue;
+    }
     Track(job);
     registry_.Allocate(job.job_id(), job.provider(),
                        {job.assignments().begin(), job.assignments().end()},
@@ -542,14 +544,16 @@ Status JobManager::AdmitNewJob(const std::string& consumer) {
   // At the limit by our count: the store decides (at most once a second
   // per consumer, so a flood at the limit costs no scans).
   uint64_t unfinished = count->second;
+  const int64_t now = Now();
   int64_t& recounted = unfinished_recounted_ms_[consumer];
-  if (Now() - recounted >= 1000 || Now() < recounted) {
-    recounted = Now();
+  if (now - recounted >= 1000 || now < recounted) {
+    recounted = now;
     CN_ASSIGN_OR_RETURN(unfinished, store_.CountUnfinishedJobs(consumer));
     if (unfinished < limit) {
       spdlog::warn("consumer {}: {} unfinished jobs counted, {} stored",
                    consumer, count->second, unfinished);
-      // Forget the count; the jobs still tracked leave it as they end.
+      // The store's figure replaces ours; the jobs still tracked count it
+      // down as they end.
       count->second = unfinished;
       return OkStatus();
     }
