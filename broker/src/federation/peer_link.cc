@@ -93,14 +93,24 @@ uint64_t PeerLink::Send(v1::MessageType type,
     held_.emplace_back(std::move(pending), reliable);
     return 0;
   }
-  if (up_ && channel_) Transmit(pending);
+  if (up_ && channel_) {
+    ResendUnsent();
+    Transmit(pending);
+  }
   const uint64_t request_id = pending.request_id;
   if (reliable) outbox_.push_back(std::move(pending));
   return request_id;
 }
 
+void PeerLink::ResendUnsent() {
+  for (auto& pending : outbox_) {
+    if (pending.request_id == 0) Transmit(pending);
+  }
+}
+
 void PeerLink::Release() {
   holding_ = false;
+  if (up_ && channel_) ResendUnsent();
   for (auto& [pending, reliable] : held_) {
     if (up_ && channel_) Transmit(pending);
     if (reliable) outbox_.push_back(std::move(pending));
@@ -121,6 +131,10 @@ PeerLink::Event PeerLink::Tick() {
   }
   if (just_up_) {
     just_up_ = false;
+    // What waited for the link leaves first: the broker's link-up handler
+    // and the sends after it must not overtake it (a job's usage is sent
+    // before its end, and home releases the job's hold at its end).
+    ResendUnsent();
     return Event::kUp;
   }
   if (now - last_heard_ms_ >
@@ -143,9 +157,7 @@ PeerLink::Event PeerLink::Tick() {
   // A live connection loses nothing, so requests are resent only on a new
   // connection (or after the peer said UNAVAILABLE). Resending on a timer
   // would race the first answer with the second.
-  for (auto& pending : outbox_) {
-    if (pending.request_id == 0) Transmit(pending);
-  }
+  ResendUnsent();
   if (now - last_sent_ms_ >= heartbeat_interval_ms_) {
     v1::Heartbeat heartbeat;
     heartbeat.set_sent_at_ms(now);

@@ -46,8 +46,9 @@ class PeerLink {
   // returned like any other envelope.
   std::vector<v1::Envelope> Drain();
 
-  // Sends a request now if the link is up (else only keeps it when
-  // reliable). Returns its request id (0 while held: assigned at Release).
+  // Sends a request now if the link is up, after the older reliable ones
+  // still unsent on this connection (else only keeps it when reliable).
+  // Returns its request id (0 while held: assigned at Release).
   uint64_t Send(v1::MessageType type, const google::protobuf::MessageLite& body,
                 bool reliable);
 
@@ -75,6 +76,10 @@ class PeerLink {
   void Connect();
   void SendHello();
   void Transmit(Pending& pending);
+  // Sends, in order, the outbox's requests not yet sent on this connection;
+  // done before anything newer is sent, so requests leave in the order
+  // they were made (a new connection, or UNAVAILABLE, leaves them unsent).
+  void ResendUnsent();
 
   zmq::context_t& context_;
   PeerConfig config_;
