@@ -192,7 +192,8 @@ class Run:
                     'broker_identity = "keys/%s/identity.pub"' % region,
                     'identity_dir = "keys/%s"' % site, 'work_dir = "work/%s"' % site,
                     'site = "%s"' % site, 'region = "%s"' % region,
-                    'currency = "CNY"', "usage_interval_s = 1",
+                    'currency = "CNY"',
+                    "usage_interval_s = %d" % self.args.usage_interval_s,
                     "[prices]", "%s = %d" % (model, price)]
                 for n in range(NODES_PER_SITE):
                     lines += ["[[nodes]]", 'name = "%s-n%d"' % (site, n + 1),
@@ -554,8 +555,15 @@ class Run:
     def main(self):
         self.say("chaos run: seed %d, %ds of faults, %ds to settle, run dir %s" % (
             self.seed, self.args.duration_s, self.args.settle_s, self.dir))
-        self.say("reproduce: %s --build-dir %s --seed %d --duration-s %d" % (
-            sys.argv[0], self.args.build_dir, self.seed, self.args.duration_s))
+        argv, skip = [], False
+        for arg in sys.argv:
+            if skip or arg.startswith("--run-dir"):
+                skip = arg == "--run-dir"
+                continue
+            argv.append(arg)
+        if "--seed" not in argv:
+            argv += ["--seed", str(self.seed)]
+        self.say("reproduce: /usr/bin/python3 " + " ".join(argv))
         self.set_up()
         try:
             self.start_federation()
@@ -597,6 +605,14 @@ class Run:
             print("FAILED: %d check(s); reproduce with --seed %d; logs in %s" % (
                 len(report.failures), self.seed, self.dir), flush=True)
             return 1
+        if self.args.self_test:
+            # The checker must be able to fail: doctored copies of this run
+            # (a job run twice, one lost, a forged balance, ...) each fail.
+            missed = check.self_test(self.dir, self.cn)
+            for failure in missed:
+                print("FAIL " + failure, flush=True)
+            if missed:
+                return 1
         print("PASSED", flush=True)
         return 0
 
@@ -621,8 +637,14 @@ def main():
     parser.add_argument("--restart-grace-ms", type=int, default=5000,
                         help="after a broker's fault ends, how long its "
                         "answers are not held against it")
+    parser.add_argument("--usage-interval-s", type=int, default=1,
+                        help="the agents' interim usage records (0 = only "
+                        "each job's last)")
     parser.add_argument("--run-dir", default=None,
                         help="default: a new temporary directory")
+    parser.add_argument("--self-test", action="store_true",
+                        help="after a run that passed, check that the checker "
+                        "catches doctored copies of it")
     parser.add_argument("--keep", action="store_true",
                         help="keep the run directory even if the run passed")
     args = parser.parse_args()

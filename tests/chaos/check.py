@@ -399,20 +399,9 @@ def check_run(run_dir, cli=None, verbose=True):
             if hold["open"]:
                 report.fail("ledger failures", "%s: hold %s (%s) is still open" % (
                     name, hold["hold_id"], hold["job_id"]))
-    names = sorted(brokers)
-    for a in names:
-        for b in names:
-            if a >= b:
-                continue
-            at_a = brokers[a].accounts.get("clearing:" + b, (0, 0))[0]
-            at_b = brokers[b].accounts.get("clearing:" + a, (0, 0))[0]
-            if at_a != -at_b:
-                report.fail("ledger failures", "clearing %s/%s: %d at %s, %d at %s "
-                            "(should be opposite)" % (a, b, at_a, a, at_b, b))
-                report.counts["minor units unaccounted"] += abs(at_a + at_b)
-
     # billing: every charge by the rule; once per succeeded job; both sides
     charged_total = 0
+    pair_diff = {}  # (a, b) sorted: home minus remote, per forwarded job
     for name, broker in brokers.items():
         by_hold = {}
         for sequence in sorted(broker.entries):
@@ -491,10 +480,27 @@ def check_run(run_dir, cli=None, verbose=True):
                             "%d at %s" % (job_id, len(remote), paid_home, home.name,
                                           len(usage), paid_here, broker.name))
                 report.counts["minor units unaccounted"] += abs(paid_home - paid_here)
+            pair = tuple(sorted((home.name, broker.name)))
+            pair_diff[pair] = pair_diff.get(pair, 0) + paid_home - paid_here
             if home_job["charged"] != paid_home:
                 report.fail("billing", "%s: home %s shows charged %d, its ledger "
                             "%d" % (job_id, home.name, home_job["charged"],
                                     paid_home))
+
+    names = sorted(brokers)
+    for a in names:
+        for b in names:
+            if a >= b:
+                continue
+            at_a = brokers[a].accounts.get("clearing:" + b, (0, 0))[0]
+            at_b = brokers[b].accounts.get("clearing:" + a, (0, 0))[0]
+            if at_a != -at_b:
+                report.fail("ledger failures", "clearing %s/%s: %d at %s, %d at %s "
+                            "(should be opposite)" % (a, b, at_a, a, at_b, b))
+                # What the per-job comparison above did not already count.
+                residual = abs(at_a + at_b - pair_diff.get((a, b), 0))
+                report.counts["minor units unaccounted"] += residual
+
 
     summary = {
         "seed": manifest["seed"],
@@ -518,17 +524,138 @@ def summary_line(summary):
             " minor units" % summary)
 
 
+def _copy_run(run_dir, into):
+    """A copy of a finished run to doctor: files as they are, broker files
+    through SQLite's backup (their WAL included)."""
+    import shutil
+    shutil.copytree(run_dir, into, ignore=shutil.ignore_patterns(
+        "*.db", "*.db-wal", "*.db-shm", "*.db.lock", "work", "logs"))
+    for name in os.listdir(run_dir):
+        if name.endswith(".db"):
+            source = sqlite3.connect("file:%s?mode=ro" % os.path.join(run_dir, name),
+                                     uri=True)
+            target = sqlite3.connect(os.path.join(into, name))
+            source.backup(target)
+            target.close()
+            source.close()
+
+
+def self_test(run_dir, cli=None):
+    """Doctors copies of a run that passed, one fault class each, and
+    checks that the checker catches every one. Returns the failures (what
+    it did not catch)."""
+    import shutil
+    import tempfile
+    with open(os.path.join(run_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    markers_dir = os.path.join(run_dir, "markers")
+    succeeded = None
+    home = None
+    for submitted in manifest["jobs"]:
+        if submitted["expect"] == "succeed" and os.path.exists(
+                os.path.join(markers_dir, submitted["job_id"] + ".0")):
+            broker = BrokerFile(submitted["home"],
+                                os.path.join(run_dir, submitted["home"] + ".db"))
+            if broker.jobs[submitted["job_id"]]["state"] == SUCCEEDED:
+                succeeded, home = submitted["job_id"], submitted["home"]
+                break
+    if succeeded is None:
+        return ["self-test: the run has no succeeded job to doctor"]
+
+    def run_twice(d):
+        with open(os.path.join(d, "markers", succeeded + ".0"), "a") as f:
+            f.write("start 9999999999999 1 again\nend 9999999999999 1\n")
+
+    def lose_job(d):
+        db = sqlite3.connect(os.path.join(d, home + ".db"))
+        db.execute("DELETE FROM jobs WHERE job_id = ?", (succeeded,))
+        db.commit()
+        db.close()
+
+    def forge_balance(d):
+        db = sqlite3.connect(os.path.join(d, home + ".db"))
+        db.execute("UPDATE ledger_accounts SET balance = balance + 1 WHERE "
+                   "name = ?", ("consumer:user-" + home,))
+        db.commit()
+        db.close()
+
+    def drop_charge(d):
+        # The job's last charge vanishes from the postings, as if a usage
+        # record were never billed: balances and the rule no longer meet.
+        db = sqlite3.connect(os.path.join(d, home + ".db"))
+        rows = [(seq, blob) for seq, blob in db.execute(
+            "SELECT sequence, entry FROM ledger_entries")]
+        for seq, blob in reversed(rows):
+            entry = ledger_entry(blob)
+            if entry["job_id"] == succeeded and entry["kind"] in (
+                    "usage", "remote_usage"):
+                db.execute("UPDATE ledger_postings SET amount = amount * 2 "
+                           "WHERE sequence = ?", (seq,))
+                break
+        db.commit()
+        db.close()
+
+    def stick_job(d):
+        with open(os.path.join(d, "manifest.json")) as f:
+            m = json.load(f)
+        m["jobs"].append({"job_id": home + "-99999999", "home": home,
+                          "kind": "local", "key": "forged", "cards": 1,
+                          "nodes": 1, "expect": "succeed", "acked_ms": 0})
+        with open(os.path.join(d, "manifest.json"), "w") as f:
+            json.dump(m, f)
+
+    def slow_broker(d):
+        with open(os.path.join(d, "manifest.json")) as f:
+            m = json.load(f)
+        start = m["t0_ms"] - 100000  # before any fault
+        m["probes"].append({"broker": home, "start_ms": start,
+                            "end_ms": start + m["answer_bound_ms"] + 1, "rc": 0})
+        with open(os.path.join(d, "manifest.json"), "w") as f:
+            json.dump(m, f)
+
+    cases = [("a job that ran twice (marker)", run_twice, "doubled"),
+             ("an acknowledged job deleted", lose_job, "lost"),
+             ("a balance raised by 1", forge_balance, "ledger failures"),
+             ("a charge changed", drop_charge, "ledger failures"),
+             ("an acknowledged job its broker never stored", stick_job, "lost"),
+             ("a broker slow outside its faults", slow_broker, "slow answers")]
+    missed = []
+    for what, doctor, count in cases:
+        scratch = tempfile.mkdtemp(prefix="chaos-selftest-")
+        try:
+            copy = os.path.join(scratch, "run")
+            _copy_run(run_dir, copy)
+            doctor(copy)
+            report, summary = check_run(copy, cli, verbose=False)
+            caught = summary[count] > 0
+            print("self-test: %s: %s (%d failure(s), %s %d)" % (
+                what, "caught" if caught else "MISSED", len(report.failures),
+                count, summary[count]), flush=True)
+            if not caught:
+                missed.append("self-test: the checker missed %s" % what)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return missed
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir")
     parser.add_argument("--cli", help="the computenet binary (ledger verify); "
                         "default: the one the run used")
+    parser.add_argument("--self-test", action="store_true",
+                        help="also doctor copies of the run (a job run "
+                        "twice, lost, a forged balance, ...) and fail unless "
+                        "each is caught")
     args = parser.parse_args()
     report, summary = check_run(args.run_dir, args.cli)
     for failure in report.failures:
         print("FAIL " + failure)
     print(summary_line(summary))
-    return 1 if report.failures else 0
+    missed = self_test(args.run_dir, args.cli) if args.self_test else []
+    for failure in missed:
+        print("FAIL " + failure)
+    return 1 if report.failures or missed else 0
 
 
 if __name__ == "__main__":
