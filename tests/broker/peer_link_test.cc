@@ -58,11 +58,11 @@ class PeerLinkTest : public ::testing::Test {
           v1::PeerHelloReply reply;
           const Status ok = OkStatus();
           routing_id = (*frame)->routing_id;
-          EXPECT_TRUE(SendRouted(*router_, routing_id,
-                                 EncodeEnvelope(v1::MESSAGE_TYPE_PEER_HELLO_REPLY,
-                                                envelope->request_id(), 1, reply,
-                                                &ok))
-                          .ok());
+          EXPECT_TRUE(
+              SendRouted(*router_, routing_id,
+                         EncodeEnvelope(v1::MESSAGE_TYPE_PEER_HELLO_REPLY,
+                                        envelope->request_id(), 1, reply, &ok))
+                  .ok());
         }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -125,9 +125,9 @@ TEST_F(PeerLinkTest, RequestsKeptWhileTheLinkWasDownLeaveBeforeNewerOnes) {
   update.mutable_job()->set_job_id("north-1");
   link_->Send(v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE, update, true);
 
-  EXPECT_EQ(Received(), (std::vector<v1::MessageType>{
-                            v1::MESSAGE_TYPE_REMOTE_USAGE,
-                            v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE}));
+  EXPECT_EQ(Received(),
+            (std::vector<v1::MessageType>{v1::MESSAGE_TYPE_REMOTE_USAGE,
+                                          v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE}));
 }
 
 // The same when the newer request is sent between the hello reply and the
@@ -145,10 +145,10 @@ TEST_F(PeerLinkTest, ANewerRequestSentBeforeTheUpTickWaitsForOlderOnes) {
   BringUp(/*take_up_tick=*/false);
   v1::RemoteJobUpdate update;
   link_->Send(v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE, update, true);
-  EXPECT_EQ(Received(), (std::vector<v1::MessageType>{
-                            v1::MESSAGE_TYPE_REMOTE_USAGE,
-                            v1::MESSAGE_TYPE_REMOTE_USAGE,
-                            v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE}));
+  EXPECT_EQ(Received(),
+            (std::vector<v1::MessageType>{v1::MESSAGE_TYPE_REMOTE_USAGE,
+                                          v1::MESSAGE_TYPE_REMOTE_USAGE,
+                                          v1::MESSAGE_TYPE_REMOTE_JOB_UPDATE}));
 }
 
 }  // namespace
