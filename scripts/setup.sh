@@ -19,6 +19,8 @@ packages=(
   # A real Slurm for the SlurmExecutor's tests (tests/slurm/slurm-local.sh
   # runs it privately; the packages alone start nothing without systemd).
   slurmctld slurmd slurm-client munge
+  # systemd-analyze verifies the units in examples/systemd (the install test)
+  systemd
 )
 
 missing=()

@@ -245,7 +245,7 @@ TEST_F(FederationTest, ResidencyJobRunsInAnotherRegionWithFullStatusStream) {
   EXPECT_THAT(out, HasSubstr(": running")) << out;
   const std::string job = FindJobId(out);
   ASSERT_FALSE(job.empty()) << out;
-  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  EXPECT_EQ(Field(job, "remote_broker"), "west");
   EXPECT_EQ(Field(job, "region"), "west");
   EXPECT_EQ(Field(job, "model"), "910B");
   EXPECT_THAT(Field(job, "provider"), HasSubstr("west:west-site"));
@@ -257,7 +257,7 @@ TEST_F(FederationTest, JobTooLargeForHomeRunsWhereItFitsAndSettlesAcrossBrokers)
   const std::string job =
       Submit({"--cards", "8", "--wait", "--", "sh", "-c", "sleep 1.2"});
   EXPECT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED");
-  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  EXPECT_EQ(Field(job, "remote_broker"), "west");
   ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:west") > 0; }));
   // Money is conserved across brokers to the last minor unit: what alice
   // paid north, north owes west, and west paid its provider from north's
@@ -277,7 +277,7 @@ TEST_F(FederationTest, GangJobLandsInsideOneFabricOfOneRemoteProvider) {
                                   "8", "--wait", "--", "sh", "-c",
                                   "echo rank $COMPUTENET_NODE_RANK"});
   EXPECT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED");
-  EXPECT_EQ(Field(job, "remoteBroker"), "east");
+  EXPECT_EQ(Field(job, "remote_broker"), "east");
   std::string json = Cli({"status", job, "--json"});
   EXPECT_THAT(json, HasSubstr("east-site-n0"));
   EXPECT_THAT(json, HasSubstr("east-site-n1"));
@@ -294,8 +294,8 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
   const std::string at_west = Submit(
       {"--region", "west", "--cards", "3", "--wait", "--", "sh", "-c",
        "sleep 1.3"});
-  ASSERT_EQ(Field(at_east, "remoteBroker"), "east");
-  ASSERT_EQ(Field(at_west, "remoteBroker"), "west");
+  ASSERT_EQ(Field(at_east, "remote_broker"), "east");
+  ASSERT_EQ(Field(at_west, "remote_broker"), "west");
   ASSERT_TRUE(WaitUntil([&] {
     return Balance("north", "clearing:east") > 0 &&
            Balance("north", "clearing:west") > 0;
@@ -575,7 +575,7 @@ TEST_F(FederationTest, DeclinedForwardIsTriedAgainLaterAndItsReasonNamesTheDecli
   ASSERT_TRUE(WaitUntil([&] { return Field(job, "state") == "JOB_STATE_SUCCEEDED"; },
                         std::chrono::seconds(30)))
       << Field(job, "state") << ": " << Field(job, "reason");
-  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  EXPECT_EQ(Field(job, "remote_broker"), "west");
   EXPECT_THAT(Field(job, "provider"), HasSubstr("west-big"));
   // Placed: its declines are forgotten.
   EXPECT_EQ(Count("north", "SELECT COUNT(*) FROM forward_declines"), 0);
@@ -590,7 +590,7 @@ TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
   const std::string east_endpoint = Endpoint("east");
   brokers_["east"]->Signal(SIGKILL);
   EXPECT_EQ(brokers_["east"]->Wait(), 128 + SIGKILL);
-  ASSERT_TRUE(WaitUntil([&] { return Field(job, "inDoubt") == "true"; }))
+  ASSERT_TRUE(WaitUntil([&] { return Field(job, "in_doubt") == "true"; }))
       << Cli({"status", job});
   { std::ofstream(flag) << "go"; }  // it finishes while its broker is down
   std::remove(Path("east.endpoint").c_str());
@@ -599,7 +599,7 @@ TEST_F(FederationTest, RemoteBrokerKilledMidJobIsReconciledAndChargedOnce) {
   std::string waited = Cli({"wait", job, "--timeout", "60"});
   EXPECT_THAT(waited, HasSubstr("state      succeeded")) << waited;
   ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:east") > 0; }));
-  EXPECT_EQ(Field(job, "inDoubt"), "");
+  EXPECT_EQ(Field(job, "in_doubt"), "");
   // Charged exactly once on both sides, and both ledgers verify.
   EXPECT_EQ(Balance("north", "clearing:east"),
             kAliceFunds - Balance("north", "consumer:alice"));
