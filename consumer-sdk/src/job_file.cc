@@ -124,15 +124,31 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
         << error.source().begin.line;
     return InvalidArgumentError(out.str());
   }
-  CN_RETURN_IF_ERROR(CheckKeys(
-      root,
-      {"name", "command", "max_duration_s", "models", "cards", "nodes",
-       "gpu_milli", "a100_equivalents", "min_memory_mib", "vendor_classes",
-       "cpu_milli_per_card", "host_memory_mib_per_card", "regions",
-       "prefer_regions", "exclude_providers", "max_price",
-       "max_price_per_a100_hour", "preemptible", "priority", "max_attempts",
-       "network_access", "idempotency_key", "env"},
-      file));
+  CN_RETURN_IF_ERROR(CheckKeys(root,
+                               {"name",
+                                "command",
+                                "max_duration_s",
+                                "models",
+                                "cards",
+                                "nodes",
+                                "gpu_milli",
+                                "a100_equivalents",
+                                "min_memory_mib",
+                                "vendor_classes",
+                                "cpu_milli_per_card",
+                                "host_memory_mib_per_card",
+                                "regions",
+                                "prefer_regions",
+                                "exclude_providers",
+                                "max_price",
+                                "max_price_per_a100_hour",
+                                "preemptible",
+                                "priority",
+                                "max_attempts",
+                                "network_access",
+                                "idempotency_key",
+                                "env"},
+                               file));
   Reader reader(root, file);
   JobFile job;
   v1::JobSpec& spec = job.spec;
@@ -194,7 +210,8 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
                           "must be an integer or a decimal string such as "
                           "\"2.5\" (no floating point)");
     }
-    auto milli = ParseMilli(decimal, file + ": 'a100_equivalents'", 100'000'000);
+    auto milli =
+        ParseMilli(decimal, file + ": 'a100_equivalents'", 100'000'000);
     if (!milli.ok()) return milli.status();
     spec.set_a100_equivalents_milli(*milli);
   }
@@ -258,7 +275,8 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
 }
 
 StatusOr<JobFile> LoadJobFile(const std::string& path) {
-  CN_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, kMaxJobFileBytes));
+  CN_ASSIGN_OR_RETURN(std::string text,
+                      ReadFileToString(path, kMaxJobFileBytes));
   return ParseJobFile(text, path);
 }
 

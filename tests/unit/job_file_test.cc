@@ -42,7 +42,8 @@ HF_HOME = "/scratch/hf"
   ASSERT_TRUE(job.ok()) << job.status().ToString();
   const v1::JobSpec& spec = job->spec;
   EXPECT_EQ(spec.name(), "finetune");
-  EXPECT_THAT(spec.command(), ElementsAre("python3", "train.py", "--epochs", "3"));
+  EXPECT_THAT(spec.command(),
+              ElementsAre("python3", "train.py", "--epochs", "3"));
   EXPECT_EQ(spec.max_duration_s(), 7200u);
   EXPECT_THAT(spec.accelerator_models(), ElementsAre("A800", "H800"));
   EXPECT_EQ(spec.cards_per_node(), 8u);
@@ -62,7 +63,8 @@ HF_HOME = "/scratch/hf"
   EXPECT_TRUE(spec.network_access());
   EXPECT_EQ(spec.env().at("HF_HOME"), "/scratch/hf");
   EXPECT_EQ(job->idempotency_key, "run-1");
-  EXPECT_EQ(job->keys.size(), 21u);  // every key but a100_equivalents, gpu_milli
+  EXPECT_EQ(job->keys.size(),
+            21u);  // every key but a100_equivalents, gpu_milli
 }
 
 TEST(JobFileTest, FractionalAndComputeEquivalentFormsWithoutFloatingPoint) {
@@ -81,9 +83,10 @@ TEST(JobFileTest, FractionalAndComputeEquivalentFormsWithoutFloatingPoint) {
   auto floating = ParseJobFile("a100_equivalents = 2.5\n", "f.toml");
   ASSERT_FALSE(floating.ok());
   EXPECT_EQ(floating.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_THAT(floating.status().message(),
-              HasSubstr("f.toml: 'a100_equivalents' at line 1 must be an integer "
-                        "or a decimal string"));
+  EXPECT_THAT(
+      floating.status().message(),
+      HasSubstr("f.toml: 'a100_equivalents' at line 1 must be an integer "
+                "or a decimal string"));
 }
 
 TEST(JobFileTest, ErrorsNameTheFileTheKeyAndTheLine) {
@@ -92,18 +95,27 @@ TEST(JobFileTest, ErrorsNameTheFileTheKeyAndTheLine) {
     const char* message;
   };
   for (const Case& c : {
-           Case{"name = \"x\"\ncardz = 2\n", "job.toml: unknown key 'cardz' at line 2"},
-           Case{"\n\ncards = \"two\"\n", "job.toml: 'cards' at line 3 must be an integer"},
-           Case{"cards = -1\n", "'cards' at line 1 must be from 0 to 4294967295, not -1"},
-           Case{"cards = 4294967296\n", "must be from 0 to 4294967295, not 4294967296"},
+           Case{"name = \"x\"\ncardz = 2\n",
+                "job.toml: unknown key 'cardz' at line 2"},
+           Case{"\n\ncards = \"two\"\n",
+                "job.toml: 'cards' at line 3 must be an integer"},
+           Case{"cards = -1\n",
+                "'cards' at line 1 must be from 0 to 4294967295, not -1"},
+           Case{"cards = 4294967296\n",
+                "must be from 0 to 4294967295, not 4294967296"},
            Case{"max_price = -5\n", "'max_price' at line 1 must be from 0"},
            Case{"command = \"python3 train.py\"\n",
                 "'command' at line 1 must be a list"},
-           Case{"command = [\"a\", 2]\n", "'command' at line 1 must be a list of strings"},
-           Case{"command = [\"a\\u0000b\"]\n", "'command' at line 1 contains a NUL byte"},
-           Case{"name = \"a\\u0000b\"\n", "'name' at line 1 contains a NUL byte"},
-           Case{"preemptible = \"yes\"\n", "'preemptible' at line 1 must be true or false"},
-           Case{"priority = \"urgent\"\n", "'priority' at line 1 must be low, normal or high"},
+           Case{"command = [\"a\", 2]\n",
+                "'command' at line 1 must be a list of strings"},
+           Case{"command = [\"a\\u0000b\"]\n",
+                "'command' at line 1 contains a NUL byte"},
+           Case{"name = \"a\\u0000b\"\n",
+                "'name' at line 1 contains a NUL byte"},
+           Case{"preemptible = \"yes\"\n",
+                "'preemptible' at line 1 must be true or false"},
+           Case{"priority = \"urgent\"\n",
+                "'priority' at line 1 must be low, normal or high"},
            Case{"[env]\nA = 1\n", "'env.A' at line 2 must be a string"},
            Case{"env = \"A=1\"\n", "'env' at line 1 must be a table"},
            Case{"models = [\"\"]\n", "models"},
