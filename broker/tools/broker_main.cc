@@ -333,6 +333,9 @@ int main(int argc, char** argv) {
   run->add_option("--checkpoint-interval-ms", options.checkpoint_interval_ms,
                   "... or this often when there are new entries")
       ->capture_default_str();
+  run->add_option("--metrics-address", options.metrics_address,
+                  "HOST:PORT for GET /metrics, /healthz, /readyz over plain "
+                  "HTTP (e.g. 127.0.0.1:9464; default: none)");
 
   std::string consumer, key, memo;
   int64_t amount = 0;
@@ -470,6 +473,7 @@ int main(int argc, char** argv) {
          [&] { options.checkpoint_every_entries = flags.checkpoint_every_entries; });
     take("--checkpoint-interval-ms",
          [&] { options.checkpoint_interval_ms = flags.checkpoint_interval_ms; });
+    take("--metrics-address", [&] { options.metrics_address = flags.metrics_address; });
     if (!overridden.empty()) {
       spdlog::info("command-line flags override {}: {}", config_path, overridden);
     }

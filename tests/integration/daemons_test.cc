@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "computenet/common/exit_codes.h"
@@ -177,6 +178,64 @@ TEST_F(DaemonsTest, SubmitFromAJobFileWithFlagsOverridingItsKeys) {
             kExitUsage)
       << output;
   EXPECT_THAT(output, HasSubstr("no command"));
+  provider->Signal(SIGTERM);
+  EXPECT_EQ(provider->Wait(), 0);
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+}
+
+TEST_F(DaemonsTest, MetricsAndHealthAreServedOverHttp) {
+  auto broker = StartBroker("tcp://127.0.0.1:0", {"--metrics-address", "127.0.0.1:0"});
+  std::string url;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("broker.log"));
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string log = text.str();
+    const size_t at = log.find("metrics on http://");
+    if (at == std::string::npos) return false;
+    const size_t start = at + std::string("metrics on ").size();
+    url = log.substr(start, log.find("/metrics", start) - start);
+    return true;
+  }));
+  // A real HTTP client over TCP, as Prometheus scrapes.
+  const std::string host_port = url.substr(std::string("http://").size());
+  httplib::Client http(host_port.substr(0, host_port.rfind(':')),
+                       std::stoi(host_port.substr(host_port.rfind(':') + 1)));
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health) << url;
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "ok\n");
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(http.Get("/nothing")->status, 404);
+
+  auto provider = StartProvider();
+  Cli({"submit", "--model", "A800", "--cards", "2", "--max-duration", "60", "--wait",
+       "--", "true"});
+  Cli({"status", "hub-99"}, kExitNotFound);
+  std::string metrics;
+  // Gauges are sampled once a second: wait for the sample after the job.
+  ASSERT_TRUE(WaitUntil([&] {
+    auto scraped = http.Get("/metrics");
+    if (!scraped || scraped->status != 200) return false;
+    metrics = scraped->body;
+    return metrics.find("computenet_cards{model=\"A800\",state=\"free\"} 4") !=
+           std::string::npos;
+  })) << metrics;
+  EXPECT_THAT(metrics, HasSubstr("computenet_job_transitions_total{state=\"succeeded\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_job_transitions_total{state=\"placed\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_providers{state=\"online\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_cards{model=\"A800\",state=\"used\"} 0"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_jobs{state=\"queued\"} 0"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_requests_total{type=\"MESSAGE_TYPE_SUBMIT_JOB\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_requests_refused_total{code=\"NOT_FOUND\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_submit_to_placed_seconds_count 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_broker_info{"));
+  EXPECT_THAT(metrics, HasSubstr("# TYPE computenet_commit_duration_seconds histogram"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_ledger_entries "));
+
   provider->Signal(SIGTERM);
   EXPECT_EQ(provider->Wait(), 0);
   broker->Signal(SIGTERM);
