@@ -54,7 +54,7 @@ site = "site-a"
 region = "north"
 currency = "CNY"
 [prices]
-A800 = 1500
+A800 = 360000   # 100 minor units per card-second: short jobs cost something
 [[nodes]]
 name = "n1"
 fabric = "f1"
@@ -65,7 +65,7 @@ pids+=($!)
 export COMPUTENET_BROKER=$endpoint COMPUTENET_BROKER_IDENTITY=keys/broker/identity.pub \
        COMPUTENET_IDENTITY=keys/alice
 
-say "Load: two consumers' loops submitting short jobs for the whole run"
+say "Load: three loops of \`computenet submit\` (short jobs) for the whole run"
 load() {
   while [[ ! -e stop ]]; do
     "$cn" submit --model A800 --cards 1 --max-duration 60 -- /bin/true >/dev/null 2>>load.err || true
@@ -73,47 +73,59 @@ load() {
 }
 load & pids+=($!)
 load & pids+=($!)
+load & pids+=($!)
 # Wait until jobs have run and been billed, so that the ledger has usage.
 for _ in $(seq 600); do
   n=$(sqlite3 -readonly broker.db "SELECT count(*) FROM usage_records" 2>/dev/null || echo 0)
-  [[ $n -ge 20 ]] && break
+  [[ $n -ge 150 ]] && break
   sleep 0.1
 done
 sqlite3 -readonly broker.db "PRAGMA journal_mode"   # the broker's file is in WAL mode
 
-say "1. sqlite3 .backup (the online backup API) while the broker writes"
-before=$(sqlite3 -readonly broker.db "SELECT count(*) FROM jobs")
-start=$(date +%s%N)
-show sqlite3 broker.db ".timeout 5000" ".backup backup-api.db"
-echo "took $(( ($(date +%s%N) - start) / 1000000 )) ms; jobs in the live file before: $before"
+say "A plain cp of the live file alone (the wrong way): compare with the live file"
+cp broker.db plain-cp.db
+echo "live (file + WAL): $(sqlite3 -readonly broker.db "SELECT count(*) FROM ledger_entries") ledger entries;" \
+     "cp of broker.db alone: $(sqlite3 -readonly plain-cp.db "SELECT count(*) FROM ledger_entries" 2>&1);" \
+     "WAL now $(stat -c %s broker.db-wal) bytes"
 
-say "2. VACUUM INTO (one read transaction: a consistent snapshot) while the broker writes"
-start=$(date +%s%N)
-show sqlite3 broker.db ".timeout 5000" "VACUUM INTO 'backup-vacuum.db'"
-echo "took $(( ($(date +%s%N) - start) / 1000000 )) ms; jobs in the live file after: $(sqlite3 -readonly broker.db "SELECT count(*) FROM jobs")"
-
-say "The broker kept serving during both (submits that succeeded while it ran)"
-show "$cn" jobs --limit 1000 | tail -n +2 | wc -l
+ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+for round in 1 2 3; do
+  say "Round $round while the broker writes"
+  start=$(date +%s%N)
+  show sqlite3 broker.db ".timeout 5000" ".backup backup-api-$round.db"
+  echo "  .backup took $(ms "$start") ms"
+  start=$(date +%s%N)
+  show sqlite3 broker.db ".timeout 5000" "VACUUM INTO 'backup-vacuum-$round.db'"
+  echo "  VACUUM INTO took $(ms "$start") ms"
+  sleep 1
+done
+echo "live file now: $(sqlite3 -readonly broker.db "SELECT count(*) FROM jobs") jobs," \
+     "$(sqlite3 -readonly broker.db "SELECT count(*) FROM ledger_entries") ledger entries," \
+     "WAL $(stat -c %s broker.db-wal) bytes"
 touch stop
 sleep 0.5
 
-for copy in backup-api.db backup-vacuum.db; do
-  say "Checking $copy"
-  ls -l "$copy"* | awk '{print $1, $5, $9}'
-  show sqlite3 -readonly "$copy" "PRAGMA integrity_check" "PRAGMA journal_mode" \
-    "SELECT 'jobs', count(*) FROM jobs" "SELECT 'ledger entries', count(*) FROM ledger_entries" \
-    "SELECT 'signed checkpoints', count(*), max(tree_size) FROM ledger_checkpoints"
-  echo "-- offline audit, strict (a live broker's copy has an unsigned tail):"
-  show "$cn" ledger verify "$copy" --broker-identity keys/broker/identity.pub || echo "exit $?"
-  echo "-- offline audit, accepting the unsigned tail:"
-  show "$cn" ledger verify "$copy" --broker-identity keys/broker/identity.pub --allow-unsigned-tail
-  echo "-- the broker's own audit and balances:"
-  show "$cnb" settlement --db "$copy" | tail -n 6
+say "Checking every copy"
+printf '%-20s %-9s %-6s %5s %7s %9s %-28s %-10s %s\n' COPY INTEGRITY JOURNAL JOBS ENTRIES SIGNED "VERIFY (strict / tail ok)" "SUM=0" BYTES
+for copy in backup-api-{1,2,3}.db backup-vacuum-{1,2,3}.db; do
+  integrity=$(sqlite3 -readonly "$copy" "PRAGMA integrity_check")
+  journal=$(sqlite3 -readonly "$copy" "PRAGMA journal_mode")
+  jobs=$(sqlite3 -readonly "$copy" "SELECT count(*) FROM jobs")
+  entries=$(sqlite3 -readonly "$copy" "SELECT count(*) FROM ledger_entries")
+  signed=$(sqlite3 -readonly "$copy" "SELECT coalesce(max(tree_size), 0) FROM ledger_checkpoints")
+  strict=ok; "$cn" ledger verify "$copy" --broker-identity keys/broker/identity.pub >/dev/null 2>&1 || strict="exit $?"
+  tail_ok=ok; "$cn" ledger verify "$copy" --broker-identity keys/broker/identity.pub --allow-unsigned-tail >/dev/null 2>&1 || tail_ok="exit $?"
+  sum=$("$cnb" settlement --db "$copy" | grep "sum of all accounts" | awk '{print $5}')
+  printf '%-20s %-9s %-6s %5s %7s %9s %-28s %-10s %s\n' "$copy" "$integrity" "$journal" "$jobs" "$entries" "$signed" "$strict / $tail_ok" "$sum" "$(stat -c %s "$copy")"
 done
+say "One copy in full: the audits' own words"
+show "$cn" ledger verify backup-vacuum-3.db --broker-identity keys/broker/identity.pub || echo "exit $?"
+show "$cn" ledger verify backup-vacuum-3.db --broker-identity keys/broker/identity.pub --allow-unsigned-tail
+show "$cnb" settlement --db backup-vacuum-3.db | tail -n 6
 
-say "Restore: a broker started on a copy of backup-vacuum.db (isolated: own endpoint, no peers)"
+say "Restore: a broker started on a copy of backup-vacuum-3.db (isolated: own endpoint, no peers)"
 mkdir restore
-cp backup-vacuum.db restore/broker.db
+cp backup-vacuum-3.db restore/broker.db
 sed -e 's|^database = .*|database = "restore/broker.db"|' \
     -e 's|^endpoint_file = .*|endpoint_file = "restore/broker.endpoint"|' broker.toml >restore.toml
 "$cnb" run --config restore.toml 2>restore.log &
