@@ -142,6 +142,17 @@ grep -E "listening|checkpoint|stopped" restore.log | sed 's/^[^ ]* //' | tail -n
 echo "-- after its clean stop every entry is signed: the strict audit passes"
 show "$cn" ledger verify restore/broker.db --broker-identity keys/broker/identity.pub
 
+say "SIGHUP, then a revocation, on the live broker"
+kill -HUP "$broker_pid"
+sleep 0.5
+kill -0 "$broker_pid" && echo "still running after SIGHUP"
+grep -o "reload: .*" broker.log | tail -n 1
+show "$cnb" revoke --db broker.db --role consumer --name alice
+sleep 0.5
+grep -o "consumer/alice revoked.*" broker.log | tail -n 1
+timeout 5 "$cn" jobs >/dev/null 2>&1 || echo "computenet jobs with the revoked key: exit $?"
+grep -o "ZAP: refused revoked key.*" broker.log | tail -n 1
+
 say "Stopping the live broker (SIGTERM) and auditing the original"
 kill -TERM "$broker_pid"
 wait "$broker_pid" && echo "live broker exit 0 after SIGTERM"
