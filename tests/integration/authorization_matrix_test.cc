@@ -3,7 +3,7 @@
 // peer broker, admin, a revoked key on a connection opened before it was
 // revoked) and two keys that never get a session (an unenrolled key, the
 // revoked key on a new connection). Every message type is sent by every one
-// of them and each answer is checked against kMatrix, which mirrors the
+// of them and each answer is checked against Matrix(), which mirrors the
 // table in docs/security.md row for row: a change to either shows up here.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -317,8 +317,9 @@ class AuthorizationMatrixTest : public ::testing::Test {
                       envelope.status().code()};
       }
     }
-    // The probe itself was refused with the heartbeat's answer (a revoked
-    // key's heartbeat and probe both get ERROR; the first counts).
+    // AwaitAnswer takes an ERROR with request id 0 as the probe's answer:
+    // that one is the heartbeat's (the probe's own, UNIMPLEMENTED or a
+    // revoked key's PERMISSION_DENIED, follows it).
     if (probed.type == v1::MESSAGE_TYPE_ERROR &&
         probed.code != WireStatus::UNIMPLEMENTED) {
       return probed;
