@@ -421,6 +421,52 @@ TEST_F(FederationTest, StatementsAgreeAcrossRegionsAndMoneyIsConserved) {
   EXPECT_THAT(settlement, HasSubstr("agreed, signed by both"));
 }
 
+// A replica pulls at most 500 entries at a time. It used to pull from just
+// after its verified checkpoint every time, so when two checkpoints of the
+// origin were more than 500 entries apart no pull ever reached the second
+// one: replication and cosigning stopped for good (measured with the default
+// checkpoint_every = 1000). Now it pulls on from the entries it holds.
+TEST_F(FederationTest, AReplicaCatchesUpOverCheckpointsFurtherApartThanOnePull) {
+  // 700 top-ups land in north's file while it is stopped; its first
+  // checkpoint after the restart covers all of them at once.
+  brokers_["north"]->Signal(SIGTERM);
+  ASSERT_EQ(brokers_["north"]->Wait(), 0);
+  std::remove(Path("north.endpoint").c_str());
+  {
+    auto store = broker::Store::Open(Db("north"));
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto directory = ledger::BrokerFileDirectory((*store)->database());
+    ledger::Ledger ledger((*store)->database(), *directory,
+                          ledger::LedgerOptions{"north", 0});
+    Status added = (*store)->database().RunInTransaction([&] {
+      for (int i = 0; i < 700; ++i) {
+        auto posted = ledger.TopUp("alice", 1, "bulk-" + std::to_string(i), "",
+                                   SystemClock::Shared()->NowMs());
+        if (!posted.ok()) return posted.status();
+      }
+      return OkStatus();
+    });
+    ASSERT_TRUE(added.ok()) << added.ToString();
+  }
+  const int64_t entries =
+      Count("north", "SELECT COUNT(*) FROM ledger_entries");
+  ASSERT_GE(entries, 700);
+  StartBroker("north");
+  // East verifies north's checkpoint over every entry (and cosigns it).
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Count("east",
+                     "SELECT COALESCE(MAX(tree_size), 0) FROM "
+                     "ledger_replica_checkpoints WHERE origin='north'") >= entries;
+      },
+      std::chrono::seconds(30)))
+      << "east verified north up to "
+      << Count("east",
+               "SELECT COALESCE(MAX(tree_size), 0) FROM ledger_replica_checkpoints "
+               "WHERE origin='north'")
+      << " of " << entries << " entries";
+}
+
 TEST_F(FederationTest, CancelReachesTheRemoteProvider) {
   const std::string pid_file = Path("remote.pid");
   const std::string job =
