@@ -4,15 +4,19 @@
 //   computenet keygen --name NAME --out DIR
 //   computenet submit [--model A800|H800 ...] --cards N [--nodes N] --max-duration S
 //                     [--max-price MINOR] [--env K=V ...] [--wait] -- CMD ARGS...
+//   computenet submit -f job.toml [flags that override the file] [-- CMD ...]
+//     (every request form as a file: consumer-sdk/.../job_file.h)
 //     request forms (docs/matching.md): --a100-equivalents 8 | --gpu-milli 500,
 //     --min-memory-mib, --vendor-class domestic, --cpu-milli-per-card,
 //     --host-memory-mib-per-card, --region (strict), --prefer-region,
 //     --exclude-provider, --max-price-per-a100-hour, --preemptible,
 //     --priority low|normal|high, --max-attempts
-//   computenet status JOB [--json]
+//   computenet status JOB [-o table|json]   (-o on every read command;
+//                                            --json = -o json)
 //   computenet wait JOB [--timeout S]   (0 = no limit)
 //   computenet cancel JOB
 //   computenet jobs [--limit N] [--state queued,running,...|active]
+//                   [-o table|wide|json]
 //   computenet statement [--from T] [--to T] [--format table|csv|json]
 //                        [--account A (admins)]
 //   computenet ledger verify DB [--broker-identity FILE] [--allow-unsigned-tail]
@@ -31,6 +35,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <tuple>
 #include <iostream>
@@ -41,6 +46,7 @@
 #include "computenet/common/job_state.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/consumer/client.h"
+#include "computenet/consumer/job_file.h"
 #include "computenet/consumer/request_forms.h"
 #include "ledger_commands.h"
 
@@ -119,19 +125,125 @@ void PrintJob(const v1::JobInfo& job) {
               static_cast<long long>(job.charged()));
 }
 
-int PrintJson(const google::protobuf::Message& message) {
+// -o on every read command: "table" (the default), "wide" (more columns
+// where there are any) or "json".
+const std::vector<std::string> kOutputFormats = {"table", "wide", "json"};
+
+// One JSON style for every command (docs/sdk.md, "The CLI"): the proto3
+// JSON mapping with the field names of the .proto files (snake_case), enums
+// by name, 64-bit integers as strings, fields at their defaults left out.
+computenet::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
+                                         bool pretty) {
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  auto status = google::protobuf::util::MessageToJsonString(message, &json,
-                                                            options);
-  if (!status.ok()) return Fail(computenet::InternalError("JSON conversion"));
-  std::cout << json;
+  options.add_whitespace = pretty;
+  options.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
+    return computenet::InternalError("JSON conversion");
+  }
+  return json;
+}
+
+int PrintJson(const google::protobuf::Message& message) {
+  auto json = ToJson(message, /*pretty=*/true);
+  if (!json.ok()) return Fail(json.status());
+  std::cout << *json;
   return 0;
 }
 
+// The spec of `computenet submit -f FILE [flags]`: the flags' spec, except
+// that each key the job file sets wins over a flag that was not given
+// (flag_given(name) says whether it was). So flags override the file, and
+// the file overrides the flags' defaults.
+v1::JobSpec MergeJobFile(
+    const computenet::consumer::JobFile& file, const v1::JobSpec& from_flags,
+    const std::function<bool(const std::string&)>& flag_given) {
+  using Copy = std::function<void(const v1::JobSpec&, v1::JobSpec*)>;
+  struct Key {
+    const char* file_key;
+    const char* flag;
+    Copy copy;
+  };
+  const std::vector<Key> keys = {
+      {"name", "--name", [](auto& f, auto* m) { m->set_name(f.name()); }},
+      {"command", "command",
+       [](auto& f, auto* m) { *m->mutable_command() = f.command(); }},
+      {"max_duration_s", "--max-duration",
+       [](auto& f, auto* m) { m->set_max_duration_s(f.max_duration_s()); }},
+      {"models", "--model",
+       [](auto& f, auto* m) {
+         *m->mutable_accelerator_models() = f.accelerator_models();
+       }},
+      {"cards", "--cards",
+       [](auto& f, auto* m) { m->set_cards_per_node(f.cards_per_node()); }},
+      {"nodes", "--nodes", [](auto& f, auto* m) { m->set_nodes(f.nodes()); }},
+      {"gpu_milli", "--gpu-milli",
+       [](auto& f, auto* m) { m->set_gpu_milli(f.gpu_milli()); }},
+      {"a100_equivalents", "--a100-equivalents",
+       [](auto& f, auto* m) {
+         m->set_a100_equivalents_milli(f.a100_equivalents_milli());
+       }},
+      {"min_memory_mib", "--min-memory-mib",
+       [](auto& f, auto* m) { m->set_min_memory_mib(f.min_memory_mib()); }},
+      {"vendor_classes", "--vendor-class",
+       [](auto& f, auto* m) { *m->mutable_vendor_classes() = f.vendor_classes(); }},
+      {"cpu_milli_per_card", "--cpu-milli-per-card",
+       [](auto& f, auto* m) { m->set_cpu_milli_per_card(f.cpu_milli_per_card()); }},
+      {"host_memory_mib_per_card", "--host-memory-mib-per-card",
+       [](auto& f, auto* m) {
+         m->set_host_memory_mib_per_card(f.host_memory_mib_per_card());
+       }},
+      {"regions", "--region",
+       [](auto& f, auto* m) { *m->mutable_allowed_regions() = f.allowed_regions(); }},
+      {"prefer_regions", "--prefer-region",
+       [](auto& f, auto* m) {
+         *m->mutable_preferred_regions() = f.preferred_regions();
+       }},
+      {"exclude_providers", "--exclude-provider",
+       [](auto& f, auto* m) {
+         *m->mutable_excluded_providers() = f.excluded_providers();
+       }},
+      {"max_price", "--max-price",
+       [](auto& f, auto* m) {
+         m->set_max_price_per_card_hour(f.max_price_per_card_hour());
+       }},
+      {"max_price_per_a100_hour", "--max-price-per-a100-hour",
+       [](auto& f, auto* m) {
+         m->set_max_price_per_a100_hour(f.max_price_per_a100_hour());
+       }},
+      {"preemptible", "--preemptible",
+       [](auto& f, auto* m) { m->set_preemptible(f.preemptible()); }},
+      {"priority", "--priority",
+       [](auto& f, auto* m) { m->set_priority(f.priority()); }},
+      {"max_attempts", "--max-attempts",
+       [](auto& f, auto* m) { m->set_max_attempts(f.max_attempts()); }},
+      {"network_access", "--network-access",
+       [](auto& f, auto* m) { m->set_network_access(f.network_access()); }},
+  };
+  v1::JobSpec merged = from_flags;
+  for (const Key& key : keys) {
+    if (file.keys.count(key.file_key) != 0 && !flag_given(key.flag)) {
+      key.copy(file.spec, &merged);
+    }
+  }
+  // env: the file's variables, each --env KEY=VALUE given adding or
+  // replacing one.
+  for (const auto& [name, value] : file.spec.env()) {
+    merged.mutable_env()->insert({name, value});
+  }
+  // Compute equivalence chosen by the file: the broker picks the cards, as
+  // with --a100-equivalents, unless cards were asked for.
+  if (merged.a100_equivalents_milli() > 0) {
+    merged.set_nodes(0);
+    if (file.keys.count("cards") == 0 && !flag_given("--cards")) {
+      merged.set_cards_per_node(0);
+    }
+  }
+  return merged;
+}
+
 int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id,
-                 int64_t timeout_s) {
+                 int64_t timeout_s, const std::string& output = "table") {
   // 0 (or less) = no limit, as kubectl's --timeout=0; seconds beyond what
   // the SDK's int milliseconds hold (24 days) are that much.
   const int timeout_ms =
@@ -143,7 +255,11 @@ int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id
                  j.reason().empty() ? "" : " - ", j.reason().c_str());
   });
   if (!job.ok()) return Fail(job.status());
-  PrintJob(*job);
+  if (output == "json") {
+    if (const int printed = PrintJson(*job); printed != 0) return printed;
+  } else {
+    PrintJob(*job);
+  }
   return job->state() == v1::JOB_STATE_SUCCEEDED ? computenet::kExitOk
                                                  : computenet::kExitJobFailed;
 }
@@ -196,7 +312,15 @@ int main(int argc, char** argv) {
                      "resubmitting with the same key returns the same job");
   submit->add_flag("--wait", wait, "wait for the job to end");
   submit->add_option("--timeout", timeout_s, "seconds to wait (0 = no limit)");
-  submit->add_option("command", command, "the command to run")->required();
+  submit->add_option("command", command,
+                     "the command to run (or `command` in the job file)");
+  std::string job_file;
+  submit->add_option("-f,--file", job_file,
+                     "a job file (TOML; docs/sdk.md): every request form; "
+                     "flags given as well override its keys");
+  bool network_access = false;
+  submit->add_flag("--network-access", network_access,
+                   "the job needs network access at the site");
   std::vector<std::string> vendor_classes, regions, preferred_regions,
       excluded_providers;
   std::string a100_equivalents, priority;
@@ -237,13 +361,21 @@ int main(int argc, char** argv) {
 
   std::string job_id;
   bool json = false;
+  std::string output = "table";
+  auto add_output = [&output, &json](CLI::App* read_command) {
+    read_command->add_option("-o,--output", output, "table, wide or json")
+        ->check(CLI::IsMember(kOutputFormats))
+        ->capture_default_str();
+    read_command->add_flag("--json", json, "the same as -o json");
+  };
   auto* status = app.add_subcommand("status", "show a job");
   status->add_option("job", job_id)->required();
-  status->add_flag("--json", json);
+  add_output(status);
   auto* wait_cmd = app.add_subcommand("wait", "wait for a job to end");
   wait_cmd->add_option("job", job_id)->required();
   wait_cmd->add_option("--timeout", timeout_s, "seconds (0 = no limit)")
       ->capture_default_str();
+  add_output(wait_cmd);
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("job", job_id)->required();
   uint32_t limit = 100;
@@ -254,12 +386,13 @@ int main(int argc, char** argv) {
                    "only these states: queued, placed, running, succeeded, failed, "
                    "cancelled, or active (the first three); repeat or comma-separate")
       ->delimiter(',');
+  add_output(jobs);
 
   auto* admin = app.add_subcommand("admin", "operator views (admin key)");
   admin->require_subcommand(1);
   auto* federation = admin->add_subcommand(
       "federation", "peers, link state, adverts and forwarded jobs");
-  federation->add_flag("--json", json);
+  add_output(federation);
 
 
   computenet::cli::StatementOptions statement_options;
@@ -273,6 +406,8 @@ int main(int argc, char** argv) {
   statement->add_option("--format", statement_options.format,
                         "table, csv or json")
       ->capture_default_str();
+  statement->add_option("-o,--output", statement_options.format,
+                        "the same as --format (table, csv or json)");
   statement->add_option("--account", statement_options.account,
                         "admins: any account, e.g. provider:site-a");
 
@@ -307,6 +442,8 @@ int main(int argc, char** argv) {
     return code == 0 ? computenet::kExitOk : computenet::kExitUsage;
   }
 
+  if (json) output = "json";
+
   if (*keygen) {
     auto identity = computenet::Identity::Generate(name);
     if (!identity.ok()) return Fail(identity.status());
@@ -331,9 +468,18 @@ int main(int argc, char** argv) {
                                             : pinned_identity);
   }
 
+  // A bad job file is reported before any connection is tried.
+  std::optional<computenet::consumer::JobFile> file;
+  if (*submit && !job_file.empty()) {
+    auto loaded = computenet::consumer::LoadJobFile(job_file);
+    if (!loaded.ok()) return Fail(loaded.status());
+    file = std::move(*loaded);
+  }
   auto client = Open(connection);
   if (!client.ok()) return Fail(client.status());
   if (*submit) {
+    // The spec the flags describe (with their defaults); with a job file,
+    // MergeJobFile keeps the file's keys where no flag was given.
     spec.set_name(job_name);
     for (const auto& arg : command) spec.add_command(arg);
     auto add_list = [](const std::vector<std::string>& entries,
@@ -390,6 +536,17 @@ int main(int argc, char** argv) {
     spec.set_nodes(spec.a100_equivalents_milli() > 0 ? 0 : nodes);
     spec.set_max_duration_s(max_duration);
     spec.set_max_price_per_card_hour(max_price);
+    spec.set_network_access(network_access);
+    if (file) {
+      spec = MergeJobFile(*file, spec, [&](const std::string& flag) {
+        return submit->get_option(flag)->count() > 0;
+      });
+      if (idempotency_key.empty()) idempotency_key = file->idempotency_key;
+    }
+    if (spec.command_size() == 0) {
+      return Fail(computenet::InvalidArgumentError(
+          "submit: no command (give it after --, or `command` in the job file)"));
+    }
     auto reply = (*client)->Submit(spec, idempotency_key);
     if (!reply.ok()) return Fail(reply.status());
     std::printf("%s\n", reply->job_id().c_str());
@@ -400,15 +557,15 @@ int main(int argc, char** argv) {
   if (*status) {
     auto job = (*client)->GetJob(job_id);
     if (!job.ok()) return Fail(job.status());
-    if (json) return PrintJson(*job);
+    if (output == "json") return PrintJson(*job);
     PrintJob(*job);
     return 0;
   }
-  if (*wait_cmd) return WaitAndPrint(**client, job_id, timeout_s);
+  if (*wait_cmd) return WaitAndPrint(**client, job_id, timeout_s, output);
   if (*federation) {
     auto view = (*client)->GetFederationStatus();
     if (!view.ok()) return Fail(view.status());
-    if (json) return PrintJson(*view);
+    if (output == "json") return PrintJson(*view);
     std::printf("broker %s (region %s)\n", view->broker_id().c_str(),
                 view->region().c_str());
     for (const auto& peer : view->peers()) {
@@ -463,10 +620,28 @@ int main(int argc, char** argv) {
     }
     auto list = (*client)->ListJobs(limit, states);
     if (!list.ok()) return Fail(list.status());
-    std::printf("%-16s %-16s %-10s %-20s %-12s %-6s %10s %10s\n", "JOB", "NAME",
+    if (output == "json") {
+      // {"jobs": [JobInfo, ...]}: an object, so fields can be added later.
+      std::string out = "{\"jobs\": [";
+      for (size_t i = 0; i < list->size(); ++i) {
+        auto json_job = ToJson((*list)[i], /*pretty=*/false);
+        if (!json_job.ok()) return Fail(json_job.status());
+        out += (i == 0 ? "\n  " : ",\n  ") + *json_job;
+      }
+      out += list->empty() ? "]}\n" : "\n]}\n";
+      std::cout << out;
+      return 0;
+    }
+    const bool wide = output == "wide";
+    std::printf("%-16s %-16s %-10s %-20s %-12s %-6s %10s %10s", "JOB", "NAME",
                 "STATE", "SUBMITTED", "PROVIDER", "MODEL", "CARD-SEC", "CHARGED");
+    if (wide) {
+      std::printf(" %-8s %-5s %-8s %-20s %-20s %s", "REGION", "CARDS", "ATTEMPTS",
+                  "STARTED", "FINISHED", "REASON");
+    }
+    std::printf("\n");
     for (const auto& job : *list) {
-      std::printf("%-16s %-16s %-10s %-20s %-12s %-6s %10llu %10lld\n",
+      std::printf("%-16s %-16s %-10s %-20s %-12s %-6s %10llu %10lld",
                   job.job_id().c_str(),
                   job.spec().name().empty() ? "-" : job.spec().name().substr(0, 16).c_str(),
                   computenet::JobStateName(job.state()).c_str(),
@@ -474,6 +649,18 @@ int main(int argc, char** argv) {
                   job.model().c_str(),
                   static_cast<unsigned long long>(job.card_seconds()),
                   static_cast<long long>(job.charged()));
+      if (wide) {
+        auto time_or_dash = [](int64_t ms) {
+          return ms > 0 ? computenet::FormatUtc(ms) : std::string("-");
+        };
+        std::printf(" %-8s %-5u %-8u %-20s %-20s %s",
+                    job.region().empty() ? "-" : job.region().c_str(),
+                    computenet::TotalCards(job), job.attempts(),
+                    time_or_dash(job.started_ms()).c_str(),
+                    time_or_dash(job.finished_ms()).c_str(),
+                    job.reason().empty() ? "-" : job.reason().c_str());
+      }
+      std::printf("\n");
     }
     return 0;
   }

@@ -11,6 +11,8 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev libbenchmark-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  # the broker's /metrics (Prometheus text format) and its HTTP endpoint
+  prometheus-cpp-dev libcpp-httplib-dev
   procps
   # The Python SDK (python/): pybind11 module, pytest suite, pip install ./python
   pybind11-dev python3-dev python3-pytest python3-setuptools python3-pip
@@ -19,6 +21,8 @@ packages=(
   # A real Slurm for the SlurmExecutor's tests (tests/slurm/slurm-local.sh
   # runs it privately; the packages alone start nothing without systemd).
   slurmctld slurmd slurm-client munge
+  # systemd-analyze verifies the units in examples/systemd (the install test)
+  systemd
 )
 
 missing=()

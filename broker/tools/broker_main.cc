@@ -244,11 +244,17 @@ int Priority(const std::string& db_path, const std::string& organization,
 int main(int argc, char** argv) {
   CLI::App app{"computenet-broker: ComputeNet regional broker"};
   app.require_subcommand(1);
+  // `computenet-broker run --log-level debug` as well as before `run`.
+  app.fallthrough();
   app.set_version_flag("--version",
                        computenet::VersionLine("computenet-broker"));
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember(computenet::LogLevelNames()));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text (default) or json: one JSON object per line")
+      ->check(CLI::IsMember(computenet::LogFormatNames()));
 
   std::string name, out_dir;
   bool force = false;
@@ -327,6 +333,9 @@ int main(int argc, char** argv) {
   run->add_option("--checkpoint-interval-ms", options.checkpoint_interval_ms,
                   "... or this often when there are new entries")
       ->capture_default_str();
+  run->add_option("--metrics-address", options.metrics_address,
+                  "HOST:PORT for GET /metrics, /healthz, /readyz over plain "
+                  "HTTP (e.g. 127.0.0.1:9464; default: none)");
 
   std::string consumer, key, memo;
   int64_t amount = 0;
@@ -366,13 +375,14 @@ int main(int argc, char** argv) {
     const int code = app.exit(error);
     return code == 0 ? computenet::kExitOk : computenet::kExitUsage;
   }
-  computenet::InitLogging("broker", log_level);
+  // The log names the broker, which the config file holds. (It once set its
+  // own pattern here, which printed messages raw, past SafeText.)
+  std::string log_component = "broker";
   if (*run && !config_path.empty()) {
-    // The log names the broker, which the config file holds.
     auto config = broker::LoadBrokerConfig(config_path);
-    if (config.ok()) spdlog::default_logger()->set_pattern(
-        "%Y-%m-%dT%H:%M:%S.%e %^%L%$ [" + config->options.broker_id + "] %v");
+    if (config.ok()) log_component = config->options.broker_id;
   }
+  computenet::InitLogging(log_component, log_level, log_format);
 
   if (*keygen) {
     auto identity = computenet::Identity::Generate(name);
@@ -463,6 +473,7 @@ int main(int argc, char** argv) {
          [&] { options.checkpoint_every_entries = flags.checkpoint_every_entries; });
     take("--checkpoint-interval-ms",
          [&] { options.checkpoint_interval_ms = flags.checkpoint_interval_ms; });
+    take("--metrics-address", [&] { options.metrics_address = flags.metrics_address; });
     if (!overridden.empty()) {
       spdlog::info("command-line flags override {}: {}", config_path, overridden);
     }
@@ -489,8 +500,8 @@ int main(int argc, char** argv) {
   if (!catalog_path.empty()) {
     auto catalog = computenet::matching::AcceleratorCatalog::Load(catalog_path);
     if (!catalog.ok()) return Fail(catalog.status());
-    std::cerr << "accelerator catalog: " << catalog_path << " ("
-              << catalog->entries().size() << " models)\n";
+    spdlog::info("accelerator catalog: {} ({} models)", catalog_path,
+                 catalog->entries().size());
     options.catalog =
         std::make_shared<const computenet::matching::AcceleratorCatalog>(std::move(*catalog));
   }

@@ -4,6 +4,7 @@
 // as local child processes or as Slurm jobs (executor = "process" | "slurm").
 //
 //   computenet-provider --config site.toml [--log-level info]
+//                       [--log-format text|json]
 //
 // SIGHUP re-reads the config and sends what may change at run time to the
 // broker (UpdateOffer): nodes offered as spare, withdrawn (reclaimed: the
@@ -54,11 +55,16 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "site config (TOML)")->required();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember(computenet::LogLevelNames()));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text (default) or json: one JSON object per line")
+      ->check(CLI::IsMember(computenet::LogFormatNames()));
   CLI11_PARSE(app, argc, argv);
 
   auto config = computenet::provider::LoadSiteConfig(config_path);
   if (!config.ok()) return Fail(config.status());
-  computenet::InitLogging("provider:" + config->registration.site(), log_level);
+  computenet::InitLogging("provider:" + config->registration.site(), log_level,
+                          log_format);
   auto identity = computenet::Identity::Load(config->identity_dir);
   if (!identity.ok()) return Fail(identity.status());
 

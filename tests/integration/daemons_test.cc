@@ -8,6 +8,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
 #include "computenet/common/exit_codes.h"
 #include "test_support.h"
 
@@ -133,6 +136,112 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_THAT(settlement, HasSubstr("provider:site-a"));
 }
 
+TEST_F(DaemonsTest, SubmitFromAJobFileWithFlagsOverridingItsKeys) {
+  auto broker = StartBroker("tcp://127.0.0.1:0");
+  auto provider = StartProvider();
+  std::ofstream(dir_.File("job.toml"))
+      << "name = \"from-file\"\n"
+      << "command = [\"sh\", \"-c\", \"test \\\"$GREETING\\\" = hello\"]\n"
+      << "models = \"A800\"\ncards = 4\nmax_duration_s = 60\n"
+      << "max_price = 5000\nidempotency_key = \"file-run-1\"\n"
+      << "[env]\nGREETING = \"hello\"\nOTHER = \"file\"\n";
+  // --cards and one --env given: they win; everything else is the file's.
+  std::string submitted = Cli({"submit", "-f", dir_.File("job.toml"), "--cards", "2",
+                               "--env", "OTHER=flag", "--wait"});
+  EXPECT_THAT(submitted, HasSubstr("state      succeeded"));
+  const std::string job_id = submitted.substr(0, submitted.find('\n'));
+  auto job = nlohmann::json::parse(Cli({"status", job_id, "--json"}));
+  EXPECT_EQ(job["spec"]["name"], "from-file");
+  EXPECT_EQ(job["spec"]["cards_per_node"], 2);
+  EXPECT_EQ(job["spec"]["max_duration_s"], 60);
+  EXPECT_EQ(job["spec"]["max_price_per_card_hour"], "5000");
+  EXPECT_EQ(job["spec"]["accelerator_models"][0], "A800");
+  EXPECT_EQ(job["spec"]["env"]["GREETING"], "hello");
+  EXPECT_EQ(job["spec"]["env"]["OTHER"], "flag");
+  // The file's idempotency key: the same file submitted again is the same job.
+  std::string again = Cli({"submit", "-f", dir_.File("job.toml"), "--cards", "2"});
+  EXPECT_EQ(again.substr(0, again.find('\n')), job_id);
+
+  // A bad file is a usage-class error naming the file, the key and its line,
+  // before anything is sent.
+  std::ofstream(dir_.File("bad.toml")) << "name = \"x\"\ncards = \"two\"\n";
+  std::string output;
+  EXPECT_EQ(RunCommand({COMPUTENET_CLI_BIN, "submit", "-f", dir_.File("bad.toml")},
+                       cli_env_, &output),
+            kExitUsage)
+      << output;
+  EXPECT_THAT(output, HasSubstr("bad.toml: 'cards' at line 2 must be an integer"));
+  // No command anywhere.
+  std::ofstream(dir_.File("empty.toml")) << "cards = 1\n";
+  EXPECT_EQ(RunCommand({COMPUTENET_CLI_BIN, "submit", "-f", dir_.File("empty.toml")},
+                       cli_env_, &output),
+            kExitUsage)
+      << output;
+  EXPECT_THAT(output, HasSubstr("no command"));
+  provider->Signal(SIGTERM);
+  EXPECT_EQ(provider->Wait(), 0);
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+}
+
+TEST_F(DaemonsTest, MetricsAndHealthAreServedOverHttp) {
+  auto broker = StartBroker("tcp://127.0.0.1:0", {"--metrics-address", "127.0.0.1:0"});
+  std::string url;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("broker.log"));
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string log = text.str();
+    const size_t at = log.find("metrics on http://");
+    if (at == std::string::npos) return false;
+    const size_t start = at + std::string("metrics on ").size();
+    url = log.substr(start, log.find("/metrics", start) - start);
+    return true;
+  }));
+  // A real HTTP client over TCP, as Prometheus scrapes.
+  const std::string host_port = url.substr(std::string("http://").size());
+  httplib::Client http(host_port.substr(0, host_port.rfind(':')),
+                       std::stoi(host_port.substr(host_port.rfind(':') + 1)));
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health) << url;
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "ok\n");
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(http.Get("/nothing")->status, 404);
+
+  auto provider = StartProvider();
+  Cli({"submit", "--model", "A800", "--cards", "2", "--max-duration", "60", "--wait",
+       "--", "true"});
+  Cli({"status", "hub-99"}, kExitNotFound);
+  std::string metrics;
+  // Gauges are sampled once a second: wait for the sample after the job.
+  ASSERT_TRUE(WaitUntil([&] {
+    auto scraped = http.Get("/metrics");
+    if (!scraped || scraped->status != 200) return false;
+    metrics = scraped->body;
+    return metrics.find("computenet_cards{model=\"A800\",state=\"free\"} 4") !=
+           std::string::npos;
+  })) << metrics;
+  EXPECT_THAT(metrics, HasSubstr("computenet_job_transitions_total{state=\"succeeded\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_job_transitions_total{state=\"placed\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_providers{state=\"online\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_cards{model=\"A800\",state=\"used\"} 0"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_jobs{state=\"queued\"} 0"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_requests_total{type=\"MESSAGE_TYPE_SUBMIT_JOB\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_requests_refused_total{code=\"NOT_FOUND\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_submit_to_placed_seconds_count 1"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_broker_info{"));
+  EXPECT_THAT(metrics, HasSubstr("# TYPE computenet_commit_duration_seconds histogram"));
+  EXPECT_THAT(metrics, HasSubstr("computenet_ledger_entries "));
+
+  provider->Signal(SIGTERM);
+  EXPECT_EQ(provider->Wait(), 0);
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
+}
+
 TEST_F(DaemonsTest, OperatorGrantsHighPriorityPerOrganization) {
   auto broker = StartBroker("tcp://127.0.0.1:0");
   const std::vector<std::string> urgent = {
@@ -231,6 +340,91 @@ TEST_F(DaemonsTest, FlagsGivenWithAConfigFileOverrideItsKeys) {
   }));
   broker.Signal(SIGTERM);
   EXPECT_EQ(broker.Wait(), 0);
+}
+
+TEST_F(DaemonsTest, ABrokerRunFromItsConfigLogsSafeUtcLinesUnderItsName) {
+  // With --config the broker once set its own log pattern, which printed
+  // messages raw: a job id with a newline then forged a whole log line.
+  std::ofstream(dir_.File("hub.toml"))
+      << "broker_id = \"hub-north\"\nregion = \"north\"\n"
+      << "endpoint = \"tcp://127.0.0.1:0\"\n"
+      << "database = \"broker.db\"\nkeys = \"broker-keys\"\n";
+  ChildProcess broker({COMPUTENET_BROKER_BIN, "run", "--config", dir_.File("hub.toml"),
+                       "--endpoint-file", dir_.File("endpoint")},
+                      {}, dir_.File("broker.log"));
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("endpoint"));
+    return static_cast<bool>(in >> endpoint_);
+  }));
+  cli_env_["COMPUTENET_BROKER"] = endpoint_;
+  cli_env_["COMPUTENET_BROKER_IDENTITY"] = dir_.File("broker-keys/identity.pub");
+  cli_env_["COMPUTENET_IDENTITY"] = dir_.File("alice-keys");
+  const std::string forged = "2020-01-01T00:00:00.000Z E [hub-north] forged";
+  Cli({"status", "job-x\n" + forged}, kExitNotFound);
+  std::string log;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("broker.log"));
+    std::stringstream text;
+    text << in.rdbuf();
+    log = text.str();
+    return log.find("no job job-x") != std::string::npos;
+  }));
+  EXPECT_THAT(log, HasSubstr("no job job-x\\n" + forged));  // escaped
+  std::istringstream lines(log);
+  std::string line;
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    // 2026-12-03T14:05:25.123Z I [hub-north] ...: UTC, with the zone.
+    ASSERT_GE(line.size(), 37u) << line;
+    EXPECT_EQ(line[4], '-') << line;
+    EXPECT_EQ(line[10], 'T') << line;
+    EXPECT_EQ(line[23], 'Z') << line;
+    EXPECT_NE(line.rfind("2020-01-01", 0), 0u) << "a forged line: " << line;
+    EXPECT_THAT(line, HasSubstr(" [hub-north] ")) << line;
+    ++checked;
+  }
+  EXPECT_GE(checked, 2);
+  broker.Signal(SIGTERM);
+  EXPECT_EQ(broker.Wait(), 0);
+}
+
+TEST_F(DaemonsTest, WithLogFormatJsonEveryLineIsOneJsonObject) {
+  auto broker = StartBroker("tcp://127.0.0.1:0", {"--log-format", "json"});
+  Cli({"status", "job-y\n\"quoted\" \x01"}, kExitNotFound);
+  std::string log;
+  ASSERT_TRUE(WaitUntil([&] {
+    std::ifstream in(dir_.File("broker.log"));
+    std::stringstream text;
+    text << in.rdbuf();
+    log = text.str();
+    return log.find("no job job-y") != std::string::npos;
+  }));
+  std::istringstream lines(log);
+  std::string line;
+  bool found = false;
+  int parsed = 0;
+  while (std::getline(lines, line)) {
+    auto object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(object.is_object()) << "not one JSON object: " << line;
+    EXPECT_EQ(object.size(), 4u) << line;
+    ASSERT_TRUE(object["time"].is_string()) << line;
+    const std::string time = object["time"];
+    EXPECT_EQ(time.size(), 24u) << line;
+    EXPECT_EQ(time.back(), 'Z') << line;
+    EXPECT_TRUE(object["level"].is_string()) << line;
+    EXPECT_EQ(object["component"], "broker") << line;
+    ASSERT_TRUE(object["message"].is_string()) << line;
+    const std::string message = object["message"];
+    // The message is the text format's: escaped by SafeText, then JSON.
+    if (message.find("no job job-y\\n\"quoted\" \\x01") != std::string::npos) {
+      found = true;
+    }
+    ++parsed;
+  }
+  EXPECT_TRUE(found) << log;
+  EXPECT_GE(parsed, 2);
+  broker->Signal(SIGTERM);
+  EXPECT_EQ(broker->Wait(), 0);
 }
 
 TEST_F(DaemonsTest, EveryBinaryTellsItsVersionAndRefusesAnUnknownLogLevel) {

@@ -80,7 +80,8 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
               static_cast<uint32_t>(std::max(0, options_.preemption_grace_ms)),
               options_.preemption, options_.max_unfinished_jobs_per_consumer},
           *store_, ledger_, registry_, options_.clock, options_.queue,
-          static_cast<JobEvents&>(*this))) {}
+          static_cast<JobEvents&>(*this))),
+      metrics_(std::make_unique<BrokerMetrics>(options_.broker_id, options_.region)) {}
 
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
@@ -98,6 +99,23 @@ Status BrokerImpl::Init() {
   CN_RETURN_IF_ERROR(LoadState());
   CN_RETURN_IF_ERROR(InitLedger());
   CheckRevocations(Now());
+  if (!options_.metrics_address.empty()) {
+    loop_turned_ms_.store(SteadyNowMs());
+    SampleMetrics(Now());
+    CN_ASSIGN_OR_RETURN(
+        http_, HttpEndpoint::Start(
+                   options_.metrics_address,
+                   HttpHandlers{
+                       [this] { return metrics_->Render(); },
+                       [this] {
+                         return SteadyNowMs() - loop_turned_ms_.load() < kLoopStuckMs;
+                       },
+                       [this] {
+                         return serving_.load() &&
+                                SteadyNowMs() - loop_turned_ms_.load() < kLoopStuckMs;
+                       }}));
+    spdlog::info("metrics on {}/metrics (and /healthz, /readyz)", http_->url());
+  }
   spdlog::info("broker {} listening on {} (key {})", options_.broker_id,
                endpoint_, identity_.curve().public_z85);
   return OkStatus();
@@ -106,7 +124,9 @@ Status BrokerImpl::Init() {
 Status BrokerImpl::Run() {
   const int64_t tick_ms = TickMs();
   std::vector<zmq::pollitem_t> items;
+  serving_.store(true);
   while (!stop_.load()) {
+    loop_turned_ms_.store(SteadyNowMs());
     // Peer links come and go (reconnects), so the poll set is rebuilt.
     items.assign({{zap_->socket().handle(), 0, ZMQ_POLLIN, 0},
                   {router_.handle(), 0, ZMQ_POLLIN, 0}});
@@ -124,6 +144,7 @@ Status BrokerImpl::Run() {
     if (items[0].revents & ZMQ_POLLIN) zap_->HandlePending();
     CN_RETURN_IF_ERROR(RunBatch((items[1].revents & ZMQ_POLLIN) != 0));
   }
+  serving_.store(false);
   SaveFairShare();
   CheckpointOnShutdown();
   spdlog::info("broker {} stopped", options_.broker_id);
@@ -146,6 +167,7 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
     for (auto& [name, link] : links_) link->Hold();
   }
   const auto started = std::chrono::steady_clock::now();
+  uint64_t frames = 0;
   if (frames_waiting) {
     for (size_t i = 0; i < kMaxFramesPerWakeup; ++i) {
       auto frame = ReceiveRouted(router_);
@@ -155,6 +177,7 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
         continue;
       }
       if (!frame->has_value()) break;
+      ++frames;
       HandleFrame(**frame);
       // Handshakes must not wait behind a long burst of messages, and a
       // batch is bounded in time as well as count: its replies wait for it.
@@ -167,7 +190,13 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
   PollPeerLinks();
   OnTick();
   if (!store_->database().batch_open()) return OkStatus();
+  const auto commit_started = std::chrono::steady_clock::now();
   Status committed = store_->database().CommitBatch();
+  if (frames > 0) {
+    metrics_->Committed(frames, std::chrono::duration<double>(
+                                    std::chrono::steady_clock::now() - commit_started)
+                                    .count());
+  }
   if (!committed.ok()) {
     // Nothing of the batch is on disk, but this process's memory (queue,
     // registry, watchers) already moved on: answer every request in it with
@@ -222,6 +251,7 @@ void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
 void BrokerImpl::Dispatch(const Request& request) {
   const v1::MessageType type = request.envelope.type();
   const Role role = request.peer.role;
+  metrics_->Request(type);
   if (type == v1::MESSAGE_TYPE_HEARTBEAT) {
     // A heartbeat on a connection we do not know as registered means we lost
     // the provider's session (e.g. this broker restarted): ask it to
@@ -321,6 +351,7 @@ void BrokerImpl::Reply(const Request& request, v1::MessageType type,
                        const google::protobuf::MessageLite& body,
                        const Status& status) {
   if (!status.ok()) {
+    metrics_->Refused(status.code());
     spdlog::info("{}/{} {}: {}", RoleName(request.peer.role), request.peer.name,
                  MessageTypeName(request.envelope.type()), status.ToString());
   }
@@ -344,6 +375,7 @@ void BrokerImpl::Reply(const Request& request, v1::MessageType type,
 
 void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
                             v1::MessageType type, const Status& status) {
+  if (!status.ok()) metrics_->Refused(status.code());
   v1::Heartbeat empty;
   std::string payload =
       EncodeEnvelope(type, request_id, ++send_sequence_, empty, &status);
@@ -366,6 +398,75 @@ bool BrokerImpl::SendToProvider(ProviderEntry& provider, v1::MessageType type,
   return true;
 }
 
+int64_t BrokerImpl::SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void BrokerImpl::SampleMetrics(int64_t now_ms) {
+  next_metrics_sample_ms_ = now_ms + kMetricsSampleMs;
+  MetricsSample sample;
+  sample.jobs_queued = jobs_->queue().size();
+  sample.jobs_active = jobs_->active_count();
+  for (ProviderEntry* provider : registry_.All()) {
+    if (provider->online) {
+      ++sample.providers_online;
+      sample.max_provider_silence_ms = std::max(
+          sample.max_provider_silence_ms, now_ms - provider->last_heard_ms);
+    } else {
+      ++sample.providers_offline;
+    }
+  }
+  for (const auto& provider : registry_.OnlineCapacity()) {
+    for (const auto& node : provider.nodes) {
+      for (const auto& group : node.groups) {
+        auto& cards = sample.cards_by_model[group.model];
+        cards.free += group.free_devices.size();
+        cards.used += group.total - std::min<uint64_t>(group.total,
+                                                       group.free_devices.size());
+      }
+    }
+  }
+  for (const auto& peer : options_.peers) {
+    MetricsSample::Peer figures;
+    figures.broker_id = peer.broker_id;
+    auto link = links_.find(peer.broker_id);
+    figures.link_up = link != links_.end() && link->second->up();
+    auto adverts = adverts_.find(peer.broker_id);
+    if (adverts != adverts_.end() && adverts->second.received_ms > 0) {
+      figures.advert_age_ms = std::max<int64_t>(0, now_ms - adverts->second.received_ms);
+    }
+    sample.peers.push_back(std::move(figures));
+  }
+  // The figures that need the database, less often.
+  if (now_ms >= next_metrics_store_sample_ms_) {
+    next_metrics_store_sample_ms_ = now_ms + kMetricsStoreSampleMs;
+    if (auto size = ledger_.Size(); size.ok()) sample.ledger_entries = *size;
+    if (auto holds = ledger_.OpenHolds(); holds.ok()) {
+      sample.open_holds = holds->size();
+      int64_t sum = 0;
+      for (const auto& hold : *holds) sum += hold.remaining;
+      sample.open_holds_minor = sum;
+    }
+    if (!options_.peers.empty()) {
+      auto active = store_->JobsInStates(
+          {v1::JOB_STATE_QUEUED, v1::JOB_STATE_PLACED, v1::JOB_STATE_RUNNING});
+      if (active.ok()) {
+        uint64_t forwarded = 0, in_doubt = 0;
+        for (const auto& job : *active) {
+          if (job.remote_broker().empty() || !job.home_broker().empty()) continue;
+          ++forwarded;
+          if (job.in_doubt()) ++in_doubt;
+        }
+        sample.jobs_forwarded_out = forwarded;
+        sample.jobs_in_doubt = in_doubt;
+      }
+    }
+  }
+  metrics_->Set(sample);
+}
+
 void BrokerImpl::OnTick() {
   const int64_t now = Now();
   // The periodic work scans every provider: at most once per tick, however
@@ -377,6 +478,7 @@ void BrokerImpl::OnTick() {
   }
   last_tick_ms_ = now;
   CheckRevocations(now);
+  if (http_ && now >= next_metrics_sample_ms_) SampleMetrics(now);
   for (ProviderEntry* provider : registry_.All()) {
     if (provider->online &&
         now - provider->last_sent_ms >= options_.heartbeat_interval_ms) {

@@ -61,7 +61,7 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
        "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
        "checkpoint_interval_ms", "preemption", "decline_retry_ms",
        "max_decline_retry_ms", "lost_job_timeout_ms",
-       "max_unfinished_jobs_per_consumer", "peers"},
+       "max_unfinished_jobs_per_consumer", "metrics_address", "peers"},
       where));
   BrokerConfig config;
   BrokerOptions& options = config.options;
@@ -119,6 +119,8 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
         where + ": max_unfinished_jobs_per_consumer must be 0..100000000 (0 = no limit)");
   }
   options.max_unfinished_jobs_per_consumer = static_cast<uint32_t>(max_unfinished);
+  CN_RETURN_IF_ERROR(
+      Get(root, "metrics_address", where, false, &options.metrics_address));
   CN_RETURN_IF_ERROR(Get(root, "decline_retry_ms", where, false,
                          &options.decline_retry_ms));
   CN_RETURN_IF_ERROR(Get(root, "max_decline_retry_ms", where, false,

@@ -18,7 +18,9 @@
 
 #include "core/imports.h"
 #include "computenet/broker/broker.h"
+#include "core/http_endpoint.h"
 #include "core/instance_lock.h"
+#include "core/metrics.h"
 #include "core/outbound.h"
 #include "computenet/matching/job_queue.h"
 #include "computenet/ledger/ledger.h"
@@ -49,6 +51,9 @@ class BrokerImpl final : public Broker, private JobEvents {
   std::string endpoint() const override { return endpoint_; }
   std::string public_key() const override {
     return identity_.curve().public_z85;
+  }
+  std::string metrics_url() const override {
+    return http_ ? http_->url() : std::string();
   }
 
  private:
@@ -281,6 +286,9 @@ class BrokerImpl final : public Broker, private JobEvents {
     int64_t pulled_ms = 0;
     uint64_t verified_size = 0;  // the peer's largest checkpoint verified
     uint64_t cosigned_size = 0;  // the largest one we cosigned
+    // After a stream the replica refused: pull again from the verified
+    // head (entries held past it come again, so a rewrite shows as such).
+    bool resync = false;
   };
   std::map<std::string, ReplicationState> replication_;
   RoutingOptions routing_;
@@ -299,6 +307,22 @@ class BrokerImpl final : public Broker, private JobEvents {
   // When the periodic part of the tick last ran (OnTick).
   int64_t last_tick_ms_ = std::numeric_limits<int64_t>::min() / 2;
   int64_t last_fair_share_save_ms_ = 0;
+
+  // Monitoring (core/metrics.h): recorded by the loop, rendered by the HTTP
+  // endpoint's thread. The endpoint is declared last so that it stops before
+  // anything its handlers read is destroyed.
+  void SampleMetrics(int64_t now_ms);
+  static constexpr int64_t kMetricsSampleMs = 1'000;
+  static constexpr int64_t kMetricsStoreSampleMs = 10'000;  // SQL figures
+  // The loop counts as stuck (/healthz 503) after this long without turning.
+  static constexpr int64_t kLoopStuckMs = 10'000;
+  static int64_t SteadyNowMs();
+  std::unique_ptr<BrokerMetrics> metrics_;
+  int64_t next_metrics_sample_ms_ = 0;
+  int64_t next_metrics_store_sample_ms_ = 0;
+  std::atomic<int64_t> loop_turned_ms_{0};  // steady clock
+  std::atomic<bool> serving_{false};
+  std::unique_ptr<HttpEndpoint> http_;
 };
 
 }  // namespace computenet::broker

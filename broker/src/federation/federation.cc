@@ -1015,10 +1015,21 @@ void BrokerImpl::PullPeerLedgers(int64_t now_ms) {
       continue;
     }
     state.pulled_ms = now_ms;
-    // From just after the last head verified: entries already held come
-    // again (they must be the same bytes) with the checkpoints over them.
+    // From just after the entries held: a pull is at most kMaxPullEntries,
+    // and pulling from the verified head again and again never reached a
+    // checkpoint further away than that (with checkpoint_every = 1000 a
+    // replica stayed at 501 entries, 1 verified). A checkpoint that comes
+    // later still covers the held entries through their Merkle tree, so a
+    // rewrite of them is caught then. After a refused stream, from the
+    // verified head once.
+    uint64_t from = state.verified_size + 1;
+    if (!state.resync) {
+      auto held = ReplicaStore(store_->database()).Size(peer);
+      if (held.ok()) from = std::max(from, *held + 1);
+    }
+    state.resync = false;
     v1::LedgerPull pull;
-    pull.set_from_sequence(state.verified_size + 1);
+    pull.set_from_sequence(from);
     pull.set_limit(kMaxPullEntries);
     link->Send(v1::MESSAGE_TYPE_PEER_LEDGER_PULL, pull, /*reliable=*/false);
   }
@@ -1064,6 +1075,7 @@ void BrokerImpl::OnLedgerStream(const std::string& peer,
     } else {
       spdlog::warn("replica of {}: {}", peer, applied.status().ToString());
     }
+    state.resync = true;
     return;
   }
   state.verified_size = std::max(state.verified_size, applied->verified_size);

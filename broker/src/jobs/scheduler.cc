@@ -41,6 +41,7 @@ Status BrokerImpl::LoadState() {
 }
 
 void BrokerImpl::JobChanged(const v1::JobInfo& job) {
+  if (metrics_) metrics_->JobChanged(job, Now());
   // Placed (here or at a peer) or ended: its declines are history.
   if (job.state() != v1::JOB_STATE_QUEUED) ForgetDeclines(job.job_id());
   Notify(job);

@@ -76,6 +76,11 @@ struct BrokerOptions {
   bool priority_preemption = true;
   int preemption_grace_ms = 30'000;
   matching::PreemptionOptions preemption;
+  // GET /metrics (Prometheus text), /healthz and /readyz over plain HTTP on
+  // "HOST:PORT" (port 0: any free one; Broker::metrics_url() tells).
+  // Read-only and holding no secrets, but unauthenticated: keep it on
+  // loopback or a monitoring network. Default empty: no HTTP endpoint.
+  std::string metrics_address;
   // Per-identity request budget (token bucket).
   double requests_per_second = 2000;
   double request_burst = 4000;
@@ -139,6 +144,9 @@ class Broker {
   // The endpoint actually bound, e.g. "tcp://127.0.0.1:40123".
   virtual std::string endpoint() const = 0;
   virtual std::string public_key() const = 0;
+  // "http://HOST:PORT" of GET /metrics, /healthz and /readyz, or empty when
+  // BrokerOptions::metrics_address is empty.
+  virtual std::string metrics_url() const = 0;
 };
 
 }  // namespace computenet::broker
