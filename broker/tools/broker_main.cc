@@ -281,13 +281,15 @@ int main(int argc, char** argv) {
   enroll->add_flag("--rotate", rotate,
                    "bind this new key to the already enrolled party of that "
                    "name (same account, jobs and organization)");
-  enroll->add_option("--overlap-s", overlap_s,
-                     "with --rotate: the party's old key(s) keep working this "
-                     "many seconds (default 0: refused at once)")
+  enroll
+      ->add_option("--overlap-s", overlap_s,
+                   "with --rotate: the party's old key(s) keep working this "
+                   "many seconds (default 0: refused at once)")
       ->check(CLI::Range(int64_t{0}, int64_t{365} * 24 * 3600));
 
   auto* retire = app.add_subcommand(
-      "retire", "end a rotation's overlap now: the party's old keys are refused");
+      "retire",
+      "end a rotation's overlap now: the party's old keys are refused");
   retire->add_option("--db", db_path)->required();
   retire->add_option("--role", role_name)->required();
   retire->add_option("--name", name)->required();
@@ -404,8 +406,8 @@ int main(int argc, char** argv) {
     if (!old.ok()) return Fail(old.status());
     if (old->name() != name) {
       return Fail(computenet::InvalidArgumentError(
-          rekey_from + " holds the keys of '" + old->name() + "', not '" + name +
-          "'"));
+          rekey_from + " holds the keys of '" + old->name() + "', not '" +
+          name + "'"));
     }
     auto identity = old->WithNewCurveKey();
     if (!identity.ok()) return Fail(identity.status());
@@ -479,7 +481,8 @@ int main(int argc, char** argv) {
       if (!valid.ok()) return Fail(valid.WithContext("--org"));
     }
     if (!rotate && enroll->count("--overlap-s") > 0) {
-      return Fail(computenet::InvalidArgumentError("--overlap-s needs --rotate"));
+      return Fail(
+          computenet::InvalidArgumentError("--overlap-s needs --rotate"));
     }
     if (rotate) {
       if (!organization.empty()) {
@@ -494,7 +497,8 @@ int main(int argc, char** argv) {
                 << " to key " << identity->curve_public << "; its old key(s) "
                 << (overlap_s == 0
                         ? std::string("are refused from now on")
-                        : "work until " + computenet::FormatUtc(now + overlap_s * 1000))
+                        : "work until " +
+                              computenet::FormatUtc(now + overlap_s * 1000))
                 << "\n";
       return 0;
     }

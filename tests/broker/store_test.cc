@@ -183,23 +183,29 @@ TEST_F(StoreTest, RotationKeepsThePartyAndRetiresItsOldKey) {
   // Both signing keys, the current first.
   auto signing = store_->SigningKeys(Role::kConsumer, "alice");
   ASSERT_TRUE(signing.ok());
-  EXPECT_EQ(*signing, (std::vector<std::string>{new_key.Public().ed25519_public,
-                                                old_key.Public().ed25519_public}));
+  EXPECT_EQ(*signing,
+            (std::vector<std::string>{new_key.Public().ed25519_public,
+                                      old_key.Public().ed25519_public}));
   // Ending the overlap retires it now; the new key stays active.
-  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "alice", kNowMs + 10).value(), 1);
+  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "alice", kNowMs + 10).value(),
+            1);
   old_row = store_->FindEnrollmentByKey(old_key.curve().public_z85);
   EXPECT_EQ((*old_row)->retire_at_ms, kNowMs + 10);
-  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "alice", kNowMs + 20).value(), 0);
-  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "nobody", kNowMs).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "alice", kNowMs + 20).value(),
+            0);
+  EXPECT_EQ(
+      store_->EndOverlap(Role::kConsumer, "nobody", kNowMs).status().code(),
+      StatusCode::kNotFound);
   // Still one party: a plain Enroll of the name is refused, revocation
   // covers both keys.
   Identity third = MustGenerateIdentity("alice");
   EXPECT_EQ(store_->Enroll(Role::kConsumer, third.Public(), kNowMs).code(),
             StatusCode::kAlreadyExists);
   ASSERT_TRUE(store_->Revoke(Role::kConsumer, "alice").ok());
-  EXPECT_TRUE((*store_->FindEnrollmentByKey(new_key.curve().public_z85))->revoked);
-  EXPECT_TRUE((*store_->FindEnrollmentByKey(old_key.curve().public_z85))->revoked);
+  EXPECT_TRUE(
+      (*store_->FindEnrollmentByKey(new_key.curve().public_z85))->revoked);
+  EXPECT_TRUE(
+      (*store_->FindEnrollmentByKey(old_key.curve().public_z85))->revoked);
 }
 
 TEST_F(StoreTest, AddKeyKeepsTheOtherKeysActive) {

@@ -163,7 +163,8 @@ class FederationTest : public ::testing::Test {
   void StartProvider(const Region& region) {
     std::ofstream config(Path(region.site + ".toml"));
     config << "broker_endpoint = \"" << Endpoint(region.name) << "\"\n"
-           << "broker_identity = \"" << KeysOf(region.name) << "/identity.pub\"\n"
+           << "broker_identity = \"" << KeysOf(region.name)
+           << "/identity.pub\"\n"
            << "identity_dir = \"keys/" << region.site << "\"\n"
            << "work_dir = \"work/" << region.site << "\"\n"
            << "site = \"" << region.site << "\"\nregion = \"" << region.name
@@ -687,8 +688,8 @@ TEST_F(FederationTest, PeerRestartedOnItsNextKeyKeepsForwarding) {
   next_identity_["west"] = "keys/west-next/identity.pub";
   RestartBroker("north");
   RestartBroker("east");
-  ASSERT_TRUE(WaitUntil([&] { return FederationReady(); },
-                        std::chrono::seconds(30)))
+  ASSERT_TRUE(
+      WaitUntil([&] { return FederationReady(); }, std::chrono::seconds(30)))
       << Admin({"admin", "federation"});
   keys_of_["west"] = "keys/west-next";
   RestartBroker("west");
@@ -696,8 +697,8 @@ TEST_F(FederationTest, PeerRestartedOnItsNextKeyKeepsForwarding) {
   providers_["west"]->Signal(SIGTERM);
   providers_["west"]->Wait();
   StartProvider(kRegions[2]);
-  ASSERT_TRUE(WaitUntil([&] { return FederationReady(); },
-                        std::chrono::seconds(30)))
+  ASSERT_TRUE(
+      WaitUntil([&] { return FederationReady(); }, std::chrono::seconds(30)))
       << Admin({"admin", "federation"});
   std::string out = Cli({"submit", "--region", "west", "--max-duration", "60",
                          "--wait", "--", "true"});

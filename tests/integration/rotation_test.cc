@@ -35,9 +35,9 @@ class SocketEvents {
     static std::atomic<int> counter{0};
     const std::string endpoint =
         "inproc://rotation-monitor-" + std::to_string(counter++);
-    EXPECT_EQ(zmq_socket_monitor(socket.handle(), endpoint.c_str(),
-                                 ZMQ_EVENT_ALL),
-              0);
+    EXPECT_EQ(
+        zmq_socket_monitor(socket.handle(), endpoint.c_str(), ZMQ_EVENT_ALL),
+        0);
     monitor_ = zmq::socket_t(context, zmq::socket_type::pair);
     monitor_.connect(endpoint);
   }
@@ -70,7 +70,8 @@ class RotationTest : public ::testing::Test {
   std::unique_ptr<DealerChannel> Raw(const Identity& identity) {
     DealerOptions options;
     options.endpoint = federation_.broker().endpoint();
-    options.server_public_key = federation_.broker_identity().curve().public_z85;
+    options.server_public_key =
+        federation_.broker_identity().curve().public_z85;
     options.client_keys = identity.curve();
     options.send_timeout_ms = 1000;
     auto channel = DealerChannel::Connect(context_, options);
@@ -80,8 +81,8 @@ class RotationTest : public ::testing::Test {
 
   std::optional<v1::Envelope> NextReply(DealerChannel& channel,
                                         int timeout_ms = 3000) {
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(timeout_ms);
     while (std::chrono::steady_clock::now() < deadline) {
       auto received = channel.Receive(50);
       if (!received.ok() || !received->has_value()) continue;
@@ -121,7 +122,8 @@ class RotationTest : public ::testing::Test {
   consumer::ClientOptions QuickClientOptions() {
     consumer::ClientOptions options;
     options.broker_endpoint = federation_.broker().endpoint();
-    options.broker_public_key = federation_.broker_identity().curve().public_z85;
+    options.broker_public_key =
+        federation_.broker_identity().curve().public_z85;
     options.request_timeout_ms = 500;
     options.retries = 0;
     return options;
@@ -177,9 +179,8 @@ TEST_F(RotationTest, BothKeysWorkDuringTheOverlapThenOnlyTheNewOne) {
                                                     "alice", Now());
   ASSERT_TRUE(retired.ok());
   EXPECT_EQ(*retired, 1);
-  EXPECT_TRUE(WaitUntil(
-      [&] { return old_events.Seen(ZMQ_EVENT_DISCONNECTED); },
-      std::chrono::seconds(10)));
+  EXPECT_TRUE(WaitUntil([&] { return old_events.Seen(ZMQ_EVENT_DISCONNECTED); },
+                        std::chrono::seconds(10)));
   EXPECT_EQ(ListOn(*old_raw, 1000), v1::Status::UNAVAILABLE);
   EXPECT_TRUE(WaitUntil(
       [&] { return old_events.Seen(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH); },
@@ -199,16 +200,15 @@ TEST_F(RotationTest, OverlapEndsByItselfAndTheOldConnectionIsDropped) {
   SocketEvents old_events(context_, old_raw->socket());
   ASSERT_EQ(ListOn(*old_raw), v1::Status::OK);
   Identity new_alice = MustGenerateIdentity("alice");
-  ASSERT_TRUE(federation_.OpenStore()
-                  .RotateKey(broker::Role::kConsumer, new_alice.Public(), Now(),
-                             1000)
-                  .ok());
+  ASSERT_TRUE(
+      federation_.OpenStore()
+          .RotateKey(broker::Role::kConsumer, new_alice.Public(), Now(), 1000)
+          .ok());
   auto new_raw = Raw(new_alice);
   ASSERT_EQ(ListOn(*new_raw), v1::Status::OK);
   // Once the second has passed, the old key's connection goes and stays gone.
-  EXPECT_TRUE(WaitUntil(
-      [&] { return old_events.Seen(ZMQ_EVENT_DISCONNECTED); },
-      std::chrono::seconds(15)));
+  EXPECT_TRUE(WaitUntil([&] { return old_events.Seen(ZMQ_EVENT_DISCONNECTED); },
+                        std::chrono::seconds(15)));
   EXPECT_TRUE(WaitUntil(
       [&] { return old_events.Seen(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH); },
       std::chrono::seconds(10)));
@@ -216,7 +216,8 @@ TEST_F(RotationTest, OverlapEndsByItselfAndTheOldConnectionIsDropped) {
   EXPECT_EQ(ListOn(*new_raw), v1::Status::OK);
 }
 
-TEST_F(RotationTest, ProviderRotatedWithoutOverlapIsDroppedAtOnceAndKeepsItsRecords) {
+TEST_F(RotationTest,
+       ProviderRotatedWithoutOverlapIsDroppedAtOnceAndKeepsItsRecords) {
   Identity old_site = federation_.Enroll(broker::Role::kProvider, "raw-site");
   auto old_channel = RegisterRawProvider(old_site);
   SocketEvents old_events(context_, old_channel->socket());
@@ -230,12 +231,12 @@ TEST_F(RotationTest, ProviderRotatedWithoutOverlapIsDroppedAtOnceAndKeepsItsReco
   ASSERT_EQ(offer->type(), v1::MESSAGE_TYPE_PLACEMENT_OFFER);
 
   Identity new_site = MustGenerateIdentity("raw-site");
-  ASSERT_TRUE(federation_.OpenStore()
-                  .RotateKey(broker::Role::kProvider, new_site.Public(), Now(), 0)
-                  .ok());
-  EXPECT_TRUE(WaitUntil(
-      [&] { return old_events.Seen(ZMQ_EVENT_DISCONNECTED); },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      federation_.OpenStore()
+          .RotateKey(broker::Role::kProvider, new_site.Public(), Now(), 0)
+          .ok());
+  EXPECT_TRUE(WaitUntil([&] { return old_events.Seen(ZMQ_EVENT_DISCONNECTED); },
+                        std::chrono::seconds(10)));
   EXPECT_TRUE(WaitUntil(
       [&] { return old_events.Seen(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH); },
       std::chrono::seconds(10)));
@@ -263,7 +264,8 @@ TEST_F(RotationTest, ProviderRotatedWithoutOverlapIsDroppedAtOnceAndKeepsItsReco
                   .ok());
   auto reply = NextReply(*new_channel);
   ASSERT_TRUE(reply.has_value());
-  ASSERT_EQ(reply->status().code(), v1::Status::OK) << reply->status().message();
+  ASSERT_EQ(reply->status().code(), v1::Status::OK)
+      << reply->status().message();
   EXPECT_EQ(DecodeBody<v1::UsageReportReply>(*reply)->amount(), 1000);
   // It registers again under the same name, and the audit accepts the
   // record under the key the site held when it signed it.
@@ -273,12 +275,49 @@ TEST_F(RotationTest, ProviderRotatedWithoutOverlapIsDroppedAtOnceAndKeepsItsReco
   EXPECT_EQ(audit->usage_records, 1u);
 }
 
+// Revocation (of the party, every key) drops its open connections as a
+// retirement does; its other parties' connections stay.
+TEST_F(RotationTest, RevokedPartysOpenConnectionsAreDroppedOnEveryKey) {
+  Identity new_alice = MustGenerateIdentity("alice");
+  ASSERT_TRUE(federation_.OpenStore()
+                  .RotateKey(broker::Role::kConsumer, new_alice.Public(), Now(),
+                             3'600'000)
+                  .ok());
+  auto old_raw = Raw(alice_);
+  auto new_raw = Raw(new_alice);
+  SocketEvents old_events(context_, old_raw->socket());
+  SocketEvents new_events(context_, new_raw->socket());
+  ASSERT_EQ(ListOn(*old_raw), v1::Status::OK);
+  ASSERT_EQ(ListOn(*new_raw), v1::Status::OK);
+  Identity bob = federation_.Enroll(broker::Role::kConsumer, "bob");
+  auto bob_raw = Raw(bob);
+  SocketEvents bob_events(context_, bob_raw->socket());
+  ASSERT_EQ(ListOn(*bob_raw), v1::Status::OK);
+
+  ASSERT_TRUE(federation_.OpenStore().Revoke(broker::Role::kConsumer, "alice").ok());
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return old_events.Seen(ZMQ_EVENT_DISCONNECTED) &&
+               new_events.Seen(ZMQ_EVENT_DISCONNECTED);
+      },
+      std::chrono::seconds(10)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return old_events.Seen(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) &&
+               new_events.Seen(ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(ListOn(*new_raw, 1000), v1::Status::UNAVAILABLE);
+  EXPECT_EQ(ListOn(*bob_raw), v1::Status::OK);
+  EXPECT_FALSE(bob_events.Seen(ZMQ_EVENT_DISCONNECTED));
+}
+
 TEST_F(RotationTest, RotationRefusesUnknownRevokedAndTakenKeys) {
   broker::Store& store = federation_.OpenStore();
   Identity bob = federation_.Enroll(broker::Role::kConsumer, "bob");
   Identity stranger = MustGenerateIdentity("carol");
-  Status unknown = store.RotateKey(broker::Role::kConsumer, stranger.Public(),
-                                   Now(), 0);
+  Status unknown =
+      store.RotateKey(broker::Role::kConsumer, stranger.Public(), Now(), 0);
   EXPECT_EQ(unknown.code(), StatusCode::kNotFound);
   EXPECT_THAT(unknown.message(), HasSubstr("not enrolled"));
   // Rotating alice to bob's key, or to her own, or as another role.
@@ -291,16 +330,18 @@ TEST_F(RotationTest, RotationRefusesUnknownRevokedAndTakenKeys) {
                 .code(),
             StatusCode::kAlreadyExists);
   Identity new_alice = MustGenerateIdentity("alice");
-  EXPECT_EQ(store.RotateKey(broker::Role::kProvider, new_alice.Public(), Now(), 0)
-                .code(),
-            StatusCode::kNotFound);
-  EXPECT_EQ(store.RotateKey(broker::Role::kConsumer, new_alice.Public(), Now(), -1)
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      store.RotateKey(broker::Role::kProvider, new_alice.Public(), Now(), 0)
+          .code(),
+      StatusCode::kNotFound);
+  EXPECT_EQ(
+      store.RotateKey(broker::Role::kConsumer, new_alice.Public(), Now(), -1)
+          .code(),
+      StatusCode::kInvalidArgument);
   ASSERT_TRUE(store.Revoke(broker::Role::kConsumer, "bob").ok());
   Identity new_bob = MustGenerateIdentity("bob");
-  Status revoked = store.RotateKey(broker::Role::kConsumer, new_bob.Public(),
-                                   Now(), 0);
+  Status revoked =
+      store.RotateKey(broker::Role::kConsumer, new_bob.Public(), Now(), 0);
   EXPECT_EQ(revoked.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(revoked.message(), HasSubstr("revoked"));
   // Nothing was bound: the new keys are still strangers to the broker.
@@ -326,21 +367,21 @@ TEST_F(RotationTest, OperatorCommandsRotateRetireAndListKeyStates) {
   };
   std::string out;
   const std::string carol = write(MustGenerateIdentity("carol"), "carol");
-  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer", "--identity",
-                        carol, "--rotate"},
+  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer",
+                        "--identity", carol, "--rotate"},
                        &out),
             3)
       << out;
   EXPECT_THAT(out, HasSubstr("not enrolled"));
-  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer", "--identity",
-                        carol, "--overlap-s", "5"},
+  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer",
+                        "--identity", carol, "--overlap-s", "5"},
                        &out),
             2)
       << out;
   Identity bob = federation_.Enroll(broker::Role::kConsumer, "bob");
   const std::string bob_pub = write(bob, "bob");
-  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer", "--identity",
-                        bob_pub, "--name", "alice", "--rotate"},
+  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer",
+                        "--identity", bob_pub, "--name", "alice", "--rotate"},
                        &out),
             6)
       << out;
@@ -348,38 +389,40 @@ TEST_F(RotationTest, OperatorCommandsRotateRetireAndListKeyStates) {
 
   Identity new_alice = MustGenerateIdentity("alice");
   const std::string new_pub = write(new_alice, "alice-next");
-  ASSERT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer", "--identity",
-                        new_pub, "--rotate", "--overlap-s", "600"},
-                       &out),
-            0)
+  ASSERT_EQ(
+      broker_cli({"enroll", "--db", db, "--role", "consumer", "--identity",
+                  new_pub, "--rotate", "--overlap-s", "600"},
+                 &out),
+      0)
       << out;
   ASSERT_EQ(broker_cli({"enrollments", "--db", db}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr(alice_.curve().public_z85 + "\tretiring until "));
   EXPECT_THAT(out, HasSubstr(new_alice.curve().public_z85 + "\tactive"));
   EXPECT_TRUE(federation_.ConnectClient(new_alice)->ListJobs().ok());
-  ASSERT_EQ(broker_cli({"retire", "--db", db, "--role", "consumer", "--name",
-                        "alice"},
-                       &out),
+  ASSERT_EQ(broker_cli(
+                {"retire", "--db", db, "--role", "consumer", "--name", "alice"},
+                &out),
             0)
       << out;
   ASSERT_EQ(broker_cli({"enrollments", "--db", db}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr(alice_.curve().public_z85 + "\tretired"));
   auto old_client = consumer::Client::Connect(QuickClientOptions(), alice_);
   ASSERT_TRUE(old_client.ok());
-  EXPECT_EQ((*old_client)->ListJobs().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ((*old_client)->ListJobs().status().code(),
+            StatusCode::kUnavailable);
 
   // Revocation is of the party: every key it holds.
-  ASSERT_EQ(broker_cli({"revoke", "--db", db, "--role", "consumer", "--name",
-                        "alice"},
-                       &out),
+  ASSERT_EQ(broker_cli(
+                {"revoke", "--db", db, "--role", "consumer", "--name", "alice"},
+                &out),
             0)
       << out;
   ASSERT_EQ(broker_cli({"enrollments", "--db", db}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr(alice_.curve().public_z85 + "\trevoked"));
   EXPECT_THAT(out, HasSubstr(new_alice.curve().public_z85 + "\trevoked"));
   const std::string newest = write(MustGenerateIdentity("alice"), "alice-3");
-  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer", "--identity",
-                        newest, "--rotate"},
+  EXPECT_EQ(broker_cli({"enroll", "--db", db, "--role", "consumer",
+                        "--identity", newest, "--rotate"},
                        &out),
             6)
       << out;
@@ -396,7 +439,8 @@ class PeerNextKeyTest : public ::testing::Test {
     std::ofstream config(dir.File("hub.toml"));
     config << "broker_id = \"hub\"\nregion = \"north\"\n"
            << "endpoint = \"tcp://127.0.0.1:0\"\ndatabase = \"hub.db\"\n"
-           << "keys = \"keys/hub\"\n" << peer;
+           << "keys = \"keys/hub\"\n"
+           << peer;
     return dir.File("hub.toml");
   }
 };
@@ -413,23 +457,26 @@ TEST_F(PeerNextKeyTest, ConfigLoadsTheNextKeyOnlyWithTheSameNameAndSigningKey) {
   EXPECT_NE(next->curve().public_z85, west.curve().public_z85);
   const std::string peer =
       "[[peers]]\nbroker_id = \"west\"\nregion = \"west\"\n"
-      "endpoint = \"tcp://127.0.0.1:1\"\nidentity = \"keys/west/identity.pub\"\n";
+      "endpoint = \"tcp://127.0.0.1:1\"\nidentity = "
+      "\"keys/west/identity.pub\"\n";
   auto loaded = broker::LoadBrokerConfig(WriteConfig(
       dir, peer + "next_identity = \"keys/west-next/identity.pub\"\n"));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   ASSERT_EQ(loaded->options.peers.size(), 1u);
   EXPECT_EQ(loaded->options.peers[0].curve_public, west.curve().public_z85);
-  EXPECT_EQ(loaded->options.peers[0].next_curve_public, next->curve().public_z85);
+  EXPECT_EQ(loaded->options.peers[0].next_curve_public,
+            next->curve().public_z85);
 
   // A fresh keygen changes the signing key too: refused, saying why.
-  ASSERT_TRUE(MustGenerateIdentity("west").Save(dir.File("keys/west-other")).ok());
+  ASSERT_TRUE(
+      MustGenerateIdentity("west").Save(dir.File("keys/west-other")).ok());
   auto other = broker::LoadBrokerConfig(WriteConfig(
       dir, peer + "next_identity = \"keys/west-other/identity.pub\"\n"));
   EXPECT_EQ(other.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(other.status().message(), HasSubstr("signing key"));
   ASSERT_TRUE(MustGenerateIdentity("east").Save(dir.File("keys/east")).ok());
-  auto wrong_name = broker::LoadBrokerConfig(WriteConfig(
-      dir, peer + "next_identity = \"keys/east/identity.pub\"\n"));
+  auto wrong_name = broker::LoadBrokerConfig(
+      WriteConfig(dir, peer + "next_identity = \"keys/east/identity.pub\"\n"));
   EXPECT_EQ(wrong_name.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(wrong_name.status().message(), HasSubstr("'east'"));
 }
@@ -464,7 +511,8 @@ TEST_F(PeerNextKeyTest, BrokerAdmitsThePeerOnEitherPinnedKey) {
     body.set_region("west");
     (void)(*channel)->Send(v1::MESSAGE_TYPE_PEER_HELLO,
                            (*channel)->NextRequestId(), body);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (std::chrono::steady_clock::now() < deadline) {
       auto received = (*channel)->Receive(50);
       if (!received.ok() || !received->has_value()) continue;

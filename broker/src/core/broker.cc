@@ -460,7 +460,8 @@ void BrokerImpl::CheckRevocations(int64_t now_ms) {
     spdlog::warn("{} revoked: its messages are refused from now on", user_id);
     const std::vector<std::string> dropped = connections_.DropUser(user_id);
     if (!dropped.empty()) {
-      spdlog::warn("{}: {} open connection(s) dropped", user_id, dropped.size());
+      spdlog::warn("{}: {} open connection(s) dropped", user_id,
+                   dropped.size());
       DropWatchers(std::set<std::string>(dropped.begin(), dropped.end()));
     }
     if (peer->role == Role::kProvider) {
@@ -484,7 +485,8 @@ void BrokerImpl::RetireDueKeys(int64_t now_ms) {
   next_retirement_ms_ = std::numeric_limits<int64_t>::max();
   for (const auto& [key, retiring] : retiring_keys_) {
     if (retiring.retire_at_ms > now_ms) {
-      next_retirement_ms_ = std::min(next_retirement_ms_, retiring.retire_at_ms);
+      next_retirement_ms_ =
+          std::min(next_retirement_ms_, retiring.retire_at_ms);
       continue;
     }
     if (!retired_keys_.insert(key).second) continue;

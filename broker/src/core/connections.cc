@@ -61,7 +61,8 @@ std::vector<std::string> ConnectionTable::DropIf(Match match) {
   return dropped;
 }
 
-std::vector<std::string> ConnectionTable::DropKey(const std::string& curve_key) {
+std::vector<std::string> ConnectionTable::DropKey(
+    const std::string& curve_key) {
   return DropIf([&](const Connection& c) { return c.curve_key == curve_key; });
 }
 

@@ -12,7 +12,8 @@ StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Bind(
     zmq::socket_t socket(ctx, zmq::socket_type::rep);
     socket.set(zmq::sockopt::linger, 0);
     socket.bind("inproc://zeromq.zap.01");
-    return std::unique_ptr<ZapHandler>(new ZapHandler(std::move(socket), store, std::move(clock)));
+    return std::unique_ptr<ZapHandler>(
+        new ZapHandler(std::move(socket), store, std::move(clock)));
   } catch (const zmq::error_t& error) {
     return UnavailableError(std::string("bind ZAP handler: ") + error.what());
   }

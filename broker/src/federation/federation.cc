@@ -40,8 +40,9 @@ Status BrokerImpl::InitFederation() {
       return InvalidArgumentError("a broker cannot peer with itself");
     }
     if (!peer.next_curve_public.empty()) {
-      CN_RETURN_IF_ERROR(ValidateCurveKey(peer.next_curve_public)
-                             .WithContext("peer " + peer.broker_id + " next key"));
+      CN_RETURN_IF_ERROR(
+          ValidateCurveKey(peer.next_curve_public)
+              .WithContext("peer " + peer.broker_id + " next key"));
     }
     configured.insert(peer.broker_id);
     Status synced = store_->database().RunInTransaction([&]() -> Status {
@@ -58,10 +59,11 @@ Status BrokerImpl::InitFederation() {
                          Now()));
       if (peer.next_curve_public.empty()) return OkStatus();
       // Its next key is the peer too (both active): it may restart on it.
-      return store_->AddKey(Role::kPeer,
-                            PublicIdentity{peer.broker_id, peer.next_curve_public,
-                                           peer.ed25519_public},
-                            Now());
+      return store_->AddKey(
+          Role::kPeer,
+          PublicIdentity{peer.broker_id, peer.next_curve_public,
+                         peer.ed25519_public},
+          Now());
     });
     CN_RETURN_IF_ERROR(synced.WithContext("pin peer " + peer.broker_id));
     // Its ledger is replicated here under the same pinned key.

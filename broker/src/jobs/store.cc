@@ -206,7 +206,8 @@ Status Store::Enroll(Role role, const PublicIdentity& identity,
   return db_->RunInTransaction([&]() -> Status {
     // One party per (role, name): the table allows several keys per party
     // (rotation), so a second Enroll of the name is refused here.
-    auto party = db_->Prepare("SELECT 1 FROM enrollments WHERE role=? AND name=?");
+    auto party =
+        db_->Prepare("SELECT 1 FROM enrollments WHERE role=? AND name=?");
     party->bind(1, std::string(RoleName(role)));
     party->bind(2, identity.name);
     if (party->executeStep()) {
@@ -244,7 +245,8 @@ Status Store::AddPartyKey(Role role, const PublicIdentity& identity,
                           int64_t now_ms,
                           std::optional<int64_t> retire_others_at_ms) {
   return db_->RunInTransaction([&]() -> Status {
-    CN_ASSIGN_OR_RETURN(auto holder, FindEnrollmentByKey(identity.curve_public));
+    CN_ASSIGN_OR_RETURN(auto holder,
+                        FindEnrollmentByKey(identity.curve_public));
     if (holder.has_value()) {
       if (holder->role == role && holder->name == identity.name) {
         return AlreadyExistsError("that key is already one of " +
@@ -367,10 +369,10 @@ StatusOr<std::map<std::string, RetiringKey>> Store::RetiringKeys() {
         "SELECT curve_public, role, name, retire_at_ms FROM enrollments "
         "WHERE retire_at_ms IS NOT NULL");
     while (select->executeStep()) {
-      keys[select->getColumn(0).getString()] = RetiringKey{
-          select->getColumn(1).getString() + "/" +
-              select->getColumn(2).getString(),
-          select->getColumn(3).getInt64()};
+      keys[select->getColumn(0).getString()] =
+          RetiringKey{select->getColumn(1).getString() + "/" +
+                          select->getColumn(2).getString(),
+                      select->getColumn(3).getInt64()};
     }
     return OkStatus();
   });
@@ -418,7 +420,8 @@ StatusOr<std::vector<std::string>> Store::SigningKeys(Role role,
     query->bind(1, std::string(RoleName(role)));
     query->bind(2, name);
     std::vector<std::string> keys;
-    while (query->executeStep()) keys.push_back(query->getColumn(0).getString());
+    while (query->executeStep())
+      keys.push_back(query->getColumn(0).getString());
     return keys;
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "signing keys");
