@@ -1,8 +1,10 @@
 // computenet-broker: the regional hub daemon and its operator commands.
 //
-//   computenet-broker keygen   --name ID --out DIR
+//   computenet-broker keygen   --name ID --out DIR [--rekey-from OLD_DIR]
 //   computenet-broker enroll   --db FILE --role ROLE --identity FILE [--name N]
 //                              [--org ORGANIZATION]   (consumers: fair share)
+//                              [--rotate [--overlap-s S]]  (a new key, same party)
+//   computenet-broker retire   --db FILE --role ROLE --name N  (end an overlap now)
 //   computenet-broker revoke   --db FILE --role ROLE --name N
 //   computenet-broker enrollments --db FILE
 //   computenet-broker run      --db FILE --keys DIR [--endpoint E]
@@ -27,6 +29,7 @@
 #include "computenet/broker/broker_config.h"
 #include "computenet/common/files.h"
 #include "computenet/common/job_state.h"
+#include "computenet/common/utc_time.h"
 #include "computenet/common/logging.h"
 #include "computenet/ledger/directory.h"
 #include "computenet/ledger/ledger.h"
@@ -262,6 +265,10 @@ int main(int argc, char** argv) {
   keygen->add_option("--name", name, "broker id")->required();
   keygen->add_option("--out", out_dir, "directory for the keys")->required();
   keygen->add_flag("--force", force, "overwrite existing keys");
+  std::string rekey_from;
+  keygen->add_option("--rekey-from", rekey_from,
+                     "key directory whose name and signing key to keep: only "
+                     "the CURVE key is new (a broker's key rotation)");
 
   std::string db_path, role_name, identity_path;
   auto* enroll = app.add_subcommand("enroll", "admit a party's public key");
@@ -275,13 +282,33 @@ int main(int argc, char** argv) {
   enroll->add_option("--org", organization,
                      "consumer's organization for fair share (default: its "
                      "name)");
+  bool rotate = false;
+  int64_t overlap_s = 0;
+  enroll->add_flag("--rotate", rotate,
+                   "bind this new key to the already enrolled party of that "
+                   "name (same account, jobs and organization)");
+  enroll
+      ->add_option("--overlap-s", overlap_s,
+                   "with --rotate: the party's old key(s) keep working this "
+                   "many seconds (default 0: refused at once)")
+      ->check(CLI::Range(int64_t{0}, int64_t{365} * 24 * 3600));
+
+  auto* retire = app.add_subcommand(
+      "retire",
+      "end a rotation's overlap now: the party's old keys are refused");
+  retire->add_option("--db", db_path)->required();
+  retire->add_option("--role", role_name)->required();
+  retire->add_option("--name", name)->required();
 
   auto* revoke = app.add_subcommand("revoke", "revoke an enrollment");
   revoke->add_option("--db", db_path)->required();
   revoke->add_option("--role", role_name)->required();
   revoke->add_option("--name", name)->required();
 
-  auto* list = app.add_subcommand("enrollments", "list enrolled keys");
+  auto* list = app.add_subcommand(
+      "enrollments",
+      "list enrolled keys and their state (active, retiring until T, retired, "
+      "revoked)");
   list->add_option("--db", db_path)->required();
 
   broker::BrokerOptions options;
@@ -384,6 +411,23 @@ int main(int argc, char** argv) {
   }
   computenet::InitLogging(log_component, log_level, log_format);
 
+  if (*keygen && !rekey_from.empty()) {
+    auto old = computenet::Identity::Load(rekey_from);
+    if (!old.ok()) return Fail(old.status());
+    if (old->name() != name) {
+      return Fail(computenet::InvalidArgumentError(
+          rekey_from + " holds the keys of '" + old->name() + "', not '" +
+          name + "'"));
+    }
+    auto identity = old->WithNewCurveKey();
+    if (!identity.ok()) return Fail(identity.status());
+    Status saved = identity->Save(out_dir, force);
+    if (!saved.ok()) return Fail(saved);
+    std::cout << "wrote " << out_dir << "/identity.pub with a new CURVE key "
+              << identity->curve().public_z85 << " (signing key kept from "
+              << rekey_from << ")\n";
+    return 0;
+  }
   if (*keygen) {
     auto identity = computenet::Identity::Generate(name);
     if (!identity.ok()) return Fail(identity.status());
@@ -393,15 +437,24 @@ int main(int argc, char** argv) {
               << "signing.pem (secret, 0600)\n";
     return 0;
   }
-  if (*enroll || *revoke || *list) {
+  if (*enroll || *revoke || *list || *retire) {
     auto store = broker::Store::Open(db_path);
     if (!store.ok()) return Fail(store.status());
     if (*list) {
       auto all = (*store)->ListEnrollments();
       if (!all.ok()) return Fail(all.status());
+      const int64_t now = computenet::SystemClock::Shared()->NowMs();
       for (const auto& e : *all) {
+        std::string state = "active";
+        if (e.revoked) {
+          state = "revoked";
+        } else if (e.RetiredAt(now)) {
+          state = "retired";
+        } else if (e.retire_at_ms.has_value()) {
+          state = "retiring until " + computenet::FormatUtc(*e.retire_at_ms);
+        }
         std::cout << broker::RoleName(e.role) << "\t" << e.name << "\t"
-                  << e.curve_public << (e.revoked ? "\trevoked" : "");
+                  << e.curve_public << "\t" << state;
         if (e.role == broker::Role::kConsumer && e.organization != e.name) {
           std::cout << "\torg=" << e.organization;
         }
@@ -414,7 +467,16 @@ int main(int argc, char** argv) {
     if (*revoke) {
       Status revoked = (*store)->Revoke(*role, name);
       if (!revoked.ok()) return Fail(revoked);
-      std::cout << "revoked " << role_name << " " << name << "\n";
+      std::cout << "revoked " << role_name << " " << name
+                << " (every key it holds)\n";
+      return 0;
+    }
+    if (*retire) {
+      auto retired = (*store)->EndOverlap(
+          *role, name, computenet::SystemClock::Shared()->NowMs());
+      if (!retired.ok()) return Fail(retired.status());
+      std::cout << "retired " << *retired << " key(s) of " << role_name << " "
+                << name << "\n";
       return 0;
     }
     auto identity = computenet::PublicIdentity::LoadFile(identity_path);
@@ -427,6 +489,28 @@ int main(int argc, char** argv) {
     if (!organization.empty()) {
       Status valid = computenet::ValidatePartyName(organization);
       if (!valid.ok()) return Fail(valid.WithContext("--org"));
+    }
+    if (!rotate && enroll->count("--overlap-s") > 0) {
+      return Fail(
+          computenet::InvalidArgumentError("--overlap-s needs --rotate"));
+    }
+    if (rotate) {
+      if (!organization.empty()) {
+        return Fail(computenet::InvalidArgumentError(
+            "--org cannot change with --rotate: the party keeps its own"));
+      }
+      const int64_t now = computenet::SystemClock::Shared()->NowMs();
+      Status rotated =
+          (*store)->RotateKey(*role, *identity, now, overlap_s * 1000);
+      if (!rotated.ok()) return Fail(rotated);
+      std::cout << "rotated " << role_name << " " << identity->name
+                << " to key " << identity->curve_public << "; its old key(s) "
+                << (overlap_s == 0
+                        ? std::string("are refused from now on")
+                        : "work until " +
+                              computenet::FormatUtc(now + overlap_s * 1000))
+                << "\n";
+      return 0;
     }
     Status enrolled = (*store)->Enroll(
         *role, *identity, computenet::SystemClock::Shared()->NowMs(),

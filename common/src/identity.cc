@@ -129,6 +129,11 @@ StatusOr<Identity> Identity::Generate(const std::string& name) {
   return Identity(name, std::move(curve), std::move(signing));
 }
 
+StatusOr<Identity> Identity::WithNewCurveKey() const {
+  CN_ASSIGN_OR_RETURN(CurveKeyPair curve, CurveKeyPair::Generate());
+  return Identity(name_, std::move(curve), signing_);
+}
+
 StatusOr<Identity> Identity::Load(const std::string& dir) {
   CN_ASSIGN_OR_RETURN(PublicIdentity public_identity,
                       PublicIdentity::LoadFile(dir + kPublicFile));

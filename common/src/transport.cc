@@ -52,11 +52,15 @@ StatusOr<std::optional<RoutedFrame>> ReceiveRouted(zmq::socket_t& router) {
   RoutedFrame frame;
   frame.routing_id = parts[0].to_string();
   frame.payload = parts[1].to_string();
-  try {
-    frame.user_id = parts[1].gets("User-Id");
-  } catch (const zmq::error_t&) {
-    // No ZAP metadata: the caller treats an empty user id as unauthenticated.
+  // The C API answers NULL rather than throwing for an absent property (no
+  // ZAP metadata: the caller treats an empty user id as unauthenticated).
+  if (const char* user_id = zmq_msg_gets(parts[1].handle(), "User-Id")) {
+    frame.user_id = user_id;
   }
+  if (const char* key = zmq_msg_gets(parts[1].handle(), "Curve-Key")) {
+    frame.curve_key = key;
+  }
+  frame.source_fd = zmq_msg_get(parts[1].handle(), ZMQ_SRCFD);
   return std::optional<RoutedFrame>(std::move(frame));
 }
 

@@ -96,8 +96,9 @@ class Auditor {
   LedgerAuditReport* report_;
   std::string broker_key_;
   uint64_t v1_entries_ = 0;
-  std::map<std::string, std::string> provider_keys_;
-  std::map<std::string, std::string> peer_keys_;  // pinned peer brokers
+  // Every key each party holds or held (rotation keeps the old ones).
+  std::map<std::string, std::vector<std::string>> provider_keys_;
+  std::map<std::string, std::vector<std::string>> peer_keys_;  // pinned peers
   std::map<std::string, AuditAccount> accounts_;
   std::map<std::string, AuditHold> holds_;
   std::set<std::string> keys_;
@@ -177,8 +178,12 @@ StatusOr<v1::UsageRecord> Auditor::SignedRecord(uint64_t sequence,
     return Violation(sequence, "provider " + entry.usage_provider() +
                                    " has no enrolled key");
   }
-  auto verified = VerifyUsageRecord(key_it->second, (*record)->record,
-                                    (*record)->signature);
+  StatusOr<v1::UsageRecord> verified =
+      UnauthenticatedError("no signing key of the provider");
+  for (const std::string& key : key_it->second) {
+    verified = VerifyUsageRecord(key, (*record)->record, (*record)->signature);
+    if (verified.ok()) break;
+  }
   if (!verified.ok()) {
     return Violation(sequence,
                      "usage record signature: " + verified.status().message());
@@ -346,7 +351,12 @@ Status Auditor::CheckRemoteUsage(uint64_t sequence,
   if (!evidence.ParseFromString(entry.evidence())) {
     return Violation(sequence, "remote usage evidence does not parse");
   }
-  auto record = VerifyRemoteUsage(key_it->second, evidence);
+  StatusOr<v1::UsageRecord> record =
+      UnauthenticatedError("no signing key of the peer");
+  for (const std::string& key : key_it->second) {
+    record = VerifyRemoteUsage(key, evidence);
+    if (record.ok()) break;
+  }
   if (!record.ok()) {
     return Violation(sequence,
                      "remote usage evidence: " + record.status().message());

@@ -23,10 +23,12 @@ class FileDirectory final : public Directory {
     return found;
   }
 
-  StatusOr<std::map<std::string, std::string>> ProviderKeys() override {
+  StatusOr<std::map<std::string, std::vector<std::string>>> ProviderKeys()
+      override {
     return KeysOf("provider");
   }
-  StatusOr<std::map<std::string, std::string>> PeerKeys() override {
+  StatusOr<std::map<std::string, std::vector<std::string>>> PeerKeys()
+      override {
     return KeysOf("peer");
   }
 
@@ -49,14 +51,16 @@ class FileDirectory final : public Directory {
   }
 
  private:
-  StatusOr<std::map<std::string, std::string>> KeysOf(const char* role) {
-    std::map<std::string, std::string> keys;
+  StatusOr<std::map<std::string, std::vector<std::string>>> KeysOf(
+      const char* role) {
+    std::map<std::string, std::vector<std::string>> keys;
     CN_RETURN_IF_ERROR(database_.Run([&]() -> Status {
       auto query = database_.Prepare(
           "SELECT name, ed25519_public FROM enrollments WHERE role=?");
       query->bind(1, std::string(role));
       while (query->executeStep()) {
-        keys[query->getColumn(0).getString()] = query->getColumn(1).getString();
+        keys[query->getColumn(0).getString()].push_back(
+            query->getColumn(1).getString());
       }
       return OkStatus();
     }));

@@ -156,6 +156,71 @@ TEST_F(StoreTest, RevokeFlagsButKeepsEnrollment) {
             StatusCode::kAlreadyExists);
 }
 
+TEST_F(StoreTest, RotationKeepsThePartyAndRetiresItsOldKey) {
+  Identity old_key = MustGenerateIdentity("alice");
+  ASSERT_TRUE(
+      store_->Enroll(Role::kConsumer, old_key.Public(), kNowMs, "lab-x").ok());
+  Identity new_key = MustGenerateIdentity("alice");
+  ASSERT_TRUE(
+      store_->RotateKey(Role::kConsumer, new_key.Public(), kNowMs + 5, 60'000)
+          .ok());
+  // The current key is the new one; the party (organization) is unchanged.
+  auto current = store_->FindEnrollment(Role::kConsumer, "alice");
+  ASSERT_TRUE(current.ok() && current->has_value());
+  EXPECT_EQ((*current)->curve_public, new_key.curve().public_z85);
+  EXPECT_EQ((*current)->organization, "lab-x");
+  EXPECT_FALSE((*current)->retire_at_ms.has_value());
+  auto old_row = store_->FindEnrollmentByKey(old_key.curve().public_z85);
+  ASSERT_TRUE(old_row.ok() && old_row->has_value());
+  EXPECT_EQ((*old_row)->retire_at_ms, kNowMs + 5 + 60'000);
+  EXPECT_FALSE((*old_row)->RetiredAt(kNowMs + 60'000));
+  EXPECT_TRUE((*old_row)->RetiredAt(kNowMs + 5 + 60'000));
+  auto retiring = store_->RetiringKeys();
+  ASSERT_TRUE(retiring.ok());
+  ASSERT_EQ(retiring->size(), 1u);
+  EXPECT_EQ(retiring->begin()->first, old_key.curve().public_z85);
+  EXPECT_EQ(retiring->begin()->second.user_id, "consumer/alice");
+  // Both signing keys, the current first.
+  auto signing = store_->SigningKeys(Role::kConsumer, "alice");
+  ASSERT_TRUE(signing.ok());
+  EXPECT_EQ(*signing,
+            (std::vector<std::string>{new_key.Public().ed25519_public,
+                                      old_key.Public().ed25519_public}));
+  // Ending the overlap retires it now; the new key stays active.
+  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "alice", kNowMs + 10).value(),
+            1);
+  old_row = store_->FindEnrollmentByKey(old_key.curve().public_z85);
+  EXPECT_EQ((*old_row)->retire_at_ms, kNowMs + 10);
+  EXPECT_EQ(store_->EndOverlap(Role::kConsumer, "alice", kNowMs + 20).value(),
+            0);
+  EXPECT_EQ(
+      store_->EndOverlap(Role::kConsumer, "nobody", kNowMs).status().code(),
+      StatusCode::kNotFound);
+  // Still one party: a plain Enroll of the name is refused, revocation
+  // covers both keys.
+  Identity third = MustGenerateIdentity("alice");
+  EXPECT_EQ(store_->Enroll(Role::kConsumer, third.Public(), kNowMs).code(),
+            StatusCode::kAlreadyExists);
+  ASSERT_TRUE(store_->Revoke(Role::kConsumer, "alice").ok());
+  EXPECT_TRUE(
+      (*store_->FindEnrollmentByKey(new_key.curve().public_z85))->revoked);
+  EXPECT_TRUE(
+      (*store_->FindEnrollmentByKey(old_key.curve().public_z85))->revoked);
+}
+
+TEST_F(StoreTest, AddKeyKeepsTheOtherKeysActive) {
+  Identity west = MustGenerateIdentity("west");
+  ASSERT_TRUE(store_->Enroll(Role::kPeer, west.Public(), kNowMs).ok());
+  Identity next = MustGenerateIdentity("west");
+  ASSERT_TRUE(store_->AddKey(Role::kPeer, next.Public(), kNowMs).ok());
+  auto retiring = store_->RetiringKeys();
+  ASSERT_TRUE(retiring.ok());
+  EXPECT_TRUE(retiring->empty());
+  auto all = store_->ListEnrollments();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
+}
+
 TEST_F(StoreTest, RevokeUnknownIsNotFound) {
   EXPECT_EQ(store_->Revoke(Role::kConsumer, "nobody").code(),
             StatusCode::kNotFound);
@@ -559,7 +624,9 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   EXPECT_TRUE(usage->empty());
   // v5: no organization has a priority grant: NORMAL for all.
   EXPECT_EQ((*store)->MaxPriority("carol").value(), v1::PRIORITY_CLASS_NORMAL);
-  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 5);
+  // v6: one key per party so far, active.
+  EXPECT_FALSE((*carol)->retire_at_ms.has_value());
+  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 6);
   EXPECT_EQ((*store)->database().SchemaVersion("ledger").value(), 3);
 }
 

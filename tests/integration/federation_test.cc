@@ -118,7 +118,7 @@ class FederationTest : public ::testing::Test {
     config << "broker_id = \"" << name << "\"\nregion = \"" << name << "\"\n"
            << "endpoint = \"" << endpoint << "\"\n"
            << "endpoint_file = \"" << name << ".endpoint\"\n"
-           << "database = \"" << name << ".db\"\nkeys = \"keys/" << name
+           << "database = \"" << name << ".db\"\nkeys = \"" << KeysOf(name)
            << "\"\nheartbeat_ms = 100\nliveness = 5\n"
            << "settlement_interval_ms = 200\nreplication_interval_ms = 200\n"
            << "checkpoint_interval_ms = 200\n"
@@ -129,7 +129,27 @@ class FederationTest : public ::testing::Test {
              << peer.name << "\"\nendpoint_file = \"" << peer.name
              << ".endpoint\"\nidentity = \"keys/" << peer.name
              << "/identity.pub\"\n";
+      if (next_identity_.count(peer.name) != 0) {
+        config << "next_identity = \"" << next_identity_[peer.name] << "\"\n";
+      }
     }
+  }
+
+  // A broker's key directory (its own keys/<name> unless it rotated).
+  std::string KeysOf(const std::string& name) const {
+    auto it = keys_of_.find(name);
+    return it == keys_of_.end() ? "keys/" + name : it->second;
+  }
+
+  // Stops a broker (SIGTERM) and starts it again on the same endpoint with
+  // its config rewritten (keys_of_, next_identity_).
+  void RestartBroker(const std::string& name) {
+    const std::string endpoint = Endpoint(name);
+    brokers_[name]->Signal(SIGTERM);
+    EXPECT_EQ(brokers_[name]->Wait(), 0);
+    std::remove(Path(name + ".endpoint").c_str());
+    WriteBrokerConfig(name, endpoint);
+    StartBroker(name);
   }
 
   void StartBroker(const std::string& name) {
@@ -143,7 +163,8 @@ class FederationTest : public ::testing::Test {
   void StartProvider(const Region& region) {
     std::ofstream config(Path(region.site + ".toml"));
     config << "broker_endpoint = \"" << Endpoint(region.name) << "\"\n"
-           << "broker_identity = \"keys/" << region.name << "/identity.pub\"\n"
+           << "broker_identity = \"" << KeysOf(region.name)
+           << "/identity.pub\"\n"
            << "identity_dir = \"keys/" << region.site << "\"\n"
            << "work_dir = \"work/" << region.site << "\"\n"
            << "site = \"" << region.site << "\"\nregion = \"" << region.name
@@ -232,6 +253,8 @@ class FederationTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::map<std::string, std::string> keys_of_;        // broker -> key dir
+  std::map<std::string, std::string> next_identity_;  // peer -> its next key
   std::map<std::string, std::unique_ptr<ChildProcess>> brokers_;
   std::map<std::string, std::unique_ptr<ChildProcess>> providers_;
 };
@@ -699,6 +722,36 @@ TEST_F(FederationTest, CutAndRestoredLinkLosesAndDuplicatesNothing) {
                   "account='clearing:east'"),
             3)
       << "one remote charge per job";
+}
+
+// Key rotation of a broker (docs/federation.md, "Rotating a broker's key"):
+// west makes a new CURVE key, its peers pin it as next_identity and
+// restart, west restarts on it, and forwarding to west keeps working
+// without touching the peers' configs again.
+TEST_F(FederationTest, PeerRestartedOnItsNextKeyKeepsForwarding) {
+  Run({COMPUTENET_BROKER_BIN, "keygen", "--name", "west", "--out",
+       Path("keys/west-next"), "--rekey-from", Path("keys/west")});
+  next_identity_["west"] = "keys/west-next/identity.pub";
+  RestartBroker("north");
+  RestartBroker("east");
+  ASSERT_TRUE(
+      WaitUntil([&] { return FederationReady(); }, std::chrono::seconds(30)))
+      << Admin({"admin", "federation"});
+  keys_of_["west"] = "keys/west-next";
+  RestartBroker("west");
+  // West's own site pins west's key: it is given the new one.
+  providers_["west"]->Signal(SIGTERM);
+  providers_["west"]->Wait();
+  StartProvider(kRegions[2]);
+  ASSERT_TRUE(
+      WaitUntil([&] { return FederationReady(); }, std::chrono::seconds(30)))
+      << Admin({"admin", "federation"});
+  std::string out = Cli({"submit", "--region", "west", "--max-duration", "60",
+                         "--wait", "--", "true"});
+  EXPECT_THAT(out, HasSubstr("state      succeeded")) << out;
+  const std::string job = FindJobId(out);
+  ASSERT_FALSE(job.empty()) << out;
+  EXPECT_EQ(Field(job, "remoteBroker"), "west");
 }
 
 }  // namespace

@@ -330,9 +330,15 @@ TEST_F(SecurityTest, RevokedConsumerOnAnOpenConnectionIsRefusedFromThenOn) {
         return code != StatusCode::kOk;
       },
       std::chrono::seconds(5)));
-  EXPECT_EQ(code, StatusCode::kPermissionDenied);
+  // Refused (a frame that arrives before the broker dropped the connection)
+  // or unanswered (the connection is dropped and its reconnection refused at
+  // the handshake): never served.
+  EXPECT_THAT(code, ::testing::AnyOf(StatusCode::kPermissionDenied,
+                                     StatusCode::kUnavailable));
   auto submitted = client->Submit(ShellJob("true"));
-  EXPECT_EQ(submitted.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_THAT(submitted.status().code(),
+              ::testing::AnyOf(StatusCode::kPermissionDenied,
+                               StatusCode::kUnavailable));
   auto jobs = federation_.OpenStore().ListJobs("alice", {}, 100);
   ASSERT_TRUE(jobs.ok());
   EXPECT_TRUE(jobs->empty());
@@ -435,24 +441,27 @@ TEST_F(UsageReportTest, BadSignatureIsRejectedAndPostsNothing) {
 TEST_F(UsageReportTest, RevokedProviderOnAnOpenConnectionIsNotPaid) {
   ASSERT_TRUE(
       federation_.OpenStore().Revoke(broker::Role::kProvider, "raw-site").ok());
-  // Within a tick or two the broker refuses everything from it (an empty
-  // offer update is harmless to repeat until it does)...
-  v1::Status::Code code = v1::Status::OK;
+  // Within a tick or two the broker refuses everything from it and drops
+  // its connection (an empty offer update is harmless to repeat until
+  // then)...
   EXPECT_TRUE(WaitUntil(
       [&] {
-        EXPECT_TRUE(channel_
-                        ->Send(v1::MESSAGE_TYPE_UPDATE_OFFER,
-                               channel_->NextRequestId(), v1::UpdateOffer())
-                        .ok());
-        auto reply = NextReply(*channel_);
-        code = reply ? reply->status().code() : v1::Status::UNAVAILABLE;
-        return code == v1::Status::PERMISSION_DENIED;
+        (void)channel_->Send(v1::MESSAGE_TYPE_UPDATE_OFFER,
+                             channel_->NextRequestId(), v1::UpdateOffer());
+        auto reply = NextReply(*channel_, 500);
+        return !reply || reply->status().code() == v1::Status::PERMISSION_DENIED;
       },
       std::chrono::seconds(5)));
-  // ... usage included: its signed record is not paid.
+  // ... usage included: its signed record is not paid (refused, or not
+  // even answered on a connection the broker dropped).
   auto report = SignUsageRecord(provider_.signing_key(), Record());
   ASSERT_TRUE(report.ok());
-  EXPECT_EQ(Report(*report).status().code(), v1::Status::PERMISSION_DENIED);
+  (void)channel_->Send(v1::MESSAGE_TYPE_USAGE_REPORT, channel_->NextRequestId(),
+                       *report);
+  auto refused = NextReply(*channel_, 1000);
+  if (refused) {
+    EXPECT_EQ(refused->status().code(), v1::Status::PERMISSION_DENIED);
+  }
   EXPECT_EQ(LedgerEntries(), 0u);
   auto job = client_->GetJob(job_id_);
   ASSERT_TRUE(job.ok());

@@ -85,7 +85,7 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
 
 Status BrokerImpl::Init() {
   // The ZAP handler first: a CURVE socket bound without one admits anyone.
-  CN_ASSIGN_OR_RETURN(zap_, ZapHandler::Bind(context_, *store_));
+  CN_ASSIGN_OR_RETURN(zap_, ZapHandler::Bind(context_, *store_, clock_));
   // Pinned peers are enrolled before anyone can connect.
   CN_RETURN_IF_ERROR(InitFederation());
   CN_ASSIGN_OR_RETURN(router_, BindCurveRouter(context_, identity_.curve(),
@@ -207,7 +207,10 @@ Status BrokerImpl::RunBatch(bool frames_waiting) {
   }
   const std::set<std::string> gone = outbound_->Release();
   for (auto& [name, link] : links_) link->Release();
-  if (!gone.empty()) DropWatchers(gone);
+  if (!gone.empty()) {
+    DropWatchers(gone);
+    connections_.Forget(gone);
+  }
   return OkStatus();
 }
 
@@ -218,6 +221,7 @@ void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
     spdlog::error("message without authenticated identity dropped");
     return;
   }
+  connections_.Note(frame);
   const int64_t now = Now();
   // Pinned peers are exempt: their traffic scales with the whole region's
   // work, and an answer lost to the limiter would stall a forward.
@@ -238,6 +242,18 @@ void BrokerImpl::HandleFrame(const RoutedFrame& frame) {
     ReplyError(frame.routing_id, envelope->request_id(), v1::MESSAGE_TYPE_ERROR,
                PermissionDeniedError("key revoked: " + frame.user_id));
     return;
+  }
+  if (!retiring_keys_.empty() && !frame.curve_key.empty()) {
+    auto retiring = retiring_keys_.find(frame.curve_key);
+    if (retiring != retiring_keys_.end() &&
+        retiring->second.retire_at_ms <= now) {
+      // Rotated away from: the party's new key is served, this one not.
+      ReplyError(frame.routing_id, envelope->request_id(),
+                 v1::MESSAGE_TYPE_ERROR,
+                 PermissionDeniedError("key retired: " + frame.user_id +
+                                       " rotated to a new key"));
+      return;
+    }
   }
   if (peer->role == Role::kProvider) {
     ProviderEntry* entry = registry_.Find(peer->name);
@@ -478,6 +494,7 @@ void BrokerImpl::OnTick() {
   }
   last_tick_ms_ = now;
   CheckRevocations(now);
+  RetireDueKeys(now);
   if (http_ && now >= next_metrics_sample_ms_) SampleMetrics(now);
   for (ProviderEntry* provider : registry_.All()) {
     if (provider->online &&
@@ -521,6 +538,13 @@ void BrokerImpl::CheckRevocations(int64_t now_ms) {
     spdlog::error("reading revocations: {}", revoked.status().ToString());
     return;
   }
+  auto retiring = store_->RetiringKeys();
+  if (!retiring.ok()) {
+    spdlog::error("reading retired keys: {}", retiring.status().ToString());
+    return;
+  }
+  retiring_keys_ = std::move(*retiring);
+  next_retirement_ms_ = std::numeric_limits<int64_t>::min();  // look now
   std::vector<std::string> newly;
   for (const auto& user_id : *revoked) {
     if (revoked_.count(user_id) == 0) newly.push_back(user_id);
@@ -536,6 +560,12 @@ void BrokerImpl::CheckRevocations(int64_t now_ms) {
     auto peer = ParseUserId(user_id);
     if (!peer.ok()) continue;
     spdlog::warn("{} revoked: its messages are refused from now on", user_id);
+    const std::vector<std::string> dropped = connections_.DropUser(user_id);
+    if (!dropped.empty()) {
+      spdlog::warn("{}: {} open connection(s) dropped", user_id,
+                   dropped.size());
+      DropWatchers(std::set<std::string>(dropped.begin(), dropped.end()));
+    }
     if (peer->role == Role::kProvider) {
       ProviderEntry* provider = registry_.Find(peer->name);
       if (provider != nullptr && provider->online) {
@@ -548,6 +578,37 @@ void BrokerImpl::CheckRevocations(int64_t now_ms) {
       }
     } else if (peer->role == Role::kConsumer) {
       watchers_.erase(peer->name);
+    }
+  }
+}
+
+void BrokerImpl::RetireDueKeys(int64_t now_ms) {
+  if (now_ms < next_retirement_ms_) return;
+  next_retirement_ms_ = std::numeric_limits<int64_t>::max();
+  for (const auto& [key, retiring] : retiring_keys_) {
+    if (retiring.retire_at_ms > now_ms) {
+      next_retirement_ms_ =
+          std::min(next_retirement_ms_, retiring.retire_at_ms);
+      continue;
+    }
+    if (!retired_keys_.insert(key).second) continue;
+    const std::vector<std::string> dropped = connections_.DropKey(key);
+    if (dropped.empty()) continue;
+    spdlog::warn("{}: key {} retired (rotated): {} open connection(s) dropped",
+                 retiring.user_id, key, dropped.size());
+    const std::set<std::string> gone(dropped.begin(), dropped.end());
+    DropWatchers(gone);
+    auto peer = ParseUserId(retiring.user_id);
+    if (!peer.ok() || peer->role != Role::kProvider) continue;
+    ProviderEntry* provider = registry_.Find(peer->name);
+    if (provider != nullptr && provider->online &&
+        gone.count(provider->routing_id) != 0) {
+      // Registered on the old key: lost until it registers on the new one
+      // (its jobs wait for it as for any lost provider).
+      registry_.SetOnline(peer->name, false, now_ms);
+      provider->routing_id.clear();
+      Status saved = store_->SetProviderOnline(peer->name, false, now_ms);
+      if (!saved.ok()) spdlog::error("{}", saved.ToString());
     }
   }
 }

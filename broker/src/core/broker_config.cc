@@ -178,9 +178,11 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
           where + ": peers[" + std::to_string(index++) + "]";
       const toml::table* table = element.as_table();
       if (table == nullptr) return InvalidArgumentError(peer_where + ": not a table");
-      CN_RETURN_IF_ERROR(CheckKeys(
-          *table, {"broker_id", "region", "endpoint", "endpoint_file", "identity"},
-          peer_where));
+      CN_RETURN_IF_ERROR(
+          CheckKeys(*table,
+                    {"broker_id", "region", "endpoint", "endpoint_file",
+                     "identity", "next_identity"},
+                    peer_where));
       PeerConfig peer;
       std::string identity_path;
       CN_RETURN_IF_ERROR(Get(*table, "broker_id", peer_where, true, &peer.broker_id));
@@ -205,6 +207,32 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
       }
       peer.curve_public = identity.curve_public;
       peer.ed25519_public = identity.ed25519_public;
+      std::string next_path;
+      CN_RETURN_IF_ERROR(
+          Get(*table, "next_identity", peer_where, false, &next_path));
+      if (!next_path.empty()) {
+        CN_ASSIGN_OR_RETURN(
+            PublicIdentity next,
+            PublicIdentity::LoadFile(ResolvePath(base, next_path)));
+        if (next.name != peer.broker_id) {
+          return InvalidArgumentError(
+              peer_where + ": next_identity file is for '" + next.name +
+              "', not '" + peer.broker_id + "'");
+        }
+        if (next.ed25519_public != identity.ed25519_public) {
+          return InvalidArgumentError(
+              peer_where +
+              ": next_identity must keep the peer's signing key (its ledger "
+              "is bound to it); only the CURVE key rotates (computenet-broker "
+              "keygen --rekey-from)");
+        }
+        if (next.curve_public == identity.curve_public) {
+          return InvalidArgumentError(peer_where +
+                                      ": next_identity has the same CURVE key "
+                                      "as identity");
+        }
+        peer.next_curve_public = next.curve_public;
+      }
       options.peers.push_back(std::move(peer));
     }
   }

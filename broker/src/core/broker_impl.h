@@ -18,6 +18,7 @@
 
 #include "core/imports.h"
 #include "computenet/broker/broker.h"
+#include "core/connections.h"
 #include "core/http_endpoint.h"
 #include "core/instance_lock.h"
 #include "core/metrics.h"
@@ -76,6 +77,9 @@ class BrokerImpl final : public Broker, private JobEvents {
   // from then on the party's messages are refused, a provider is offline
   // and a consumer's watchers are dropped.
   void CheckRevocations(int64_t now_ms);
+  // Keys whose rotation overlap has ended: their open connections are
+  // dropped once (their frames are refused in HandleFrame from then on).
+  void RetireDueKeys(int64_t now_ms);
   void Reply(const Request& request, v1::MessageType type,
              const google::protobuf::MessageLite& body,
              const Status& status = OkStatus());
@@ -303,6 +307,14 @@ class BrokerImpl final : public Broker, private JobEvents {
   // read at.
   std::set<std::string> revoked_;
   int64_t revocation_version_ = -1;
+  // Keys with a retirement time (read with the revocations), by CURVE key;
+  // the retired ones whose connections were dropped; when the next one is
+  // due.
+  std::map<std::string, RetiringKey> retiring_keys_;
+  std::set<std::string> retired_keys_;
+  int64_t next_retirement_ms_ = std::numeric_limits<int64_t>::min();
+  // Which connection uses which key (to drop them).
+  ConnectionTable connections_;
   uint64_t send_sequence_ = 0;
   // When the periodic part of the tick last ran (OnTick).
   int64_t last_tick_ms_ = std::numeric_limits<int64_t>::min() / 2;

@@ -6,13 +6,14 @@
 
 namespace computenet::broker {
 
-StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Bind(zmq::context_t& ctx,
-                                                       Store& store) {
+StatusOr<std::unique_ptr<ZapHandler>> ZapHandler::Bind(
+    zmq::context_t& ctx, Store& store, std::shared_ptr<Clock> clock) {
   try {
     zmq::socket_t socket(ctx, zmq::socket_type::rep);
     socket.set(zmq::sockopt::linger, 0);
     socket.bind("inproc://zeromq.zap.01");
-    return std::unique_ptr<ZapHandler>(new ZapHandler(std::move(socket), store));
+    return std::unique_ptr<ZapHandler>(
+        new ZapHandler(std::move(socket), store, std::move(clock)));
   } catch (const zmq::error_t& error) {
     return UnavailableError(std::string("bind ZAP handler: ") + error.what());
   }
@@ -40,10 +41,11 @@ void ZapHandler::HandleOne(std::vector<zmq::message_t>& request) {
   std::string request_id = request.size() > 1 ? request[1].to_string() : "";
   std::string address = request.size() > 3 ? request[3].to_string() : "?";
   auto reply = [&](const char* code, const std::string& text,
-                   const std::string& user_id) {
+                   const std::string& user_id,
+                   const std::string& metadata = std::string()) {
     std::array<zmq::const_buffer, 6> frames = {
         zmq::str_buffer("1.0"), zmq::buffer(request_id), zmq::buffer(code, 3),
-        zmq::buffer(text),      zmq::buffer(user_id),    zmq::const_buffer()};
+        zmq::buffer(text),      zmq::buffer(user_id),    zmq::buffer(metadata)};
     try {
       zmq::send_multipart(socket_, frames);
     } catch (const zmq::error_t& error) {
@@ -69,11 +71,17 @@ void ZapHandler::HandleOne(std::vector<zmq::message_t>& request) {
     reply("500", "enrollment lookup failed", "");
     return;
   }
-  if (!enrollment->has_value() || (*enrollment)->revoked) {
+  const char* refusal = nullptr;
+  if (!enrollment->has_value()) {
+    refusal = "unenrolled";
+  } else if ((*enrollment)->revoked) {
+    refusal = "revoked";
+  } else if ((*enrollment)->RetiredAt(clock_->NowMs())) {
+    refusal = "retired (rotated)";
+  }
+  if (refusal != nullptr) {
     ++refused_;
-    spdlog::warn("ZAP: refused {} key {} from {}",
-                 enrollment->has_value() ? "revoked" : "unenrolled", z85,
-                 address);
+    spdlog::warn("ZAP: refused {} key {} from {}", refusal, z85, address);
     reply("400", "key not enrolled", "");
     return;
   }
@@ -81,7 +89,18 @@ void ZapHandler::HandleOne(std::vector<zmq::message_t>& request) {
   const Enrollment& who = **enrollment;
   std::string user_id = std::string(RoleName(who.role)) + "/" + who.name;
   spdlog::debug("ZAP: admitted {} from {}", user_id, address);
-  reply("200", "OK", user_id);
+  // ZMTP property encoding (RFC 23): name length (1 byte), name, value
+  // length (4 bytes, network order), value.
+  std::string metadata;
+  const std::string_view name = kCurveKeyProperty;
+  metadata.push_back(static_cast<char>(name.size()));
+  metadata.append(name);
+  const uint32_t length = 40;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    metadata.push_back(static_cast<char>((length >> shift) & 0xff));
+  }
+  metadata.append(z85, 40);
+  reply("200", "OK", user_id, metadata);
 }
 
 StatusOr<AuthenticatedPeer> ParseUserId(const std::string& user_id) {

@@ -39,14 +39,31 @@ Status BrokerImpl::InitFederation() {
     if (peer.broker_id == options_.broker_id) {
       return InvalidArgumentError("a broker cannot peer with itself");
     }
+    if (!peer.next_curve_public.empty()) {
+      CN_RETURN_IF_ERROR(
+          ValidateCurveKey(peer.next_curve_public)
+              .WithContext("peer " + peer.broker_id + " next key"));
+    }
     configured.insert(peer.broker_id);
     Status synced = store_->database().RunInTransaction([&]() -> Status {
       CN_RETURN_IF_ERROR(
           store_->RemovePeerEnrollment(peer.broker_id, peer.curve_public));
-      return store_->Enroll(Role::kPeer,
-                            PublicIdentity{peer.broker_id, peer.curve_public,
-                                           peer.ed25519_public},
-                            Now());
+      if (!peer.next_curve_public.empty()) {
+        CN_RETURN_IF_ERROR(store_->RemovePeerEnrollment(
+            peer.broker_id, peer.next_curve_public));
+      }
+      CN_RETURN_IF_ERROR(
+          store_->Enroll(Role::kPeer,
+                         PublicIdentity{peer.broker_id, peer.curve_public,
+                                        peer.ed25519_public},
+                         Now()));
+      if (peer.next_curve_public.empty()) return OkStatus();
+      // Its next key is the peer too (both active): it may restart on it.
+      return store_->AddKey(
+          Role::kPeer,
+          PublicIdentity{peer.broker_id, peer.next_curve_public,
+                         peer.ed25519_public},
+          Now());
     });
     CN_RETURN_IF_ERROR(synced.WithContext("pin peer " + peer.broker_id));
     // Its ledger is replicated here under the same pinned key.

@@ -46,7 +46,8 @@ void PeerLink::Connect() {
     reconnect_at_ms_ = clock_->NowMs() + backoff_ms_;
     return;
   }
-  options.server_public_key = config_.curve_public;
+  options.server_public_key =
+      use_next_key_ ? config_.next_curve_public : config_.curve_public;
   options.client_keys = own_keys_;
   options.send_timeout_ms = 0;  // never block the broker's loop
   channel_.reset();
@@ -145,6 +146,14 @@ PeerLink::Event PeerLink::Tick() {
     reconnect_at_ms_ = now + backoff_ms_;
     spdlog::warn("peer {}: link lost (silent {} ms); retry in {} ms",
                  config_.broker_id, now - last_heard_ms_, backoff_ms_);
+    if (!was_up && !config_.next_curve_public.empty()) {
+      // No hello answered on this key: a CURVE handshake with a key the
+      // peer no longer holds never completes, so the peer may have
+      // restarted on its other pinned key. The next attempt uses that one.
+      use_next_key_ = !use_next_key_;
+      spdlog::info("peer {}: next attempt with its {} key", config_.broker_id,
+                   use_next_key_ ? "next" : "current");
+    }
     backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
     return was_up ? Event::kDown : Event::kNone;
   }

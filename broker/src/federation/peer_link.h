@@ -4,7 +4,9 @@
 // heartbeats, declares the link down after `liveness` silent intervals and
 // reconnects with exponential backoff. Requests sent as reliable stay in an
 // outbox until the peer answers them and are sent again after a reconnect;
-// the peer handles repeats idempotently.
+// the peer handles repeats idempotently. With a next key pinned for the peer
+// (its key rotation), a connection that gets no hello answer is replaced by
+// one to the other key.
 //
 // Thread safety: owned and driven by the broker's core-loop thread.
 #ifndef COMPUTENET_BROKER_FEDERATION_PEER_LINK_H_
@@ -61,6 +63,8 @@ class PeerLink {
   void Discard();
 
   bool up() const { return up_; }
+  // Whether the link uses (or will next try) the peer's next key.
+  bool using_next_key() const { return use_next_key_; }
   const PeerConfig& config() const { return config_; }
   int64_t last_heard_ms() const { return last_heard_ms_; }
   // nullptr while disconnected (between a loss and the next attempt).
@@ -93,6 +97,9 @@ class PeerLink {
   std::unique_ptr<DealerChannel> channel_;
   bool up_ = false;
   bool just_up_ = false;
+  // Which of the peer's pinned keys the connection uses: a link that gets
+  // no answer switches between them (PeerConfig::next_curve_public).
+  bool use_next_key_ = false;
   uint64_t hello_request_id_ = 0;
   int64_t last_heard_ms_ = 0;
   int64_t last_sent_ms_ = 0;

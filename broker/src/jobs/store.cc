@@ -84,6 +84,29 @@ constexpr const char* kBrokerV5[] = {
       PRIMARY KEY(job_id, peer)))sql",
 };
 
+// v6 (issue 12, key rotation): a party may hold several keys. The table is
+// rebuilt without UNIQUE(role, name) (SQLite cannot drop a constraint); a
+// key rotated away from gets the time it stops working (retire_at_ms, NULL
+// while it is the party's active key). Enroll keeps one party per
+// (role, name) itself; RotateKey adds keys to an existing one.
+constexpr const char* kBrokerV6[] = {
+    R"sql(CREATE TABLE enrollments_v6(
+      curve_public   TEXT PRIMARY KEY,
+      role           TEXT NOT NULL,
+      name           TEXT NOT NULL,
+      ed25519_public TEXT NOT NULL,
+      enrolled_ms    INTEGER NOT NULL,
+      revoked        INTEGER NOT NULL DEFAULT 0,
+      organization   TEXT NOT NULL DEFAULT '',
+      retire_at_ms   INTEGER))sql",
+    "INSERT INTO enrollments_v6(curve_public, role, name, ed25519_public, "
+    "enrolled_ms, revoked, organization) SELECT curve_public, role, name, "
+    "ed25519_public, enrolled_ms, revoked, organization FROM enrollments",
+    "DROP TABLE enrollments",
+    "ALTER TABLE enrollments_v6 RENAME TO enrollments",
+    "CREATE INDEX enrollments_by_party ON enrollments(role, name)",
+};
+
 constexpr storage::Migration kBrokerMigrations[] = {
     {1, kBrokerV1},
     {2, kBrokerV2},
@@ -91,7 +114,12 @@ constexpr storage::Migration kBrokerMigrations[] = {
     {3, {}},
     {4, kBrokerV4},
     {5, kBrokerV5},
+    {6, kBrokerV6},
 };
+
+constexpr char kEnrollmentColumns[] =
+    "curve_public, role, name, ed25519_public, enrolled_ms, revoked, "
+    "organization, retire_at_ms";
 
 Enrollment EnrollmentFromRow(SQLite::Statement& query) {
   Enrollment out;
@@ -103,6 +131,9 @@ Enrollment EnrollmentFromRow(SQLite::Statement& query) {
   out.revoked = query.getColumn(5).getInt() != 0;
   out.organization = query.getColumn(6).getString();
   if (out.organization.empty()) out.organization = out.name;
+  if (!query.getColumn(7).isNull()) {
+    out.retire_at_ms = query.getColumn(7).getInt64();
+  }
   return out;
 }
 
@@ -162,12 +193,37 @@ StatusOr<std::unique_ptr<Store>> Store::OpenReadOnly(const std::string& path) {
   return std::unique_ptr<Store>(new Store(std::move(db)));
 }
 
+namespace {
+
+std::string PartyName(Role role, const std::string& name) {
+  return std::string(RoleName(role)) + " '" + name + "'";
+}
+
+}  // namespace
+
 Status Store::Enroll(Role role, const PublicIdentity& identity,
                      int64_t now_ms, const std::string& organization) {
+  return db_->RunInTransaction([&]() -> Status {
+    // One party per (role, name): the table allows several keys per party
+    // (rotation), so a second Enroll of the name is refused here.
+    auto party =
+        db_->Prepare("SELECT 1 FROM enrollments WHERE role=? AND name=?");
+    party->bind(1, std::string(RoleName(role)));
+    party->bind(2, identity.name);
+    if (party->executeStep()) {
+      return AlreadyExistsError(PartyName(role, identity.name) +
+                                " or its key is already enrolled");
+    }
+    return InsertKey(role, identity, now_ms, organization);
+  });
+}
+
+Status Store::InsertKey(Role role, const PublicIdentity& identity,
+                        int64_t now_ms, const std::string& organization) {
   try {
-    auto insert = db_->Prepare("INSERT INTO enrollments(curve_public, role, "
-                             "name, ed25519_public, enrolled_ms, "
-                             "organization) VALUES(?, ?, ?, ?, ?, ?)");
+    auto insert = db_->Prepare(
+        "INSERT INTO enrollments(curve_public, role, name, ed25519_public, "
+        "enrolled_ms, organization) VALUES(?, ?, ?, ?, ?, ?)");
     insert->bind(1, identity.curve_public);
     insert->bind(2, std::string(RoleName(role)));
     insert->bind(3, identity.name);
@@ -178,12 +234,89 @@ Status Store::Enroll(Role role, const PublicIdentity& identity,
     return OkStatus();
   } catch (const SQLite::Exception& error) {
     if ((error.getErrorCode() & 0xff) == SQLITE_CONSTRAINT) {
-      return AlreadyExistsError(std::string(RoleName(role)) + " '" +
-                                identity.name +
-                                "' or its key is already enrolled");
+      return AlreadyExistsError(PartyName(role, identity.name) +
+                                " or its key is already enrolled");
     }
     return StatusFromSqlite(error, "enroll");
   }
+}
+
+Status Store::AddPartyKey(Role role, const PublicIdentity& identity,
+                          int64_t now_ms,
+                          std::optional<int64_t> retire_others_at_ms) {
+  return db_->RunInTransaction([&]() -> Status {
+    CN_ASSIGN_OR_RETURN(auto holder,
+                        FindEnrollmentByKey(identity.curve_public));
+    if (holder.has_value()) {
+      if (holder->role == role && holder->name == identity.name) {
+        return AlreadyExistsError("that key is already one of " +
+                                  PartyName(role, identity.name) + "'s keys");
+      }
+      return AlreadyExistsError("that key is already enrolled for " +
+                                PartyName(holder->role, holder->name));
+    }
+    CN_ASSIGN_OR_RETURN(auto current, FindEnrollment(role, identity.name));
+    if (!current.has_value()) {
+      return NotFoundError(PartyName(role, identity.name) +
+                           " is not enrolled (enroll it without --rotate "
+                           "first; rotation keeps an existing party)");
+    }
+    if (current->revoked) {
+      return FailedPreconditionError(
+          PartyName(role, identity.name) +
+          " is revoked: a revoked party cannot rotate to a new key");
+    }
+    if (retire_others_at_ms.has_value()) {
+      // A key already retiring sooner keeps its earlier time.
+      auto retire = db_->Prepare(
+          "UPDATE enrollments SET retire_at_ms=? WHERE role=? AND name=? AND "
+          "(retire_at_ms IS NULL OR retire_at_ms > ?)");
+      retire->bind(1, static_cast<int64_t>(*retire_others_at_ms));
+      retire->bind(2, std::string(RoleName(role)));
+      retire->bind(3, identity.name);
+      retire->bind(4, static_cast<int64_t>(*retire_others_at_ms));
+      retire->exec();
+    }
+    // The organization is the party's, whatever key it uses.
+    const std::string organization =
+        current->organization == current->name ? "" : current->organization;
+    return InsertKey(role, identity, now_ms, organization);
+  });
+}
+
+Status Store::RotateKey(Role role, const PublicIdentity& identity,
+                        int64_t now_ms, int64_t overlap_ms) {
+  if (overlap_ms < 0) {
+    return InvalidArgumentError("the overlap cannot be negative");
+  }
+  return AddPartyKey(role, identity, now_ms, now_ms + overlap_ms);
+}
+
+Status Store::AddKey(Role role, const PublicIdentity& identity,
+                     int64_t now_ms) {
+  return AddPartyKey(role, identity, now_ms, std::nullopt);
+}
+
+StatusOr<int> Store::EndOverlap(Role role, const std::string& name,
+                                int64_t now_ms) {
+  int retired = 0;
+  Status status = db_->RunInTransaction([&]() -> Status {
+    CN_ASSIGN_OR_RETURN(auto current, FindEnrollment(role, name));
+    if (!current.has_value()) {
+      return NotFoundError(PartyName(role, name) + " is not enrolled");
+    }
+    auto retire = db_->Prepare(
+        "UPDATE enrollments SET retire_at_ms=? WHERE role=? AND name=? AND "
+        "retire_at_ms > ?");
+    retire->bind(1, static_cast<int64_t>(now_ms));
+    retire->bind(2, std::string(RoleName(role)));
+    retire->bind(3, name);
+    retire->bind(4, static_cast<int64_t>(now_ms));
+    retired = retire->exec();
+    return OkStatus();
+  });
+  CN_RETURN_IF_ERROR(status);
+  return retired;
 }
 
 Status Store::RemovePeerEnrollment(const std::string& broker_id,
@@ -201,12 +334,12 @@ Status Store::RemovePeerEnrollment(const std::string& broker_id,
 
 Status Store::Revoke(Role role, const std::string& name) {
   try {
+    // Every key of the party: revocation is of the party, not of one key.
     auto update = db_->Prepare("UPDATE enrollments SET revoked=1 WHERE role=? AND name=?");
     update->bind(1, std::string(RoleName(role)));
     update->bind(2, name);
     if (update->exec() == 0) {
-      return NotFoundError(std::string(RoleName(role)) + " '" + name +
-                           "' is not enrolled");
+      return NotFoundError(PartyName(role, name) + " is not enrolled");
     }
     return OkStatus();
   } catch (const SQLite::Exception& error) {
@@ -229,12 +362,29 @@ StatusOr<std::set<std::string>> Store::RevokedUserIds() {
   return revoked;
 }
 
+StatusOr<std::map<std::string, RetiringKey>> Store::RetiringKeys() {
+  std::map<std::string, RetiringKey> keys;
+  Status read = db_->Run([&]() -> Status {
+    auto select = db_->Prepare(
+        "SELECT curve_public, role, name, retire_at_ms FROM enrollments "
+        "WHERE retire_at_ms IS NOT NULL");
+    while (select->executeStep()) {
+      keys[select->getColumn(0).getString()] =
+          RetiringKey{select->getColumn(1).getString() + "/" +
+                          select->getColumn(2).getString(),
+                      select->getColumn(3).getInt64()};
+    }
+    return OkStatus();
+  });
+  CN_RETURN_IF_ERROR(read);
+  return keys;
+}
+
 StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
     const std::string& curve_public) {
   try {
-    auto query = db_->Prepare("SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked, organization FROM enrollments "
-                            "WHERE curve_public=?");
+    auto query = db_->Prepare(std::string("SELECT ") + kEnrollmentColumns +
+                              " FROM enrollments WHERE curve_public=?");
     query->bind(1, curve_public);
     if (!query->executeStep()) return std::optional<Enrollment>();
     return std::optional<Enrollment>(EnrollmentFromRow(*query));
@@ -246,9 +396,12 @@ StatusOr<std::optional<Enrollment>> Store::FindEnrollmentByKey(
 StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
     Role role, const std::string& name) {
   try {
+    // The party's current key: an active one before retiring ones, the
+    // newest first.
     auto query = db_->Prepare(
-        "SELECT curve_public, role, name, ed25519_public, enrolled_ms, "
-        "revoked, organization FROM enrollments WHERE role=? AND name=?");
+        std::string("SELECT ") + kEnrollmentColumns +
+        " FROM enrollments WHERE role=? AND name=? ORDER BY "
+        "retire_at_ms IS NOT NULL, enrolled_ms DESC, rowid DESC LIMIT 1");
     query->bind(1, std::string(RoleName(role)));
     query->bind(2, name);
     if (!query->executeStep()) return std::optional<Enrollment>();
@@ -258,11 +411,28 @@ StatusOr<std::optional<Enrollment>> Store::FindEnrollment(
   }
 }
 
+StatusOr<std::vector<std::string>> Store::SigningKeys(Role role,
+                                                      const std::string& name) {
+  try {
+    auto query = db_->Prepare(
+        "SELECT ed25519_public FROM enrollments WHERE role=? AND name=? "
+        "ORDER BY retire_at_ms IS NOT NULL, enrolled_ms DESC, rowid DESC");
+    query->bind(1, std::string(RoleName(role)));
+    query->bind(2, name);
+    std::vector<std::string> keys;
+    while (query->executeStep())
+      keys.push_back(query->getColumn(0).getString());
+    return keys;
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "signing keys");
+  }
+}
+
 StatusOr<std::vector<Enrollment>> Store::ListEnrollments() {
   try {
-    auto query = db_->Prepare("SELECT curve_public, role, name, ed25519_public, "
-                            "enrolled_ms, revoked, organization FROM enrollments "
-                            "ORDER BY role, name");
+    auto query = db_->Prepare(std::string("SELECT ") + kEnrollmentColumns +
+                              " FROM enrollments ORDER BY role, name, "
+                              "enrolled_ms, rowid");
     std::vector<Enrollment> out;
     while (query->executeStep()) out.push_back(EnrollmentFromRow(*query));
     return out;

@@ -45,6 +45,21 @@ struct Enrollment {
   // Consumers: the organization fair share groups them by; the name when
   // none was given at enrollment.
   std::string organization;
+  // Set once the party rotated away from this key: from this time on the
+  // key is refused (at the handshake and on open connections). Unset while
+  // it is an active key of the party.
+  std::optional<int64_t> retire_at_ms;
+
+  bool RetiredAt(int64_t now_ms) const {
+    return retire_at_ms.has_value() && *retire_at_ms <= now_ms;
+  }
+};
+
+// A key that retires (or retired) after a rotation: whose it is
+// ("<role>/<name>", the ZAP User-Id) and from when it is refused.
+struct RetiringKey {
+  std::string user_id;
+  int64_t retire_at_ms = 0;
 };
 
 // A peer declined a job forwarded to it: not tried there again before
@@ -72,24 +87,51 @@ class Store {
   storage::Database& database() { return *db_; }
 
   // --- enrollments ---------------------------------------------------------
-  // ALREADY_EXISTS if the key or (role, name) is already enrolled.
-  // organization: for consumers (fair share); empty = the name.
+  // A party is (role, name); it holds one or more keys (rows), all revoked
+  // together. Rotation adds a key and retires the others.
+  //
+  // A new party. ALREADY_EXISTS if the key or (role, name) is already
+  // enrolled. organization: for consumers (fair share); empty = the name.
   Status Enroll(Role role, const PublicIdentity& identity, int64_t now_ms,
                 const std::string& organization = "");
+  // Binds identity's key to the existing party (role, identity.name): same
+  // account, jobs and organization. Its other keys keep working until
+  // now_ms + overlap_ms (0: refused from now on; a key already retiring
+  // sooner keeps its time). ALREADY_EXISTS if the key is enrolled (for
+  // anyone), NOT_FOUND if the party is not, FAILED_PRECONDITION if it is
+  // revoked, INVALID_ARGUMENT for a negative overlap.
+  Status RotateKey(Role role, const PublicIdentity& identity, int64_t now_ms,
+                   int64_t overlap_ms);
+  // Like RotateKey, but the party's other keys stay active (a pinned peer's
+  // next key, accepted beside its current one).
+  Status AddKey(Role role, const PublicIdentity& identity, int64_t now_ms);
+  // Ends a rotation's overlap: the party's keys still retiring are retired
+  // at now_ms. Returns how many. NOT_FOUND if the party is not enrolled.
+  StatusOr<int> EndOverlap(Role role, const std::string& name, int64_t now_ms);
   // Deletes the peer enrollment named broker_id or holding curve_public
   // (config is the truth for pinned peers: re-enrolled at every start).
   Status RemovePeerEnrollment(const std::string& broker_id,
                               const std::string& curve_public);
-  // NOT_FOUND if no such enrollment.
+  // Revokes the party: every key it holds. NOT_FOUND if no such party.
   Status Revoke(Role role, const std::string& name);
-  // nullopt if the key is not enrolled (revoked ones are returned, flagged).
+  // nullopt if the key is not enrolled (revoked and retired ones are
+  // returned, flagged).
   StatusOr<std::optional<Enrollment>> FindEnrollmentByKey(
       const std::string& curve_public);
+  // The party's current key (its newest active one, else its newest key);
+  // nullopt if the party is not enrolled.
   StatusOr<std::optional<Enrollment>> FindEnrollment(Role role,
                                                      const std::string& name);
+  // The Ed25519 keys (hex) of every key the party holds or held, current
+  // first: a usage record signed before a rotation still verifies.
+  StatusOr<std::vector<std::string>> SigningKeys(Role role,
+                                                 const std::string& name);
+  // Every key, by role, name, then enrolment time.
   StatusOr<std::vector<Enrollment>> ListEnrollments();
   // "<role>/<name>" (the ZAP User-Id) of every revoked enrollment.
   StatusOr<std::set<std::string>> RevokedUserIds();
+  // Every key with a retirement time (past or future), by CURVE key.
+  StatusOr<std::map<std::string, RetiringKey>> RetiringKeys();
 
   // --- providers -----------------------------------------------------------
   Status SaveProviderRegistration(const std::string& name,
@@ -167,6 +209,10 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<storage::Database> db) : db_(std::move(db)) {}
+  Status InsertKey(Role role, const PublicIdentity& identity, int64_t now_ms,
+                   const std::string& organization);
+  Status AddPartyKey(Role role, const PublicIdentity& identity, int64_t now_ms,
+                     std::optional<int64_t> retire_others_at_ms);
 
   std::unique_ptr<storage::Database> db_;
 };

@@ -302,13 +302,20 @@ void BrokerImpl::OnUsageReport(const Request& request) {
   };
   auto report = DecodeBody<v1::UsageReport>(request.envelope);
   if (!report.ok()) return respond(report.status());
-  auto enrollment = store_->FindEnrollment(Role::kProvider, request.peer.name);
-  if (!enrollment.ok()) return respond(enrollment.status());
-  if (!enrollment->has_value()) {
+  // Any key the provider holds or held: a record signed before a rotation
+  // (resent from the agent's outbox on its new key) is still its record.
+  // The connection, not the signature, is what a retired key loses.
+  auto signing_keys = store_->SigningKeys(Role::kProvider, request.peer.name);
+  if (!signing_keys.ok()) return respond(signing_keys.status());
+  if (signing_keys->empty()) {
     return respond(PermissionDeniedError("provider is not enrolled"));
   }
-  auto record = VerifyUsageRecord((*enrollment)->ed25519_public,
-                                  report->record(), report->signature());
+  StatusOr<v1::UsageRecord> record =
+      UnauthenticatedError("usage record signature does not verify");
+  for (const std::string& key : *signing_keys) {
+    record = VerifyUsageRecord(key, report->record(), report->signature());
+    if (record.ok()) break;
+  }
   if (!record.ok()) {
     spdlog::warn("provider {}: usage record rejected: {}", request.peer.name,
                  record.status().ToString());

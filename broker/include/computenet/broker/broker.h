@@ -39,6 +39,11 @@ struct PeerConfig {
   std::string endpoint_file;
   std::string curve_public;    // pinned CURVE key (Z85)
   std::string ed25519_public;  // pinned signing key (hex)
+  // The peer's next CURVE key (Z85), empty if none: accepted from the peer
+  // beside curve_public, and tried by the link to it when a connection on
+  // the other key gets no answer, so the peer can restart on it. Same
+  // broker id and signing key (its ledger is bound to that key).
+  std::string next_curve_public;
 };
 
 struct BrokerOptions {

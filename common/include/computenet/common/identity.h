@@ -49,6 +49,9 @@ class Identity {
  public:
   // New keys for `name`; INVALID_ARGUMENT on a bad name.
   static StatusOr<Identity> Generate(const std::string& name);
+  // The same name and signing key with new CURVE keys: a broker rotates its
+  // transport key this way (its ledger is bound to its signing key).
+  StatusOr<Identity> WithNewCurveKey() const;
   // Reads the three files from dir; FAILED_PRECONDITION if a secret is not
   // 0600, NOT_FOUND if a file is missing.
   static StatusOr<Identity> Load(const std::string& dir);

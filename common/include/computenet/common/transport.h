@@ -34,6 +34,12 @@ StatusOr<zmq::socket_t> BindCurveRouter(zmq::context_t& ctx,
 struct RoutedFrame {
   std::string routing_id;  // opaque; send replies to it
   std::string user_id;     // set by the ZAP handler: "<role>/<name>"
+  // The ZAP metadata property "Curve-Key" (the client's CURVE key, Z85) if
+  // the handler set one; empty otherwise.
+  std::string curve_key;
+  // The file descriptor of the connection the message came on (libzmq's
+  // ZMQ_SRCFD), -1 if unknown: lets the server drop one connection.
+  int source_fd = -1;
   std::string payload;     // the envelope bytes
 };
 

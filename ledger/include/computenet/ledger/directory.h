@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "computenet/common/status.h"
 #include "computenet/storage/database.h"
@@ -32,10 +33,14 @@ class Directory {
   // Whether a consumer of that name is enrolled (revoked ones count: their
   // account stays).
   virtual StatusOr<bool> IsConsumerEnrolled(const std::string& consumer) = 0;
-  // The Ed25519 public keys (hex) of every enrolled provider, by name.
-  virtual StatusOr<std::map<std::string, std::string>> ProviderKeys() = 0;
+  // The Ed25519 public keys (hex) of every enrolled provider, by name: every
+  // key it holds or held (a key rotation keeps the old ones, so records
+  // signed before it still verify).
+  virtual StatusOr<std::map<std::string, std::vector<std::string>>>
+  ProviderKeys() = 0;
   // The same for pinned peer brokers.
-  virtual StatusOr<std::map<std::string, std::string>> PeerKeys() = 0;
+  virtual StatusOr<std::map<std::string, std::vector<std::string>>>
+  PeerKeys() = 0;
   // NOT_FOUND if the job is unknown here.
   virtual StatusOr<JobPayer> PayerOf(const std::string& job_id) = 0;
 };
