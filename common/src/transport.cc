@@ -39,7 +39,7 @@ std::string NextMonitorEndpoint() {
 //    refusal: the server may just be slow).
 struct DealerChannel::Monitor {
   zmq::socket_t pair;
-  std::string endpoint;  // the server's, for messages
+  std::string endpoint;       // the server's, for messages
   bool in_handshake = false;  // TCP up, handshake not finished yet
   bool counted = false;       // this connection's outcome is recorded
   int closed = 0;             // handshakes closed since the last success
@@ -92,8 +92,9 @@ struct DealerChannel::Monitor {
         // Ended mid-handshake with no event for it: a protocol error
         // (e.g. a greeting that is not ZMTP), which ZeroMQ does not retry.
         if (in_handshake && !counted) {
-          HandshakeFailed("the server closed the connection during the "
-                          "ZMTP greeting");
+          HandshakeFailed(
+              "the server closed the connection during the "
+              "ZMTP greeting");
         }
         in_handshake = false;
         break;
@@ -270,8 +271,13 @@ Status DealerChannel::ConnectionError() {
 }
 
 bool DealerChannel::PollReady(short events, int timeout_ms) {
-  // Nothing will come, or go, on a connection that cannot come up.
-  if (!monitor_->verdict.ok()) return false;
+  // Nothing more will come, or go, on a connection that cannot come up:
+  // no waiting (what arrived before still does).
+  if (!monitor_->verdict.ok()) {
+    zmq::pollitem_t item{socket_.handle(), 0, events, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(0));
+    return (item.revents & events) != 0;
+  }
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
@@ -282,11 +288,11 @@ bool DealerChannel::PollReady(short events, int timeout_ms) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     zmq::poll(items, 2, std::max(left, std::chrono::milliseconds(0)));
+    if ((items[0].revents & events) != 0) return true;
     if ((items[1].revents & ZMQ_POLLIN) != 0) {
       monitor_->Drain();
       if (!monitor_->verdict.ok()) return false;
     }
-    if ((items[0].revents & events) != 0) return true;
     if (left.count() <= 0) return false;
   }
 }

@@ -103,8 +103,9 @@ StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
       return std::move(envelope);
     }
   }
-  const std::string attempts = std::to_string(options_.retries + 1) +
-                               (options_.retries == 0 ? " attempt" : " attempts");
+  const std::string attempts =
+      std::to_string(options_.retries + 1) +
+      (options_.retries == 0 ? " attempt" : " attempts");
   if (!last.ok()) {
     // Never connected: "broker unreachable at <endpoint> (...)".
     return UnavailableError(last.message() + "; " + attempts);

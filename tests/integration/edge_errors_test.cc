@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -119,12 +120,17 @@ class EdgeErrorsTest : public ::testing::Test {
     Run({COMPUTENET_BROKER_BIN, "enroll", "--db", db_, "--role", "provider",
          "--identity", dir_.File("site-a-keys/identity.pub")});
     // mallory and site-x are never enrolled.
+    StartBroker("tcp://127.0.0.1:0");
+  }
+
+  void StartBroker(const std::string& endpoint) {
+    std::remove(dir_.File("endpoint").c_str());
     broker_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{COMPUTENET_BROKER_BIN, "run", "--db", db_,
                                  "--keys", dir_.File("broker-keys"),
-                                 "--broker-id", "hub", "--endpoint",
-                                 "tcp://127.0.0.1:0", "--heartbeat-ms", "200",
-                                 "--endpoint-file", dir_.File("endpoint")},
+                                 "--broker-id", "hub", "--endpoint", endpoint,
+                                 "--heartbeat-ms", "200", "--endpoint-file",
+                                 dir_.File("endpoint")},
         std::map<std::string, std::string>{}, dir_.File("broker.log"));
     ASSERT_TRUE(WaitUntil([&] {
       std::ifstream in(dir_.File("endpoint"));
@@ -148,9 +154,11 @@ class EdgeErrorsTest : public ::testing::Test {
     return *identity;
   }
 
-  std::unique_ptr<consumer::Client> ClientFor(
-      const std::string& keys, const std::string& endpoint,
-      const std::string& broker_keys, int request_timeout_ms, int retries) {
+  std::unique_ptr<consumer::Client> ClientFor(const std::string& keys,
+                                              const std::string& endpoint,
+                                              const std::string& broker_keys,
+                                              int request_timeout_ms,
+                                              int retries) {
     auto identity = Identity::Load(dir_.File(keys));
     EXPECT_TRUE(identity.ok()) << identity.status().ToString();
     consumer::ClientOptions options;
@@ -251,8 +259,7 @@ TEST_F(EdgeErrorsTest, WrongPinnedBrokerKeyFailsTheHandshake) {
 
 TEST_F(EdgeErrorsTest, ServerThatIsNotZmtpFailsTheHandshake) {
   RawListener http(/*close_at_once=*/true);
-  auto alice =
-      ClientFor("alice-keys", http.endpoint(), "broker-keys", 5000, 2);
+  auto alice = ClientFor("alice-keys", http.endpoint(), "broker-keys", 5000, 2);
   auto listed = alice->ListJobs();
   EXPECT_EQ(listed.status().code(), StatusCode::kFailedPrecondition)
       << listed.status().ToString();
@@ -285,17 +292,18 @@ TEST_F(EdgeErrorsTest, ServerThatNeverAnswersIsUnavailableNotRefused) {
 
 TEST_F(EdgeErrorsTest, CliExitCodesTellRefusedFromHandshakeFromUnreachable) {
   std::string output;
-  EXPECT_EQ(Cli({"jobs"}, CliEnv("alice-keys", endpoint_, "broker-keys"),
-                &output),
-            kExitOk)
+  EXPECT_EQ(
+      Cli({"jobs"}, CliEnv("alice-keys", endpoint_, "broker-keys"), &output),
+      kExitOk)
       << output;
   output.clear();
-  EXPECT_EQ(Cli({"jobs"}, CliEnv("mallory-keys", endpoint_, "broker-keys"),
-                &output),
-            kExitRefused)
+  EXPECT_EQ(
+      Cli({"jobs"}, CliEnv("mallory-keys", endpoint_, "broker-keys"), &output),
+      kExitRefused)
       << output;
-  EXPECT_THAT(output, HasSubstr("UNAUTHENTICATED: key refused by the broker at " +
-                                endpoint_ + " (ZAP status 400)"));
+  EXPECT_THAT(output,
+              HasSubstr("UNAUTHENTICATED: key refused by the broker at " +
+                        endpoint_ + " (ZAP status 400)"));
   EXPECT_EQ(RefusalsOf("mallory-keys"), 1u);  // the CLI did not retry
   output.clear();
   EXPECT_EQ(Cli({"jobs"}, CliEnv("alice-keys", endpoint_, "other-broker-keys"),
@@ -344,6 +352,35 @@ TEST_F(EdgeErrorsTest, ProviderPinningTheWrongBrokerKeyExitsAtStart) {
   EXPECT_THAT(log, HasSubstr("handshake with " + endpoint_ + " failed"));
   EXPECT_THAT(log, HasSubstr("check broker_endpoint and broker_identity"));
   EXPECT_THAT(log, Not(HasSubstr("registered as provider")));
+}
+
+TEST_F(EdgeErrorsTest, ProviderRefusedAfterItRegisteredKeepsRetryingSayingWhy) {
+  ChildProcess provider({COMPUTENET_PROVIDER_BIN, "--config",
+                         SiteConfig("site-a", "site-a-keys", "broker-keys")},
+                        {}, dir_.File("site-a.log"));
+  ASSERT_TRUE(WaitUntil([&] {
+    return ReadFile(dir_.File("site-a.log")).find("registered as provider") !=
+           std::string::npos;
+  })) << ReadFile(dir_.File("site-a.log"));
+  Run({COMPUTENET_BROKER_BIN, "revoke", "--db", db_, "--role", "provider",
+       "--name", "site-a"});
+  // A restart on the same endpoint makes the agent connect again. (A
+  // revoked key's open connection is item 3's business.)
+  broker_->Signal(SIGTERM);
+  ASSERT_EQ(broker_->Wait(), 0);
+  StartBroker(endpoint_);
+  // Its next handshakes are refused; it says so each time and tries again
+  // (its jobs may still be running), rather than exiting.
+  const std::string refused = "key refused by the broker at " + endpoint_;
+  EXPECT_TRUE(WaitUntil([&] {
+    return CountOf(ReadFile(dir_.File("site-a.log")), refused) >= 2;
+  })) << ReadFile(dir_.File("site-a.log"));
+  EXPECT_THAT(ReadFile(dir_.File("site-a.log")), HasSubstr("; retrying in "));
+  EXPECT_GE(CountOf(ReadFile(dir_.File("broker.log")),
+                    "refused revoked key " + PublicOf("site-a-keys").curve_public),
+            2u);
+  provider.Signal(SIGTERM);
+  EXPECT_EQ(provider.Wait(), 0);
 }
 
 }  // namespace

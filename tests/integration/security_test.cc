@@ -134,7 +134,8 @@ TEST_F(SecurityTest, RevokedKeyIsRefused) {
   auto listed = (*client)->ListJobs();
   EXPECT_EQ(listed.status().code(), StatusCode::kUnauthenticated)
       << listed.status().ToString();
-  EXPECT_THAT(listed.status().message(), ::testing::HasSubstr("(ZAP status 400)"));
+  EXPECT_THAT(listed.status().message(),
+              ::testing::HasSubstr("(ZAP status 400)"));
 }
 
 TEST_F(SecurityTest, ConsumerCannotActAsProvider) {
