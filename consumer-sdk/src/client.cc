@@ -56,9 +56,18 @@ Status Client::Reconnect() {
 StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
                                     const google::protobuf::MessageLite& body,
                                     v1::MessageType reply_type) {
-  // A connection refused by an earlier call is not reused: the key may
-  // have been enrolled since. (Each call tries one handshake, then.)
-  if (!channel_->ConnectionError().ok()) CN_RETURN_IF_ERROR(Reconnect());
+  // A connection refused in an earlier call is not reused: the key may
+  // have been enrolled since. (Each call tries one handshake, then.) A
+  // verdict no call has reported yet is this call's answer.
+  if (renew_channel_) {
+    renew_channel_ = false;
+    CN_RETURN_IF_ERROR(Reconnect());
+  }
+  auto refused = [this]() {
+    Status verdict = channel_->ConnectionError();
+    if (!verdict.ok()) renew_channel_ = true;
+    return verdict;
+  };
   // Why the last attempt got nothing: its send's error, or no reply.
   Status last = OkStatus();
   for (int attempt = 0; attempt <= options_.retries; ++attempt) {
@@ -67,7 +76,7 @@ StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
     Status sent = channel_->Send(type, request_id, body);
     // A key the broker refused, or a broker whose key is not the pinned
     // one: a new connection with the same keys fares no better.
-    CN_RETURN_IF_ERROR(channel_->ConnectionError());
+    CN_RETURN_IF_ERROR(refused());
     if (!sent.ok()) {
       last = sent;
       continue;
@@ -79,7 +88,7 @@ StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
       if (remaining <= 0) break;
       auto received = channel_->Receive(static_cast<int>(remaining));
       // The connection dropped and its key is refused now (revoked).
-      CN_RETURN_IF_ERROR(channel_->ConnectionError());
+      CN_RETURN_IF_ERROR(refused());
       if (!received.ok()) continue;  // a bad frame: keep waiting
       if (!received->has_value()) break;
       v1::Envelope& envelope = **received;

@@ -227,6 +227,9 @@ class EdgeErrorsTest : public ::testing::Test {
 TEST_F(EdgeErrorsTest, UnenrolledKeyIsRefusedAtOnceAndNotRetried) {
   // Default timeout and retries: before, this was 3 x 5 s and UNAVAILABLE.
   auto mallory = ClientFor("mallory-keys", endpoint_, "broker-keys", 5000, 2);
+  // The client connects at once; its handshake is refused before the first
+  // call, which reports that refusal rather than trying a new connection.
+  ASSERT_TRUE(WaitUntil([&] { return RefusalsOf("mallory-keys") == 1; }));
   auto listed = mallory->ListJobs();
   EXPECT_EQ(listed.status().code(), StatusCode::kUnauthenticated)
       << listed.status().ToString();

@@ -118,6 +118,9 @@ class Client {
   Identity identity_;
   zmq::context_t context_;
   std::unique_ptr<DealerChannel> channel_;
+  // A call reported channel_'s ConnectionError(): the next one connects
+  // anew (the key may have been enrolled since).
+  bool renew_channel_ = false;
   std::deque<v1::JobEvent> events_;  // arrived while waiting for replies
 };
 
