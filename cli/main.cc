@@ -26,9 +26,13 @@
 //
 // Connection settings: --broker (or COMPUTENET_BROKER), --broker-identity
 // FILE (or COMPUTENET_BROKER_IDENTITY), --identity DIR (or
-// COMPUTENET_IDENTITY). Exit codes: the table in common/exit_codes.h (0 ok,
-// 2 usage, 3 not found, 4 refused, 5 unavailable, 6 wrong state, 7 the job
-// ended but did not succeed, 1 anything else).
+// COMPUTENET_IDENTITY), --request-timeout S and --retries N (or
+// COMPUTENET_REQUEST_TIMEOUT, COMPUTENET_RETRIES; 5 s and 2 by default).
+// Exit codes: the table in common/exit_codes.h (0 ok, 2 usage, 3 not found,
+// 4 refused, 5 unavailable, 6 wrong state, 7 the job ended but did not
+// succeed, 1 anything else); at the connection: 4 the broker refused your
+// key, 5 the broker is unreachable, 6 the handshake failed (the pinned
+// broker identity is not the broker's key). The help's footer says so.
 #include <google/protobuf/util/json_util.h>
 
 #include <CLI/CLI.hpp>
@@ -62,7 +66,26 @@ struct Connection {
   std::string broker;
   std::string broker_identity;
   std::string identity_dir;
+  double request_timeout_s = 5.0;
+  int retries = 2;
 };
+
+// The footer of `computenet --help`: what a script can tell from the exit.
+constexpr const char* kExitCodesHelp =
+    "Exit codes:\n"
+    "  0  ok\n"
+    "  1  any other failure\n"
+    "  2  usage: bad arguments or input\n"
+    "  3  not found\n"
+    "  4  refused: the broker refused your key at the handshake (not\n"
+    "     enrolled, or revoked: \"key refused by the broker\"), or the\n"
+    "     request is not allowed to you\n"
+    "  5  unavailable: the broker is unreachable or did not answer in time;\n"
+    "     retrying may help\n"
+    "  6  refused in the current state: fix it first; at the connection, the\n"
+    "     handshake failed: --broker-identity is not that broker's key, or\n"
+    "     --broker is not a ComputeNet broker\n"
+    "  7  the job ended but did not succeed (submit --wait, wait)";
 
 computenet::StatusOr<std::unique_ptr<computenet::consumer::Client>> Open(
     const Connection& connection) {
@@ -79,6 +102,9 @@ computenet::StatusOr<std::unique_ptr<computenet::consumer::Client>> Open(
   computenet::consumer::ClientOptions options;
   options.broker_endpoint = connection.broker;
   options.broker_public_key = broker.curve_public;
+  options.request_timeout_ms =
+      static_cast<int>(connection.request_timeout_s * 1000.0);
+  options.retries = connection.retries;
   return computenet::consumer::Client::Connect(std::move(options),
                                                std::move(identity));
 }
@@ -278,6 +304,15 @@ int main(int argc, char** argv) {
       ->envname("COMPUTENET_BROKER_IDENTITY");
   app.add_option("--identity", connection.identity_dir, "your key directory")
       ->envname("COMPUTENET_IDENTITY");
+  app.add_option("--request-timeout", connection.request_timeout_s,
+                 "seconds to wait for each reply (default 5)")
+      ->envname("COMPUTENET_REQUEST_TIMEOUT")
+      ->check(CLI::Range(0.001, 86400.0));
+  app.add_option("--retries", connection.retries,
+                 "attempts after a request timed out (default 2)")
+      ->envname("COMPUTENET_RETRIES")
+      ->check(CLI::Range(0, 100));
+  app.footer(kExitCodesHelp);
 
   std::string name, out_dir;
   bool force = false;

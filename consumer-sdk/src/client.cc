@@ -56,16 +56,39 @@ Status Client::Reconnect() {
 StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
                                     const google::protobuf::MessageLite& body,
                                     v1::MessageType reply_type) {
+  // A connection refused in an earlier call is not reused: the key may
+  // have been enrolled since. (Each call tries one handshake, then.) A
+  // verdict no call has reported yet is this call's answer.
+  if (renew_channel_) {
+    renew_channel_ = false;
+    CN_RETURN_IF_ERROR(Reconnect());
+  }
+  auto refused = [this]() {
+    Status verdict = channel_->ConnectionError();
+    if (!verdict.ok()) renew_channel_ = true;
+    return verdict;
+  };
+  // Why the last attempt got nothing: its send's error, or no reply.
+  Status last = OkStatus();
   for (int attempt = 0; attempt <= options_.retries; ++attempt) {
     if (attempt > 0) CN_RETURN_IF_ERROR(Reconnect());
     const uint64_t request_id = channel_->NextRequestId();
     Status sent = channel_->Send(type, request_id, body);
-    if (!sent.ok()) continue;
+    // A key the broker refused, or a broker whose key is not the pinned
+    // one: a new connection with the same keys fares no better.
+    CN_RETURN_IF_ERROR(refused());
+    if (!sent.ok()) {
+      last = sent;
+      continue;
+    }
+    last = OkStatus();
     const int64_t deadline = SteadyNowMs() + options_.request_timeout_ms;
     while (true) {
       const int64_t remaining = deadline - SteadyNowMs();
       if (remaining <= 0) break;
       auto received = channel_->Receive(static_cast<int>(remaining));
+      // The connection dropped and its key is refused now (revoked).
+      CN_RETURN_IF_ERROR(refused());
       if (!received.ok()) continue;  // a bad frame: keep waiting
       if (!received->has_value()) break;
       v1::Envelope& envelope = **received;
@@ -89,9 +112,15 @@ StatusOr<v1::Envelope> Client::Call(v1::MessageType type,
       return std::move(envelope);
     }
   }
+  const std::string attempts =
+      std::to_string(options_.retries + 1) +
+      (options_.retries == 0 ? " attempt" : " attempts");
+  if (!last.ok()) {
+    // Never connected: "broker unreachable at <endpoint> (...)".
+    return UnavailableError(last.message() + "; " + attempts);
+  }
   return UnavailableError("no reply from broker at " +
-                          options_.broker_endpoint + " after " +
-                          std::to_string(options_.retries + 1) + " attempts");
+                          options_.broker_endpoint + " after " + attempts);
 }
 
 StatusOr<v1::SubmitJobReply> Client::Submit(const v1::JobSpec& spec,

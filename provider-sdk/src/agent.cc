@@ -119,6 +119,10 @@ class AgentImpl final : public ProviderAgent {
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> registered_{false};
+  // Whether the broker has accepted a registration since Run() began: a key
+  // refused before that ends Run() (a site that was never let in is a
+  // configuration to fix); after it, the agent keeps retrying.
+  bool ever_registered_ = false;
   // Our name as the broker enrolled us (the operator may have chosen it).
   std::string provider_name_;
   uint64_t register_request_id_ = 0;
@@ -237,7 +241,11 @@ void AgentImpl::Send(v1::MessageType type, uint64_t request_id,
                      const google::protobuf::MessageLite& body) {
   Status sent = channel_->Send(type, request_id, body);
   if (!sent.ok()) {
-    spdlog::warn("send {} failed: {}", MessageTypeName(type), sent.ToString());
+    // A refused connection is reported once, by the loop.
+    if (channel_->ConnectionError().ok()) {
+      spdlog::warn("send {} failed: {}", MessageTypeName(type),
+                   sent.ToString());
+    }
     return;
   }
   last_sent_ms_ = clock_->NowMs();
@@ -322,8 +330,10 @@ void AgentImpl::FlushOutbox() {
     item.request_id = channel_->NextRequestId();
     Status sent = channel_->SendSerialized(item.type, item.request_id, item.body);
     if (!sent.ok()) {
-      spdlog::warn("send {} failed: {}", MessageTypeName(item.type),
-                   sent.ToString());
+      if (channel_->ConnectionError().ok()) {
+        spdlog::warn("send {} failed: {}", MessageTypeName(item.type),
+                     sent.ToString());
+      }
       item.request_id = 0;
       return;
     }
@@ -449,6 +459,33 @@ Status AgentImpl::Run() {
       Status handled = Handle(**received);
       if (!handled.ok()) return handled;
     }
+    // The socket monitor, read here on the loop's thread: did the broker
+    // refuse our key, or is it not the broker we pinned?
+    if (reconnect_at_ms == 0) {
+      Status refused = channel_->ConnectionError();
+      if (!refused.ok()) {
+        const std::string hint =
+            refused.code() == StatusCode::kUnauthenticated
+                ? "ask the broker's operator to enroll this site's "
+                  "identity.pub (CURVE key " +
+                      identity_.curve().public_z85 + ") as a provider"
+                : "check broker_endpoint and broker_identity in the site "
+                  "config";
+        if (!ever_registered_) {
+          // Never let in since the start: a configuration to fix, not an
+          // outage to wait out. The exit says which (computenet-provider).
+          spdlog::error("{}; {}", refused.message(), hint);
+          return Status(refused.code(), refused.message() + "; " + hint);
+        }
+        // Let in before (revoked since, or keys being rotated): keep the
+        // site up for its running jobs and retry, saying why each time.
+        registered_.store(false);
+        reconnect_at_ms = now + backoff_ms_;
+        spdlog::error("{}; {}; retrying in {} ms", refused.message(), hint,
+                      backoff_ms_);
+        backoff_ms_ = std::min(backoff_ms_ * 2, options_.reconnect_max_ms);
+      }
+    }
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
     SendOfferUpdates();
     MeterRunningJobs();
@@ -545,6 +582,7 @@ Status AgentImpl::OnRegisterReply(const v1::Envelope& envelope) {
   }
   provider_name_ = reply->provider_name();
   registered_.store(true);
+  ever_registered_ = true;
   backoff_ms_ = options_.reconnect_initial_ms;
   spdlog::info("registered as provider {}", reply->provider_name());
   for (const auto& job_id : reply->cancel_job_ids()) {

@@ -10,6 +10,15 @@
 // broker (UpdateOffer): nodes offered as spare, withdrawn (reclaimed: the
 // preemptible jobs there are stopped after a grace period and requeued) or
 // dedicated, and new prices (for new placements only).
+//
+// Exit status: 0 stopped by SIGINT/SIGTERM; 2 a configuration error
+// (INVALID_ARGUMENT); 4 the broker refused this site's key at the
+// handshake before it was ever registered (not enrolled, or revoked:
+// UNAUTHENTICATED); 6 the handshake failed: broker_identity is not the
+// broker's key, or broker_endpoint is not a ComputeNet broker
+// (FAILED_PRECONDITION from the connection); 1 anything else. 4 and 6 are
+// the numbers of common/exit_codes.h. An unreachable broker is no exit: the
+// agent retries until it answers.
 #include <CLI/CLI.hpp>
 
 #include <spdlog/spdlog.h>
@@ -20,6 +29,7 @@
 #include <iostream>
 #include <thread>
 
+#include "computenet/common/exit_codes.h"
 #include "computenet/common/version.h"
 #include "computenet/common/logging.h"
 #include "computenet/provider/agent.h"
@@ -42,6 +52,19 @@ void OnHangup(int) { g_reload.store(true); }
 int Fail(const computenet::Status& status) {
   std::cerr << "computenet-provider: " << status.ToString() << "\n";
   return status.code() == computenet::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+// Run()'s error. Its only UNAUTHENTICATED and FAILED_PRECONDITION are the
+// connection's verdicts (DealerChannel::ConnectionError), which get their
+// own codes so a service manager or script can tell "fix the key" from
+// other failures.
+int FailRun(const computenet::Status& status) {
+  if (status.code() == computenet::StatusCode::kUnauthenticated ||
+      status.code() == computenet::StatusCode::kFailedPrecondition) {
+    std::cerr << "computenet-provider: " << status.ToString() << "\n";
+    return computenet::ExitCodeFor(status);
+  }
+  return Fail(status);
 }
 
 }  // namespace
@@ -125,6 +148,6 @@ int main(int argc, char** argv) {
   running.store(false);
   reloader.join();
   g_agent.store(nullptr);
-  if (!result.ok()) return Fail(result);
+  if (!result.ok()) return FailRun(result);
   return 0;
 }

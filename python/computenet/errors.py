@@ -10,9 +10,20 @@ subclass of :class:`Error` for the code, carrying both::
         print(e.code, e.message)   # StatusCode.NOT_FOUND, "job hub-7 ..."
 
 Retry guidance follows the codes: :class:`Unavailable` means retry the call
-(the broker did not answer: unreachable, or it refused the key's CURVE
-handshake, as it does for a key that is not enrolled), :class:`Aborted`
-retry the transaction, :class:`FailedPrecondition` fix state first.
+(the broker is unreachable or did not answer), :class:`Aborted` retry the
+transaction, :class:`FailedPrecondition` fix state first.
+
+The connection's own failures are told apart within moments, without the
+retries (from the ZeroMQ socket monitor of the C++ SDK)::
+
+    try:
+        client.jobs()
+    except computenet.Unauthenticated as e:    # "key refused by the broker at ..."
+        ...  # the key is not enrolled there, or was revoked: ask the operator
+    except computenet.FailedPrecondition as e: # "handshake with ... failed: ..."
+        ...  # broker_identity is not that broker's key (or not a broker)
+    except computenet.Unavailable as e:        # "broker unreachable at ..."
+        ...  # nothing answered in time: retry later
 """
 
 from __future__ import annotations
@@ -127,7 +138,12 @@ class ResourceExhausted(Error):
 
 
 class FailedPrecondition(Error):
-    """The state does not allow it (e.g. cancelling a job that ended)."""
+    """The state does not allow it (e.g. cancelling a job that ended).
+
+    Also the CURVE handshake failing at the connection ("handshake with
+    <endpoint> failed: ..."): the pinned ``broker_identity`` is not that
+    broker's key, or the endpoint is not a ComputeNet broker.
+    """
 
     code = StatusCode.FAILED_PRECONDITION
 
@@ -151,8 +167,8 @@ class Internal(Error):
 class Unavailable(Error, ConnectionError):
     """No reply from the broker after the retries (retry later).
 
-    Also what an unenrolled or revoked key sees: the broker refuses its
-    CURVE handshake, so no request ever reaches it and nothing answers.
+    "broker unreachable at <endpoint>" when no connection came up at all,
+    "no reply from broker at <endpoint>" when one did but nothing answered.
     """
 
     code = StatusCode.UNAVAILABLE
@@ -163,7 +179,13 @@ class DataLoss(Error):
 
 
 class Unauthenticated(Error):
-    """A signature or proof did not verify (e.g. a statement's checkpoint)."""
+    """The broker refused the key, or a signature or proof did not verify.
+
+    From any call: "key refused by the broker at <endpoint> (ZAP status
+    400)": the broker's handshake refused this key (not enrolled there, or
+    revoked); raised at once, not after the retries. From ``statement()``
+    also: a line's proof or the checkpoint's signature did not verify.
+    """
 
     code = StatusCode.UNAUTHENTICATED
 

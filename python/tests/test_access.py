@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -10,21 +12,72 @@ import pytest
 import computenet
 
 
-def test_an_unenrolled_key_is_refused(net) -> None:
-    # The broker refuses the CURVE handshake of a key it has not enrolled:
-    # no request reaches it and nothing answers, so the SDK reports
-    # UNAVAILABLE after its retries (as the C++ SDK and the CLI do).
+def _curve_public(keys: str) -> str:
+    with open(Path(keys) / "identity.pub", "rb") as f:
+        return str(tomllib.load(f)["curve_public"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unenrolled_key_is_refused_not_unreachable(
+        net, alice: computenet.Client) -> None:
+    # The broker's ZAP handler refuses the CURVE handshake of a key it has
+    # not enrolled; the SDK reads that from the socket monitor and raises
+    # Unauthenticated at once, without its retries (retries=2 here: each
+    # would be one more refused handshake in the broker's log).
+    key = _curve_public(net.keys("mallory"))
+    log = net.dir / "broker.log"
+    refusals = lambda: log.read_text(errors="replace").count(  # noqa: E731
+        f"refused unenrolled key {key}")
+    before = refusals()
     mallory = computenet.Client(net.endpoint, net.broker_identity,
-                                net.keys("mallory"), request_timeout=0.5,
-                                retries=0)
-    with pytest.raises(computenet.Unavailable) as refused:
+                                net.keys("mallory"), request_timeout=5.0,
+                                retries=2)
+    with pytest.raises(computenet.Unauthenticated) as refused:
         mallory.submit(command=["true"], max_duration_s=60)
-    assert refused.value.code is computenet.StatusCode.UNAVAILABLE
-    assert net.endpoint in refused.value.message
-    assert isinstance(refused.value, ConnectionError)
-    with pytest.raises(computenet.Unavailable):
+    assert refused.value.code is computenet.StatusCode.UNAUTHENTICATED
+    assert refused.value.message.startswith(
+        f"key refused by the broker at {net.endpoint} (ZAP status 400)")
+    assert not isinstance(refused.value, computenet.Unavailable)
+    # The broker answers ZAP requests in order on one thread: once alice's
+    # call is answered, any retry of mallory's would have been logged.
+    alice.jobs(limit=1)
+    assert refusals() == before + 1
+    with pytest.raises(computenet.Unauthenticated):
         mallory.jobs()
     mallory.close()
+
+
+def test_an_unreachable_broker_is_unavailable(net) -> None:
+    nobody = f"tcp://127.0.0.1:{_free_port()}"
+    client = computenet.Client(nobody, net.broker_identity, net.keys("alice"),
+                               request_timeout=0.3, retries=1)
+    with pytest.raises(computenet.Unavailable) as unreachable:
+        client.jobs()
+    assert unreachable.value.code is computenet.StatusCode.UNAVAILABLE
+    assert unreachable.value.message.startswith(
+        f"broker unreachable at {nobody}")
+    assert isinstance(unreachable.value, ConnectionError)
+    assert not isinstance(unreachable.value, computenet.Unauthenticated)
+    client.close()
+
+
+def test_a_wrong_pinned_broker_key_fails_the_handshake(net) -> None:
+    # alice's identity.pub pinned as the broker's: the broker cannot open
+    # the handshake sealed to that key and closes it.
+    client = computenet.Client(net.endpoint, net.keys("alice") + "/identity.pub",
+                               net.keys("alice"), request_timeout=5.0,
+                               retries=2)
+    with pytest.raises(computenet.FailedPrecondition) as failed:
+        client.jobs()
+    assert failed.value.message.startswith(
+        f"handshake with {net.endpoint} failed: the broker's public key does "
+        "not match the pinned key")
+    client.close()
 
 
 def test_admin_views_need_an_admin_key(

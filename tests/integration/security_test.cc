@@ -96,7 +96,11 @@ TEST_F(SecurityTest, UnenrolledConsumerCannotSubmitAndNothingIsStored) {
   auto client = consumer::Client::Connect(options, stranger);
   ASSERT_TRUE(client.ok());
   auto submitted = (*client)->Submit(ShellJob("true"));
-  EXPECT_EQ(submitted.status().code(), StatusCode::kUnavailable);
+  // Refused at the handshake, and told so (not "unavailable").
+  EXPECT_EQ(submitted.status().code(), StatusCode::kUnauthenticated)
+      << submitted.status().ToString();
+  EXPECT_THAT(submitted.status().message(),
+              ::testing::StartsWith("key refused by the broker at"));
   auto jobs = federation_.OpenStore().ListJobs("", {}, 100);
   ASSERT_TRUE(jobs.ok());
   EXPECT_TRUE(jobs->empty());
@@ -127,7 +131,11 @@ TEST_F(SecurityTest, RevokedKeyIsRefused) {
   options.retries = 0;
   auto client = consumer::Client::Connect(options, alice_);
   ASSERT_TRUE(client.ok());
-  EXPECT_EQ((*client)->ListJobs().status().code(), StatusCode::kUnavailable);
+  auto listed = (*client)->ListJobs();
+  EXPECT_EQ(listed.status().code(), StatusCode::kUnauthenticated)
+      << listed.status().ToString();
+  EXPECT_THAT(listed.status().message(),
+              ::testing::HasSubstr("(ZAP status 400)"));
 }
 
 TEST_F(SecurityTest, ConsumerCannotActAsProvider) {

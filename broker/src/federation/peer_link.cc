@@ -142,10 +142,14 @@ PeerLink::Event PeerLink::Tick() {
       static_cast<int64_t>(heartbeat_interval_ms_) * liveness_) {
     const bool was_up = up_;
     up_ = false;
+    // The socket monitor may know why: the peer refused our key, or its key
+    // is not the one pinned for it.
+    const Status why = channel_->ConnectionError();
     channel_.reset();
     reconnect_at_ms_ = now + backoff_ms_;
-    spdlog::warn("peer {}: link lost (silent {} ms); retry in {} ms",
-                 config_.broker_id, now - last_heard_ms_, backoff_ms_);
+    spdlog::warn("peer {}: link lost (silent {} ms{}); retry in {} ms",
+                 config_.broker_id, now - last_heard_ms_,
+                 why.ok() ? "" : ": " + why.message(), backoff_ms_);
     if (!was_up && !config_.next_curve_public.empty()) {
       // No hello answered on this key: a CURVE handshake with a key the
       // peer no longer holds never completes, so the peer may have

@@ -4,8 +4,21 @@
 //
 // Requests follow the ZeroMQ guide's Lazy Pirate pattern: a request without
 // a reply within request_timeout_ms is sent again on a fresh connection, up
-// to `retries` times, then fails with UNAVAILABLE. Submit carries an
-// idempotency key, so a retried submit never creates a second job.
+// to `retries` times, then fails with UNAVAILABLE ("broker unreachable at
+// <endpoint> ..." if no connection came up, "no reply from broker at ..."
+// if one did). Submit carries an idempotency key, so a retried submit never
+// creates a second job. Failures that no retry can fix end the call at once
+// (they show on the socket monitor within a handshake or two, long before
+// the timeout; DealerChannel::ConnectionError):
+//  - UNAUTHENTICATED "key refused by the broker at <endpoint> (ZAP status
+//    400)": this key is not enrolled at that broker, or was revoked. (The
+//    broker did not authenticate the caller, which is UNAUTHENTICATED in
+//    gRPC's terms; PERMISSION_DENIED stays for an enrolled key asking for
+//    what its role may not do.)
+//  - FAILED_PRECONDITION "handshake with <endpoint> failed: ...": the pinned
+//    broker_public_key is not that broker's key, or the endpoint is not a
+//    ComputeNet broker: fix the configuration first.
+// The next call tries a new connection (the key may be enrolled by then).
 //
 // Thread safety: a Client owns one socket and is not thread-safe; use one
 // Client per thread.
@@ -42,7 +55,7 @@ class Client {
  public:
   // INVALID_ARGUMENT on a missing endpoint or a bad key. Connecting happens
   // in the background; an unreachable broker shows up as UNAVAILABLE on the
-  // first request.
+  // first request, a refused key or a wrong broker key as above.
   static StatusOr<std::unique_ptr<Client>> Connect(ClientOptions options,
                                                    Identity identity);
 
@@ -105,6 +118,9 @@ class Client {
   Identity identity_;
   zmq::context_t context_;
   std::unique_ptr<DealerChannel> channel_;
+  // A call reported channel_'s ConnectionError(): the next one connects
+  // anew (the key may have been enrolled since).
+  bool renew_channel_ = false;
   std::deque<v1::JobEvent> events_;  // arrived while waiting for replies
 };
 

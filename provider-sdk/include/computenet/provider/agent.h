@@ -91,7 +91,11 @@ class ProviderAgent {
   // Serves until Shutdown(). Returns OK after shutdown, or the error that
   // makes serving pointless (e.g. the broker refuses the registration as
   // invalid: fix the site config; ALREADY_EXISTS: another agent with this
-  // key is connected).
+  // key is connected). Before the first registration only: UNAUTHENTICATED
+  // if the broker refused this site's key at the handshake, and
+  // FAILED_PRECONDITION if the handshake failed (broker_public_key is not
+  // the broker's key); after it, the agent logs either and reconnects with
+  // its backoff. An unreachable broker is waited for.
   virtual Status Run() = 0;
   virtual void Shutdown() = 0;
   // True while the broker has acknowledged the current registration.
