@@ -773,6 +773,23 @@ StatusOr<LedgerAuditReport> VerifyLedger(storage::Database& db,
                                          Directory& directory,
                                          const LedgerAuditOptions& options) {
   LedgerAuditReport report;
+  // One read transaction around the whole audit, so that on a file a broker
+  // is writing (WAL) every table is read at the same snapshot. Without it a
+  // live file audited with false DATA_LOSS 9 times in 10 ("usage record ...
+  // is posted 0 times"): entries read before a commit, their records after.
+  // The audit only reads, so a deferred BEGIN takes no write lock; inside a
+  // caller's transaction that one is the snapshot.
+  struct Snapshot {
+    storage::Database& db;
+    bool open = false;
+    ~Snapshot() {
+      if (open) (void)db.Exec("ROLLBACK");
+    }
+  } snapshot{db};
+  if (!db.in_transaction()) {
+    CN_RETURN_IF_ERROR(db.Exec("BEGIN DEFERRED"));
+    snapshot.open = true;
+  }
   try {
     Auditor auditor(db, directory, &report);
     CN_RETURN_IF_ERROR(auditor.Run(options));

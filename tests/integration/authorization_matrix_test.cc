@@ -130,52 +130,52 @@ struct Row {
 const std::vector<Row>& Matrix() {
   constexpr Answer kNo = kNoSession;
   static const std::vector<Row> kMatrix = {
-      {{1}, {kSilent, kSilent, kEcho, kSilent, kNo, kNo, kDenied}},
+      {{1}, {kSilent, kSilent, kEcho, kSilent, kNo, kNo, kNo}},
       // Provider requests.
-      {{10}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kDenied}},
-      {{13}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kDenied}},
-      {{16}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kDenied}},
-      {{18}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kDenied}},
-      {{20}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kDenied}},
+      {{10}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      {{13}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      {{16}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      {{18}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      {{20}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
       // Consumer (and admin) requests.
       {{30},
        {kDenied, kServed, kDenied, InReply(kPermissionDenied), kNo, kNo,
-        kDenied}},
-      {{32}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kDenied}},
-      {{34}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kDenied}},
-      {{36}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kDenied}},
-      {{38}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kDenied}},
+        kNo}},
+      {{32}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kNo}},
+      {{34}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kNo}},
+      {{36}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kNo}},
+      {{38}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kNo}},
       // Peer requests.
-      {{50}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
-      {{52}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
-      {{54}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
+      {{50}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
+      {{52}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
+      {{54}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
       {{56},
        {kDenied, kDenied, InReply(WireStatus::NOT_FOUND), kDenied, kNo, kNo,
-        kDenied}},
+        kNo}},
       {{58},
        {kDenied, kDenied, InReply(WireStatus::NOT_FOUND), kDenied, kNo, kNo,
-        kDenied}},
-      {{60}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
-      {{62}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
-      {{64}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
-      {{66}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
-      {{68}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kDenied}},
+        kNo}},
+      {{60}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
+      {{62}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
+      {{64}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
+      {{66}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
+      {{68}, {kDenied, kDenied, kServed, kDenied, kNo, kNo, kNo}},
       // Admin and statement requests.
       {{70},
        {InReply(kPermissionDenied), InReply(kPermissionDenied),
-        InReply(kPermissionDenied), kServed, kNo, kNo, kDenied}},
+        InReply(kPermissionDenied), kServed, kNo, kNo, kNo}},
       {{80},
        {kServed, kServed, InReply(kPermissionDenied), kServed, kNo, kNo,
-        kDenied}},
+        kNo}},
       // Types no client may send: replies and the broker's own messages.
       {{11, 12, 14, 15, 17, 19, 21},
-       {kUnserved, kDenied, kDenied, kDenied, kNo, kNo, kDenied}},
+       {kUnserved, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
       {{31, 33, 35, 37, 39, 40},
-       {kDenied, kUnserved, kDenied, kUnserved, kNo, kNo, kDenied}},
+       {kDenied, kUnserved, kDenied, kUnserved, kNo, kNo, kNo}},
       {{51, 53, 55, 57, 59, 61, 63, 65, 67, 69},
-       {kDenied, kDenied, kUnserved, kDenied, kNo, kNo, kDenied}},
+       {kDenied, kDenied, kUnserved, kDenied, kNo, kNo, kNo}},
       {{0, 2, 71, 81, 99},
-       {kUnserved, kUnserved, kUnserved, kUnserved, kNo, kNo, kDenied}},
+       {kUnserved, kUnserved, kUnserved, kUnserved, kNo, kNo, kNo}},
   };
   return kMatrix;
 }
@@ -274,7 +274,11 @@ class AuthorizationMatrixTest : public ::testing::Test {
   Answer Ask(DealerChannel& channel, v1::MessageType type,
              const std::string& body) {
     const uint64_t id = channel.NextRequestId();
-    EXPECT_TRUE(channel.SendSerialized(type, id, body).ok());
+    const Status sent = channel.SendSerialized(type, id, body);
+    // A connection the broker dropped and whose reconnect it refuses at the
+    // handshake: the socket monitor's verdict, nothing leaves.
+    if (sent.code() == StatusCode::kUnauthenticated) return kNoSession;
+    EXPECT_TRUE(sent.ok()) << sent.ToString();
     return AwaitAnswer(channel, id, nullptr);
   }
 
@@ -305,7 +309,9 @@ class AuthorizationMatrixTest : public ::testing::Test {
   Answer Heartbeat(DealerChannel& channel, Column column) {
     v1::Heartbeat heartbeat;
     heartbeat.set_sent_at_ms(SystemClock::Shared()->NowMs());
-    EXPECT_TRUE(channel.Send(v1::MESSAGE_TYPE_HEARTBEAT, 0, heartbeat).ok());
+    const Status sent = channel.Send(v1::MESSAGE_TYPE_HEARTBEAT, 0, heartbeat);
+    if (sent.code() == StatusCode::kUnauthenticated) return kNoSession;
+    EXPECT_TRUE(sent.ok()) << sent.ToString();
     const uint64_t probe = channel.NextRequestId();
     EXPECT_TRUE(
         channel.SendSerialized(v1::MESSAGE_TYPE_UNSPECIFIED, probe, "").ok());
@@ -539,7 +545,9 @@ TEST_F(AuthorizationMatrixTest,
             Expected(kServed, v1::MESSAGE_TYPE_GET_STATEMENT));
 
   // gone-site is served, then revoked by the operator (another process on
-  // the file) while its connection stays open: refused from the next tick.
+  // the file) while its connection is open: the broker drops the connection
+  // at its next tick, and the socket's automatic reconnect is refused at the
+  // handshake (ZAP 400), so from then on nothing can be sent on it.
   v1::RegisterProvider gone = MakeRegistration(
       "gone-site", {MakeNode("g1", "f", "A800", 1)}, {{"A800", 1000}});
   ASSERT_EQ(Ask(*channels[kRevokedOpen], v1::MESSAGE_TYPE_REGISTER_PROVIDER,
@@ -549,10 +557,12 @@ TEST_F(AuthorizationMatrixTest,
                   .Revoke(broker::Role::kProvider, "gone-site")
                   .ok());
   ASSERT_TRUE(WaitUntil([&] {
-    return Ask(*channels[kRevokedOpen], v1::MESSAGE_TYPE_GET_STATEMENT, "") ==
-           kDenied;
-  }));
-  EXPECT_THAT(last_.status().message(), ::testing::HasSubstr("key revoked"));
+    (void)channels[kRevokedOpen]->Receive(20);
+    return channels[kRevokedOpen]->ConnectionError().code() ==
+           StatusCode::kUnauthenticated;
+  })) << channels[kRevokedOpen]->ConnectionError().ToString();
+  EXPECT_THAT(channels[kRevokedOpen]->ConnectionError().message(),
+              ::testing::HasSubstr("key refused by the broker"));
 
   // No session: the handshake of an unenrolled key, and of the revoked key
   // on a new connection, is refused by the ZAP handler (400), so nothing
