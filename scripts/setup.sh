@@ -19,6 +19,9 @@ packages=(
   # A real Slurm for the SlurmExecutor's tests (tests/slurm/slurm-local.sh
   # runs it privately; the packages alone start nothing without systemd).
   slurmctld slurmd slurm-client munge
+  # The libFuzzer harnesses (fuzz/, fuzz/run_all.sh): clang with its
+  # sanitizer and fuzzer runtimes.
+  clang-14 libfuzzer-14-dev
 )
 
 missing=()
