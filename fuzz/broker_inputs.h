@@ -45,7 +45,8 @@ inline v1::RegisterProvider SampleRegistration() {
   add_node("l40s-1", "eth-1", "L40S", 4, v1::CAPACITY_OFFER_SPARE);
   add_node("910b-1", "hccs-1", "910B", 8, v1::CAPACITY_OFFER_DEDICATED);
   for (const auto& [model, price] :
-       {std::pair<const char*, int64_t>{"A800", 1500}, {"L40S", 600},
+       {std::pair<const char*, int64_t>{"A800", 1500},
+        {"L40S", 600},
         {"910B", 900}}) {
     v1::Price* entry = registration.add_prices();
     entry->set_model(model);
@@ -82,7 +83,8 @@ inline void PlaceAcceptedSpec(const v1::JobSpec& spec,
     __builtin_trap();
   }
   const matching::PlacementMatcher matcher;
-  matching::PlacementRequest request = matching::PlacementRequest::FromSpec(spec);
+  matching::PlacementRequest request =
+      matching::PlacementRequest::FromSpec(spec);
   request.organization = "lab-a";
   (void)request.Describe();
   (void)request.DemandMilli();
@@ -96,7 +98,8 @@ inline void PlaceAcceptedSpec(const v1::JobSpec& spec,
 // A registration the broker accepted: indexed as the registry indexes it
 // (UpsertProvider; the 2^31 + 2^31 cards crash lived here), then a few
 // requests placed on it.
-inline void IndexAcceptedRegistration(const v1::RegisterProvider& registration) {
+inline void IndexAcceptedRegistration(
+    const v1::RegisterProvider& registration) {
   matching::CapacityIndex capacity;
   if (!capacity.UpsertProvider("site-b", registration).ok()) return;
   capacity.SetOnline("site-b", true);

@@ -28,8 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (cut.size() > 100) __builtin_trap();
   if (!envelope.ok()) return 0;
   (void)MessageTypeName(envelope->type());
-  Status status = envelope->has_status() ? StatusFromProto(envelope->status())
-                                         : OkStatus();
+  Status status =
+      envelope->has_status() ? StatusFromProto(envelope->status()) : OkStatus();
   v1::Status wire = StatusToProto(status);
   // A reply's status message is bounded (plus the "...[+N bytes]" marker).
   if (wire.message().size() > kMaxStatusMessageBytes + 32) __builtin_trap();

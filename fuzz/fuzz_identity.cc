@@ -47,8 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto identity = Identity::Load(dir);
   if (identity.ok()) {
     auto signature = identity->signing_key().Sign("fuzz");
-    if (!signature.ok() ||
-        !identity->signing_key().verifying_key().Verify("fuzz", *signature).ok()) {
+    if (!signature.ok() || !identity->signing_key()
+                                .verifying_key()
+                                .Verify("fuzz", *signature)
+                                .ok()) {
       __builtin_trap();
     }
   }

@@ -28,7 +28,8 @@ void Bind(SQLite::Statement& statement, int index, const std::string& blob) {
 }
 
 int64_t Wrapped(int64_t a, int64_t b) {
-  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+  return static_cast<int64_t>(static_cast<uint64_t>(a) +
+                              static_cast<uint64_t>(b));
 }
 
 // Writes the rows; SQLite errors (a duplicate key, ...) drop the input.
@@ -53,7 +54,8 @@ Status WriteFile(storage::Database& db, std::string_view input) {
         }
         const std::string hash = Sha256(stored);
         auto insert = db.PrepareOnce(
-            "INSERT INTO ledger_entries(sequence, idempotency_key, entry, hash) "
+            "INSERT INTO ledger_entries(sequence, idempotency_key, entry, "
+            "hash) "
             "VALUES(?, ?, ?, ?)");
         insert->bind(1, static_cast<int64_t>(sequence));
         insert->bind(2, parsed ? entry.idempotency_key()
@@ -94,8 +96,8 @@ Status WriteFile(storage::Database& db, std::string_view input) {
       } else if (tag == 'C') {
         v1::Checkpoint checkpoint;
         if (!checkpoint.ParseFromString(bytes)) continue;
-        auto signature = fuzz::BrokerKey().Sign(
-            DomainSeparated(kCheckpointDomain, bytes));
+        auto signature =
+            fuzz::BrokerKey().Sign(DomainSeparated(kCheckpointDomain, bytes));
         if (!signature.ok()) __builtin_trap();
         auto row = db.PrepareOnce(
             "INSERT INTO ledger_checkpoints(tree_size, checkpoint, signature, "

@@ -14,8 +14,8 @@
 #include <string>
 
 #include "computenet/common/checkpoint.h"
-#include "computenet/common/utc_time.h"
 #include "computenet/common/sha256.h"
+#include "computenet/common/utc_time.h"
 #include "fuzz_support.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -38,11 +38,10 @@ void Resign(v1::SignedCheckpoint* signed_cp) {
 void Report(const v1::EntryProof& proof, const v1::LedgerEntry& entry) {
   v1::Checkpoint checkpoint;
   checkpoint.ParseFromString(proof.checkpoint().checkpoint());
-  std::string line = std::to_string(entry.sequence()) + entry.kind() +
-                     entry.job_id() + checkpoint.broker_id() +
-                     std::to_string(checkpoint.tree_size()) +
-                     FormatUtc(checkpoint.timestamp_ms()) +
-                     HexEncode(checkpoint.root_hash());
+  std::string line =
+      std::to_string(entry.sequence()) + entry.kind() + entry.job_id() +
+      checkpoint.broker_id() + std::to_string(checkpoint.tree_size()) +
+      FormatUtc(checkpoint.timestamp_ms()) + HexEncode(checkpoint.root_hash());
   (void)line;
 }
 

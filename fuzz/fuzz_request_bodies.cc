@@ -84,11 +84,13 @@ void RegisterProvider(const v1::RegisterProvider& registration) {
 // then the same rules as a registration.
 void UpdateOffer(const v1::UpdateOffer& update) {
   v1::RegisterProvider registration = SampleRegistration();
-  if (update.prices_size() > 0) *registration.mutable_prices() = update.prices();
+  if (update.prices_size() > 0)
+    *registration.mutable_prices() = update.prices();
   for (const auto& change : update.nodes()) {
     if (!v1::CapacityOffer_IsValid(change.offer())) return;
     auto node = std::find_if(
-        registration.mutable_nodes()->begin(), registration.mutable_nodes()->end(),
+        registration.mutable_nodes()->begin(),
+        registration.mutable_nodes()->end(),
         [&](const v1::Node& n) { return n.name() == change.node(); });
     if (node == registration.mutable_nodes()->end()) {
       (void)TruncateUtf8(change.node(), 64);
@@ -249,7 +251,8 @@ void Handle(v1::MessageType type, const v1::Envelope& envelope) {
       return;
     case v1::MESSAGE_TYPE_GET_STATEMENT:
       if (auto body = Decode<v1::GetStatement>(envelope); body.ok()) {
-        if (!body->account().empty()) (void)ledger::AccountKindOf(body->account());
+        if (!body->account().empty())
+          (void)ledger::AccountKindOf(body->account());
       }
       return;
     case v1::MESSAGE_TYPE_FORWARD_JOB_REPLY:

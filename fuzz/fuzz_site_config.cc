@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (fuzz::NamesSpecialFiles(text)) return 0;
   auto config = provider::ParseSiteConfig(text, fuzz::ScratchDir());
   if (!config.ok()) return 0;
-  auto same = provider::OfferChanges(config->registration, config->registration);
+  auto same =
+      provider::OfferChanges(config->registration, config->registration);
   if (!same.ok() || same->prices_size() != 0 || same->nodes_size() != 0) {
     __builtin_trap();  // a registration differs from itself
   }

@@ -14,6 +14,7 @@
 #ifndef COMPUTENET_FUZZ_FUZZ_SUPPORT_H_
 #define COMPUTENET_FUZZ_FUZZ_SUPPORT_H_
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,11 +45,14 @@ inline constexpr char kProviderPem[] =
     "MC4CAQAwBQYDK2VwBCIEILJYAMEfGh2xcdw+Bf4pKIgFoDuvWawSdcrS/1tBVcVw\n"
     "-----END PRIVATE KEY-----\n";
 // A CURVE key pair for identity files (public, secret; Z85).
-inline constexpr char kCurvePublic[] = "4xDAcI.K&o!gjE>9Z#@4dwW@n0SL.t8aH34NlZE&";
-inline constexpr char kCurveSecret[] = "h15}oFDLVuVNk@q[e%SFOE<I-zZ!-jJ*EX8vD1N=";
+inline constexpr char kCurvePublic[] =
+    "4xDAcI.K&o!gjE>9Z#@4dwW@n0SL.t8aH34NlZE&";
+inline constexpr char kCurveSecret[] =
+    "h15}oFDLVuVNk@q[e%SFOE<I-zZ!-jJ*EX8vD1N=";
 
 inline const SigningKey& BrokerKey() {
-  static const SigningKey* key = new SigningKey(*SigningKey::FromPem(kBrokerPem));
+  static const SigningKey* key =
+      new SigningKey(*SigningKey::FromPem(kBrokerPem));
   return *key;
 }
 inline const SigningKey& ProviderKey() {
@@ -136,8 +140,13 @@ inline bool WriteScratchFile(const std::string& path, std::string_view bytes,
   return std::fclose(file) == 0 && written && ::chmod(path.c_str(), mode) == 0;
 }
 
-// Libraries log refusals; a fuzzer refuses millions of inputs.
-inline void QuietLogs() { spdlog::set_level(spdlog::level::off); }
+// Libraries log refusals, and protobuf logs every string field that is not
+// UTF-8; a fuzzer makes millions of such inputs.
+inline void QuietLogs() {
+  spdlog::set_level(spdlog::level::off);
+  google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) {});
+}
 
 }  // namespace computenet::fuzz
 

@@ -48,7 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                     signed_report->signature());
   if (verified.ok()) CheckAccepted(*verified);
   // The record bytes exactly as sent, signed: unknown fields and all.
-  auto signature = key.Sign(DomainSeparated(kUsageRecordDomain, report.record()));
+  auto signature =
+      key.Sign(DomainSeparated(kUsageRecordDomain, report.record()));
   if (!signature.ok()) __builtin_trap();
   auto raw = VerifyUsageRecord(public_hex, report.record(), *signature);
   if (raw.ok()) CheckAccepted(*raw);

@@ -4,7 +4,8 @@
 // (TOML configs, identity files) are written by hand. Deterministic: the
 // fixed keys of fuzz_support.h and fixed times.
 //
-// Usage: make_corpus CORPUS_DIR   (e.g. build-fuzz/fuzz/make_corpus fuzz/corpus)
+// Usage: make_corpus CORPUS_DIR   (e.g. build-fuzz/fuzz/make_corpus
+// fuzz/corpus)
 #include <google/protobuf/util/json_util.h>
 #include <sys/stat.h>
 
@@ -161,7 +162,8 @@ void Messages() {
   update.set_message("exit 0");
   Write("request_bodies", "job_status_update",
         Tagged(3, update.SerializeAsString()));
-  Write("request_bodies", "usage_report", Tagged(4, report.SerializeAsString()));
+  Write("request_bodies", "usage_report",
+        Tagged(4, report.SerializeAsString()));
   v1::UpdateOffer offer;
   v1::NodeOfferChange* change = offer.add_nodes();
   change->set_node("l40s-1");
@@ -183,7 +185,8 @@ void Messages() {
   forward.add_path("hub-east");
   forward.set_hop_limit(2);
   forward.set_budget(500000);
-  Write("request_bodies", "forward_job", Tagged(13, forward.SerializeAsString()));
+  Write("request_bodies", "forward_job",
+        Tagged(13, forward.SerializeAsString()));
   v1::RemoteUsage remote;
   remote.set_job_id("hub-north-7");
   remote.set_record(report.record());
@@ -195,7 +198,8 @@ void Messages() {
   remote.set_remote_broker("hub-east");
   remote.set_cumulative_card_seconds(600);
   MustOk(ledger::SignRemoteUsage(ProviderKey(), &remote), "sign remote usage");
-  Write("request_bodies", "remote_usage", Tagged(15, remote.SerializeAsString()));
+  Write("request_bodies", "remote_usage",
+        Tagged(15, remote.SerializeAsString()));
   v1::SettlementLine line;
   line.set_record_id("r1");
   line.set_job_id("hub-north-7");
@@ -259,11 +263,12 @@ std::unique_ptr<storage::Database> RealLedger(const std::string& broker_id,
     start += 600'000;
     auto signed_report = SignUsageRecord(ProviderKey(), record);
     Must(signed_report, "sign");
-    Must(books.PostUsage(job,
-                         ledger::StoredUsageRecord{"site-a", record.record_id(),
-                                                   "hub-7", signed_report->record(),
-                                                   signed_report->signature(), 1},
-                         record, now += 1000),
+    Must(books.PostUsage(
+             job,
+             ledger::StoredUsageRecord{"site-a", record.record_id(), "hub-7",
+                                       signed_report->record(),
+                                       signed_report->signature(), 1},
+             record, now += 1000),
          "post usage");
   }
   Must(books.SetCreditLimit("consumer:alice", 5000, now += 1000), "limit");
@@ -271,29 +276,31 @@ std::unique_ptr<storage::Database> RealLedger(const std::string& broker_id,
   return db;
 }
 
-std::string Blob(const SQLite::Column& column) { return storage::BlobOf(column); }
+std::string Blob(const SQLite::Column& column) {
+  return storage::BlobOf(column);
+}
 
 void Ledgers() {
   auto db = RealLedger("hub", BrokerKey());
   // The audit's input: every row the file holds, in the harness's layout.
   std::string file;
   MustOk(db->RunInTransaction([&]() -> Status {
-           auto entries = db->PrepareOnce(
-               "SELECT entry FROM ledger_entries ORDER BY sequence");
-           while (entries->executeStep()) {
-             file += std::string("R") + Blob(entries->getColumn(0)) + kSegment;
-           }
-           auto records = db->PrepareOnce("SELECT record FROM usage_records");
-           while (records->executeStep()) {
-             file += std::string("U") + Blob(records->getColumn(0)) + kSegment;
-           }
-           auto checkpoints = db->PrepareOnce(
-               "SELECT checkpoint FROM ledger_checkpoints ORDER BY tree_size");
-           while (checkpoints->executeStep()) {
-             file += std::string("C") + Blob(checkpoints->getColumn(0)) + kSegment;
-           }
-           return OkStatus();
-         }),
+    auto entries =
+        db->PrepareOnce("SELECT entry FROM ledger_entries ORDER BY sequence");
+    while (entries->executeStep()) {
+      file += std::string("R") + Blob(entries->getColumn(0)) + kSegment;
+    }
+    auto records = db->PrepareOnce("SELECT record FROM usage_records");
+    while (records->executeStep()) {
+      file += std::string("U") + Blob(records->getColumn(0)) + kSegment;
+    }
+    auto checkpoints = db->PrepareOnce(
+        "SELECT checkpoint FROM ledger_checkpoints ORDER BY tree_size");
+    while (checkpoints->executeStep()) {
+      file += std::string("C") + Blob(checkpoints->getColumn(0)) + kSegment;
+    }
+    return OkStatus();
+  }),
          "export rows");
   Write("ledger_audit", "real_ledger", file);
 
