@@ -25,6 +25,8 @@
 #include "computenet/matching/job_queue.h"
 #include "computenet/v1/ledger.pb.h"
 #include "computenet/v1/peer.pb.h"
+#include "federation/capacity_advert.h"
+#include "federation/routing.h"
 #include "fuzz_support.h"
 
 namespace computenet::fuzz {
@@ -148,7 +150,35 @@ void ForwardJob(const v1::ForwardJob& forward) {
   const v1::JobInfo& offered = forward.job();
   if (offered.job_id().rfind("hub-east-", 0) != 0) return;
   if (!broker::ValidateJobSpec(offered.spec()).ok()) return;
+  if (!broker::RegionAllowed(offered.spec(), "north")) return;
   PlaceAcceptedSpec(offered.spec(), SampleCapacity());
+}
+
+// OnCapacityAdvert keeps the entries; the scheduler then asks each whether
+// a job fits it and routes jobs over them (AdvertFits, Route).
+void CapacityAdvert(const v1::CapacityAdvert& advert) {
+  broker::PeerView peer{"hub-east", advert.region(), true,
+                        {advert.entries().begin(), advert.entries().end()}};
+  v1::JobInfo job;
+  job.set_job_id("hub-north-9");
+  job.set_consumer("alice");
+  job.mutable_spec()->add_command("true");
+  job.mutable_spec()->set_cards_per_node(8);
+  job.mutable_spec()->set_nodes(2);
+  job.mutable_spec()->set_max_duration_s(3600);
+  for (const auto& entry : peer.entries) {
+    (void)broker::AdvertFits(entry, job.spec());
+  }
+  broker::RoutingOptions options;
+  options.broker_id = "hub-north";
+  options.home_region = "north";
+  (void)broker::Route(job, std::nullopt, {peer}, {}, options);
+  job.mutable_spec()->set_nodes(1);
+  // A region the spec rules accept (1..64 bytes), as a validated job has.
+  const bool usable = !advert.region().empty() && advert.region().size() <= 64;
+  job.mutable_spec()->add_allowed_regions(usable ? advert.region()
+                                                 : std::string("east"));
+  (void)broker::Route(job, std::nullopt, {peer}, {"hub-west"}, options);
 }
 
 void Handle(v1::MessageType type, const v1::Envelope& envelope) {
@@ -212,7 +242,9 @@ void Handle(v1::MessageType type, const v1::Envelope& envelope) {
       (void)Decode<v1::PeerHello>(envelope);
       return;
     case v1::MESSAGE_TYPE_CAPACITY_ADVERT:
-      (void)Decode<v1::CapacityAdvert>(envelope);
+      if (auto body = Decode<v1::CapacityAdvert>(envelope); body.ok()) {
+        CapacityAdvert(*body);
+      }
       return;
     case v1::MESSAGE_TYPE_FORWARD_JOB:
       if (auto body = Decode<v1::ForwardJob>(envelope); body.ok()) {

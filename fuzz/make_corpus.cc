@@ -178,6 +178,25 @@ void Messages() {
   list.set_limit(10);
   list.add_states(v1::JOB_STATE_RUNNING);
   Write("request_bodies", "list_jobs", Tagged(9, list.SerializeAsString()));
+  v1::CapacityAdvert advert;
+  advert.set_origin("hub-east");
+  advert.set_region("east");
+  advert.set_sequence(3);
+  advert.set_full(true);
+  v1::CapacityEntry* entry = advert.add_entries();
+  entry->set_model("H800");
+  entry->set_vendor_class("nvidia");
+  entry->set_free_cards(16);
+  entry->set_largest_node_cards(8);
+  v1::GangCapacity* gangs = entry->add_gangs();
+  gangs->set_cards_per_node(8);
+  gangs->set_nodes(2);
+  entry->set_lowest_price(1800);
+  entry->set_highest_price(2400);
+  entry->set_currency("CNY");
+  entry->set_reliability_bp(9900);
+  Write("request_bodies", "capacity_advert",
+        Tagged(12, advert.SerializeAsString()));
   v1::ForwardJob forward;
   forward.mutable_job()->set_job_id("hub-east-12");
   forward.mutable_job()->set_consumer("carol");
