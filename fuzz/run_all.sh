@@ -51,7 +51,9 @@ for name in "${targets[@]}"; do
   mkdir -p "$work"
   seeds=()
   [[ -d "$root/fuzz/corpus/$name" ]] && seeds=("$root/fuzz/corpus/$name")
-  if "$build/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=10 \
+  dict=()
+  [[ -f "$root/fuzz/dict/$name.dict" ]] && dict=(-dict="$root/fuzz/dict/$name.dict")
+  if "$build/fuzz/fuzz_$name" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
       -rss_limit_mb=2048 -error_exitcode=77 -timeout_exitcode=77 \
       -artifact_prefix="$build/fuzz-artifacts/$name-" \
       "$work" "${seeds[@]}" </dev/null >"$log" 2>&1; then
