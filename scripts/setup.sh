@@ -23,6 +23,9 @@ packages=(
   slurmctld slurmd slurm-client munge
   # systemd-analyze verifies the units in examples/systemd (the install test)
   systemd
+  # The libFuzzer harnesses (fuzz/, fuzz/run_all.sh): clang with its
+  # sanitizer and fuzzer runtimes.
+  clang-14 libfuzzer-14-dev
 )
 
 missing=()

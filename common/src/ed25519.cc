@@ -143,7 +143,21 @@ StatusOr<SigningKey> SigningKey::FromPem(std::string_view pem) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
   if (!bio) return InternalError("BIO_new_mem_buf failed");
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  // No passphrase, ever: without a callback OpenSSL asks for one on the
+  // terminal, so an encrypted signing.pem stopped a daemon (or the fuzzer)
+  // at "Enter PEM pass phrase:" for as long as no one typed.
+  bool asked = false;
+  pem_password_cb* refuse = [](char*, int, int, void* flag) -> int {
+    *static_cast<bool*>(flag) = true;
+    return -1;
+  };
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, refuse, &asked);
+  if (key == nullptr && asked) {
+    ERR_clear_error();
+    return InvalidArgumentError(
+        "the private key is encrypted; ComputeNet keys are unencrypted PEM "
+        "files protected by their mode (0600): decrypt it (openssl pkey)");
+  }
   if (key == nullptr) {
     return InvalidArgumentError(OpenSslError("not a PEM private key"));
   }

@@ -32,6 +32,17 @@ bool StartsWith(const std::string& text, const std::string& prefix) {
   return text.rfind(prefix, 0) == 0;
 }
 
+// *into += delta unless that overflows (then false and *into is unchanged).
+// Every sum the audit forms comes from the file, and a forger can write
+// amounts near 2^63: two top-ups of INT64_MAX once overflowed the replayed
+// balance (undefined behaviour) instead of failing the audit.
+[[nodiscard]] bool AddChecked(int64_t* into, int64_t delta) {
+  int64_t sum = 0;
+  if (__builtin_add_overflow(*into, delta, &sum)) return false;
+  *into = sum;
+  return true;
+}
+
 struct AuditAccount {
   int64_t balance = 0;
   int64_t held = 0;
@@ -140,16 +151,24 @@ Status Auditor::Apply(uint64_t sequence, const v1::LedgerEntry& entry,
                       const std::map<std::string, int64_t>& held_changes) {
   std::map<std::string, std::pair<int64_t, int64_t>> effects;
   for (const auto& posting : entry.postings()) {
-    effects[posting.account()].first += posting.amount();
+    if (!AddChecked(&effects[posting.account()].first, posting.amount())) {
+      return Violation(sequence,
+                       "postings to " + posting.account() + " overflow");
+    }
   }
   for (const auto& [account, delta] : held_changes) {
-    effects[account].second += delta;
+    if (!AddChecked(&effects[account].second, delta)) {
+      return Violation(sequence, "held change of " + account + " overflows");
+    }
   }
   const bool legacy = sequence <= v1_entries_;
   for (const auto& [name, delta] : effects) {
     AuditAccount& account = AccountFor(name);
-    account.balance += delta.first;
-    account.held += delta.second;
+    if (!AddChecked(&account.balance, delta.first) ||
+        !AddChecked(&account.held, delta.second)) {
+      return Violation(
+          sequence, "balance or held amount of account " + name + " overflows");
+    }
     // Schema-1 entries predate limits: they are replayed, not judged.
     if (legacy || !account.limit.has_value()) continue;
     if (static_cast<Wide>(delta.first) - delta.second < 0 &&
@@ -214,7 +233,8 @@ Status Auditor::CheckLegacyUsage(uint64_t sequence,
   const std::string payee = ProviderAccount(entry.usage_provider());
   if (entry.postings_size() != 2 || entry.postings(0).account() != payer ||
       entry.postings(1).account() != payee ||
-      entry.postings(0).amount() > 0) {
+      entry.postings(0).amount() > 0 ||
+      entry.postings(0).amount() == std::numeric_limits<int64_t>::min()) {
     return Violation(sequence, "postings are not " + payer + " -> " + payee);
   }
   const int64_t debit = -entry.postings(0).amount();
@@ -224,7 +244,9 @@ Status Auditor::CheckLegacyUsage(uint64_t sequence,
     return Violation(sequence, "amount " + std::to_string(debit) +
                                    " breaks the rounding rule");
   }
-  report_->total_charged += debit;
+  if (!AddChecked(&report_->total_charged, debit)) {
+    return Violation(sequence, "total charged overflows");
+  }
   return Apply(sequence, entry, {});
 }
 
@@ -298,10 +320,12 @@ Status Auditor::CheckUsage(uint64_t sequence, const v1::LedgerEntry& entry) {
                                         ? " and " + fee_account
                                         : std::string()));
   }
-  if (-entry.postings(0).amount() != *charge) {
-    return Violation(sequence, "amount " +
-                                   std::to_string(-entry.postings(0).amount()) +
-                                   " breaks the rounding rule (expected " +
+  // Compared as a debit (charge >= 0, so -charge cannot overflow; the
+  // posting's own negation could, for INT64_MIN).
+  if (entry.postings(0).amount() != -*charge) {
+    return Violation(sequence, "posting " +
+                                   std::to_string(entry.postings(0).amount()) +
+                                   " breaks the rounding rule (expected -" +
                                    std::to_string(*charge) + ")");
   }
   if (entry.postings(1).amount() != *charge - *fee ||
@@ -317,7 +341,9 @@ Status Auditor::CheckUsage(uint64_t sequence, const v1::LedgerEntry& entry) {
   hold.billed += billed;
   hold.last_end_ms = record->end_ms();
   if (record->closes_job()) hold.closed_by_record = true;
-  report_->total_charged += *charge;
+  if (!AddChecked(&report_->total_charged, *charge)) {
+    return Violation(sequence, "total charged overflows");
+  }
   return Apply(sequence, entry, {{hold.account, -*charge}});
 }
 
@@ -383,7 +409,9 @@ Status Auditor::CheckRemoteUsage(uint64_t sequence,
   hold.remaining -= amount;
   hold.billed += entry.billed_card_seconds();
   if (record->closes_job()) hold.closed_by_record = true;
-  report_->total_charged += amount;
+  if (!AddChecked(&report_->total_charged, amount)) {
+    return Violation(sequence, "total charged overflows");
+  }
   return Apply(sequence, entry, {{hold.account, -amount}});
 }
 
@@ -726,7 +754,10 @@ Status Auditor::Run(const LedgerAuditOptions& options) {
       if (__builtin_add_overflow(sum, posting.amount(), &sum)) {
         return Violation(sequence, "postings overflow");
       }
-      entry_postings[posting.account()] += posting.amount();
+      if (!AddChecked(&entry_postings[posting.account()], posting.amount())) {
+        return Violation(sequence, "postings to " + posting.account() +
+                                       " overflow");
+      }
       entry_accounts.insert(posting.account());
     }
     if (!entry.account().empty()) entry_accounts.insert(entry.account());

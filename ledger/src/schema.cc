@@ -86,8 +86,11 @@ constexpr const char* kLedgerV3[] = {
     R"sql(INSERT INTO ledger_entry_accounts
       SELECT DISTINCT account, sequence FROM ledger_postings)sql",
     // The audit walks it by sequence.
-    "CREATE INDEX ledger_entry_accounts_by_sequence ON "
-    "ledger_entry_accounts(sequence)",
+    // One statement over two lines (parenthesized: clang's
+    // -Wstring-concatenation takes adjacent literals in an array for a
+    // missing comma).
+    ("CREATE INDEX ledger_entry_accounts_by_sequence ON "
+     "ledger_entry_accounts(sequence)"),
     R"sql(CREATE TABLE ledger_holds(
       hold_id             TEXT PRIMARY KEY,
       job_id              TEXT NOT NULL,

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <set>
 #include <string>
 #include <vector>
@@ -606,6 +607,41 @@ TEST_F(LedgerForgeryTest, OverdraftPastTheLimitIsDataLoss) {
     entries.erase(entries.begin());
   });
   ExpectDataLoss("ledger entry 2", "goes past its credit limit");
+}
+
+// Found with fuzz/fuzz_ledger_audit (seed
+// fuzz/corpus/ledger_audit/topup_int64_max_twice): top-ups of INT64_MAX
+// overflowed the replayed balance, undefined behaviour in the auditor
+// (UBSan aborts; a plain build wraps the sum) instead of a failed audit.
+TEST_F(LedgerForgeryTest, BalanceOverflowIsDataLossNotWrapped) {
+  Forge([](std::vector<v1::LedgerEntry>& entries) {
+    for (const char* key : {"topup:huge-1", "topup:huge-2"}) {
+      v1::LedgerEntry topup;
+      topup.set_idempotency_key(key);
+      topup.set_kind("topup");
+      topup.set_currency("CNY");
+      auto* debit = topup.add_postings();
+      debit->set_account("operator:topup");
+      debit->set_amount(-std::numeric_limits<int64_t>::max());
+      auto* credit = topup.add_postings();
+      credit->set_account("consumer:alice");
+      credit->set_amount(std::numeric_limits<int64_t>::max());
+      entries.push_back(topup);
+    }
+  });
+  ExpectDataLoss("ledger entry 10", "consumer:alice overflows");
+}
+
+// A usage charge whose debit is INT64_MIN (balanced by INT64_MAX + 1 to the
+// provider and the fee): negating it was undefined behaviour.
+TEST_F(LedgerForgeryTest, UsageDebitOfInt64MinIsDataLoss) {
+  Forge([](std::vector<v1::LedgerEntry>& entries) {
+    auto& usage = entries[4];
+    usage.mutable_postings(0)->set_amount(std::numeric_limits<int64_t>::min());
+    usage.mutable_postings(1)->set_amount(std::numeric_limits<int64_t>::max());
+    usage.mutable_postings(2)->set_amount(1);
+  });
+  ExpectDataLoss("ledger entry 5", "rounding rule");
 }
 
 }  // namespace

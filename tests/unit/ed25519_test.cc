@@ -110,6 +110,23 @@ TEST(Ed25519Test, FromPemRejectsGarbage) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(Ed25519Test, FromPemRefusesAnEncryptedKeyWithoutAskingForAPassphrase) {
+  // Found by the identity fuzzer's seed fuzz/corpus/identity/encrypted_pem,
+  // run on a terminal: OpenSSL's default callback prompted "Enter PEM pass
+  // phrase:" and the caller (a daemon at start, the fuzzer) waited for it;
+  // without a terminal the error said only "not a PEM private key".
+  constexpr char kEncrypted[] =
+      "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
+      "MIGbMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhIFb+kZTCeygICCAAw\n"
+      "DAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEECM6DknxK86Efmm+7yU2HKkEQEba\n"
+      "t9Yq7wldBM1HvjGWu/aPl9Jv85Z4E9JDiEHZiDAcP3IyqK2a/+D3bZwuMhpNlybI\n"
+      "4PWcJmTB8dnOor0kEZo=\n"
+      "-----END ENCRYPTED PRIVATE KEY-----\n";
+  auto key = SigningKey::FromPem(kEncrypted);
+  EXPECT_EQ(key.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(key.status().message(), HasSubstr("encrypted"));
+}
+
 TEST(Ed25519Test, LoadFileRequiresMode0600) {
   testing::TempDir dir;
   SigningKey key = MustGenerateKey();
