@@ -751,7 +751,7 @@ TEST_F(FederationTest, PeerRestartedOnItsNextKeyKeepsForwarding) {
   EXPECT_THAT(out, HasSubstr("state      succeeded")) << out;
   const std::string job = FindJobId(out);
   ASSERT_FALSE(job.empty()) << out;
-  EXPECT_EQ(Field(job, "remoteBroker"), "west");
+  EXPECT_EQ(Field(job, "remote_broker"), "west");
 }
 
 }  // namespace

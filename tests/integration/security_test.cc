@@ -339,14 +339,14 @@ TEST_F(SecurityTest, RevokedConsumerOnAnOpenConnectionIsRefusedFromThenOn) {
       },
       std::chrono::seconds(5)));
   // Refused (a frame that arrives before the broker dropped the connection)
-  // or unanswered (the connection is dropped and its reconnection refused at
-  // the handshake): never served.
+  // or refused at the handshake (the connection is dropped and the socket's
+  // reconnect refused, which its monitor reports): never served.
   EXPECT_THAT(code, ::testing::AnyOf(StatusCode::kPermissionDenied,
-                                     StatusCode::kUnavailable));
+                                     StatusCode::kUnauthenticated));
   auto submitted = client->Submit(ShellJob("true"));
   EXPECT_THAT(submitted.status().code(),
               ::testing::AnyOf(StatusCode::kPermissionDenied,
-                               StatusCode::kUnavailable));
+                               StatusCode::kUnauthenticated));
   auto jobs = federation_.OpenStore().ListJobs("alice", {}, 100);
   ASSERT_TRUE(jobs.ok());
   EXPECT_TRUE(jobs->empty());
