@@ -31,8 +31,9 @@ StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
   server.set_payload_max_length(64 * 1024);
   server.set_read_timeout(5, 0);
   server.set_write_timeout(5, 0);
-  server.Get("/metrics", [metrics = handlers.metrics](const httplib::Request&,
-                                                       httplib::Response& response) {
+  server.Get("/metrics", [metrics = handlers.metrics](
+                             const httplib::Request&,
+                             httplib::Response& response) {
     response.set_content(metrics(), "text/plain; version=0.0.4; charset=utf-8");
   });
   auto probe = [](std::function<bool()> check) {

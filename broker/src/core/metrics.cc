@@ -11,20 +11,20 @@ namespace {
 // Names by Prometheus conventions: a computenet_ prefix, base units in the
 // name (_seconds), _total on counters.
 prometheus::Family<prometheus::Counter>& Counter(prometheus::Registry& registry,
-                                                const std::string& name,
-                                                const std::string& help) {
+                                                 const std::string& name,
+                                                 const std::string& help) {
   return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
 }
 
 prometheus::Family<prometheus::Gauge>& Gauge(prometheus::Registry& registry,
-                                            const std::string& name,
-                                            const std::string& help) {
+                                             const std::string& name,
+                                             const std::string& help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
 }
 
-prometheus::Histogram& Histogram(prometheus::Registry& registry,
-                                 const std::string& name, const std::string& help,
-                                 prometheus::Histogram::BucketBoundaries buckets) {
+prometheus::Histogram& Histogram(
+    prometheus::Registry& registry, const std::string& name,
+    const std::string& help, prometheus::Histogram::BucketBoundaries buckets) {
   return prometheus::BuildHistogram()
       .Name(name)
       .Help(help)
@@ -37,7 +37,8 @@ std::string StateLabel(v1::JobState state) { return JobStateName(state); }
 
 }  // namespace
 
-BrokerMetrics::BrokerMetrics(const std::string& broker_id, const std::string& region)
+BrokerMetrics::BrokerMetrics(const std::string& broker_id,
+                             const std::string& region)
     : registry_(std::make_shared<prometheus::Registry>()),
       transitions_(Counter(*registry_, "computenet_job_transitions_total",
                            "Jobs that entered each state here")),
@@ -49,19 +50,21 @@ BrokerMetrics::BrokerMetrics(const std::string& broker_id, const std::string& re
           *registry_, "computenet_submit_to_placed_seconds",
           "From submission to the first placement",
           {0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 3600, 21600})),
-      commit_seconds_(Histogram(*registry_, "computenet_commit_duration_seconds",
-                                "Group commit of one loop iteration",
-                                {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
-                                 0.1, 0.5, 1})),
-      commit_messages_(Histogram(*registry_, "computenet_commit_batch_messages",
-                                 "Messages one group commit held",
-                                 {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})),
+      commit_seconds_(Histogram(
+          *registry_, "computenet_commit_duration_seconds",
+          "Group commit of one loop iteration",
+          {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1})),
+      commit_messages_(
+          Histogram(*registry_, "computenet_commit_batch_messages",
+                    "Messages one group commit held",
+                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})),
       jobs_(Gauge(*registry_, "computenet_jobs",
                   "Unfinished jobs held here, by state (queued, active)")),
       providers_(Gauge(*registry_, "computenet_providers",
                        "Registered providers, by state (online, offline)")),
-      cards_(Gauge(*registry_, "computenet_cards",
-                   "Cards of online providers, by model and state (free, used)")),
+      cards_(
+          Gauge(*registry_, "computenet_cards",
+                "Cards of online providers, by model and state (free, used)")),
       provider_silence_(
           Gauge(*registry_, "computenet_provider_silence_max_seconds",
                 "The longest time an online provider has not been heard from")
@@ -70,18 +73,21 @@ BrokerMetrics::BrokerMetrics(const std::string& broker_id, const std::string& re
                      "1 while the link to a pinned peer broker is up")),
       advert_age_(Gauge(*registry_, "computenet_peer_advert_age_seconds",
                         "Age of the latest capacity advert from a peer")),
-      forwarded_(Gauge(*registry_, "computenet_forwarded_jobs",
-                       "Jobs held here that run at a peer (state: all, in_doubt)")),
+      forwarded_(
+          Gauge(*registry_, "computenet_forwarded_jobs",
+                "Jobs held here that run at a peer (state: all, in_doubt)")),
       ledger_entries_(Gauge(*registry_, "computenet_ledger_entries",
                             "Entries in this broker's ledger")
                           .Add({})),
       open_holds_(Gauge(*registry_, "computenet_ledger_open_holds",
                         "Open holds (jobs' worst cases reserved)")
                       .Add({})),
-      open_holds_minor_(Gauge(*registry_, "computenet_ledger_open_holds_minor_units",
+      open_holds_minor_(Gauge(*registry_,
+                              "computenet_ledger_open_holds_minor_units",
                               "The sum of the open holds, in minor units")
                             .Add({})) {
-  Gauge(*registry_, "computenet_broker_info", "The broker's identity and version")
+  Gauge(*registry_, "computenet_broker_info",
+        "The broker's identity and version")
       .Add({{"broker_id", broker_id},
             {"region", region},
             {"version", COMPUTENET_VERSION_STRING}})
@@ -160,7 +166,8 @@ void BrokerMetrics::Set(const MetricsSample& sample) {
     ModelGauge(model, "free").Set(static_cast<double>(figures.free));
     ModelGauge(model, "used").Set(static_cast<double>(figures.used));
   }
-  provider_silence_.Set(static_cast<double>(sample.max_provider_silence_ms) / 1000.0);
+  provider_silence_.Set(static_cast<double>(sample.max_provider_silence_ms) /
+                        1000.0);
   for (const auto& peer : sample.peers) {
     peer_up_.Add({{"peer", peer.broker_id}}).Set(peer.link_up ? 1 : 0);
     if (peer.advert_age_ms >= 0) {
@@ -169,15 +176,18 @@ void BrokerMetrics::Set(const MetricsSample& sample) {
     }
   }
   if (sample.jobs_forwarded_out) {
-    forwarded_.Add({{"state", "all"}}).Set(static_cast<double>(*sample.jobs_forwarded_out));
+    forwarded_.Add({{"state", "all"}})
+        .Set(static_cast<double>(*sample.jobs_forwarded_out));
   }
   if (sample.jobs_in_doubt) {
-    forwarded_.Add({{"state", "in_doubt"}}).Set(static_cast<double>(*sample.jobs_in_doubt));
+    forwarded_.Add({{"state", "in_doubt"}})
+        .Set(static_cast<double>(*sample.jobs_in_doubt));
   }
   if (sample.ledger_entries) {
     ledger_entries_.Set(static_cast<double>(*sample.ledger_entries));
   }
-  if (sample.open_holds) open_holds_.Set(static_cast<double>(*sample.open_holds));
+  if (sample.open_holds)
+    open_holds_.Set(static_cast<double>(*sample.open_holds));
   if (sample.open_holds_minor) {
     open_holds_minor_.Set(static_cast<double>(*sample.open_holds_minor));
   }
