@@ -22,6 +22,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "computenet/common/checkpoint.h"
 #include "computenet/common/sha256.h"
@@ -42,13 +43,16 @@ class FuzzDirectory final : public ledger::Directory {
   StatusOr<bool> IsConsumerEnrolled(const std::string& consumer) override {
     return consumer == "alice" || consumer == "bob";
   }
-  StatusOr<std::map<std::string, std::string>> ProviderKeys() override {
-    return std::map<std::string, std::string>{
-        {"site-a", ProviderKey().verifying_key().hex()}};
+  // Every key a party holds or held (rotation), as the broker file's.
+  StatusOr<std::map<std::string, std::vector<std::string>>> ProviderKeys()
+      override {
+    return std::map<std::string, std::vector<std::string>>{
+        {"site-a", {ProviderKey().verifying_key().hex()}}};
   }
-  StatusOr<std::map<std::string, std::string>> PeerKeys() override {
-    return std::map<std::string, std::string>{
-        {"hub-east", ProviderKey().verifying_key().hex()}};
+  StatusOr<std::map<std::string, std::vector<std::string>>> PeerKeys()
+      override {
+    return std::map<std::string, std::vector<std::string>>{
+        {"hub-east", {ProviderKey().verifying_key().hex()}}};
   }
   // Jobs "hub-east-..." were forwarded here by hub-east for its user; every
   // other job is alice's ("...-bob-..." bob's).
