@@ -243,6 +243,11 @@ class AuthorizationMatrixTest : public ::testing::Test {
   static broker::BrokerOptions WithPeer(const Identity& peer,
                                         const std::string& endpoint_file) {
     broker::BrokerOptions options;
+    // The test's provider sends only what the matrix asks of it, with gaps
+    // that under a loaded sanitizer run can exceed the fixture's 300 ms
+    // liveness (100 ms x 3); a provider declared lost mid-test would change
+    // its cells' answers. Liveness is not what this test is about.
+    options.heartbeat_liveness = 100;
     broker::PeerConfig config;
     config.broker_id = peer.name();
     config.region = "east";
