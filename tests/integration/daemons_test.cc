@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "computenet/common/exit_codes.h"
+#include "computenet/common/files.h"
 #include "test_support.h"
 
 namespace computenet::testing {
@@ -78,6 +79,12 @@ class DaemonsTest : public ::testing::Test {
         std::vector<std::string>{COMPUTENET_PROVIDER_BIN, "--config",
                                  dir_.File("site.toml")},
         std::map<std::string, std::string>{}, dir_.File("provider.log"));
+  }
+
+  // What the broker has logged so far (empty before it wrote anything).
+  std::string BrokerLog() {
+    auto log = ReadFileToString(dir_.File("broker.log"));
+    return log.ok() ? *log : std::string();
   }
 
   std::string Cli(const std::vector<std::string>& args, int expected = 0) {
@@ -188,10 +195,7 @@ TEST_F(DaemonsTest, MetricsAndHealthAreServedOverHttp) {
   auto broker = StartBroker("tcp://127.0.0.1:0", {"--metrics-address", "127.0.0.1:0"});
   std::string url;
   ASSERT_TRUE(WaitUntil([&] {
-    std::ifstream in(dir_.File("broker.log"));
-    std::stringstream text;
-    text << in.rdbuf();
-    const std::string log = text.str();
+    const std::string log = BrokerLog();
     const size_t at = log.find("metrics on http://");
     if (at == std::string::npos) return false;
     const size_t start = at + std::string("metrics on ").size();
@@ -332,11 +336,9 @@ TEST_F(DaemonsTest, FlagsGivenWithAConfigFileOverrideItsKeys) {
            endpoint.rfind("tcp://127.0.0.1:", 0) == 0;
   }));
   ASSERT_TRUE(WaitUntil([&] {
-    std::ifstream in(dir_.File("broker.log"));
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str().find("override") != std::string::npos &&
-           text.str().find("--endpoint, --endpoint-file, --fee-bps") != std::string::npos;
+    const std::string log = BrokerLog();
+    return log.find("override") != std::string::npos &&
+           log.find("--endpoint, --endpoint-file, --fee-bps") != std::string::npos;
   }));
   broker.Signal(SIGTERM);
   EXPECT_EQ(broker.Wait(), 0);
@@ -363,10 +365,7 @@ TEST_F(DaemonsTest, ABrokerRunFromItsConfigLogsSafeUtcLinesUnderItsName) {
   Cli({"status", "job-x\n" + forged}, kExitNotFound);
   std::string log;
   ASSERT_TRUE(WaitUntil([&] {
-    std::ifstream in(dir_.File("broker.log"));
-    std::stringstream text;
-    text << in.rdbuf();
-    log = text.str();
+    log = BrokerLog();
     return log.find("no job job-x") != std::string::npos;
   }));
   EXPECT_THAT(log, HasSubstr("no job job-x\\n" + forged));  // escaped
@@ -393,10 +392,7 @@ TEST_F(DaemonsTest, WithLogFormatJsonEveryLineIsOneJsonObject) {
   Cli({"status", "job-y\n\"quoted\" \x01"}, kExitNotFound);
   std::string log;
   ASSERT_TRUE(WaitUntil([&] {
-    std::ifstream in(dir_.File("broker.log"));
-    std::stringstream text;
-    text << in.rdbuf();
-    log = text.str();
+    log = BrokerLog();
     return log.find("no job job-y") != std::string::npos;
   }));
   std::istringstream lines(log);
@@ -456,10 +452,7 @@ TEST_F(DaemonsTest, SighupReloadsRevocationsAndTheBrokerKeepsServing) {
   broker->Signal(SIGHUP);
   // It used to die of it (exit 129); now it logs the reload and serves on.
   EXPECT_TRUE(WaitUntil([&] {
-    std::ifstream in(dir_.File("broker.log"));
-    std::string log((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-    return log.find("reload: 0 revoked key(s)") != std::string::npos;
+    return BrokerLog().find("reload: 0 revoked key(s)") != std::string::npos;
   }));
   EXPECT_THAT(Cli({"jobs"}), HasSubstr("JOB "));
   // A second broker on the same database is refused, naming the first.
