@@ -149,6 +149,16 @@ void PrintJob(const v1::JobInfo& job) {
   std::printf("metered    %llu card-seconds, charged %lld minor units\n",
               static_cast<unsigned long long>(job.card_seconds()),
               static_cast<long long>(job.charged()));
+  for (const auto& input : job.spec().inputs()) {
+    std::printf("input      sha256 %s, %llu bytes\n", input.digest().c_str(),
+                static_cast<unsigned long long>(input.size()));
+  }
+  if (!job.result_digest().empty()) {
+    std::printf("result     sha256 %s, %llu bytes (computenet fetch %s --out DIR)\n",
+                job.result_digest().c_str(),
+                static_cast<unsigned long long>(job.result_bytes()),
+                job.job_id().c_str());
+  }
 }
 
 // -o on every read command: "table" (the default), "wide" (more columns
@@ -356,6 +366,11 @@ int main(int argc, char** argv) {
   bool network_access = false;
   submit->add_flag("--network-access", network_access,
                    "the job needs network access at the site");
+  std::vector<std::string> inputs;
+  submit->add_option("--input", inputs,
+                     "a file or directory for the job's working directory "
+                     "(repeatable; uploaded first)")
+      ->allow_extra_args(false);
   std::vector<std::string> vendor_classes, regions, preferred_regions,
       excluded_providers;
   std::string a100_equivalents, priority;
@@ -411,6 +426,12 @@ int main(int argc, char** argv) {
   wait_cmd->add_option("--timeout", timeout_s, "seconds (0 = no limit)")
       ->capture_default_str();
   add_output(wait_cmd);
+  std::string fetch_dir;
+  auto* fetch = app.add_subcommand(
+      "fetch", "download a job's result (its output directory) and check it");
+  fetch->add_option("job", job_id)->required();
+  fetch->add_option("--out", fetch_dir, "directory to unpack it into")
+      ->required();
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("job", job_id)->required();
   uint32_t limit = 100;
@@ -582,6 +603,14 @@ int main(int argc, char** argv) {
       return Fail(computenet::InvalidArgumentError(
           "submit: no command (give it after --, or `command` in the job file)"));
     }
+    if (!inputs.empty()) {
+      // One bundle of every --input, kept only where the job may run.
+      const std::vector<std::string> allowed(spec.allowed_regions().begin(),
+                                             spec.allowed_regions().end());
+      auto uploaded = (*client)->UploadInputs(inputs, allowed);
+      if (!uploaded.ok()) return Fail(uploaded.status().WithContext("--input"));
+      *spec.add_inputs() = *uploaded;
+    }
     auto reply = (*client)->Submit(spec, idempotency_key);
     if (!reply.ok()) return Fail(reply.status());
     std::printf("%s\n", reply->job_id().c_str());
@@ -597,6 +626,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*wait_cmd) return WaitAndPrint(**client, job_id, timeout_s, output);
+  if (*fetch) {
+    auto fetched = (*client)->FetchResultInto(job_id, fetch_dir);
+    if (!fetched.ok()) return Fail(fetched.status());
+    std::printf("%s: %llu bytes, sha256 %s (as signed by %s), in %s\n",
+                job_id.c_str(), static_cast<unsigned long long>(fetched->size),
+                fetched->digest.c_str(), fetched->record.provider().c_str(),
+                fetch_dir.c_str());
+    return 0;
+  }
   if (*federation) {
     auto view = (*client)->GetFederationStatus();
     if (!view.ok()) return Fail(view.status());

@@ -58,6 +58,17 @@ StatusOr<v1::UsageRecord> VerifyUsageRecord(const std::string& public_key_hex,
     return InvalidArgumentError(
         "usage record card_seconds disagrees with cards x duration");
   }
+  if (!record.result_digest().empty()) {
+    const std::string& digest = record.result_digest();
+    const bool hex = digest.size() == 64 &&
+                     digest.find_first_not_of("0123456789abcdef") ==
+                         std::string::npos;
+    if (!hex || !record.closes_job()) {
+      return InvalidArgumentError(
+          "usage record result_digest must be a SHA-256 in hex, on the "
+          "closing record only");
+    }
+  }
   return record;
 }
 

@@ -6,6 +6,15 @@
 
 #include "computenet/common/job_state.h"
 #include "computenet/common/sha256.h"
+#include "computenet/common/usage_record.h"
+#include "computenet/bundles/bundle_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 
 namespace computenet::consumer {
 namespace {
@@ -249,6 +258,194 @@ StatusOr<v1::JobInfo> Client::Wait(
     if (on_change) on_change(job);
   }
   return job;
+}
+
+StatusOr<v1::InputBundle> Client::UploadBundle(
+    const bundles::PackedBundle& bundle,
+    const std::vector<std::string>& allowed_regions) {
+  v1::PutBundleChunk chunk;
+  chunk.set_digest(bundle.digest);
+  chunk.set_total_size(bundle.size);
+  for (const auto& region : allowed_regions) chunk.add_allowed_regions(region);
+  // Where the broker stands (and whether it takes a bundle this size).
+  chunk.set_offset(0);
+  CN_ASSIGN_OR_RETURN(auto first, Call(v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK, chunk,
+                                       v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK_REPLY));
+  CN_ASSIGN_OR_RETURN(v1::PutBundleChunkReply reply,
+                      DecodeBody<v1::PutBundleChunkReply>(first));
+  const int fd = ::open(bundle.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return InvalidArgumentError("cannot open " + bundle.path + ": " +
+                                std::strerror(errno));
+  }
+  std::string buffer(bundles::kChunkBytes, '\0');
+  Status failed = OkStatus();
+  int out_of_range = 0;
+  while (!reply.complete()) {
+    const uint64_t offset = reply.have();
+    if (offset >= bundle.size) {
+      failed = DataLossError("the broker holds all " + std::to_string(offset) +
+                             " bytes of " + bundle.digest +
+                             " but does not call it complete");
+      break;
+    }
+    const size_t want = static_cast<size_t>(
+        std::min<uint64_t>(bundles::kChunkBytes, bundle.size - offset));
+    const ssize_t got = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+    if (got != static_cast<ssize_t>(want)) {
+      failed = InvalidArgumentError(bundle.path + " changed or shrank");
+      break;
+    }
+    chunk.set_offset(offset);
+    chunk.set_data(buffer.data(), want);
+    auto sent = Call(v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK, chunk,
+                     v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK_REPLY);
+    if (!sent.ok() && sent.status().code() == StatusCode::kOutOfRange &&
+        ++out_of_range < 3) {
+      // The broker lost part of it (restarted): ask where it is now.
+      chunk.clear_data();
+      chunk.set_offset(0);
+      sent = Call(v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK, chunk,
+                  v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK_REPLY);
+    }
+    if (!sent.ok()) {
+      failed = sent.status();
+      break;
+    }
+    auto decoded = DecodeBody<v1::PutBundleChunkReply>(*sent);
+    if (!decoded.ok()) {
+      failed = decoded.status();
+      break;
+    }
+    reply = std::move(*decoded);
+  }
+  ::close(fd);
+  CN_RETURN_IF_ERROR(failed);
+  v1::InputBundle input;
+  input.set_digest(bundle.digest);
+  input.set_size(bundle.size);
+  return input;
+}
+
+StatusOr<v1::InputBundle> Client::UploadInputs(
+    const std::vector<std::string>& paths,
+    const std::vector<std::string>& allowed_regions) {
+  std::error_code error;
+  const std::filesystem::path dir = std::filesystem::temp_directory_path(error);
+  std::string pattern = (error ? std::string("/tmp") : dir.string()) +
+                        "/computenet-inputs-XXXXXX";
+  const int fd = ::mkstemp(pattern.data());
+  if (fd < 0) return InternalError("cannot make a temporary file");
+  ::close(fd);
+  auto packed = bundles::PackPaths(paths, pattern);
+  if (!packed.ok()) {
+    ::unlink(pattern.c_str());
+    return packed.status();
+  }
+  auto uploaded = UploadBundle(*packed, allowed_regions);
+  ::unlink(pattern.c_str());
+  return uploaded;
+}
+
+StatusOr<Client::FetchedResult> Client::FetchResult(
+    const std::string& job_id, const std::string& archive_file) {
+  const int fd = ::open(archive_file.c_str(),
+                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return InvalidArgumentError("cannot write " + archive_file + ": " +
+                                std::strerror(errno));
+  }
+  FetchedResult result;
+  result.archive = archive_file;
+  std::string record;
+  std::string signature;
+  std::string signing_key;
+  uint64_t offset = 0;
+  uint64_t total = 0;
+  Status failed = OkStatus();
+  do {
+    v1::FetchResultChunk fetch;
+    fetch.set_job_id(job_id);
+    fetch.set_offset(offset);
+    auto sent = Call(v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK, fetch,
+                     v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK_REPLY);
+    if (!sent.ok()) {
+      failed = sent.status();
+      break;
+    }
+    auto reply = DecodeBody<v1::FetchResultChunkReply>(*sent);
+    if (!reply.ok()) {
+      failed = reply.status();
+      break;
+    }
+    if (offset == 0) {
+      result.digest = reply->digest();
+      total = reply->total_size();
+      record = reply->usage_record();
+      signature = reply->usage_signature();
+      signing_key = reply->provider_signing_key();
+    } else if (reply->digest() != result.digest || reply->total_size() != total) {
+      failed = DataLossError("the result changed while it was fetched");
+      break;
+    }
+    if (reply->offset() != offset || (reply->data().empty() && offset < total)) {
+      failed = DataLossError("the broker sent the wrong part of the result");
+      break;
+    }
+    if (::write(fd, reply->data().data(), reply->data().size()) !=
+        static_cast<ssize_t>(reply->data().size())) {
+      failed = InternalError("cannot write " + archive_file);
+      break;
+    }
+    offset += reply->data().size();
+  } while (offset < total);
+  ::close(fd);
+  if (failed.ok()) {
+    // The provider's own signed words, not the brokers', decide.
+    auto verified = VerifyUsageRecord(signing_key, record, signature);
+    if (!verified.ok()) {
+      failed = DataLossError("the result's usage record does not verify: " +
+                             verified.status().message());
+    } else if (verified->job_id() != job_id || !verified->closes_job()) {
+      failed = DataLossError("the signed record is not the closing record of " +
+                             job_id);
+    } else {
+      result.record = *verified;
+    }
+  }
+  if (failed.ok()) {
+    auto digest = bundles::FileDigest(archive_file);
+    if (!digest.ok()) {
+      failed = digest.status();
+    } else if (*digest != result.record.result_digest()) {
+      failed = DataLossError("the downloaded result hashes to " + *digest +
+                             ", but the provider's signed record names " +
+                             result.record.result_digest());
+    }
+  }
+  if (!failed.ok()) {
+    ::unlink(archive_file.c_str());
+    return failed;
+  }
+  result.size = total;
+  return result;
+}
+
+StatusOr<Client::FetchedResult> Client::FetchResultInto(
+    const std::string& job_id, const std::string& out_dir) {
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) {
+    return InvalidArgumentError("cannot create " + out_dir + ": " +
+                                error.message());
+  }
+  const std::string archive = out_dir + "/.computenet-result.tar";
+  CN_ASSIGN_OR_RETURN(FetchedResult result, FetchResult(job_id, archive));
+  Status unpacked = bundles::Unpack(archive, out_dir);
+  ::unlink(archive.c_str());
+  CN_RETURN_IF_ERROR(unpacked);
+  result.archive.clear();
+  return result;
 }
 
 }  // namespace computenet::consumer

@@ -15,6 +15,8 @@
 #include "computenet/common/usage_record.h"
 #include "computenet/matching/site_policy.h"
 #include "computenet/provider/agent_state.h"
+#include "computenet/v1/bundle.pb.h"
+#include "site_data.h"
 
 namespace computenet::provider {
 namespace {
@@ -89,6 +91,10 @@ class AgentImpl final : public ProviderAgent {
   // Starts an accepted offer the broker said to proceed with (its row is
   // in phase kStarting).
   void StartJob(const v1::PlacementOffer& offer);
+  // Hands the offer to the executor (its inputs, if any, are in place).
+  void Launch(const v1::PlacementOffer& offer);
+  // Inputs: requests due, prepared jobs started or failed, upkeep.
+  void DriveSiteData(int64_t now_ms);
   // Sends outbox items not sent yet, and again those unanswered for long.
   void FlushOutbox();
   void ForgetSends();
@@ -110,6 +116,8 @@ class AgentImpl final : public ProviderAgent {
   Identity identity_;
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<AgentState> state_;
+  // Inputs and results; null without a work directory.
+  std::unique_ptr<SiteData> data_;
   // Reports queued inside the open Durably() transaction.
   bool in_durably_ = false;
   std::vector<OutboxItem> staged_;
@@ -187,7 +195,12 @@ class AgentImpl final : public ProviderAgent {
   void MeterRunningJobs();
   void ReportUsage(const std::string& job_id, const Metering& metering,
                    const std::string& record_id, uint32_t cards,
-                   int64_t start_ms, int64_t end_ms, bool closes_job);
+                   int64_t start_ms, int64_t end_ms, bool closes_job,
+                   const std::string& result_digest = "",
+                   uint64_t result_bytes = 0);
+
+ public:
+  void set_site_data(std::unique_ptr<SiteData> data) { data_ = std::move(data); }
 };
 
 Status AgentImpl::UpdateOffer(const v1::UpdateOffer& update) {
@@ -316,6 +329,7 @@ Status AgentImpl::Durably(const char* what, const std::function<Status()>& fn) {
 
 void AgentImpl::ForgetSends() {
   for (auto& item : outbox_) item.request_id = 0;
+  if (data_) data_->Reconnected();
 }
 
 void AgentImpl::FlushOutbox() {
@@ -487,6 +501,7 @@ Status AgentImpl::Run() {
       }
     }
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
+    if (data_) DriveSiteData(now);
     SendOfferUpdates();
     MeterRunningJobs();
 
@@ -532,6 +547,24 @@ Status AgentImpl::Handle(const v1::Envelope& envelope) {
     case v1::MESSAGE_TYPE_PLACEMENT_CANCEL:
       OnCancel(envelope);
       return OkStatus();
+    case v1::MESSAGE_TYPE_GET_BUNDLE_CHUNK_REPLY:
+      if (data_) data_->OnChunkReply(envelope, clock_->NowMs());
+      return OkStatus();
+    case v1::MESSAGE_TYPE_RESULT_CHUNK_REQUEST: {
+      auto asked = DecodeBody<v1::ResultChunkRequest>(envelope);
+      if (!asked.ok()) return OkStatus();
+      v1::ResultChunk chunk;
+      if (data_) {
+        chunk = data_->ServeResult(*asked);
+      } else {
+        chunk.set_relay_id(asked->relay_id());
+        chunk.set_job_id(asked->job_id());
+        *chunk.mutable_status() =
+            StatusToProto(NotFoundError("this site keeps no results"));
+      }
+      Send(v1::MESSAGE_TYPE_RESULT_CHUNK, 0, chunk);
+      return OkStatus();
+    }
     case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY:
     case v1::MESSAGE_TYPE_USAGE_REPORT_REPLY:
     case v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY:
@@ -602,6 +635,11 @@ Status AgentImpl::CheckOffer(const v1::PlacementOffer& offer) const {
   if (offer.assignments().empty()) {
     return InvalidArgumentError("offer has no assignment");
   }
+  if (!offer.spec().inputs().empty() && !data_) {
+    return FailedPreconditionError(
+        "this site takes no jobs with inputs (its agent has no work_dir)");
+  }
+  if (data_) CN_RETURN_IF_ERROR(data_->CheckOffer(offer));
   // The site's own policy, checked again: the broker's matcher should have
   // kept the job away, but the site does not have to trust that.
   CN_RETURN_IF_ERROR(matching::CheckSitePolicy(
@@ -759,7 +797,50 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
 }
 
 void AgentImpl::StartJob(const v1::PlacementOffer& offer) {
-  const ExecutionRequest request = RequestFor(offer);
+  if (data_ && !offer.spec().inputs().empty()) {
+    // Started once its inputs are here (DriveSiteData); billed from then.
+    data_->BeginFetch(offer);
+    return;
+  }
+  Launch(offer);
+}
+
+void AgentImpl::DriveSiteData(int64_t now_ms) {
+  if (registered_.load()) {
+    for (const auto& request : data_->Due(now_ms)) {
+      Send(v1::MESSAGE_TYPE_GET_BUNDLE_CHUNK, request.request_id, request.body);
+    }
+  }
+  for (auto& prepared : data_->TakePrepared()) {
+    if (prepared.status.ok()) {
+      Launch(prepared.offer);
+      continue;
+    }
+    const std::string& job_id = prepared.offer.job_id();
+    spdlog::warn("job {} cannot start: {}", job_id, prepared.status.ToString());
+    ReleaseDevices(job_id);
+    (void)Durably("inputs failed", [&]() -> Status {
+      ReportStatus(job_id, v1::JOB_STATE_FAILED, 127,
+                   prepared.status.ToString(), clock_->NowMs());
+      return state_->RemoveJob(job_id);
+    });
+  }
+  data_->Upkeep(now_ms, executor_->ActiveJobs());
+}
+
+void AgentImpl::Launch(const v1::PlacementOffer& offer) {
+  ExecutionRequest request = RequestFor(offer);
+  if (data_) {
+    auto workspace = data_->PrepareWorkspace(offer.job_id());
+    if (workspace.ok()) {
+      request.workspace = *workspace;
+      (*request.spec.mutable_env())["COMPUTENET_WORKSPACE"] = *workspace;
+      (*request.spec.mutable_env())["COMPUTENET_OUTPUT_DIR"] =
+          *workspace + "/output";
+    } else {
+      spdlog::warn("job {}: {}", offer.job_id(), workspace.status().ToString());
+    }
+  }
   Status started = executor_->Start(request);
   if (started.ok()) {
     Metering& metering = metering_[offer.job_id()];
@@ -789,6 +870,16 @@ void AgentImpl::OnCancel(const v1::Envelope& envelope) {
   const std::string& job_id = cancel->job_id();
   if (accepted_offers_.count(job_id) != 0) {
     cancelled_before_start_.insert(job_id);
+    return;
+  }
+  if (data_ && data_->Fetching(job_id)) {
+    data_->Cancel(job_id);
+    ReleaseDevices(job_id);
+    (void)Durably("cancelled while fetching inputs", [&]() -> Status {
+      ReportStatus(job_id, v1::JOB_STATE_CANCELLED, -1,
+                   "cancelled while its inputs were fetched", clock_->NowMs());
+      return state_->RemoveJob(job_id);
+    });
     return;
   }
   Status status = executor_->Cancel(job_id, static_cast<int>(cancel->grace_ms()));
@@ -858,7 +949,8 @@ void AgentImpl::ReportUsage(const std::string& job_id,
                             const Metering& metering,
                             const std::string& record_id, uint32_t cards,
                             int64_t start_ms, int64_t end_ms,
-                            bool closes_job) {
+                            bool closes_job, const std::string& result_digest,
+                            uint64_t result_bytes) {
   v1::UsageRecord record;
   record.set_record_id(record_id);
   record.set_job_id(job_id);
@@ -870,6 +962,10 @@ void AgentImpl::ReportUsage(const std::string& job_id,
   record.set_end_ms(end_ms);
   record.set_card_seconds(CardSecondsFor(cards, start_ms, end_ms));
   record.set_closes_job(closes_job);
+  if (closes_job && !result_digest.empty()) {
+    record.set_result_digest(result_digest);
+    record.set_result_bytes(result_bytes);
+  }
   auto report = SignUsageRecord(identity_.signing_key(), record);
   if (report.ok()) {
     Enqueue(v1::MESSAGE_TYPE_USAGE_REPORT, *report, job_id);
@@ -926,13 +1022,30 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   // run, from where the interim records stopped. A job re-adopted after a
   // restart is known only to the executor.
   if (metering.model.empty()) metering.model = event.model;
+  // The output directory, packed before the closing record that names it.
+  std::string result_digest;
+  uint64_t result_bytes = 0;
+  std::string message = event.message;
+  if (data_) {
+    auto result = data_->PackResult(event.job_id);
+    if (result.ok()) {
+      result_digest = result->digest;
+      result_bytes = result->size;
+    } else if (result.status().code() != StatusCode::kNotFound) {
+      spdlog::warn("job {}: result not kept: {}", event.job_id,
+                   result.status().ToString());
+      message += (message.empty() ? "" : "; ") +
+                 std::string("result not kept: ") + result.status().message();
+    }
+  }
   (void)Durably("end", [&]() -> Status {
     ReportUsage(event.job_id, metering,
                 metering.RecordId(event.job_id, "final"), event.cards,
                 metering.last_end_ms,
-                std::max(event.end_ms, metering.last_end_ms), true);
+                std::max(event.end_ms, metering.last_end_ms), true,
+                result_digest, result_bytes);
     ReportStatus(event.job_id, event.final_state, event.exit_code,
-                 event.message, event.end_ms);
+                 message, event.end_ms);
     return state_->RemoveJob(event.job_id);
   });
 }
@@ -955,9 +1068,14 @@ StatusOr<std::unique_ptr<ProviderAgent>> ProviderAgent::Create(
   }
   if (!options.clock) options.clock = SystemClock::Shared();
   CN_ASSIGN_OR_RETURN(auto state, AgentState::Open(options.state_dir));
-  return std::unique_ptr<ProviderAgent>(
-      new AgentImpl(std::move(options), std::move(identity),
-                    std::move(executor), std::move(state)));
+  std::unique_ptr<SiteData> data;
+  if (!options.data.work_dir.empty()) {
+    CN_ASSIGN_OR_RETURN(data, SiteData::Open(options.data));
+  }
+  auto agent = std::make_unique<AgentImpl>(std::move(options), std::move(identity),
+                                           std::move(executor), std::move(state));
+  agent->set_site_data(std::move(data));
+  return std::unique_ptr<ProviderAgent>(std::move(agent));
 }
 
 }  // namespace computenet::provider

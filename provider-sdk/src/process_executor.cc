@@ -519,7 +519,10 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     const std::string exit_tmp = child.exit_path + ".tmp";
     const std::string log_path =
         (job_dir / (SafePathPart(assignment.node()) + ".log")).string();
-    const std::string job_dir_text = job_dir.string();
+    // The job runs in its workspace (its inputs are there) when the agent
+    // prepared one; its log stays in the job directory beside it.
+    const std::string job_dir_text =
+        request.workspace.empty() ? job_dir.string() : request.workspace;
     ::unlink(child.exit_path.c_str());  // of an earlier try of this run
     // Locked here, before the fork, and inherited: there is no moment at
     // which the supervisor exists without holding it.

@@ -258,7 +258,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
        "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml",
-       "usage_interval_s", "policy", "state_dir"},
+       "usage_interval_s", "policy", "state_dir", "data"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -288,6 +288,38 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
                       GetString(root, "state_dir", where, false));
   config.state_dir = state_dir.empty() ? config.work_dir + "/state"
                                        : ResolvePath(base_dir, state_dir);
+  config.data.work_dir = config.work_dir;
+  if (const toml::table* data = root["data"].as_table()) {
+    const std::string data_where = where + " [data]";
+    CN_RETURN_IF_ERROR(CheckKeys(*data,
+                                 {"max_input_bytes", "max_result_bytes",
+                                  "retention_s", "max_work_bytes"},
+                                 data_where));
+    constexpr int64_t kMaxBytes = int64_t{1} << 50;
+    if (data->contains("max_input_bytes")) {
+      CN_ASSIGN_OR_RETURN(int64_t bytes, GetInt(*data, "max_input_bytes",
+                                                data_where, true, 1, kMaxBytes));
+      config.data.max_input_bytes = static_cast<uint64_t>(bytes);
+    }
+    if (data->contains("max_result_bytes")) {
+      CN_ASSIGN_OR_RETURN(int64_t bytes, GetInt(*data, "max_result_bytes",
+                                                data_where, true, 1, kMaxBytes));
+      config.data.max_result_bytes = static_cast<uint64_t>(bytes);
+    }
+    if (data->contains("max_work_bytes")) {
+      CN_ASSIGN_OR_RETURN(int64_t bytes, GetInt(*data, "max_work_bytes",
+                                                data_where, true, 0, kMaxBytes));
+      config.data.max_work_bytes = static_cast<uint64_t>(bytes);
+    }
+    if (data->contains("retention_s")) {
+      CN_ASSIGN_OR_RETURN(int64_t seconds, GetInt(*data, "retention_s",
+                                                  data_where, true, 60,
+                                                  int64_t{366} * 86'400));
+      config.data.retention_ms = seconds * 1000;
+    }
+  } else if (root.contains("data")) {
+    return InvalidArgumentError(where + ": [data] must be a table");
+  }
   if (root.contains("usage_interval_s")) {
     CN_ASSIGN_OR_RETURN(int64_t interval, GetInt(root, "usage_interval_s", where,
                                                  true, 0, 86'400));

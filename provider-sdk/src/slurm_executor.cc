@@ -233,7 +233,8 @@ Status SlurmExecutor::Start(const ExecutionRequest& request) {
       "--comment=" + EncodeJobTag(tag),
       "--nodes=" + std::to_string(request.assignments.size()),
       "--ntasks-per-node=1",
-      "--chdir=" + job_dir.string(),
+      "--chdir=" + (request.workspace.empty() ? job_dir.string()
+                                              : request.workspace),
       "--output=" + (job_dir / "slurm-%j.out").string(),
       "--open-mode=append",
   };

@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
   options.registration = config->registration;
   options.usage_interval_s = config->usage_interval_s;
   options.state_dir = config->state_dir;
+  options.data = config->data;
   auto agent = computenet::provider::ProviderAgent::Create(
       std::move(options), std::move(*identity), std::move(*executor));
   if (!agent.ok()) return Fail(agent.status());

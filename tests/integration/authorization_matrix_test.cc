@@ -22,6 +22,7 @@
 #include "computenet/ledger/clearing_statement.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/ledger/remote_usage.h"
+#include "computenet/v1/bundle.pb.h"
 #include "computenet/v1/consumer.pb.h"
 #include "computenet/v1/ledger.pb.h"
 #include "computenet/v1/peer.pb.h"
@@ -167,6 +168,29 @@ const std::vector<Row>& Matrix() {
       {{80},
        {kServed, kServed, InReply(kPermissionDenied), kServed, kNo, kNo,
         kNo}},
+      // Bundles: inputs and results (docs/protocol.md §14). The consumer's
+      // probes name no bundle or its running job (no result yet); the
+      // provider's names its job but no input of it.
+      {{90},
+       {kDenied, InReply(WireStatus::INVALID_ARGUMENT), kDenied,
+        InReply(kPermissionDenied), kNo, kNo, kNo}},
+      {{92},
+       {kDenied, InReply(WireStatus::FAILED_PRECONDITION), kDenied,
+        InReply(WireStatus::FAILED_PRECONDITION), kNo, kNo, kNo}},
+      {{100},
+       {kDenied, kDenied, InReply(WireStatus::INVALID_ARGUMENT), kDenied, kNo,
+        kNo, kNo}},
+      {{102, 104},
+       {kDenied, kDenied, InReply(WireStatus::NOT_FOUND), kDenied, kNo, kNo,
+        kNo}},
+      {{110},
+       {InReply(kPermissionDenied), kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      {{113},
+       {Error(WireStatus::NOT_FOUND), kDenied, kDenied, kDenied, kNo, kNo,
+        kNo}},
+      {{91, 93}, {kDenied, kUnserved, kDenied, kUnserved, kNo, kNo, kNo}},
+      {{101, 103, 105}, {kDenied, kDenied, kUnserved, kDenied, kNo, kNo, kNo}},
+      {{111, 112}, {kUnserved, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
       // Types no client may send: replies and the broker's own messages.
       {{11, 12, 14, 15, 17, 19, 21},
        {kUnserved, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
@@ -496,6 +520,23 @@ class AuthorizationMatrixTest : public ::testing::Test {
         v1::GetStatement get;
         if (column == kAdmin) get.set_account("consumer:alice");
         return get.SerializeAsString();
+      }
+      case v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK: {
+        v1::FetchResultChunk fetch;
+        fetch.set_job_id(job_id_);
+        return fetch.SerializeAsString();
+      }
+      case v1::MESSAGE_TYPE_GET_BUNDLE_CHUNK: {
+        v1::GetBundleChunk get;
+        get.set_job_id(job_id_);
+        get.set_digest(std::string(64, 'a'));
+        return get.SerializeAsString();
+      }
+      case v1::MESSAGE_TYPE_RESULT_CHUNK: {
+        v1::ResultChunk chunk;
+        chunk.set_relay_id(12345);
+        chunk.set_job_id(job_id_);
+        return chunk.SerializeAsString();
       }
       default:
         return "";

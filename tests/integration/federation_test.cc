@@ -7,12 +7,16 @@
 #include <signal.h>
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "computenet/bundles/bundle_archive.h"
+#include "computenet/common/files.h"
+#include "computenet/consumer/client.h"
 #include "computenet/ledger/clearing_statement.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/common/transport.h"
@@ -752,6 +756,154 @@ TEST_F(FederationTest, PeerRestartedOnItsNextKeyKeepsForwarding) {
   const std::string job = FindJobId(out);
   ASSERT_FALSE(job.empty()) << out;
   EXPECT_EQ(Field(job, "remote_broker"), "west");
+}
+
+// Inputs and results (issue 11): every file under `dir` whose bytes hold
+// `marker`, for the residency checks.
+std::vector<std::string> FilesHolding(const std::string& dir,
+                                      const std::string& marker) {
+  std::vector<std::string> found;
+  std::error_code error;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, error);
+       !error && it != std::filesystem::recursive_directory_iterator();
+       it.increment(error)) {
+    if (!it->is_regular_file(error)) continue;
+    auto bytes = ReadFileToString(it->path().string(), 1 << 30);
+    if (bytes.ok() && bytes->find(marker) != std::string::npos) {
+      found.push_back(it->path().string());
+    }
+  }
+  return found;
+}
+
+TEST_F(FederationTest, InputsGoOnlyWhereTheJobMayRunAndItsSignedResultComesBack) {
+  // A directory of inputs, one file larger than a chunk, with a marker no
+  // other file here holds.
+  const std::string marker = "residency-marker-5e1f0c";
+  std::filesystem::create_directories(Path("in/data/sub"));
+  {
+    std::ofstream(Path("in/data/a.txt")) << marker << "\n";
+    std::ofstream big(Path("in/data/sub/big.bin"), std::ios::binary);
+    for (int i = 0; i < 700 * 1024; ++i) big.put(static_cast<char>((i * 131) % 251));
+  }
+  // West only: north (home) relays the bundle and keeps none of it; east
+  // never sees it. The job reads its inputs, prints, and leaves a result.
+  const std::string out = Cli(
+      {"submit", "--region", "west", "--input", Path("in/data"),
+       "--max-duration", "60", "--wait", "--", "sh", "-c",
+       "cat data/a.txt && mkdir -p $COMPUTENET_OUTPUT_DIR/copy && "
+       "cp -r data/sub $COMPUTENET_OUTPUT_DIR/copy/ && "
+       "echo finished > $COMPUTENET_OUTPUT_DIR/flag"});
+  ASSERT_THAT(out, HasSubstr("state      succeeded")) << out;
+  const std::string job = FindJobId(out);
+  ASSERT_FALSE(job.empty()) << out;
+  EXPECT_EQ(Field(job, "remote_broker"), "west");
+  const std::string input_digest = Field(job, "digest");
+  EXPECT_EQ(input_digest.size(), 64u) << Cli({"status", job, "--json"});
+  const std::string result_digest = Field(job, "result_digest");
+  ASSERT_EQ(result_digest.size(), 64u) << Cli({"status", job, "--json"});
+
+  int code = -1;
+  const std::string fetched = Cli({"fetch", job, "--out", Path("result")}, &code);
+  ASSERT_EQ(code, 0) << fetched;
+  // The digest the consumer checked is the one the provider signed.
+  EXPECT_THAT(fetched, HasSubstr(result_digest)) << fetched;
+  EXPECT_THAT(fetched, HasSubstr("west:west-site")) << fetched;
+  auto flag = ReadFileToString(Path("result/flag"));
+  ASSERT_TRUE(flag.ok()) << flag.status().ToString();
+  EXPECT_EQ(*flag, "finished\n");
+  auto copied = ReadFileToString(Path("result/copy/sub/big.bin"), 1 << 21);
+  auto original = ReadFileToString(Path("in/data/sub/big.bin"), 1 << 21);
+  ASSERT_TRUE(copied.ok() && original.ok());
+  EXPECT_TRUE(*copied == *original) << "result copy differs from the input";
+
+  // Residency: west's broker and site hold the data; east nothing at all;
+  // north only the note of where it went.
+  EXPECT_FALSE(FilesHolding(Path("west.db.bundles"), marker).empty());
+  EXPECT_THAT(FilesHolding(Path("east.db.bundles"), marker), ::testing::IsEmpty());
+  EXPECT_THAT(FilesHolding(Path("work/east-site"), marker), ::testing::IsEmpty());
+  EXPECT_THAT(FilesHolding(Path("north.db.bundles"), marker), ::testing::IsEmpty());
+  EXPECT_THAT(FilesHolding(Path("work/north-site"), marker), ::testing::IsEmpty());
+  EXPECT_FALSE(std::filesystem::exists(Path("north.db.bundles/" + input_digest)));
+
+  // The same inputs again: nothing is sent twice (one round trip says the
+  // brokers have it) and the job runs the same.
+  const std::string again = Submit({"--region", "west", "--input", Path("in/data"),
+                                    "--wait", "--", "sh", "-c", "cat data/a.txt"});
+  EXPECT_EQ(Field(again, "state"), "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(Field(again, "digest"), input_digest);
+}
+
+TEST_F(FederationTest, BadBundlesAndOtherConsumersResultsAreRefusedAndNothingIsKept) {
+  Run({COMPUTENET_CLI_BIN, "keygen", "--name", "bob", "--out", Path("keys/bob")});
+  Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role", "consumer",
+       "--identity", Path("keys/bob/identity.pub")});
+  auto broker_key = PublicIdentity::LoadFile(Path("keys/north/identity.pub"));
+  ASSERT_TRUE(broker_key.ok());
+  auto connect = [&](const std::string& who) {
+    consumer::ClientOptions options;
+    options.broker_endpoint = Endpoint("north");
+    options.broker_public_key = broker_key->curve_public;
+    auto identity = Identity::Load(Path("keys/" + who));
+    EXPECT_TRUE(identity.ok());
+    auto client = consumer::Client::Connect(options, std::move(*identity));
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    return std::move(*client);
+  };
+  auto alice = connect("alice");
+  auto bob = connect("bob");
+
+  // Over the broker's bundle limit (1 GiB): refused at the first message.
+  {
+    v1::PutBundleChunk chunk;
+    bundles::PackedBundle huge;
+    huge.path = "/dev/null";
+    huge.digest = std::string(64, 'a');
+    huge.size = uint64_t{2} << 30;
+    auto uploaded = alice->UploadBundle(huge, {});
+    EXPECT_EQ(uploaded.status().code(), StatusCode::kResourceExhausted)
+        << uploaded.status().ToString();
+  }
+  // Chunks that do not hash to the digest they claim: DATA_LOSS, and the
+  // bytes are thrown away.
+  std::filesystem::create_directories(Path("in"));
+  {
+    std::ofstream(Path("in/x.txt")) << "some input\n";
+  }
+  auto packed = bundles::PackPaths({Path("in/x.txt")}, Path("x.tar"));
+  ASSERT_TRUE(packed.ok()) << packed.status().ToString();
+  bundles::PackedBundle forged = *packed;
+  forged.digest = std::string(63, '0') + "1";
+  auto refused = alice->UploadBundle(forged, {});
+  EXPECT_EQ(refused.status().code(), StatusCode::kDataLoss) << refused.status().ToString();
+  EXPECT_THAT(refused.status().message(), HasSubstr(packed->digest));
+  EXPECT_THAT(FilesHolding(Path("north.db.bundles"), "some input"), ::testing::IsEmpty());
+
+  // A job naming a bundle nobody uploaded here.
+  v1::JobSpec spec = ShellJob("true");
+  spec.set_max_duration_s(60);
+  v1::InputBundle* input = spec.add_inputs();
+  input->set_digest(packed->digest);
+  input->set_size(packed->size);
+  auto submitted = alice->Submit(spec);
+  EXPECT_EQ(submitted.status().code(), StatusCode::kFailedPrecondition)
+      << submitted.status().ToString();
+  // Bob's upload does not let alice use it, nor bob alice's results.
+  ASSERT_TRUE(bob->UploadBundle(*packed, {}).ok());
+  submitted = alice->Submit(spec);
+  EXPECT_EQ(submitted.status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(alice->UploadBundle(*packed, {}).ok());
+  submitted = alice->Submit(spec);
+  ASSERT_TRUE(submitted.ok()) << submitted.status().ToString();
+  auto done = alice->Wait(submitted->job_id(), 60'000);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->state(), v1::JOB_STATE_SUCCEEDED) << done->reason();
+  auto stolen = bob->FetchResult(submitted->job_id(), Path("stolen.tar"));
+  EXPECT_EQ(stolen.status().code(), StatusCode::kNotFound) << stolen.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(Path("stolen.tar")));
+  // And the brokers kept serving.
+  auto mine = alice->FetchResult(submitted->job_id(), Path("mine.tar"));
+  EXPECT_TRUE(mine.ok()) << mine.status().ToString();
 }
 
 }  // namespace

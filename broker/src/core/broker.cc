@@ -14,18 +14,24 @@ constexpr size_t kMaxFramesPerWakeup = 1000;
 constexpr auto kMaxBatchTime = std::chrono::milliseconds(5);
 
 bool IsProviderMessage(v1::MessageType type) {
-  return type >= v1::MESSAGE_TYPE_REGISTER_PROVIDER &&
-         type <= v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY;
+  return (type >= v1::MESSAGE_TYPE_REGISTER_PROVIDER &&
+          type <= v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY) ||
+         (type >= v1::MESSAGE_TYPE_GET_BUNDLE_CHUNK &&
+          type <= v1::MESSAGE_TYPE_RESULT_CHUNK);
 }
 
 bool IsConsumerMessage(v1::MessageType type) {
-  return type >= v1::MESSAGE_TYPE_SUBMIT_JOB &&
-         type <= v1::MESSAGE_TYPE_JOB_EVENT;
+  return (type >= v1::MESSAGE_TYPE_SUBMIT_JOB &&
+          type <= v1::MESSAGE_TYPE_JOB_EVENT) ||
+         (type >= v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK &&
+          type <= v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK_REPLY);
 }
 
 bool IsPeerMessage(v1::MessageType type) {
-  return type >= v1::MESSAGE_TYPE_PEER_HELLO &&
-         type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY;
+  return (type >= v1::MESSAGE_TYPE_PEER_HELLO &&
+          type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY) ||
+         (type >= v1::MESSAGE_TYPE_PEER_PUT_BUNDLE_CHUNK &&
+          type <= v1::MESSAGE_TYPE_PEER_FETCH_RESULT_CHUNK_REPLY);
 }
 
 }  // namespace
@@ -98,6 +104,7 @@ Status BrokerImpl::Init() {
       });
   CN_RETURN_IF_ERROR(LoadState());
   CN_RETURN_IF_ERROR(InitLedger());
+  CN_RETURN_IF_ERROR(InitBundles());
   CheckRevocations(Now());
   if (!options_.metrics_address.empty()) {
     loop_turned_ms_.store(SteadyNowMs());
@@ -353,6 +360,20 @@ void BrokerImpl::Dispatch(const Request& request) {
       return OnGetFederationStatus(request);
     case v1::MESSAGE_TYPE_GET_STATEMENT:
       return OnGetStatement(request);
+    case v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK:
+      return OnPutBundleChunk(request);
+    case v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK:
+      return OnFetchResultChunk(request);
+    case v1::MESSAGE_TYPE_PEER_PUT_BUNDLE_CHUNK:
+      return OnPeerPutBundleChunk(request);
+    case v1::MESSAGE_TYPE_PEER_GET_BUNDLE_CHUNK:
+      return OnPeerGetBundleChunk(request);
+    case v1::MESSAGE_TYPE_PEER_FETCH_RESULT_CHUNK:
+      return OnPeerFetchResultChunk(request);
+    case v1::MESSAGE_TYPE_GET_BUNDLE_CHUNK:
+      return OnGetBundleChunk(request);
+    case v1::MESSAGE_TYPE_RESULT_CHUNK:
+      return OnResultChunk(request);
     default:
       spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
                    request.peer.name, MessageTypeName(type));
@@ -506,6 +527,7 @@ void BrokerImpl::OnTick() {
   }
   CheckProviderLiveness(now);
   jobs_->ResendUnansweredOffers(now);
+  if (!relays_.empty()) ExpireRelays(now);
   TickFederation(now);
   LedgerTick(now);
   if (now - last_fair_share_save_ms_ >= kFairShareSaveMs || now < last_fair_share_save_ms_) {

@@ -61,7 +61,9 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
        "settlement_interval_ms", "replication_interval_ms", "checkpoint_every",
        "checkpoint_interval_ms", "preemption", "decline_retry_ms",
        "max_decline_retry_ms", "lost_job_timeout_ms",
-       "max_unfinished_jobs_per_consumer", "metrics_address", "peers"},
+       "max_unfinished_jobs_per_consumer", "metrics_address", "peers",
+       "bundle_dir", "max_bundle_bytes", "max_input_bytes_per_job",
+       "max_bundle_bytes_per_consumer"},
       where));
   BrokerConfig config;
   BrokerOptions& options = config.options;
@@ -121,6 +123,23 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
   options.max_unfinished_jobs_per_consumer = static_cast<uint32_t>(max_unfinished);
   CN_RETURN_IF_ERROR(
       Get(root, "metrics_address", where, false, &options.metrics_address));
+  CN_RETURN_IF_ERROR(Get(root, "bundle_dir", where, false, &options.bundle_dir));
+  if (!options.bundle_dir.empty()) {
+    options.bundle_dir = ResolvePath(base, options.bundle_dir);
+  }
+  for (auto [key, target] : {std::pair{"max_bundle_bytes", &options.max_bundle_bytes},
+                             std::pair{"max_input_bytes_per_job",
+                                       &options.max_input_bytes_per_job},
+                             std::pair{"max_bundle_bytes_per_consumer",
+                                       &options.max_bundle_bytes_per_consumer}}) {
+    int64_t value = static_cast<int64_t>(*target);
+    CN_RETURN_IF_ERROR(Get(root, key, where, false, &value));
+    if (value < 0 || (value == 0 && std::string(key) == "max_bundle_bytes")) {
+      return InvalidArgumentError(where + ": " + key +
+                                  " must be a positive number of bytes");
+    }
+    *target = static_cast<uint64_t>(value);
+  }
   CN_RETURN_IF_ERROR(Get(root, "decline_retry_ms", where, false,
                          &options.decline_retry_ms));
   CN_RETURN_IF_ERROR(Get(root, "max_decline_retry_ms", where, false,

@@ -34,6 +34,8 @@
 #include "core/zap_handler.h"
 #include "computenet/common/rate_limiter.h"
 #include "computenet/common/transport.h"
+#include "computenet/bundles/bundle_store.h"
+#include "computenet/v1/bundle.pb.h"
 #include "computenet/v1/consumer.pb.h"
 #include "computenet/v1/peer.pb.h"
 
@@ -190,6 +192,62 @@ class BrokerImpl final : public Broker, private JobEvents {
   StatusOr<int64_t> HoldForForward(v1::JobInfo& job, const std::string& peer);
   Status ApplyRemoteUsage(const std::string& peer,
                           const v1::RemoteUsage& usage);
+
+  // bundle_service.cc: job inputs and results (docs/protocol.md "Bundles").
+  // A request that waits for another party's answer (a peer broker, a
+  // provider): who asked, and what to do with the answer.
+  struct Relay {
+    enum class Kind { kUpload, kInputPull, kResultFetch };
+    Kind kind = Kind::kUpload;
+    std::string routing_id;  // the asking connection
+    uint64_t request_id = 0;
+    v1::MessageType reply_type = v1::MESSAGE_TYPE_UNSPECIFIED;
+    // A peer broker asked (its relay id is echoed in the reply body).
+    bool origin_is_peer = false;
+    uint64_t origin_relay_id = 0;
+    int64_t deadline_ms = 0;
+    std::string job_id;
+    std::string digest;
+    std::string consumer;
+    // Upload: peers not answered yet, and the answer so far.
+    std::set<std::string> waiting;
+    v1::PutBundleChunkReply merged;
+    Status error;
+    // Result fetch at the broker of the provider: who must answer, and
+    // the signed record to pass on with the first chunk.
+    std::string provider;
+    std::string record;
+    std::string signature;
+    std::string signing_key;
+  };
+  Status InitBundles();
+  StatusOr<bundles::BundleStore*> StagingFor(const std::string& owner);
+  StatusOr<v1::PutBundleChunkReply> StoreChunk(const std::string& owner,
+                                               const v1::PutBundleChunk& chunk);
+  // FAILED_PRECONDITION unless every input of the spec was uploaded here by
+  // consumer (or relayed for each region the job allows); RESOURCE_EXHAUSTED
+  // past max_input_bytes_per_job.
+  Status CheckJobInputs(const std::string& consumer, const v1::JobSpec& spec);
+  void SendReply(const std::string& routing_id, uint64_t request_id,
+                 v1::MessageType type, const google::protobuf::MessageLite& body,
+                 const Status& status);
+  void OnPutBundleChunk(const Request& request);
+  void OnPeerPutBundleChunk(const Request& request);
+  void OnGetBundleChunk(const Request& request);
+  void OnPeerGetBundleChunk(const Request& request);
+  void OnFetchResultChunk(const Request& request);
+  void OnPeerFetchResultChunk(const Request& request);
+  void OnResultChunk(const Request& request);
+  Status StartResultFetch(Relay relay, const v1::JobInfo& job, uint64_t offset);
+  void AnswerResultFetch(const Relay& relay,
+                         const v1::FetchResultChunkReply& answer,
+                         const Status& status);
+  void OnBundleRelayReply(PeerLink& link, const v1::Envelope& envelope);
+  void ExpireRelays(int64_t now_ms);
+  std::unique_ptr<bundles::BundleStore> bundles_;
+  std::map<std::string, std::unique_ptr<bundles::BundleStore>> staging_;
+  std::map<uint64_t, Relay> relays_;
+  uint64_t next_relay_id_ = 0;
 
   // scheduler.cc
   void Schedule();

@@ -353,6 +353,10 @@ void BrokerImpl::HandlePeerReply(PeerLink& link, const v1::Envelope& envelope) {
   const std::string& peer = link.config().broker_id;
   Status status = StatusFromProto(envelope.status());
   switch (envelope.type()) {
+    case v1::MESSAGE_TYPE_PEER_PUT_BUNDLE_CHUNK_REPLY:
+    case v1::MESSAGE_TYPE_PEER_GET_BUNDLE_CHUNK_REPLY:
+    case v1::MESSAGE_TYPE_PEER_FETCH_RESULT_CHUNK_REPLY:
+      return OnBundleRelayReply(link, envelope);
     case v1::MESSAGE_TYPE_FORWARD_JOB_REPLY: {
       auto reply = DecodeBody<v1::ForwardJobReply>(envelope);
       if (!reply.ok()) return;
@@ -739,6 +743,13 @@ Status BrokerImpl::ApplyRemoteUsage(const std::string& peer,
     charge.evidence = usage.SerializeAsString();
     CN_ASSIGN_OR_RETURN(posted, ledger_.PostRemoteUsage(job, charge, Now()));
     if (!posted.duplicate) {
+      if (record.closes_job() && !record.result_digest().empty()) {
+        // The provider's own signed words about the result, as it billed.
+        job.set_result_digest(record.result_digest());
+        job.set_result_bytes(record.result_bytes());
+        job.set_result_record(usage.record());
+        job.set_result_signature(usage.provider_signature());
+      }
       job.set_card_seconds(job.card_seconds() + usage.billed_card_seconds());
       job.set_charged(job.charged() + posted.amount);
       CN_RETURN_IF_ERROR(store_->UpdateJob(job, Now()));

@@ -30,6 +30,19 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.command(0).empty()) {
     return InvalidArgumentError("job spec: command[0] is empty");
   }
+  if (spec.inputs_size() > 16) {
+    return InvalidArgumentError("job spec: more than 16 inputs");
+  }
+  for (const auto& input : spec.inputs()) {
+    const std::string& digest = input.digest();
+    if (digest.size() != 64 ||
+        digest.find_first_not_of("0123456789abcdef") != std::string::npos ||
+        input.size() == 0) {
+      return InvalidArgumentError(
+          "job spec: an input needs a SHA-256 digest (64 lower-case hex) and "
+          "its size");
+    }
+  }
   if (static_cast<size_t>(spec.env_size()) > kMaxEnvEntries) {
     return InvalidArgumentError("job spec: more than 128 env entries");
   }

@@ -53,6 +53,10 @@ void BrokerImpl::OnSubmitJob(const Request& request) {
   if (!submit.ok()) return respond(submit.status());
   Status valid = ValidateJobSpec(submit->spec());
   if (!valid.ok()) return respond(valid);
+  if (!submit->spec().inputs().empty()) {
+    Status inputs = CheckJobInputs(request.peer.name, submit->spec());
+    if (!inputs.ok()) return respond(inputs);
+  }
   if (submit->idempotency_key().size() > 128) {
     return respond(InvalidArgumentError("idempotency_key over 128 bytes"));
   }

@@ -368,6 +368,13 @@ void BrokerImpl::OnUsageReport(const Request& request) {
                                                     attempt},
                                   *record, Now()));
     if (posted.posted.duplicate) return OkStatus();
+    if (record->closes_job() && !record->result_digest().empty()) {
+      // What the consumer fetches is checked against these signed bytes.
+      job->set_result_digest(record->result_digest());
+      job->set_result_bytes(record->result_bytes());
+      job->set_result_record(report->record());
+      job->set_result_signature(report->signature());
+    }
     // Totals over all the job's attempts (a hold covers one attempt).
     job->set_card_seconds(job->card_seconds() +
                           posted.posted.entry.billed_card_seconds());

@@ -123,6 +123,22 @@ struct BrokerOptions {
   // How often this broker pulls each up peer's ledger into its replica,
   // verifies it and cosigns the peer's new checkpoints. Default 30 s.
   int64_t replication_interval_ms = 30'000;
+
+  // Bundles: job inputs uploaded by consumers (and relayed by peers), kept
+  // in this directory; default "<database_path>.bundles". A bundle over
+  // max_bundle_bytes (default 1 GiB), a job whose inputs sum past
+  // max_input_bytes_per_job (default 2 GiB), or an upload that would put a
+  // consumer's stored bundles past max_bundle_bytes_per_consumer (default
+  // 10 GiB) is RESOURCE_EXHAUSTED before any byte is stored. 0 = no limit
+  // for the last two.
+  std::string bundle_dir;
+  uint64_t max_bundle_bytes = uint64_t{1} << 30;
+  uint64_t max_input_bytes_per_job = uint64_t{2} << 30;
+  uint64_t max_bundle_bytes_per_consumer = uint64_t{10} << 30;
+  // A chunk relayed to a peer or a provider (uploads, input pulls, result
+  // fetches) that gets no answer in this long is answered UNAVAILABLE
+  // (retry). Default 30 s.
+  int64_t relay_timeout_ms = 30'000;
 };
 
 class Broker {

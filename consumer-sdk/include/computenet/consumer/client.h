@@ -25,6 +25,10 @@
 #ifndef COMPUTENET_CONSUMER_CLIENT_H_
 #define COMPUTENET_CONSUMER_CLIENT_H_
 
+#include "computenet/bundles/bundle_archive.h"
+#include "computenet/v1/bundle.pb.h"
+#include "computenet/v1/provider.pb.h"
+
 #include <deque>
 #include <functional>
 #include <memory>
@@ -99,6 +103,45 @@ class Client {
   StatusOr<v1::JobInfo> WatchJob(const std::string& job_id);
   StatusOr<std::optional<v1::JobInfo>> NextChange(const v1::JobInfo& current,
                                                   int timeout_ms);
+
+  // Inputs and results (docs/sdk.md "Inputs and results").
+  //
+  // Uploads a packed bundle (computenet/bundles/bundle_archive.h) to the
+  // home broker in chunks, for jobs allowed in allowed_regions (empty =
+  // any): a home broker outside them relays it to the brokers of those
+  // regions and keeps none of it. Resumes where the broker stands, so a
+  // bundle uploaded before costs one round trip. Returns the input to put
+  // in JobSpec.inputs. RESOURCE_EXHAUSTED past the broker's limits (before
+  // a byte is sent); DATA_LOSS if the bytes do not hash to the digest;
+  // UNAVAILABLE if a broker of an allowed region is unreachable.
+  StatusOr<v1::InputBundle> UploadBundle(
+      const bundles::PackedBundle& bundle,
+      const std::vector<std::string>& allowed_regions);
+  // Packs paths (files or directories; each lands in the job's working
+  // directory under its own name) into a temporary bundle and uploads it.
+  // INVALID_ARGUMENT for a missing path or a special file; as UploadBundle.
+  StatusOr<v1::InputBundle> UploadInputs(
+      const std::vector<std::string>& paths,
+      const std::vector<std::string>& allowed_regions);
+
+  // The job's result, downloaded and checked.
+  struct FetchedResult {
+    std::string digest;
+    uint64_t size = 0;
+    std::string archive;     // the downloaded bundle file
+    v1::UsageRecord record;  // the provider-signed record that names it
+  };
+  // Downloads the job's result into archive_file and checks it: the
+  // provider's signature over its closing usage record, and that the
+  // bytes hash to the digest that record names. FAILED_PRECONDITION if the
+  // job has no result (yet); NOT_FOUND for another consumer's job;
+  // UNAVAILABLE if the site that keeps it is offline; DATA_LOSS naming both
+  // digests on a mismatch (the file is removed then).
+  StatusOr<FetchedResult> FetchResult(const std::string& job_id,
+                                      const std::string& archive_file);
+  // FetchResult, then unpacks it into out_dir (created).
+  StatusOr<FetchedResult> FetchResultInto(const std::string& job_id,
+                                          const std::string& out_dir);
 
  private:
   Client(ClientOptions options, Identity identity)

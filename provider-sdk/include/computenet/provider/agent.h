@@ -39,6 +39,7 @@
 #include "computenet/common/identity.h"
 #include "computenet/common/status.h"
 #include "computenet/provider/executor.h"
+#include "computenet/provider/site_config.h"
 #include "computenet/v1/provider.pb.h"
 
 namespace computenet::provider {
@@ -75,6 +76,8 @@ struct ProviderOptions {
   // place that survives too (ProcessExecutorOptions::state_dir). Empty: in
   // memory, lost with the agent.
   std::string state_dir;
+  // Inputs, results and their limits (work_dir empty: none).
+  SiteDataOptions data;
 };
 
 class ProviderAgent {

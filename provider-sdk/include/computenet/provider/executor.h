@@ -30,6 +30,11 @@ struct ExecutionRequest {
   // The broker's placement number of this run (PlacementOffer.attempt, from
   // 1): a rerun of the same job on this site is a different run.
   uint32_t attempt = 1;
+  // When non-empty, the job's working directory on the host, prepared by
+  // the agent (the job's inputs are unpacked there, and <workspace>/output
+  // is what the agent keeps as its result); when empty, the executor makes
+  // <work_dir>/<job id>/workspace.
+  std::string workspace;
 };
 
 struct ExecutionEvent {

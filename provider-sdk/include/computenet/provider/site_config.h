@@ -47,6 +47,11 @@
 //   card_memory_mib = 81920 # per card, for inventory = "slurm"
 //   [nvml]
 //   library = "libnvidia-ml.so.1"
+//   [data]                  # job inputs and results (docs/sdk.md)
+//   max_input_bytes = 4294967296   # offers with larger inputs are refused
+//   max_result_bytes = 4294967296  # larger output directories are not kept
+//   retention_s = 604800    # finished jobs' files are removed after this
+//   max_work_bytes = 0      # offers refused while work_dir holds more (0 = off)
 // With inventory = "config", [[nodes]] with accelerators are required. With
 // "nvml", at most one [[nodes]] (name, fabric, cores, memory of this
 // machine; accelerators optional, used only if NVML is unavailable). With
@@ -84,6 +89,25 @@ struct SlurmSiteConfig {
   uint64_t card_memory_mib = 0;
 };
 
+// Where a site keeps the work's data (docs/sdk.md "Inputs and results").
+struct SiteDataOptions {
+  // The site's work directory: job workspaces, fetched inputs, packed
+  // results. Empty: the agent takes no jobs with inputs and packs no
+  // results.
+  std::string work_dir;
+  // Offers whose inputs sum past this are refused. Default 4 GiB.
+  uint64_t max_input_bytes = uint64_t{4} << 30;
+  // A job's output directory larger than this is not kept (the job's
+  // status says so). Default 4 GiB.
+  uint64_t max_result_bytes = uint64_t{4} << 30;
+  // Finished jobs' directories, results and cached inputs are removed
+  // after this long. Default 7 days.
+  int64_t retention_ms = int64_t{7} * 24 * 3600 * 1000;
+  // While the work directory holds more than this, offers are refused
+  // (RESOURCE_EXHAUSTED, "site storage full"). 0 = no quota (default).
+  uint64_t max_work_bytes = 0;
+};
+
 struct SiteConfig {
   std::string broker_endpoint;
   std::string broker_public_key;  // Z85, read from broker_identity if given
@@ -96,6 +120,7 @@ struct SiteConfig {
   std::string inventory = "config";   // "config" | "nvml" | "slurm"
   SlurmSiteConfig slurm;
   std::string nvml_library = "libnvidia-ml.so.1";
+  SiteDataOptions data;  // work_dir = work_dir; limits from [data]
 };
 
 // INVALID_ARGUMENT naming the key at fault; NOT_FOUND if a referenced file
