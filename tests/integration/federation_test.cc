@@ -808,7 +808,7 @@ TEST_F(FederationTest, InputsGoOnlyWhereTheJobMayRunAndItsSignedResultComesBack)
   ASSERT_EQ(code, 0) << fetched;
   // The digest the consumer checked is the one the provider signed.
   EXPECT_THAT(fetched, HasSubstr(result_digest)) << fetched;
-  EXPECT_THAT(fetched, HasSubstr("west:west-site")) << fetched;
+  EXPECT_THAT(fetched, HasSubstr("as signed by west-site")) << fetched;
   auto flag = ReadFileToString(Path("result/flag"));
   ASSERT_TRUE(flag.ok()) << flag.status().ToString();
   EXPECT_EQ(*flag, "finished\n");
