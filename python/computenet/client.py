@@ -232,7 +232,9 @@ class Client:
     # --- jobs -------------------------------------------------------------
 
     def submit(self, spec: Optional[JobSpec] = None, /, *,
-               idempotency_key: str = "", **forms: Any) -> "Job":
+               idempotency_key: str = "",
+               inputs: Iterable[Union[str, "os.PathLike[str]"]] = (),
+               **forms: Any) -> "Job":
         """Submits a job; returns its :class:`Job` handle.
 
         Give a :class:`JobSpec`, or its fields as keyword arguments, or both
@@ -253,6 +255,11 @@ class Client:
         ``max_price_per_card_hour``, ``max_price_per_a100_hour``,
         ``preemptible``, ``priority``, ``max_attempts``, ``env``, ``name``.
 
+        ``inputs``: files or directories uploaded first (one bundle; only to
+        the brokers of the job's ``regions``) and unpacked into the job's
+        working directory, each under its own name; ``job.fetch(dir)``
+        brings back what the job left in ``$COMPUTENET_OUTPUT_DIR``.
+
         A retried submit carries the same idempotency key, so it never makes
         a second job; give your own ``idempotency_key`` to make resubmitting
         safe across processes too (the same key returns the first job, with
@@ -271,6 +278,11 @@ class Client:
         elif forms:
             spec = dataclasses.replace(spec, **forms)
         fields = spec.to_proto_fields()
+        paths = [os.fspath(path) for path in inputs]
+        if paths:
+            uploaded = self._connection().upload_inputs(
+                paths, list(fields.get("allowed_regions", [])))
+            fields["inputs"] = [uploaded]
         reply = self._connection().submit(fields, idempotency_key)
         return Job(self, reply["job_id"],
                    submitted_state=JobState.parse(reply["state"]),
@@ -367,6 +379,14 @@ class Job:
     def status(self) -> JobInfo:
         """The job now. NotFound if there is none or it is not yours."""
         return JobInfo._from_proto(self.client._connection().get_job(self.id))
+
+    def fetch(self, out_dir: Union[str, "os.PathLike[str]"]) -> Dict[str, Any]:
+        """Downloads the job's result (its output directory) into
+        ``out_dir``, after checking it against the provider-signed usage
+        record; returns ``{"digest", "size", "provider"}``.
+        FailedPrecondition while it has no result; DataLoss on a mismatch
+        (nothing is unpacked then); Unavailable if the site is offline."""
+        return self.client._connection().fetch_result(self.id, os.fspath(out_dir))
 
     def cancel(self) -> JobState:
         """Asks the broker to cancel; returns the state then (CANCELLED at

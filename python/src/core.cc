@@ -242,7 +242,18 @@ void DictToMessage(const py::dict& dict, pb::Message* message) {
         Raise(InvalidArgumentError(field->full_name() +
                                    ": want a list, not a single value"));
       }
-      for (auto item : value) SetScalar(message, field, item);
+      for (auto item : value) {
+        if (field->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+          // e.g. JobSpec.inputs: a list of dicts.
+          if (!py::isinstance<py::dict>(item)) {
+            Raise(InvalidArgumentError(field->full_name() +
+                                       ": want a list of dicts"));
+          }
+          DictToMessage(item.cast<py::dict>(), r->AddMessage(message, field));
+          continue;
+        }
+        SetScalar(message, field, item);
+      }
     } else {
       SetScalar(message, field, value);
     }
@@ -291,6 +302,27 @@ class Connection {
       return Unwrap(c.Submit(spec, idempotency_key));
     });
     return MessageToDict(reply);
+  }
+
+  // Packs and uploads paths for jobs allowed in regions: {digest, size}.
+  py::dict UploadInputs(const std::vector<std::string>& paths,
+                        const std::vector<std::string>& regions) {
+    auto input = Locked([&](consumer::Client& c) {
+      return Unwrap(c.UploadInputs(paths, regions));
+    });
+    return MessageToDict(input);
+  }
+
+  // Downloads, checks and unpacks a job's result: {digest, size, provider}.
+  py::dict FetchResult(const std::string& job_id, const std::string& out_dir) {
+    auto result = Locked([&](consumer::Client& c) {
+      return Unwrap(c.FetchResultInto(job_id, out_dir));
+    });
+    py::dict out;
+    out["digest"] = result.digest;
+    out["size"] = result.size;
+    out["provider"] = result.record.provider();
+    return out;
   }
 
   py::dict GetJob(const std::string& job_id) {
@@ -449,6 +481,10 @@ PYBIND11_MODULE(_core, m) {
       .def("submit", &Connection::Submit, py::arg("spec"),
            py::arg("idempotency_key"))
       .def("get_job", &Connection::GetJob, py::arg("job_id"))
+      .def("upload_inputs", &Connection::UploadInputs, py::arg("paths"),
+           py::arg("regions"))
+      .def("fetch_result", &Connection::FetchResult, py::arg("job_id"),
+           py::arg("out_dir"))
       .def("cancel", &Connection::Cancel, py::arg("job_id"))
       .def("list_jobs", &Connection::ListJobs, py::arg("limit"),
            py::arg("states"))

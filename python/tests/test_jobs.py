@@ -255,3 +255,24 @@ def test_wait_timeout_raises_deadline_exceeded(
     assert isinstance(late.value, TimeoutError)
     net.flag("late").touch()
     assert job.wait(timeout=WAIT).succeeded
+
+
+def test_inputs_go_up_and_the_checked_result_comes_back(
+        alice: computenet.Client, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "numbers.txt").write_text("3\n4\n")
+    job = alice.submit(
+        command=["sh", "-c",
+                 'awk "{s+=\\$1} END {print s}" data/numbers.txt'
+                 ' > "$COMPUTENET_OUTPUT_DIR/sum.txt"'],
+        inputs=[data], max_duration_s=60)
+    info = job.wait(timeout=WAIT)
+    assert info.state is JobState.SUCCEEDED, info.reason
+    fetched = job.fetch(tmp_path / "result")
+    assert (tmp_path / "result" / "sum.txt").read_text() == "7\n"
+    assert len(fetched["digest"]) == 64 and fetched["size"] > 0
+    assert fetched["provider"] == "site-a"
+    with pytest.raises(computenet.InvalidArgument):
+        alice.submit(command=["true"], inputs=[tmp_path / "missing"],
+                     max_duration_s=60)
