@@ -266,7 +266,7 @@ def test_inputs_go_up_and_the_checked_result_comes_back(
         command=["sh", "-c",
                  'awk "{s+=\\$1} END {print s}" data/numbers.txt'
                  ' > "$COMPUTENET_OUTPUT_DIR/sum.txt"'],
-        inputs=[data], max_duration_s=60)
+        inputs=[data], models=["A800"], max_duration_s=60)
     info = job.wait(timeout=WAIT)
     assert info.state is JobState.SUCCEEDED, info.reason
     fetched = job.fetch(tmp_path / "result")
