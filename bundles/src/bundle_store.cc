@@ -371,6 +371,44 @@ uint64_t BundleStore::BytesWithNote(const std::string& line) const {
   return bytes;
 }
 
+void BundleStore::Touch(const std::string& digest) {
+  if (!IsDigest(digest)) return;
+  ::utimensat(AT_FDCWD, PathOf(digest).c_str(), nullptr, 0);
+}
+
+std::vector<std::string> BundleStore::RemoveUnusedSince(int64_t cutoff_ms) {
+  std::vector<std::string> removed;
+  std::error_code error;
+  std::vector<fs::path> old;
+  for (const auto& entry : fs::directory_iterator(options_.dir, error)) {
+    struct stat info {};
+    if (::stat(entry.path().c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
+      continue;
+    }
+    const int64_t written_ms = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000 +
+                               info.st_mtim.tv_nsec / 1'000'000;
+    if (written_ms < cutoff_ms) old.push_back(entry.path());
+  }
+  for (const auto& path : old) {
+    const std::string name = path.filename().string();
+    const std::string digest = name.substr(0, name.find('.'));
+    if (!IsDigest(digest)) continue;
+    if (name == digest) {
+      // A bundle: its notes go with it.
+      ::unlink((options_.dir + "/" + digest + ".notes").c_str());
+      removed.push_back(digest);
+    } else if (name.size() > digest.size() &&
+               name.compare(digest.size(), std::string::npos, ".notes") == 0 &&
+               fs::exists(PathOf(digest), error)) {
+      continue;  // a bundle still in use keeps its notes, whatever their age
+    } else {
+      uploads_.erase(digest);
+    }
+    ::unlink(path.c_str());
+  }
+  return removed;
+}
+
 uint64_t BundleStore::BytesStored() const {
   uint64_t bytes = 0;
   std::error_code error;

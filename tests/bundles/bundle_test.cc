@@ -3,6 +3,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "computenet/bundles/bundle_archive.h"
 #include "computenet/bundles/bundle_store.h"
+#include "computenet/common/clock.h"
 #include "computenet/common/files.h"
 #include "computenet/common/sha256.h"
 #include "test_support.h"
@@ -217,6 +219,31 @@ TEST_F(BundleStoreTest, NotesOutliveTheStoreAndCountBytes) {
   EXPECT_EQ(store_->Notes(digest).size(), 1u);
   EXPECT_EQ(store_->BytesWithNote("owner alice"), small.size());
   EXPECT_EQ(store_->BytesWithNote("owner bob"), 0u);
+}
+
+TEST_F(BundleStoreTest, UnusedBundlesAndStaleUploadsAreSweptUsedOnesStay) {
+  const std::string kept = data_.substr(0, 1000);
+  const std::string gone = data_.substr(1000, 1000);
+  const std::string kept_digest = HexEncode(Sha256(kept));
+  const std::string gone_digest = HexEncode(Sha256(gone));
+  ASSERT_TRUE(store_->Append(kept_digest, kept.size(), 0, kept)->complete);
+  ASSERT_TRUE(store_->Append(gone_digest, gone.size(), 0, gone)->complete);
+  ASSERT_TRUE(store_->AddNote(gone_digest, "owner alice").ok());
+  ASSERT_TRUE(store_->Append(digest_, data_.size(), 0, Part(0, 100)).ok());
+  // Everything "written" a day ago; then one bundle is used.
+  const int64_t now_ms = SystemClock::Shared()->NowMs();
+  for (const auto& entry : fs::directory_iterator(dir_.File("store"))) {
+    struct timespec old[2] = {{(now_ms / 1000) - 86'400, 0},
+                              {(now_ms / 1000) - 86'400, 0}};
+    ::utimensat(AT_FDCWD, entry.path().c_str(), old, 0);
+  }
+  store_->Touch(kept_digest);
+  const auto removed = store_->RemoveUnusedSince(now_ms - 3'600'000);
+  EXPECT_EQ(removed, std::vector<std::string>{gone_digest});
+  EXPECT_TRUE(store_->Stat(kept_digest)->complete);
+  EXPECT_FALSE(store_->Stat(gone_digest)->complete);
+  EXPECT_TRUE(store_->Notes(gone_digest).empty());
+  EXPECT_EQ(store_->Stat(digest_)->have, 0u) << "the stale upload went too";
 }
 
 }  // namespace

@@ -528,6 +528,7 @@ void BrokerImpl::OnTick() {
   CheckProviderLiveness(now);
   jobs_->ResendUnansweredOffers(now);
   if (!relays_.empty()) ExpireRelays(now);
+  if (now >= next_bundle_sweep_ms_) SweepBundles(now);
   TickFederation(now);
   LedgerTick(now);
   if (now - last_fair_share_save_ms_ >= kFairShareSaveMs || now < last_fair_share_save_ms_) {

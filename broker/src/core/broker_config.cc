@@ -63,7 +63,7 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
        "max_decline_retry_ms", "lost_job_timeout_ms",
        "max_unfinished_jobs_per_consumer", "metrics_address", "peers",
        "bundle_dir", "max_bundle_bytes", "max_input_bytes_per_job",
-       "max_bundle_bytes_per_consumer"},
+       "max_bundle_bytes_per_consumer", "bundle_retention_s"},
       where));
   BrokerConfig config;
   BrokerOptions& options = config.options;
@@ -140,6 +140,12 @@ StatusOr<BrokerConfig> LoadBrokerConfig(const std::string& path) {
     }
     *target = static_cast<uint64_t>(value);
   }
+  int64_t retention_s = options.bundle_retention_ms / 1000;
+  CN_RETURN_IF_ERROR(Get(root, "bundle_retention_s", where, false, &retention_s));
+  if (retention_s < 60 || retention_s > int64_t{366} * 86'400) {
+    return InvalidArgumentError(where + ": bundle_retention_s must be 60..31622400");
+  }
+  options.bundle_retention_ms = retention_s * 1000;
   CN_RETURN_IF_ERROR(Get(root, "decline_retry_ms", where, false,
                          &options.decline_retry_ms));
   CN_RETURN_IF_ERROR(Get(root, "max_decline_retry_ms", where, false,

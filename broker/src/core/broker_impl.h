@@ -244,6 +244,9 @@ class BrokerImpl final : public Broker, private JobEvents {
                          const Status& status);
   void OnBundleRelayReply(PeerLink& link, const v1::Envelope& envelope);
   void ExpireRelays(int64_t now_ms);
+  // Hourly: bundles unused for bundle_retention_ms go (bundle_service.cc).
+  void SweepBundles(int64_t now_ms);
+  int64_t next_bundle_sweep_ms_ = 0;
   std::unique_ptr<bundles::BundleStore> bundles_;
   std::map<std::string, std::unique_ptr<bundles::BundleStore>> staging_;
   std::map<uint64_t, Relay> relays_;

@@ -268,6 +268,7 @@ Status BrokerImpl::CheckJobInputs(const std::string& consumer,
     total += input.size();
     CN_ASSIGN_OR_RETURN(BundleStore::Progress here, bundles_->Stat(input.digest()));
     if (here.complete && bundles_->HasNote(input.digest(), OwnerNote(consumer))) {
+      bundles_->Touch(input.digest());
       if (here.total != input.size()) {
         return InvalidArgumentError("input " + input.digest() + " has " +
                                     std::to_string(here.total) +
@@ -327,6 +328,7 @@ void BrokerImpl::OnGetBundleChunk(const Request& request) {
   if (!here_or.ok()) return respond(here_or.status());
   const BundleStore::Progress here = *here_or;
   if (here.complete) {
+    if (asked->offset() == 0) bundles_->Touch(asked->digest());
     auto data = bundles_->Read(asked->digest(), asked->offset(), bundles::kChunkBytes);
     if (!data.ok()) return respond(data.status());
     reply.set_total_size(here.total);
@@ -643,6 +645,17 @@ void BrokerImpl::ExpireRelays(int64_t now_ms) {
       SendReply(relay.routing_id, relay.request_id, relay.reply_type,
                 v1::Heartbeat(), late);
     }
+  }
+}
+
+void BrokerImpl::SweepBundles(int64_t now_ms) {
+  next_bundle_sweep_ms_ = now_ms + 3600 * 1000;
+  const int64_t cutoff = now_ms - options_.bundle_retention_ms;
+  const auto removed = bundles_->RemoveUnusedSince(cutoff);
+  for (auto& [owner, staging] : staging_) (void)staging->RemoveUnusedSince(cutoff);
+  if (!removed.empty()) {
+    spdlog::info("removed {} bundle(s) unused for {} s", removed.size(),
+                 options_.bundle_retention_ms / 1000);
   }
 }
 

@@ -139,6 +139,11 @@ struct BrokerOptions {
   // fetches) that gets no answer in this long is answered UNAVAILABLE
   // (retry). Default 30 s.
   int64_t relay_timeout_ms = 30'000;
+  // Bundles unused this long (not uploaded to, named by a submit or read
+  // for a site) are removed, with unfinished uploads. A job queued longer
+  // than this with inputs fails at its site ("input ... is not here").
+  // Default 7 days.
+  int64_t bundle_retention_ms = int64_t{7} * 24 * 3600 * 1000;
 };
 
 class Broker {

@@ -97,6 +97,12 @@ class BundleStore {
   // Bytes of the complete bundles that carry `line` as a note.
   uint64_t BytesWithNote(const std::string& line) const;
 
+  // Marks a bundle as used now (its file's time), for RemoveUnusedSince.
+  void Touch(const std::string& digest);
+  // Removes bundles, their notes and partial uploads last used or written
+  // before cutoff_ms (ms since the epoch); returns the digests removed.
+  std::vector<std::string> RemoveUnusedSince(int64_t cutoff_ms);
+
   // The file of a complete bundle (whether or not it exists).
   std::string PathOf(const std::string& digest) const;
   // Bytes of complete bundles and partial uploads in the directory.
