@@ -603,6 +603,10 @@ int main(int argc, char** argv) {
       return Fail(computenet::InvalidArgumentError(
           "submit: no command (give it after --, or `command` in the job file)"));
     }
+    if (file) {
+      // The file's inputs too (relative to it); --input adds to them.
+      inputs.insert(inputs.begin(), file->inputs.begin(), file->inputs.end());
+    }
     if (!inputs.empty()) {
       // One bundle of every --input, kept only where the job may run.
       const std::vector<std::string> allowed(spec.allowed_regions().begin(),

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 #include <string_view>
@@ -147,6 +148,7 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
                                 "max_attempts",
                                 "network_access",
                                 "idempotency_key",
+                                "inputs",
                                 "env"},
                                file));
   Reader reader(root, file);
@@ -164,6 +166,13 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
   }
   for (auto& arg : command) spec.add_command(std::move(arg));
   CN_RETURN_IF_ERROR(reader.String("idempotency_key", &job.idempotency_key));
+  CN_RETURN_IF_ERROR(reader.Strings("inputs", &job.inputs));
+  for (const auto& input : job.inputs) {
+    if (input.empty() || input.find('\0') != std::string::npos) {
+      return reader.Error("inputs", *root.get("inputs"),
+                          "must list paths (no empty ones, no NUL)");
+    }
+  }
 
   uint32_t u32 = 0;
   for (const auto& [key, setter] :
@@ -277,7 +286,14 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
 StatusOr<JobFile> LoadJobFile(const std::string& path) {
   CN_ASSIGN_OR_RETURN(std::string text,
                       ReadFileToString(path, kMaxJobFileBytes));
-  return ParseJobFile(text, path);
+  CN_ASSIGN_OR_RETURN(JobFile job, ParseJobFile(text, path));
+  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  for (auto& input : job.inputs) {
+    if (std::filesystem::path(input).is_relative()) {
+      input = (base / input).lexically_normal().string();
+    }
+  }
+  return job;
 }
 
 }  // namespace computenet::consumer

@@ -5,7 +5,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <string>
+
+#include "test_support.h"
 
 namespace computenet::consumer {
 namespace {
@@ -132,6 +135,23 @@ TEST(JobFileTest, AFileThatCannotBeReadIsNotFound) {
   auto job = LoadJobFile("/nonexistent/job.toml");
   ASSERT_FALSE(job.ok());
   EXPECT_EQ(job.status().code(), StatusCode::kNotFound);
+}
+
+TEST(JobFileTest, InputsAreReadRelativeToTheFile) {
+  computenet::testing::TempDir dir;
+  {
+    std::ofstream(dir.File("job.toml"))
+        << "command = [\"python3\", \"train.py\"]\n"
+        << "inputs = [\"data\", \"train.py\", \"/abs/path\"]\n";
+  }
+  auto job = LoadJobFile(dir.File("job.toml"));
+  ASSERT_TRUE(job.ok()) << job.status().ToString();
+  EXPECT_THAT(job->inputs,
+              ::testing::ElementsAre(dir.File("data"), dir.File("train.py"),
+                                     "/abs/path"));
+  auto bad = ParseJobFile("command = [\"x\"]\ninputs = [\"\"]\n", "job.toml");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), ::testing::HasSubstr("'inputs' at line 2"));
 }
 
 }  // namespace

@@ -39,6 +39,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "computenet/common/status.h"
 #include "computenet/v1/job.pb.h"
@@ -48,6 +49,10 @@ namespace computenet::consumer {
 struct JobFile {
   v1::JobSpec spec;
   std::string idempotency_key;  // empty: none
+  // `inputs = ["data", "train.py"]`: files and directories to upload with
+  // the job (Client::UploadInputs), relative to the file's directory when
+  // loaded with LoadJobFile (as written for ParseJobFile).
+  std::vector<std::string> inputs;
   // The keys the file set (e.g. "cards", "env"), so that a caller merging
   // flags on top knows what the file chose.
   std::set<std::string> keys;
