@@ -50,6 +50,7 @@
 #include "computenet/common/job_state.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/consumer/client.h"
+#include "computenet/consumer/client_config.h"
 #include "computenet/consumer/job_file.h"
 #include "computenet/consumer/request_forms.h"
 #include "ledger_commands.h"
@@ -93,7 +94,8 @@ computenet::StatusOr<std::unique_ptr<computenet::consumer::Client>> Open(
       connection.identity_dir.empty()) {
     return computenet::InvalidArgumentError(
         "set --broker, --broker-identity and --identity (or COMPUTENET_BROKER, "
-        "COMPUTENET_BROKER_IDENTITY, COMPUTENET_IDENTITY)");
+        "COMPUTENET_BROKER_IDENTITY, COMPUTENET_IDENTITY, or broker, "
+        "broker_identity and identity in ~/.config/computenet/config.toml)");
   }
   CN_ASSIGN_OR_RETURN(auto broker, computenet::PublicIdentity::LoadFile(
                                        connection.broker_identity));
@@ -322,6 +324,11 @@ int main(int argc, char** argv) {
                  "attempts after a request timed out (default 2)")
       ->envname("COMPUTENET_RETRIES")
       ->check(CLI::Range(0, 100));
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 "connection settings file (default: $COMPUTENET_CONFIG, else "
+                 "~/.config/computenet/config.toml; flags and COMPUTENET_* "
+                 "variables override it)");
   app.footer(kExitCodesHelp);
 
   std::string name, out_dir;
@@ -499,6 +506,36 @@ int main(int argc, char** argv) {
   }
 
   if (json) output = "json";
+  {
+    // The settings file fills what no flag or variable gave.
+    const bool explicit_file = !config_path.empty() ||
+                               std::getenv("COMPUTENET_CONFIG") != nullptr;
+    const std::string path =
+        config_path.empty() ? computenet::consumer::DefaultClientConfigPath()
+                            : config_path;
+    auto file = path.empty() ? computenet::StatusOr<computenet::consumer::ClientConfig>(
+                                   computenet::NotFoundError("no config file"))
+                             : computenet::consumer::LoadClientConfig(path);
+    if (file.ok()) {
+      auto unset = [&](const char* flag) {
+        return app.get_option(flag)->count() == 0;
+      };
+      if (unset("--broker") && !file->broker.empty()) connection.broker = file->broker;
+      if (unset("--broker-identity") && !file->broker_identity.empty()) {
+        connection.broker_identity = file->broker_identity;
+      }
+      if (unset("--identity") && !file->identity.empty()) {
+        connection.identity_dir = file->identity;
+      }
+      if (unset("--request-timeout") && file->request_timeout_s) {
+        connection.request_timeout_s = *file->request_timeout_s;
+      }
+      if (unset("--retries") && file->retries) connection.retries = *file->retries;
+    } else if (file.status().code() != computenet::StatusCode::kNotFound ||
+               explicit_file) {
+      return Fail(file.status());
+    }
+  }
 
   if (*keygen) {
     auto identity = computenet::Identity::Generate(name);

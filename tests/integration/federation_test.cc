@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "computenet/bundles/bundle_archive.h"
+#include "computenet/common/exit_codes.h"
 #include "computenet/common/files.h"
 #include "computenet/consumer/client.h"
 #include "computenet/ledger/clearing_statement.h"
@@ -904,6 +905,35 @@ TEST_F(FederationTest, BadBundlesAndOtherConsumersResultsAreRefusedAndNothingIsK
   // And the brokers kept serving.
   auto mine = alice->FetchResult(submitted->job_id(), Path("mine.tar"));
   EXPECT_TRUE(mine.ok()) << mine.status().ToString();
+}
+
+TEST_F(FederationTest, TheCliTakesItsConnectionFromTheConfigFile) {
+  std::filesystem::create_directories(Path("home/.config/computenet"));
+  {
+    std::ofstream(Path("home/.config/computenet/config.toml"))
+        << "broker = \"" << Endpoint("north") << "\"\n"
+        << "broker_identity = \"../../../keys/north/identity.pub\"\n"
+        << "identity = \"../../../keys/alice\"\n";
+  }
+  // Nothing but HOME: the default file is found and serves.
+  std::string out;
+  EXPECT_EQ(RunCommand({COMPUTENET_CLI_BIN, "jobs"}, {{"HOME", Path("home")}}, &out), 0)
+      << out;
+  // A flag still wins over the file: a wrong endpoint is unreachable.
+  EXPECT_EQ(RunCommand({COMPUTENET_CLI_BIN, "--broker", "tcp://127.0.0.1:1",
+                        "--request-timeout", "0.2", "--retries", "0", "jobs"},
+                       {{"HOME", Path("home")}}, &out),
+            computenet::kExitUnavailable)
+      << out;
+  // A bad file is a usage error naming the key, before any connection.
+  {
+    std::ofstream(Path("bad.toml")) << "broker = \"x\"\nretries = \"two\"\n";
+  }
+  EXPECT_EQ(RunCommand({COMPUTENET_CLI_BIN, "--config", Path("bad.toml"), "jobs"}, {},
+                       &out),
+            computenet::kExitUsage)
+      << out;
+  EXPECT_THAT(out, HasSubstr("'retries' at line 2"));
 }
 
 }  // namespace
