@@ -571,6 +571,10 @@ Status AgentImpl::Handle(const v1::Envelope& envelope) {
       OnAck(envelope);
       return OkStatus();
     case v1::MESSAGE_TYPE_ERROR: {
+      // A refusal of one of our input fetches ends (or pauses) that fetch.
+      if (data_ && envelope.request_id() != 0) {
+        data_->OnChunkReply(envelope, clock_->NowMs());
+      }
       Status status = StatusFromProto(envelope.status());
       if (status.code() == StatusCode::kFailedPrecondition) {
         // The broker lost our session (e.g. it restarted): register again.
