@@ -50,6 +50,7 @@
 #include "computenet/common/job_state.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/consumer/client.h"
+#include "computenet/common/clock.h"
 #include "computenet/consumer/client_config.h"
 #include "computenet/consumer/job_file.h"
 #include "computenet/consumer/request_forms.h"
@@ -302,6 +303,66 @@ int WaitAndPrint(computenet::consumer::Client& client, const std::string& job_id
                                                  : computenet::kExitJobFailed;
 }
 
+// `computenet watch`: one line per job change (or one JSON object per line)
+// until the deadline; with a job, until that job ends (exit as `wait`).
+int Watch(computenet::consumer::Client& client, const std::string& job_id,
+          int64_t timeout_s, const std::string& output) {
+  auto print = [&](const v1::JobInfo& job) -> int {
+    if (output == "json") {
+      auto json = ToJson(job, /*pretty=*/false);
+      if (!json.ok()) return Fail(json.status());
+      std::cout << *json << "\n" << std::flush;
+      return 0;
+    }
+    const std::string where =
+        job.provider().empty() ? std::string("-")
+                               : job.provider() + (job.region().empty()
+                                                       ? std::string()
+                                                       : " (" + job.region() + ")");
+    std::printf("%s  %-14s %-10s %-28s %s\n",
+                computenet::FormatUtc(computenet::SystemClock::Shared()->NowMs()).c_str(),
+                job.job_id().c_str(), computenet::JobStateName(job.state()).c_str(),
+                where.c_str(), job.reason().c_str());
+    std::fflush(stdout);
+    return 0;
+  };
+  const int64_t deadline =
+      timeout_s <= 0 ? INT64_MAX
+                     : computenet::SystemClock::Shared()->NowMs() +
+                           std::min<int64_t>(timeout_s, int64_t{1} << 40) * 1000;
+  auto remaining_ms = [&]() {
+    const int64_t left = deadline - computenet::SystemClock::Shared()->NowMs();
+    return static_cast<int>(std::clamp<int64_t>(left, 0, 5000));
+  };
+  if (!job_id.empty()) {
+    auto job = client.WatchJob(job_id);
+    if (!job.ok()) return Fail(job.status());
+    if (const int printed = print(*job); printed != 0) return printed;
+    while (!computenet::IsTerminal(job->state())) {
+      if (remaining_ms() == 0) {
+        return Fail(computenet::DeadlineExceededError(
+            "job " + job_id + " still " + computenet::JobStateName(job->state())));
+      }
+      auto next = client.NextChange(*job, remaining_ms());
+      if (!next.ok()) return Fail(next.status());
+      if (!next->has_value()) continue;
+      *job = std::move(**next);
+      if (const int printed = print(*job); printed != 0) return printed;
+    }
+    return job->state() == v1::JOB_STATE_SUCCEEDED ? computenet::kExitOk
+                                                   : computenet::kExitJobFailed;
+  }
+  if (Status watched = client.WatchAll(); !watched.ok()) return Fail(watched);
+  while (remaining_ms() > 0) {
+    auto next = client.NextEvent(remaining_ms());
+    if (!next.ok()) return Fail(next.status());
+    if (next->has_value()) {
+      if (const int printed = print(**next); printed != 0) return printed;
+    }
+  }
+  return computenet::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -433,6 +494,14 @@ int main(int argc, char** argv) {
   wait_cmd->add_option("--timeout", timeout_s, "seconds (0 = no limit)")
       ->capture_default_str();
   add_output(wait_cmd);
+  auto* watch = app.add_subcommand(
+      "watch", "follow your jobs' changes live (one line each), or one job's "
+               "until it ends");
+  watch->add_option("job", job_id, "only this job (then exit as `wait` does)");
+  int64_t watch_timeout_s = 0;
+  watch->add_option("--timeout", watch_timeout_s, "seconds (0 = until interrupted)")
+      ->capture_default_str();
+  add_output(watch);
   std::string fetch_dir;
   auto* fetch = app.add_subcommand(
       "fetch", "download a job's result (its output directory) and check it");
@@ -667,6 +736,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*wait_cmd) return WaitAndPrint(**client, job_id, timeout_s, output);
+  if (*watch) return Watch(**client, job_id, watch_timeout_s, output);
   if (*fetch) {
     auto fetched = (*client)->FetchResultInto(job_id, fetch_dir);
     if (!fetched.ok()) return Fail(fetched.status());

@@ -196,6 +196,35 @@ StatusOr<v1::JobInfo> Client::WatchJob(const std::string& job_id) {
   return FreshJob(job_id);
 }
 
+Status Client::WatchAll() {
+  return Call(v1::MESSAGE_TYPE_WATCH_JOBS, v1::WatchJobs(),
+              v1::MESSAGE_TYPE_WATCH_JOBS_REPLY)
+      .status();
+}
+
+StatusOr<std::optional<v1::JobInfo>> Client::NextEvent(int timeout_ms) {
+  const int64_t deadline = SteadyNowMs() + timeout_ms;
+  while (events_.empty()) {
+    const int64_t remaining = deadline - SteadyNowMs();
+    if (remaining <= 0) {
+      // Quiet for a while: make sure the subscription is still there (a
+      // new connection after a lost one starts without it).
+      CN_RETURN_IF_ERROR(WatchAll());
+      if (events_.empty()) return std::optional<v1::JobInfo>();
+      break;
+    }
+    auto received = channel_->Receive(static_cast<int>(remaining));
+    if (received.ok() && received->has_value() &&
+        (*received)->type() == v1::MESSAGE_TYPE_JOB_EVENT) {
+      auto event = DecodeBody<v1::JobEvent>(**received);
+      if (event.ok()) events_.push_back(std::move(*event));
+    }
+  }
+  v1::JobEvent event = std::move(events_.front());
+  events_.pop_front();
+  return std::optional<v1::JobInfo>(std::move(*event.mutable_job()));
+}
+
 StatusOr<v1::JobInfo> Client::FreshJob(const std::string& job_id) {
   CN_ASSIGN_OR_RETURN(v1::JobInfo job, GetJob(job_id));
   // Events that arrived before the reply are no newer than it.

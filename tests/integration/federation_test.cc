@@ -936,5 +936,52 @@ TEST_F(FederationTest, TheCliTakesItsConnectionFromTheConfigFile) {
   EXPECT_THAT(out, HasSubstr("'retries' at line 2"));
 }
 
+std::string Slurp(const std::string& path) {
+  auto text = ReadFileToString(path);
+  return text.ok() ? *text : text.status().ToString();
+}
+
+TEST_F(FederationTest, WatchFollowsEveryChangeOfTheCallersJobs) {
+  ChildProcess watcher({COMPUTENET_CLI_BIN, "watch", "--timeout", "120"}, Env("alice"),
+                       Path("watch.log"));
+  // Once a job shows up in the stream, the subscription is in place.
+  auto shown = [&](const std::string& text) {
+    auto log = ReadFileToString(Path("watch.log"));
+    return log.ok() && log->find(text) != std::string::npos;
+  };
+  // A line naming the job in that state (columns are padded).
+  auto line_with = [&](const std::string& job_id, const std::string& state) {
+    auto log = ReadFileToString(Path("watch.log"));
+    if (!log.ok()) return std::string();
+    std::istringstream lines(*log);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(job_id + " ") != std::string::npos &&
+          line.find(" " + state + " ") != std::string::npos) {
+        return line;
+      }
+    }
+    return std::string();
+  };
+  ASSERT_TRUE(WaitUntil([&] {
+    const std::string probe = Submit({"--", "true"});
+    return WaitUntil([&] { return shown(probe); }, std::chrono::seconds(2));
+  }, std::chrono::seconds(60)));
+  // A forwarded job: each state as it happens, with where it runs.
+  const std::string job = Submit({"--region", "west", "--", "sh", "-c", "sleep 1"});
+  ASSERT_TRUE(WaitUntil([&] { return !line_with(job, "succeeded").empty(); },
+                        std::chrono::seconds(60)))
+      << Slurp(Path("watch.log"));
+  EXPECT_THAT(line_with(job, "running"), HasSubstr("(west)"))
+      << Slurp(Path("watch.log"));
+  watcher.Signal(SIGTERM);
+  watcher.Wait();
+  // One job: until it ends, exiting as `wait` does.
+  const std::string failing = Submit({"--", "sh", "-c", "exit 3"});
+  int code = -1;
+  const std::string out = Cli({"watch", failing, "--timeout", "60"}, &code);
+  EXPECT_EQ(code, computenet::kExitJobFailed) << out;
+  EXPECT_THAT(out, ::testing::ContainsRegex(failing + " +failed")) << out;
+}
+
 }  // namespace
 }  // namespace computenet::testing

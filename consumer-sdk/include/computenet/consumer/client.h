@@ -104,6 +104,14 @@ class Client {
   StatusOr<std::optional<v1::JobInfo>> NextChange(const v1::JobInfo& current,
                                                   int timeout_ms);
 
+  // Every change of every job of the caller (an admin: of every job), for
+  // `computenet watch`. WatchAll subscribes this connection; NextEvent
+  // returns the next changed job as the broker sent it, or nullopt after
+  // timeout_ms without one (the subscription is renewed then, so a
+  // reconnect loses events for at most that long).
+  Status WatchAll();
+  StatusOr<std::optional<v1::JobInfo>> NextEvent(int timeout_ms);
+
   // Inputs and results (docs/sdk.md "Inputs and results").
   //
   // Uploads a packed bundle (computenet/bundles/bundle_archive.h) to the
