@@ -67,7 +67,8 @@ v1::JobInfo Job(uint32_t cards, std::vector<std::string> regions = {}) {
   job.set_job_id("home-1");
   job.mutable_spec()->set_cards_per_node(cards);
   job.mutable_spec()->set_nodes(1);
-  for (const auto& region : regions) job.mutable_spec()->add_allowed_regions(region);
+  for (const auto& region : regions)
+    job.mutable_spec()->add_allowed_regions(region);
   return job;
 }
 
@@ -80,9 +81,9 @@ Placement Local(int64_t price, const std::string& model = "A800",
   placement.provider = "site";
   placement.model = model;
   placement.price_per_card_hour = price;
-  placement.cost_key = price * static_cast<int64_t>(catalog->reference_gflops()) *
-                       1000 /
-                       static_cast<int64_t>(catalog->Find(model)->dense_gflops);
+  placement.cost_key =
+      price * static_cast<int64_t>(catalog->reference_gflops()) * 1000 /
+      static_cast<int64_t>(catalog->Find(model)->dense_gflops);
   placement.reliability_permille = reliability_permille;
   return placement;
 }
@@ -103,16 +104,16 @@ RoutingOptions Options() {
 }
 
 TEST(RoutingTest, RunsLocallyWhenItFitsAndNoPeerIsMuchCheaper) {
-  auto decision = Route(Job(2), Local(1000),
-                        {Peer("east", "east", {Entry("A800", 8, 8, 900)})}, {},
-                        Options());
+  auto decision =
+      Route(Job(2), Local(1000),
+            {Peer("east", "east", {Entry("A800", 8, 8, 900)})}, {}, Options());
   EXPECT_EQ(decision.kind, Kind::kLocal);  // 900 * 1.2 >= 1000
 }
 
 TEST(RoutingTest, ForwardsWhenAPeerIsCheaperByMoreThanTheMargin) {
-  auto decision = Route(Job(2), Local(1000),
-                        {Peer("east", "east", {Entry("A800", 8, 8, 800)})}, {},
-                        Options());
+  auto decision =
+      Route(Job(2), Local(1000),
+            {Peer("east", "east", {Entry("A800", 8, 8, 800)})}, {}, Options());
   EXPECT_EQ(decision.kind, Kind::kForward);  // 800 * 1.2 < 1000
   EXPECT_EQ(decision.peer, "east");
   EXPECT_THAT(decision.reason, HasSubstr("cheaper"));
@@ -128,9 +129,9 @@ TEST(RoutingTest, ResidencyForcesTheAllowedRegion) {
 }
 
 TEST(RoutingTest, NoBrokerServingAllowedRegionsIsRejected) {
-  auto decision = Route(Job(1, {"south"}), std::nullopt,
-                        {Peer("east", "east", {Entry("A800", 8, 8, 10)})}, {},
-                        Options());
+  auto decision =
+      Route(Job(1, {"south"}), std::nullopt,
+            {Peer("east", "east", {Entry("A800", 8, 8, 10)})}, {}, Options());
   EXPECT_EQ(decision.kind, Kind::kReject);
   EXPECT_THAT(decision.reason, HasSubstr("allowed regions"));
 }
@@ -166,18 +167,18 @@ TEST(RoutingTest, AdvertsWithoutComputeFiguresAreResolvedByTheCatalog) {
 TEST(RoutingTest, LocalAndPeersCompareByComputeNotByCard) {
   // Locally an A800 at 1500 (1500 per A100-hour); east's H800 at 2000 is
   // dearer per card but ~631 per A100-hour: far more than the margin.
-  auto decision = Route(Job(1), Local(1500),
-                        {Peer("east", "east", {Entry("H800", 8, 8, 2000)})}, {},
-                        Options());
+  auto decision =
+      Route(Job(1), Local(1500),
+            {Peer("east", "east", {Entry("H800", 8, 8, 2000)})}, {}, Options());
   EXPECT_EQ(decision.kind, Kind::kForward);
   EXPECT_THAT(decision.reason, HasSubstr("per A100-hour"));
   // A local H800 at 2000 against a remote A800 at 1000: the A800 is
   // cheaper per card, dearer per A100-hour: it stays here.
-  EXPECT_EQ(Route(Job(1), Local(2000, "H800"),
-                  {Peer("east", "east", {Entry("A800", 8, 8, 1000)})}, {},
-                  Options())
-                .kind,
-            Kind::kLocal);
+  EXPECT_EQ(
+      Route(Job(1), Local(2000, "H800"),
+            {Peer("east", "east", {Entry("A800", 8, 8, 1000)})}, {}, Options())
+          .kind,
+      Kind::kLocal);
 }
 
 TEST(RoutingTest, ComputeEquivalenceIsForwardedWhereItCostsLeast) {
@@ -290,9 +291,9 @@ TEST(RoutingTest, AForwardedJobIsNeverForwardedAgain) {
   job.set_home_broker("north");  // it came here from north
   job.add_path("north");
   job.add_path("east");
-  auto decision = Route(job, std::nullopt,
-                        {Peer("west", "west", {Entry("910B", 8, 8, 1)})}, {},
-                        Options());
+  auto decision =
+      Route(job, std::nullopt, {Peer("west", "west", {Entry("910B", 8, 8, 1)})},
+            {}, Options());
   EXPECT_EQ(decision.kind, Kind::kWait);
   EXPECT_TRUE(decision.peer.empty());
 }
@@ -301,9 +302,9 @@ TEST(RoutingTest, PeersOnThePathAreNeverChosen) {
   // A -> B -> C -> A is impossible: the path names every broker visited.
   v1::JobInfo job = Job(8);
   job.add_path("east");
-  auto decision = Route(job, std::nullopt,
-                        {Peer("east", "east", {Entry("H800", 16, 8, 1)})}, {},
-                        Options());
+  auto decision =
+      Route(job, std::nullopt,
+            {Peer("east", "east", {Entry("H800", 16, 8, 1)})}, {}, Options());
   EXPECT_EQ(decision.kind, Kind::kWait);
 }
 
@@ -319,7 +320,8 @@ TEST(CapacityAdvertTest, SummarizesWithoutProvidersAndComputesGangs) {
     DeviceGroup group;
     group.model = "H800";
     group.total = 8;
-    for (uint32_t d = 0; d < (n == 1 ? 4u : 8u); ++d) group.free_devices.push_back(d);
+    for (uint32_t d = 0; d < (n == 1 ? 4u : 8u); ++d)
+      group.free_devices.push_back(d);
     node.groups.push_back(group);
     a.nodes.push_back(node);
   }
@@ -346,7 +348,8 @@ TEST(CapacityAdvertTest, SummarizesWithoutProvidersAndComputesGangs) {
   v1::JobSpec gang;
   gang.set_cards_per_node(8);
   gang.set_nodes(2);
-  EXPECT_FALSE(AdvertFits(h800, gang));  // 8-card nodes are in different fabrics
+  EXPECT_FALSE(
+      AdvertFits(h800, gang));  // 8-card nodes are in different fabrics
   gang.set_cards_per_node(4);
   EXPECT_TRUE(AdvertFits(h800, gang));
   gang.set_max_price_per_card_hour(1500);
@@ -431,15 +434,15 @@ TEST(CapacityAdvertTest, CarriesComputeVendorClassAndTheProvidersReliability) {
 TEST(CapacityAdvertTest, DeltaCarriesChangesAndRemovals) {
   std::map<std::string, v1::CapacityEntry> before = {
       {"A800", Entry("A800", 8, 8, 1500)}, {"T4", Entry("T4", 4, 4, 300)}};
-  auto delta = AdvertDelta(before, {Entry("A800", 8, 8, 1500),
-                                    Entry("H800", 8, 8, 2000)});
+  auto delta = AdvertDelta(
+      before, {Entry("A800", 8, 8, 1500), Entry("H800", 8, 8, 2000)});
   ASSERT_EQ(delta.size(), 2u);
   EXPECT_EQ(delta[0].model(), "H800");
   EXPECT_EQ(delta[1].model(), "T4");
   EXPECT_EQ(delta[1].free_cards(), 0u);
-  EXPECT_TRUE(AdvertDelta(before, {Entry("A800", 8, 8, 1500),
-                                   Entry("T4", 4, 4, 300)})
-                  .empty());
+  EXPECT_TRUE(
+      AdvertDelta(before, {Entry("A800", 8, 8, 1500), Entry("T4", 4, 4, 300)})
+          .empty());
 }
 
 }  // namespace

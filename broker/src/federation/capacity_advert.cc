@@ -70,7 +70,8 @@ std::vector<v1::CapacityEntry> SummarizeCapacity(
         entry.set_model(group.model);
         const uint32_t free = static_cast<uint32_t>(group.free_devices.size());
         entry.set_free_cards(entry.free_cards() + free);
-        entry.set_largest_node_cards(std::max(entry.largest_node_cards(), free));
+        entry.set_largest_node_cards(
+            std::max(entry.largest_node_cards(), free));
         if (!totals.priced || price->second < entry.lowest_price() ||
             (price->second == entry.lowest_price() &&
              reliability > totals.best_price_reliability)) {
@@ -122,9 +123,9 @@ std::vector<v1::CapacityEntry> SummarizeCapacity(
     v1::CapacityEntry& entry = totals.entry;
     // The score of the offer a peer's matcher would try first; without
     // compute figures, of the cheapest per card-hour.
-    entry.set_reliability_bp(
-        10 * (totals.best ? totals.best->reliability_permille
-                          : totals.best_price_reliability));
+    entry.set_reliability_bp(10 * (totals.best
+                                       ? totals.best->reliability_permille
+                                       : totals.best_price_reliability));
     if (totals.best) {
       entry.set_lowest_price_per_a100_hour_milli(totals.best->cost);
       entry.set_a100_milli_per_card(totals.best->a100_milli_per_card);

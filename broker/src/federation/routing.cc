@@ -62,7 +62,8 @@ RoutingDecision Route(const v1::JobInfo& job,
     uint32_t reliability_bp;
   };
   auto rank = [](const Candidate& c) {
-    return std::make_tuple(c.tier, c.cost, -static_cast<int64_t>(c.reliability_bp),
+    return std::make_tuple(c.tier, c.cost,
+                           -static_cast<int64_t>(c.reliability_bp),
                            c.peer->broker_id);
   };
   const AcceleratorCatalog* catalog = options.catalog.get();
@@ -84,7 +85,9 @@ RoutingDecision Route(const v1::JobInfo& job,
     if (best) candidates.push_back(*best);
   }
   std::sort(candidates.begin(), candidates.end(),
-            [&](const Candidate& a, const Candidate& b) { return rank(a) < rank(b); });
+            [&](const Candidate& a, const Candidate& b) {
+              return rank(a) < rank(b);
+            });
 
   if (home_allowed && local) {
     const int local_tier = TierOf(spec, options.home_region);
@@ -111,8 +114,10 @@ RoutingDecision Route(const v1::JobInfo& job,
     const Wide peer_scaled =
         static_cast<Wide>(best.cost) * (10000 + options.forward_margin_bp);
     const Wide local_scaled = static_cast<Wide>(local_cost) * 10000;
-    if (std::make_tuple(peer_scaled, -static_cast<int64_t>(best.reliability_bp)) <
-        std::make_tuple(local_scaled, -static_cast<int64_t>(local_reliability_bp))) {
+    if (std::make_tuple(peer_scaled,
+                        -static_cast<int64_t>(best.reliability_bp)) <
+        std::make_tuple(local_scaled,
+                        -static_cast<int64_t>(local_reliability_bp))) {
       return {Kind::kForward, best.peer->broker_id,
               "cheaper at " + best.peer->broker_id + " (" +
                   PerA100Hour(best.cost) + " vs " + PerA100Hour(local_cost) +
@@ -127,9 +132,9 @@ RoutingDecision Route(const v1::JobInfo& job,
                               chosen.peer->region + ") advertises it at " +
                               PerA100Hour(chosen.cost) + " per A100-hour";
     return {Kind::kForward, chosen.peer->broker_id,
-            home_allowed ? "no capacity here; " + offer
-                         : "region " + options.home_region +
-                               " not allowed; " + offer};
+            home_allowed
+                ? "no capacity here; " + offer
+                : "region " + options.home_region + " not allowed; " + offer};
   }
   // Rule 5.
   if (!any_region_served) {

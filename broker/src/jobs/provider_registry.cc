@@ -124,7 +124,9 @@ std::vector<ProviderCapacity> ProviderRegistry::OnlineCapacity() const {
         // the one a peer can count on.
         auto [gflops, fresh] =
             capacity.dense_gflops.emplace(model, shelf.dense_gflops);
-        if (!fresh) gflops->second = std::min(gflops->second, shelf.dense_gflops);
+        if (!fresh) {
+          gflops->second = std::min(gflops->second, shelf.dense_gflops);
+        }
         capacity.vendor_class.emplace(model, shelf.vendor_class);
       }
     }
