@@ -314,8 +314,9 @@ TEST_F(FederationTest, ComputeEquivalenceJobsAreForwardedWhereTheyCostLeast) {
   EXPECT_EQ(status["assignments"][0]["device_indices"].size(), 3u);
   EXPECT_GE(status.value("a100_equivalents_milli", 0), 8000);
 
-  const std::string domestic = Submit({"--a100-equivalents", "8", "--vendor-class",
-                                       "domestic", "--wait", "--", "true"});
+  const std::string domestic =
+      Submit({"--a100-equivalents", "8", "--vendor-class", "domestic",
+              "--wait", "--", "true"});
   EXPECT_EQ(Field(domestic, "state"), "JOB_STATE_SUCCEEDED")
       << Field(domestic, "reason");
   EXPECT_EQ(Field(domestic, "remote_broker"), "west");
@@ -325,8 +326,9 @@ TEST_F(FederationTest, ComputeEquivalenceJobsAreForwardedWhereTheyCostLeast) {
     return Balance("north", "clearing:east") > 0 &&
            Balance("north", "clearing:west") > 0;
   }));
-  EXPECT_EQ(Balance("north", "clearing:east") + Balance("north", "clearing:west"),
-            kAliceFunds - Balance("north", "consumer:alice"));
+  EXPECT_EQ(
+      Balance("north", "clearing:east") + Balance("north", "clearing:west"),
+      kAliceFunds - Balance("north", "consumer:alice"));
 }
 
 // Preferred regions rank before price between brokers, as in the matcher
