@@ -649,6 +649,10 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   *job->mutable_assignments() = remote.assignments();
   job->set_price_per_card_hour(remote.price_per_card_hour());
   job->set_currency(remote.currency());
+  // What compute it got there (a compute-equivalence job's consumer asked
+  // for that, not for cards).
+  job->set_a100_equivalents_milli(remote.a100_equivalents_milli());
+  job->set_compute_source(remote.compute_source());
   job->set_region(remote.region());
   job->set_exit_code(remote.exit_code());
   job->set_started_ms(remote.started_ms());
