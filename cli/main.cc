@@ -761,11 +761,18 @@ int main(int argc, char** argv) {
                   peer.jobs_forwarded_to(), peer.jobs_in_doubt(),
                   peer.jobs_accepted_from());
       for (const auto& entry : peer.adverts()) {
-        std::printf("    %-8s free %4u cards, largest node %2u, from %lld %s/card-hour\n",
+        std::printf("    %-8s free %4u cards, largest node %2u, from %lld %s/card-hour",
                     entry.model().c_str(), entry.free_cards(),
                     entry.largest_node_cards(),
                     static_cast<long long>(entry.lowest_price()),
                     entry.currency().c_str());
+        // What routing compares (docs/federation.md, "Routing").
+        if (entry.lowest_price_per_a100_hour_milli() > 0) {
+          std::printf(", %lld per A100-hour",
+                      static_cast<long long>(
+                          (entry.lowest_price_per_a100_hour_milli() + 500) / 1000));
+        }
+        std::printf(", reliability %u bp\n", entry.reliability_bp());
       }
     }
     for (const auto& job : view->forwarded_jobs()) {

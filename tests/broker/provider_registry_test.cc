@@ -93,6 +93,18 @@ TEST_F(ProviderRegistryTest, CapacityMirrorsRegistration) {
   EXPECT_THAT(group.free_devices, ElementsAre(0, 1, 2, 3));
 }
 
+// What capacity adverts rank by comes from the capacity index, as the
+// matcher sees it: the card's compute and class, and the provider's score.
+TEST_F(ProviderRegistryTest, CapacityCarriesComputeAndReliabilityForAdverts) {
+  registry_.capacity().SetReliability("site-a", 800);
+  auto capacity = registry_.OnlineCapacity();
+  ASSERT_EQ(capacity.size(), 1u);
+  EXPECT_EQ(capacity[0].reliability_permille, 800u);
+  EXPECT_EQ(capacity[0].dense_gflops.at("A800"),
+            AcceleratorCatalog::BuiltIn()->Find("A800")->dense_gflops);
+  EXPECT_EQ(capacity[0].vendor_class.at("A800"), "nvidia");
+}
+
 TEST_F(ProviderRegistryTest, AllocationTakesDevices) {
   registry_.Allocate("job-1", "site-a", {Assignment("n1", {1, 2})});
   auto capacity = registry_.OnlineCapacity();

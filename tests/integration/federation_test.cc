@@ -280,24 +280,115 @@ TEST_F(FederationTest, ResidencyJobRunsInAnotherRegionWithFullStatusStream) {
 }
 
 TEST_F(FederationTest, JobTooLargeForHomeRunsWhereItFitsAndSettlesAcrossBrokers) {
-  // North has 2 A800s; 8 cards of any model fit only at a peer. West's 910B
-  // is cheaper than east's H800.
+  // North has 2 A800s; 8 cards of any model fit only at a peer. Per
+  // card-hour west's 910B (900) is cheaper than east's H800 (2000), but
+  // routing compares effective compute, as the matcher does: per
+  // A100-equivalent-hour east's H800 is ~631 (2000 / 3.17) and west's 910B
+  // ~878 (900 / 1.03), so the job goes to east.
   const std::string job =
       Submit({"--cards", "8", "--wait", "--", "sh", "-c", "sleep 1.2"});
   EXPECT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED");
-  EXPECT_EQ(Field(job, "remote_broker"), "west");
-  ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:west") > 0; }));
+  EXPECT_EQ(Field(job, "remote_broker"), "east");
+  EXPECT_EQ(Field(job, "model"), "H800");
+  ASSERT_TRUE(WaitUntil([&] { return Balance("north", "clearing:east") > 0; }));
   // Money is conserved across brokers to the last minor unit: what alice
-  // paid north, north owes west, and west paid its provider from north's
+  // paid north, north owes east, and east paid its provider from north's
   // clearing account.
   const int64_t paid = kAliceFunds - Balance("north", "consumer:alice");
   EXPECT_GT(paid, 0);
-  EXPECT_EQ(Balance("north", "clearing:west"), paid);
-  EXPECT_EQ(Balance("west", "clearing:north"), -paid);
-  EXPECT_EQ(Balance("west", "provider:west-site"), paid);
+  EXPECT_EQ(Balance("north", "clearing:east"), paid);
+  EXPECT_EQ(Balance("east", "clearing:north"), -paid);
+  EXPECT_EQ(Balance("east", "provider:east-site"), paid);
   for (const auto& region : kRegions) {
     EXPECT_THAT(LedgerVerify(region.name), HasSubstr("ledger OK")) << region.name;
   }
+}
+
+// Compute equivalence across brokers: 8 A100-equivalents do not fit at
+// north (2 A800s). East's advert says 3 of its H800s make them (3 x 2000 /
+// 8 = 750 per A100-hour asked), west's that 8 910Bs do (900): east. On
+// domestic cards only, west's advert (vendor class "domestic") is the one.
+TEST_F(FederationTest, ComputeEquivalenceJobsAreForwardedWhereTheyCostLeast) {
+  const std::string job =
+      Submit({"--a100-equivalents", "8", "--wait", "--", "true"});
+  EXPECT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED") << Field(job, "reason");
+  EXPECT_EQ(Field(job, "remote_broker"), "east");
+  EXPECT_EQ(Field(job, "model"), "H800");
+  auto status = nlohmann::json::parse(Cli({"status", job, "--json"}));
+  ASSERT_EQ(status["assignments"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["assignments"][0]["device_indices"].size(), 3u);
+  EXPECT_GE(status.value("a100_equivalents_milli", 0), 8000);
+
+  const std::string domestic =
+      Submit({"--a100-equivalents", "8", "--vendor-class", "domestic",
+              "--wait", "--", "true"});
+  EXPECT_EQ(Field(domestic, "state"), "JOB_STATE_SUCCEEDED")
+      << Field(domestic, "reason");
+  EXPECT_EQ(Field(domestic, "remote_broker"), "west");
+  EXPECT_EQ(Field(domestic, "model"), "910B");
+  // Both paid from north's clearing accounts, to the minor unit.
+  ASSERT_TRUE(WaitUntil([&] {
+    return Balance("north", "clearing:east") > 0 &&
+           Balance("north", "clearing:west") > 0;
+  }));
+  EXPECT_EQ(
+      Balance("north", "clearing:east") + Balance("north", "clearing:west"),
+      kAliceFunds - Balance("north", "consumer:alice"));
+}
+
+// Preferred regions rank before price between brokers, as in the matcher
+// (routing.h): a one-card job that fits at home goes to east (the cheapest
+// per A100-hour by far) unless it prefers another region: preferring west
+// it runs in west, preferring north it stays home.
+TEST_F(FederationTest, PreferredRegionsAreHonouredBetweenBrokers) {
+  const std::string plain = Submit({"--cards", "1", "--wait", "--", "true"});
+  EXPECT_EQ(Field(plain, "state"), "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(Field(plain, "remote_broker"), "east");
+
+  const std::string west = Submit(
+      {"--cards", "1", "--prefer-region", "west", "--wait", "--", "true"});
+  EXPECT_EQ(Field(west, "state"), "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(Field(west, "remote_broker"), "west");
+  EXPECT_EQ(Field(west, "region"), "west");
+
+  const std::string home = Submit(
+      {"--cards", "1", "--prefer-region", "north", "--wait", "--", "true"});
+  EXPECT_EQ(Field(home, "state"), "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(Field(home, "remote_broker"), "");
+  EXPECT_EQ(Field(home, "model"), "A800");
+}
+
+// Adverts carry each region's provider scores (the matcher's reliability,
+// provider_stats.h), not a constant: a new site starts at 500 per mille
+// (5000 bp), and one job run to its end raises it to 666 (6660 bp), which
+// north then sees in east's advert along with the price per A100-hour.
+TEST_F(FederationTest, AdvertsCarryTheProvidersRealReliability) {
+  auto east_h800 = [&]() -> nlohmann::json {
+    auto view = nlohmann::json::parse(Admin({"admin", "federation", "--json"}),
+                                      nullptr, /*allow_exceptions=*/false);
+    if (!view.is_object()) return {};
+    for (const auto& peer : view.value("peers", nlohmann::json::array())) {
+      if (peer.value("broker_id", "") != "east") continue;
+      for (const auto& entry : peer.value("adverts", nlohmann::json::array())) {
+        if (entry.value("model", "") == "H800") return entry;
+      }
+    }
+    return {};
+  };
+  const auto before = east_h800();
+  ASSERT_TRUE(before.is_object()) << Admin({"admin", "federation", "--json"});
+  EXPECT_EQ(before.value("reliability_bp", 0), 5000) << before.dump();
+  EXPECT_EQ(before.value("vendor_class", ""), "nvidia");
+  // 64-bit integers are strings in protobuf's JSON.
+  EXPECT_EQ(before.value("lowest_price_per_a100_hour_milli", ""), "630685");
+  EXPECT_EQ(before.value("a100_milli_per_card", 0), 3171);
+
+  const std::string job =
+      Submit({"--region", "east", "--cards", "1", "--wait", "--", "true"});
+  ASSERT_EQ(Field(job, "state"), "JOB_STATE_SUCCEEDED");
+  ASSERT_TRUE(WaitUntil([&] {
+    return east_h800().value("reliability_bp", 0) == 6660;
+  })) << east_h800().dump();
 }
 
 TEST_F(FederationTest, GangJobLandsInsideOneFabricOfOneRemoteProvider) {

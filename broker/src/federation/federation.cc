@@ -89,6 +89,8 @@ Status BrokerImpl::InitFederation() {
   routing_.broker_id = options_.broker_id;
   routing_.home_region = options_.region;
   routing_.forward_margin_bp = options_.forward_margin_bp;
+  // Adverts from brokers before routing v2 carry no compute figures.
+  routing_.catalog = registry_.capacity().shared_catalog();
   return OkStatus();
 }
 
@@ -217,7 +219,8 @@ constexpr uint64_t kFullAdvertEvery = 10;
 
 void BrokerImpl::SendAdverts(int64_t now_ms) {
   last_advert_ms_ = now_ms;
-  const auto summary = SummarizeCapacity(registry_.OnlineCapacity());
+  const auto summary = SummarizeCapacity(registry_.OnlineCapacity(),
+                                         &registry_.capacity().catalog());
   const uint32_t ttl = static_cast<uint32_t>(
       options_.advert_ttl_ms > 0 ? options_.advert_ttl_ms
                                  : 5 * options_.heartbeat_interval_ms);
@@ -650,6 +653,10 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   *job->mutable_assignments() = remote.assignments();
   job->set_price_per_card_hour(remote.price_per_card_hour());
   job->set_currency(remote.currency());
+  // What compute it got there (a compute-equivalence job's consumer asked
+  // for that, not for cards).
+  job->set_a100_equivalents_milli(remote.a100_equivalents_milli());
+  job->set_compute_source(remote.compute_source());
   job->set_region(remote.region());
   job->set_exit_code(remote.exit_code());
   job->set_started_ms(remote.started_ms());

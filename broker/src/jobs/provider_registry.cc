@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace computenet::broker {
 
 ProviderRegistry::ProviderRegistry(
@@ -109,6 +111,24 @@ std::vector<ProviderCapacity> ProviderRegistry::OnlineCapacity() const {
     capacity.currency = entry.registration.currency();
     for (const auto& price : entry.registration.prices()) {
       capacity.price_per_card_hour[price.model()] = price.per_card_hour();
+    }
+    // The figures the matcher ranks by, so that adverts let peers rank
+    // this broker's offers the same way (docs/federation.md, "Routing").
+    if (auto id = capacity_.ProviderId(name)) {
+      const auto& indexed = capacity_.providers()[*id];
+      capacity.reliability_permille = indexed.reliability_permille;
+      for (const auto& shelf : indexed.shelves) {
+        if (shelf.spare) continue;  // adverts carry the dedicated offers
+        const std::string& model = capacity_.model_name(shelf.model);
+        // Shelves of one model differ by card memory; the slowest card is
+        // the one a peer can count on.
+        auto [gflops, fresh] =
+            capacity.dense_gflops.emplace(model, shelf.dense_gflops);
+        if (!fresh) {
+          gflops->second = std::min(gflops->second, shelf.dense_gflops);
+        }
+        capacity.vendor_class.emplace(model, shelf.vendor_class);
+      }
     }
     const auto& provider_used = used[name];
     for (const auto& node : entry.registration.nodes()) {

@@ -172,6 +172,15 @@ struct ProviderCapacity {
   std::string currency;
   std::map<std::string, int64_t> price_per_card_hour;  // by model
   std::vector<NodeCapacity> nodes;
+  // What routing between brokers compares (capacity adverts), by model, as
+  // the capacity index resolved them: a card's dense FP16/BF16 throughput
+  // (catalog nominal or the provider's measured figure) and vendor class.
+  // A model missing here is resolved from the catalog by whoever reads it.
+  std::map<std::string, uint64_t> dense_gflops;
+  std::map<std::string, std::string> vendor_class;
+  // The matcher's score (provider_stats.h); 0 = unknown, read as
+  // kDefaultReliabilityPermille.
+  uint32_t reliability_permille = 0;
 };
 
 }  // namespace computenet::matching
