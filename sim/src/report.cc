@@ -59,7 +59,7 @@ std::vector<RegionFigures> Figures(const Topology& topology, const Workload& wor
                          3'600'000.0L;
     }
   }
-  const long double span = static_cast<long double>(std::max(result.end_ms, workload.horizon_ms));
+  const long double span = static_cast<long double>(result.window_ms);
   long double busy_all = 0, cards_all = 0;
   for (size_t r = 0; r <= regions; ++r) {
     RegionFigures& f = rows[r];

@@ -54,6 +54,11 @@ class Simulation {
     std::vector<uint16_t> peers;
     std::vector<broker::PeerView> peer_views;  // what it knows of its peers
     std::vector<v1::CapacityEntry> advert;      // what it last published
+    // The plain snapshot adverts are summarized from, per provider (by its
+    // id in the index), rebuilt only for providers whose cards changed.
+    std::vector<matching::ProviderCapacity> snapshot;
+    std::vector<uint32_t> stale;  // provider ids changed since the last advert
+    bool all_stale = true;
     uint64_t cards = 0;
     uint64_t held_milli = 0;
     int64_t busy_since_ms = 0;
@@ -99,6 +104,7 @@ class Simulation {
   void Tick();
   void Sample();
   void Publish(int region);
+  void Touch(int region, const std::string& provider);
   void Drain();
   void Busy(Broker& b, int64_t delta_milli);
   Status Post(int region, const std::vector<std::pair<std::string, int64_t>>& postings);
@@ -203,8 +209,12 @@ Status Simulation::Build() {
 
 void Simulation::Busy(Broker& b, int64_t delta_milli) {
   const int64_t now = loop_.now_ms();
+  // Counted over the arrival window only: the drain after it (a few long
+  // jobs ending) would make every policy look idle.
+  const int64_t until = std::min(now, last_arrival_ms_);
+  const int64_t from = std::min(b.busy_since_ms, last_arrival_ms_);
   b.busy_milli_ms += static_cast<long double>(b.held_milli) *
-                     static_cast<long double>(now - b.busy_since_ms);
+                     static_cast<long double>(until - from);
   b.busy_since_ms = now;
   b.held_milli = static_cast<uint64_t>(static_cast<int64_t>(b.held_milli) + delta_milli);
 }
@@ -487,6 +497,8 @@ void Simulation::Pass(int region) {
   if (b.queue->size() == 0) return;
   ++result_.passes;
   auto pass = b.queue->Schedule(*b.index, matcher_);
+  result_.match_calls += pass.match_calls;
+  result_.decisions += pass.placed.size() + pass.waiting.size() + pass.never_fit.size();
   for (const auto& outcome : pass.placed) {
     Start(static_cast<uint32_t>(std::stoul(outcome.job_id.substr(1))), region,
           *outcome.placement);
@@ -541,6 +553,7 @@ void Simulation::Start(uint32_t job_index, int region, const matching::Placement
   live.price = placement.price_per_card_hour;
   live.cards = std::max<uint32_t>(1, placement.cards);
   live.provider = site_by_name_[placement.provider];
+  Touch(region, placement.provider);
   auto hold = ledger::ChargeForCardSeconds(uint64_t{live.cards} * job.max_duration_s,
                                            live.price);
   if (!hold.ok() && failure_.ok()) failure_ = hold.status();
@@ -561,6 +574,7 @@ void Simulation::End(uint32_t job_index) {
   const std::string id = JobId(job_index);
   b.index->Release(id);
   b.queue->MarkStopped(id);
+  Touch(region, topology_.sites[live_[job_index].provider].name);
   Busy(b, -static_cast<int64_t>(job.DemandMilli()));
   --running_;
   --unsettled_;
@@ -600,12 +614,20 @@ void Simulation::End(uint32_t job_index) {
   MarkDirty(region);
 }
 
+void Simulation::Touch(int region, const std::string& provider) {
+  Broker& b = brokers_[region];
+  if (auto id = b.index->ProviderId(provider)) b.stale.push_back(*id);
+}
+
 void Simulation::Publish(int region) {
   Broker& b = brokers_[region];
+  b.backlog_pct =
+      b.cards == 0 ? 0 : static_cast<int64_t>(b.queued_milli * 100 / (b.cards * 1000));
+  if (!b.all_stale && b.stale.empty()) return;  // nothing changed: same advert
   // The index as the plain snapshot the broker builds its adverts from.
-  std::vector<matching::ProviderCapacity> snapshot;
-  for (const auto& provider : b.index->providers()) {
-    if (!provider.online) continue;
+  const auto& providers = b.index->providers();
+  auto rebuild = [&](uint32_t id) {
+    const auto& provider = providers[id];
     matching::ProviderCapacity capacity;
     capacity.provider = provider.name;
     capacity.region = provider.region;
@@ -630,11 +652,19 @@ void Simulation::Publish(int region) {
       }
       capacity.nodes.push_back(std::move(out));
     }
-    snapshot.push_back(std::move(capacity));
+    b.snapshot[id] = std::move(capacity);
+  };
+  if (b.all_stale) {
+    b.snapshot.assign(providers.size(), {});
+    for (uint32_t id = 0; id < providers.size(); ++id) rebuild(id);
+    b.all_stale = false;
+  } else {
+    std::sort(b.stale.begin(), b.stale.end());
+    b.stale.erase(std::unique(b.stale.begin(), b.stale.end()), b.stale.end());
+    for (uint32_t id : b.stale) rebuild(id);
   }
-  b.advert = broker::SummarizeCapacity(snapshot);
-  b.backlog_pct =
-      b.cards == 0 ? 0 : static_cast<int64_t>(b.queued_milli * 100 / (b.cards * 1000));
+  b.stale.clear();
+  b.advert = broker::SummarizeCapacity(b.snapshot);
 }
 
 void Simulation::Sample() {
@@ -733,10 +763,10 @@ StatusOr<SimResult> Simulation::Run() {
   CN_RETURN_IF_ERROR(failure_);
   for (size_t r = 0; r < brokers_.size(); ++r) {
     Broker& b = brokers_[r];
-    b.busy_milli_ms += static_cast<long double>(b.held_milli) *
-                       static_cast<long double>(loop_.now_ms() - b.busy_since_ms);
+    Busy(b, 0);
     result_.busy_milli_ms[r] = b.busy_milli_ms;
   }
+  result_.window_ms = last_arrival_ms_;
   result_.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return std::move(result_);

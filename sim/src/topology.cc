@@ -5,7 +5,7 @@
 #include <random>
 #include <set>
 #include <sstream>
-#include <toml++/toml.hpp>
+#include <toml++/toml.h>
 
 #include "computenet/common/files.h"
 

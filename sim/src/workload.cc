@@ -87,7 +87,7 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
                   static_cast<uint32_t>(Below(rng, options.gang_nodes_max -
                                                        options.gang_nodes_min + 1));
       job.cards_per_node = 8;
-      job.runtime_ms = (2 + static_cast<int64_t>(Below(rng, 11))) * 3600 * 1000;
+      job.runtime_ms = (60 + static_cast<int64_t>(Below(rng, 181))) * 60 * 1000;
       job.model_set = static_cast<uint8_t>(Below(rng, 3));
       job.priority = v1::PRIORITY_CLASS_HIGH;
     } else if (kind < options.gang_fraction + options.inference_fraction) {
@@ -114,7 +114,7 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
       }
       job.runtime_ms = std::clamp<int64_t>(pod.deletion_s - pod.creation_s, 60,
                                            options.max_trace_runtime_s) *
-                       1000;
+                       1000 * std::max<int64_t>(1, options.stretch);
       if (pod.qos == "Guaranteed") {
         job.priority = v1::PRIORITY_CLASS_HIGH;
       } else if (pod.qos == "BE") {

@@ -137,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(
                           "nodes = 3\n",
                 "bad.toml:3:", "needs 'models'"},
         BadCase{"no_sites", kRegion, "bad.toml:1:", "no sites"}),
-    [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<BadCase>& param) { return std::string(param.param.name); });
 
 TEST(TopologyTest, MissingFileIsNotFound) {
   auto topology = LoadTopology("/nonexistent/topology.toml", Catalog());

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("--load", workload_options.target_load,
                  "offered card-seconds / (cards x horizon)");
   app.add_option("--gang-fraction", workload_options.gang_fraction, "share of gang jobs");
+  app.add_option("--gang-nodes-min", workload_options.gang_nodes_min, "smallest gang, nodes of 8");
+  app.add_option("--gang-nodes-max", workload_options.gang_nodes_max, "largest gang, nodes of 8");
+  app.add_option("--stretch", workload_options.stretch, "multiply trace run times");
   app.add_option("--trace", workload_options.trace_pods, "openb pod list (CSV)");
   app.add_option("--policy", policies, "all, or a comma-separated list of policies");
   app.add_option("--out", out_dir, "directory for the CSV files");
@@ -96,10 +99,12 @@ int main(int argc, char** argv) {
                    result.status().ToString().c_str());
       return 1;
     }
-    std::printf("%s: %.1f s, %llu events, %llu passes\n",
+    std::printf("%s: %.1f s, %llu events, %llu passes, %llu decisions, %llu match calls\n",
                 std::string(sim::PolicyName(policy)).c_str(), result->wall_seconds,
                 static_cast<unsigned long long>(result->events),
-                static_cast<unsigned long long>(result->passes));
+                static_cast<unsigned long long>(result->passes),
+                static_cast<unsigned long long>(result->decisions),
+                static_cast<unsigned long long>(result->match_calls));
     if (check) {
       auto invariants = sim::CheckInvariants(*topology, *workload, *result);
       if (!invariants.ok()) {

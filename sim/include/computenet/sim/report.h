@@ -17,7 +17,7 @@ namespace computenet::sim {
 
 struct RegionFigures {
   std::string region;  // "all" for the overall row
-  double utilization = 0;  // of the cards there, over the simulated span
+  double utilization = 0;  // of the cards there, over the arrival window
   double wait_p50_s = 0;   // of the jobs whose home it is
   double wait_p99_s = 0;
   double run_elsewhere = 0;  // share of its jobs that ran in another region

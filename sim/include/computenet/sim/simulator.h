@@ -48,13 +48,13 @@ inline constexpr Policy kAllPolicies[] = {Policy::kLocalOnly, Policy::kLocalFirs
                                           Policy::kGlobalCheapest, Policy::kWaitAware};
 
 struct SimOptions {
-  int64_t pass_interval_ms = 10'000;     // a broker's scheduling pass
+  int64_t pass_interval_ms = 60'000;     // a broker's scheduling pass
   int64_t advert_interval_ms = 120'000;  // adverts refreshed, waiters re-routed
   int64_t reroute_after_ms = 300'000;    // waited this long at home: route again
   int64_t sample_interval_ms = 1'800'000;  // utilization time series
   // After the last arrival, jobs still waiting this long are refused.
   int64_t drain_limit_ms = 7LL * 24 * 3600 * 1000;
-  size_t max_reservation_steps = 64;  // JobQueueOptions
+  size_t max_reservation_steps = 20'000;  // JobQueueOptions (its default)
   // wait-aware: a peer must beat home by this much (basis points).
   int64_t wait_aware_margin_bp = 1000;
   // wait-aware: price penalty per 1% of the target's backlog per card.
@@ -75,7 +75,9 @@ struct SimResult {
   Policy policy = Policy::kLocalOnly;
   std::vector<JobOutcome> outcomes;  // by job index
   std::vector<std::string> reasons;  // distinct refusal reasons
-  // Per region: cards, and card-milli-ms held (utilization integral).
+  // Per region: cards, and card-milli-ms held over the arrival window
+  // [0, window_ms] (utilization integral).
+  int64_t window_ms = 0;
   std::vector<uint64_t> cards;
   std::vector<long double> busy_milli_ms;
   int64_t end_ms = 0;  // simulated time when the last job ended
@@ -88,6 +90,8 @@ struct SimResult {
   uint64_t forwards = 0;
   uint64_t declines = 0;  // forwarded jobs that never fitted there
   uint64_t passes = 0;
+  uint64_t decisions = 0;    // queued jobs considered by the passes
+  uint64_t match_calls = 0;  // the real matcher's, in passes
   uint64_t events = 0;
   double wall_seconds = 0;
 };

@@ -58,16 +58,19 @@ struct WorkloadOptions {
   // Offered card-seconds over the horizon / (cards x horizon).
   double target_load = 0.7;
   // Shares of the job count; the rest come from the trace.
-  double gang_fraction = 0.002;
+  double gang_fraction = 0.0002;
   double inference_fraction = 0.25;
-  // Gangs: nodes of 8 cards, uniformly in [min, max].
+  // Gangs: nodes of 8 cards, uniformly in [min, max], for 1-4 hours.
   uint32_t gang_nodes_min = 16;
   uint32_t gang_nodes_max = 256;
   // Daily cycle: arrival rate x (1 + amplitude sin(...)), peak at 14:00.
   double daily_amplitude = 0.5;
   // Trace tasks longer than this are cut to it (the trace's tail runs for
   // months; a simulation of days would be all tail).
-  int64_t max_trace_runtime_s = 24 * 3600;
+  int64_t max_trace_runtime_s = 6 * 3600;
+  // Trace run times are multiplied by this (after the cut): a national
+  // network's jobs run longer than one cluster's pods.
+  int64_t stretch = 1;
   std::string trace_pods;  // openb_pod_list_*.csv
 };
 
