@@ -437,6 +437,10 @@ void Simulation::Apply(uint32_t job, const Decision& decision) {
 void Simulation::Enqueue(uint32_t job_index, int region) {
   const SimJob& job = workload_.jobs[job_index];
   Broker& b = brokers_[region];
+  if (options_.max_queued_per_broker > 0 && b.queue->size() >= options_.max_queued_per_broker) {
+    Refuse(job_index, "queue full at " + b.name);
+    return;
+  }
   matching::QueuedJob queued;
   queued.job_id = JobId(job_index);
   queued.organization = Org(job);

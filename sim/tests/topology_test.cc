@@ -84,6 +84,9 @@ struct BadCase {
   std::string phrase;
 };
 
+// Names the case in test output instead of dumping its bytes.
+void PrintTo(const BadCase& bad, std::ostream* out) { *out << bad.name; }
+
 class TopologyBadInputTest : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(TopologyBadInputTest, ClearErrorWithLineNumber) {

@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_dir, "directory for the CSV files");
   app.add_option("--pass-interval-ms", options.pass_interval_ms, "scheduling pass interval");
   app.add_option("--advert-interval-ms", options.advert_interval_ms, "advert refresh interval");
+  app.add_option("--max-queued", options.max_queued_per_broker,
+                 "a broker refuses jobs while this many wait in its queue (0: no limit)");
+  app.add_option("--reservation-steps", options.max_reservation_steps,
+                 "JobQueueOptions::max_reservation_steps");
   app.add_flag("--check", check, "verify the invariants after each run");
   CLI11_PARSE(app, argc, argv);
 

@@ -54,6 +54,11 @@ struct SimOptions {
   int64_t sample_interval_ms = 1'800'000;  // utilization time series
   // After the last arrival, jobs still waiting this long are refused.
   int64_t drain_limit_ms = 7LL * 24 * 3600 * 1000;
+  // A broker refuses a job (the consumer is told the queue is full) while
+  // this many wait in its queue; 0 = no limit. The real queue's pass is
+  // linear in its length, so an overloaded region without a limit makes
+  // the run quadratic.
+  size_t max_queued_per_broker = 0;
   size_t max_reservation_steps = 20'000;  // JobQueueOptions (its default)
   // wait-aware: a peer must beat home by this much (basis points).
   int64_t wait_aware_margin_bp = 1000;
