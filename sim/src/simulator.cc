@@ -65,6 +65,9 @@ class Simulation {
     long double busy_milli_ms = 0;
     uint64_t queued_milli = 0;
     int64_t backlog_pct = 0;  // published with the advert (sim extension)
+    // wait-aware: demand this broker forwarded to each region since that
+    // region's last advert, which the advert cannot show yet.
+    std::vector<uint64_t> sent_milli;
     bool pass_scheduled = false;
     std::set<uint32_t> home_waiting;  // its own jobs in its queue
     std::vector<uint32_t> parked;     // its own jobs it may not run, unrouted
@@ -155,6 +158,7 @@ Status Simulation::Build() {
     b.name = topology_.regions[r].name;
     b.index = std::make_unique<matching::CapacityIndex>(catalog_);
     b.queue = std::make_unique<matching::JobQueue>(queue_options, loop_.clock());
+    b.sent_milli.assign(regions, 0);
   }
   for (const auto& link : topology_.links) {
     const auto a = *topology_.RegionIndex(link.a), bb = *topology_.RegionIndex(link.b);
@@ -327,6 +331,13 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
   const int home = job.home;
   const Broker& hb = brokers_[home];
   const uint64_t declined = live_[job_index].declined;
+  // The target's published backlog plus what this broker sent it since.
+  auto backlog_of = [&](int r) -> int64_t {
+    const Broker& target = brokers_[r];
+    if (target.cards == 0) return 0;
+    return target.backlog_pct +
+           static_cast<int64_t>(hb.sent_milli[static_cast<size_t>(r)] * 100 / (target.cards * 1000));
+  };
   auto penalized = [&](int64_t cost, int64_t backlog_pct) -> int64_t {
     if (!wait_aware) return cost;
     __extension__ using Wide = __int128;
@@ -353,7 +364,7 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
       if (broker::AdvertFits(entry, spec)) cheapest = std::min(cheapest, AdvertCost(entry));
     }
     if (cheapest == INT64_MAX) continue;
-    const int64_t cost = penalized(cheapest, brokers_[r].backlog_pct);
+    const int64_t cost = penalized(cheapest, backlog_of(r));
     if (cost < best_cost) {
       best_cost = cost;
       best = r;
@@ -383,7 +394,7 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
         return;
       }
       const uint64_t queued = r == home ? b.queued_milli
-                                        : static_cast<uint64_t>(b.backlog_pct) * b.cards * 10;
+                                        : static_cast<uint64_t>(backlog_of(r)) * b.cards * 10;
       const long double load = static_cast<long double>(queued + job.DemandMilli()) /
                                static_cast<long double>(b.cards * 1000);
       // Home wins ties and near-ties (within the margin).
@@ -465,6 +476,7 @@ void Simulation::Enqueue(uint32_t job_index, int region) {
 
 void Simulation::Forward(uint32_t job, int from, int to) {
   ++result_.forwards;
+  brokers_[from].sent_milli[static_cast<size_t>(to)] += workload_.jobs[job].DemandMilli();
   live_[job].queued_at = -1;
   const int64_t latency =
       topology_.Latency(brokers_[from].name, brokers_[to].name).value_or(0);
@@ -627,6 +639,8 @@ void Simulation::Publish(int region) {
   Broker& b = brokers_[region];
   b.backlog_pct =
       b.cards == 0 ? 0 : static_cast<int64_t>(b.queued_milli * 100 / (b.cards * 1000));
+  // Its new backlog counts what peers sent it so far.
+  for (auto& peer : brokers_) peer.sent_milli[static_cast<size_t>(region)] = 0;
   if (!b.all_stale && b.stale.empty()) return;  // nothing changed: same advert
   // The index as the plain snapshot the broker builds its adverts from.
   const auto& providers = b.index->providers();

@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -109,6 +110,20 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(result->passes),
                 static_cast<unsigned long long>(result->decisions),
                 static_cast<unsigned long long>(result->match_calls));
+    {
+      // The refusals by reason, most common first (the table counts them).
+      std::vector<uint64_t> counts(result->reasons.size(), 0);
+      for (const auto& outcome : result->outcomes) {
+        if (outcome.refusal >= 0) ++counts[static_cast<size_t>(outcome.refusal)];
+      }
+      std::vector<size_t> order(counts.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return counts[a] > counts[b]; });
+      for (size_t i = 0; i < order.size() && i < 5; ++i) {
+        std::printf("  refused %llu: %s\n", static_cast<unsigned long long>(counts[order[i]]),
+                    result->reasons[order[i]].substr(0, 160).c_str());
+      }
+    }
     if (check) {
       auto invariants = sim::CheckInvariants(*topology, *workload, *result);
       if (!invariants.ok()) {
