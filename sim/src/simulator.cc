@@ -101,6 +101,7 @@ class Simulation {
   void Park(uint32_t job);
   void Refuse(uint32_t job, const std::string& reason);
   void MarkDirty(int region);
+  void Decline(uint32_t job, int region);
   void Pass(int region);
   void Start(uint32_t job, int region, const matching::Placement& placement);
   void End(uint32_t job);
@@ -449,7 +450,13 @@ void Simulation::Enqueue(uint32_t job_index, int region) {
   const SimJob& job = workload_.jobs[job_index];
   Broker& b = brokers_[region];
   if (options_.max_queued_per_broker > 0 && b.queue->size() >= options_.max_queued_per_broker) {
-    Refuse(job_index, "queue full at " + b.name);
+    // A peer with a full queue declines a forward (its home routes it
+    // again); a home broker refuses its own consumer's job.
+    if (region != job.home) {
+      Decline(job_index, region);
+    } else {
+      Refuse(job_index, "queue full at " + b.name);
+    }
     return;
   }
   matching::QueuedJob queued;
@@ -497,6 +504,19 @@ void Simulation::Refuse(uint32_t job, const std::string& reason) {
   --unsettled_;
 }
 
+void Simulation::Decline(uint32_t job, int region) {
+  // The peer declines; the home broker routes it again without it.
+  ++result_.declines;
+  live_[job].declined |= uint64_t{1} << region;
+  const int home = workload_.jobs[job].home;
+  const int64_t latency =
+      topology_.Latency(brokers_[region].name, brokers_[home].name).value_or(0);
+  loop_.At(loop_.now_ms() + latency, [this, job] {
+    ++result_.events;
+    Apply(job, Decide(job, true));
+  });
+}
+
 void Simulation::MarkDirty(int region) {
   Broker& b = brokers_[region];
   if (b.pass_scheduled) return;
@@ -526,19 +546,7 @@ void Simulation::Pass(int region) {
     b.home_waiting.erase(job);
     live_[job].queued_at = -1;
     if (region != spec.home) {
-      // The peer declines; the home broker routes it again without it.
-      ++result_.declines;
-      live_[job].declined |= uint64_t{1} << region;
-      const int64_t latency =
-          topology_.Latency(b.name, brokers_[spec.home].name).value_or(0);
-      loop_.At(loop_.now_ms() + latency, [this, job] {
-        ++result_.events;
-        Decision decision = Decide(job, true);
-        if (decision.kind == Decision::Kind::kLocal && !workload_.jobs[job].Allows(workload_.jobs[job].home)) {
-          decision.kind = Decision::Kind::kWait;
-        }
-        Apply(job, decision);
-      });
+      Decline(job, region);
       continue;
     }
     if (Forwards()) {
