@@ -8,8 +8,8 @@ EventLoop::EventLoop(int64_t start_ms)
     : now_ms_(start_ms), clock_(std::make_shared<FakeClock>(start_ms)) {}
 
 void EventLoop::At(int64_t at_ms, std::function<void()> fn) {
-  events_.push(Event{at_ms < now_ms_ ? now_ms_ : at_ms, sequence_++,
-                     std::move(fn)});
+  events_.push(
+      Event{at_ms < now_ms_ ? now_ms_ : at_ms, sequence_++, std::move(fn)});
 }
 
 uint64_t EventLoop::RunUntil(int64_t until_ms) {

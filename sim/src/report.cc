@@ -10,9 +10,11 @@ namespace {
 
 double Percentile(std::vector<int64_t>& values, double p) {
   if (values.empty()) return 0;
-  const size_t k = std::min(values.size() - 1,
-                            static_cast<size_t>(p * static_cast<double>(values.size())));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k),
+  const size_t k =
+      std::min(values.size() - 1,
+               static_cast<size_t>(p * static_cast<double>(values.size())));
+  std::nth_element(values.begin(),
+                   values.begin() + static_cast<std::ptrdiff_t>(k),
                    values.end());
   return static_cast<double>(values[k]) / 1000.0;
 }
@@ -31,7 +33,8 @@ std::string Duration(double seconds) {
 
 }  // namespace
 
-std::vector<RegionFigures> Figures(const Topology& topology, const Workload& workload,
+std::vector<RegionFigures> Figures(const Topology& topology,
+                                   const Workload& workload,
                                    const SimResult& result) {
   const size_t regions = topology.regions.size();
   std::vector<RegionFigures> rows(regions + 1);
@@ -54,9 +57,10 @@ std::vector<RegionFigures> Figures(const Topology& topology, const Workload& wor
       if (outcome.region != job.home) ++elsewhere[row];
       waits[row].push_back(outcome.start_ms - job.arrival_ms);
       paid[row] += static_cast<long double>(outcome.charge);
-      a100_hours[row] += static_cast<long double>(outcome.a100_milli) / 1000.0L *
-                         static_cast<long double>(outcome.end_ms - outcome.start_ms) /
-                         3'600'000.0L;
+      a100_hours[row] +=
+          static_cast<long double>(outcome.a100_milli) / 1000.0L *
+          static_cast<long double>(outcome.end_ms - outcome.start_ms) /
+          3'600'000.0L;
     }
   }
   const long double span = static_cast<long double>(result.window_ms);
@@ -67,19 +71,23 @@ std::vector<RegionFigures> Figures(const Topology& topology, const Workload& wor
     if (r < regions) {
       busy_all += result.busy_milli_ms[r];
       cards_all += static_cast<long double>(result.cards[r]);
-      f.utilization = result.cards[r] == 0 || span <= 0
-                          ? 0
-                          : static_cast<double>(result.busy_milli_ms[r] /
-                                                (static_cast<long double>(result.cards[r]) *
-                                                 1000.0L * span));
+      f.utilization =
+          result.cards[r] == 0 || span <= 0
+              ? 0
+              : static_cast<double>(result.busy_milli_ms[r] /
+                                    (static_cast<long double>(result.cards[r]) *
+                                     1000.0L * span));
     } else {
-      f.utilization = cards_all == 0 || span <= 0
-                          ? 0
-                          : static_cast<double>(busy_all / (cards_all * 1000.0L * span));
+      f.utilization =
+          cards_all == 0 || span <= 0
+              ? 0
+              : static_cast<double>(busy_all / (cards_all * 1000.0L * span));
     }
     f.wait_p50_s = Percentile(waits[r], 0.50);
     f.wait_p99_s = Percentile(waits[r], 0.99);
-    f.run_elsewhere = f.ran == 0 ? 0 : static_cast<double>(elsewhere[r]) / static_cast<double>(f.ran);
+    f.run_elsewhere = f.ran == 0 ? 0
+                                 : static_cast<double>(elsewhere[r]) /
+                                       static_cast<double>(f.ran);
     f.cost_per_a100_hour =
         a100_hours[r] <= 0 ? 0 : static_cast<double>(paid[r] / a100_hours[r]);
   }
@@ -89,43 +97,57 @@ std::vector<RegionFigures> Figures(const Topology& topology, const Workload& wor
 std::string PolicyTable(const Topology& topology, const Workload& workload,
                         const std::vector<SimResult>& results) {
   std::ostringstream out;
-  out << "| policy | region | utilization | wait p50 | wait p99 | run in another region "
+  out << "| policy | region | utilization | wait p50 | wait p99 | run in "
+         "another region "
          "| gangs placed / refused | jobs refused | cost per A100-hour |\n"
       << "|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& result : results) {
     for (const auto& f : Figures(topology, workload, result)) {
       const bool all = f.region == "all";
-      auto bold = [&](const std::string& text) { return all ? "**" + text + "**" : text; };
-      out << "| " << PolicyName(result.policy) << " | " << bold(f.region) << " | "
-          << bold(Fixed(100 * f.utilization, 1) + "%") << " | " << bold(Duration(f.wait_p50_s))
-          << " | " << bold(Duration(f.wait_p99_s)) << " | "
+      auto bold = [&](const std::string& text) {
+        return all ? "**" + text + "**" : text;
+      };
+      out << "| " << PolicyName(result.policy) << " | " << bold(f.region)
+          << " | " << bold(Fixed(100 * f.utilization, 1) + "%") << " | "
+          << bold(Duration(f.wait_p50_s)) << " | "
+          << bold(Duration(f.wait_p99_s)) << " | "
           << bold(Fixed(100 * f.run_elsewhere, 1) + "%") << " | "
-          << bold(std::to_string(f.gangs_placed) + " / " + std::to_string(f.gangs_refused))
+          << bold(std::to_string(f.gangs_placed) + " / " +
+                  std::to_string(f.gangs_refused))
           << " | " << bold(std::to_string(f.refused)) << " | "
           << bold(Fixed(f.cost_per_a100_hour, 1)) << " |\n";
     }
   }
-  out << "\n| policy | simulated span | last arrival | forwards | declined forwards | "
-         "scheduling passes | events | run time |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  out << "\n| policy | simulated span | last arrival | forwards | declined "
+         "forwards | "
+         "scheduling passes | events | run time "
+         "|\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& result : results) {
     out << "| " << PolicyName(result.policy) << " | "
         << Duration(static_cast<double>(result.end_ms) / 1000) << " | "
-        << Duration(static_cast<double>(workload.jobs.empty() ? 0 : workload.jobs.back().arrival_ms) / 1000)
-        << " | " << result.forwards << " | " << result.declines << " | " << result.passes
-        << " | " << result.events << " | " << Fixed(result.wall_seconds, 1) << " s |\n";
+        << Duration(static_cast<double>(workload.jobs.empty()
+                                            ? 0
+                                            : workload.jobs.back().arrival_ms) /
+                    1000)
+        << " | " << result.forwards << " | " << result.declines << " | "
+        << result.passes << " | " << result.events << " | "
+        << Fixed(result.wall_seconds, 1) << " s |\n";
   }
   for (const auto& result : results) {
     if (result.policy == Policy::kLocalOnly) continue;
     out << "\nClearing matrix, " << PolicyName(result.policy)
         << " (row owes column, thousands of minor units):\n\n| owes \\ to |";
-    for (const auto& region : topology.regions) out << " " << region.name << " |";
+    for (const auto& region : topology.regions)
+      out << " " << region.name << " |";
     out << "\n|---|";
     for (size_t r = 0; r < topology.regions.size(); ++r) out << "---:|";
     out << "\n";
     for (size_t h = 0; h < topology.regions.size(); ++h) {
       out << "| " << topology.regions[h].name << " |";
       for (size_t r = 0; r < topology.regions.size(); ++r) {
-        out << " " << (h == r ? "-" : std::to_string(result.clearing[h][r] / 1000)) << " |";
+        out << " "
+            << (h == r ? "-" : std::to_string(result.clearing[h][r] / 1000))
+            << " |";
       }
       out << "\n";
     }
@@ -134,7 +156,8 @@ std::string PolicyTable(const Topology& topology, const Workload& workload,
 }
 
 Status WriteCsv(const std::string& dir, const Topology& topology,
-                const Workload& workload, const std::vector<SimResult>& results) {
+                const Workload& workload,
+                const std::vector<SimResult>& results) {
   auto open = [&](const std::string& name, std::ofstream& file) -> Status {
     file.open(dir + "/" + name);
     if (!file) return InternalError("cannot write " + dir + "/" + name);
@@ -142,14 +165,16 @@ Status WriteCsv(const std::string& dir, const Topology& topology,
   };
   std::ofstream summary;
   CN_RETURN_IF_ERROR(open("summary.csv", summary));
-  summary << "policy,region,utilization,wait_p50_s,wait_p99_s,run_elsewhere,gangs_placed,"
+  summary << "policy,region,utilization,wait_p50_s,wait_p99_s,run_elsewhere,"
+             "gangs_placed,"
              "gangs_refused,refused,cost_per_a100_hour\n";
   for (const auto& result : results) {
     const std::string name(PolicyName(result.policy));
     for (const auto& f : Figures(topology, workload, result)) {
-      summary << name << "," << f.region << "," << f.utilization << "," << f.wait_p50_s << ","
-              << f.wait_p99_s << "," << f.run_elsewhere << "," << f.gangs_placed << ","
-              << f.gangs_refused << "," << f.refused << "," << f.cost_per_a100_hour << "\n";
+      summary << name << "," << f.region << "," << f.utilization << ","
+              << f.wait_p50_s << "," << f.wait_p99_s << "," << f.run_elsewhere
+              << "," << f.gangs_placed << "," << f.gangs_refused << ","
+              << f.refused << "," << f.cost_per_a100_hour << "\n";
     }
     std::ofstream util;
     CN_RETURN_IF_ERROR(open("util_" + name + ".csv", util));
@@ -166,7 +191,8 @@ Status WriteCsv(const std::string& dir, const Topology& topology,
     std::vector<int64_t> all;
     for (size_t i = 0; i < workload.jobs.size(); ++i) {
       if (result.outcomes[i].start_ms >= 0) {
-        all.push_back(result.outcomes[i].start_ms - workload.jobs[i].arrival_ms);
+        all.push_back(result.outcomes[i].start_ms -
+                      workload.jobs[i].arrival_ms);
       }
     }
     std::sort(all.begin(), all.end());
@@ -175,7 +201,8 @@ Status WriteCsv(const std::string& dir, const Topology& topology,
     for (size_t k = 0; k < points; ++k) {
       const size_t i = (all.size() - 1) * k / std::max<size_t>(1, points - 1);
       waits << static_cast<double>(all[i]) / 1000.0 << ","
-            << static_cast<double>(i + 1) / static_cast<double>(all.size()) << "\n";
+            << static_cast<double>(i + 1) / static_cast<double>(all.size())
+            << "\n";
     }
     std::ofstream clearing;
     CN_RETURN_IF_ERROR(open("clearing_" + name + ".csv", clearing));

@@ -53,7 +53,7 @@ class Simulation {
     std::unique_ptr<matching::JobQueue> queue;
     std::vector<uint16_t> peers;
     std::vector<broker::PeerView> peer_views;  // what it knows of its peers
-    std::vector<v1::CapacityEntry> advert;      // what it last published
+    std::vector<v1::CapacityEntry> advert;     // what it last published
     // The plain snapshot adverts are summarized from, per provider (by its
     // id in the index), rebuilt only for providers whose cards changed.
     std::vector<matching::ProviderCapacity> snapshot;
@@ -92,7 +92,8 @@ class Simulation {
   Decision DecideLocalFirst(uint32_t job, const v1::JobSpec& spec,
                             const std::optional<matching::Placement>& local);
   Decision DecideCheapest(uint32_t job, const v1::JobSpec& spec,
-                          const std::optional<matching::Placement>& local, bool wait_aware);
+                          const std::optional<matching::Placement>& local,
+                          bool wait_aware);
   bool CouldEverHold(const Broker& b, const SimJob& job) const;
   int64_t AdvertCost(const v1::CapacityEntry& entry) const;
   void Apply(uint32_t job, const Decision& decision);
@@ -111,14 +112,17 @@ class Simulation {
   void Touch(int region, const std::string& provider);
   void Drain();
   void Busy(Broker& b, int64_t delta_milli);
-  Status Post(int region, const std::vector<std::pair<std::string, int64_t>>& postings);
+  Status Post(int region,
+              const std::vector<std::pair<std::string, int64_t>>& postings);
 
   bool Forwards() const { return policy_ != Policy::kLocalOnly; }
   std::string Org(const SimJob& job) const {
-    return topology_.regions[job.home].name + "-org" + std::to_string(job.organization);
+    return topology_.regions[job.home].name + "-org" +
+           std::to_string(job.organization);
   }
   int32_t ReasonIndex(const std::string& reason) {
-    auto [it, inserted] = reason_index_.emplace(reason, static_cast<int32_t>(result_.reasons.size()));
+    auto [it, inserted] = reason_index_.emplace(
+        reason, static_cast<int32_t>(result_.reasons.size()));
     if (inserted) result_.reasons.push_back(reason);
     return it->second;
   }
@@ -151,23 +155,28 @@ Status Simulation::Build() {
   result_.books.resize(regions);
   result_.cards.resize(regions);
   result_.busy_milli_ms.resize(regions);
-  for (const auto& spec : catalog_->entries()) model_gflops_[spec.model] = spec.dense_gflops;
+  for (const auto& spec : catalog_->entries())
+    model_gflops_[spec.model] = spec.dense_gflops;
   matching::JobQueueOptions queue_options;
   queue_options.max_reservation_steps = options_.max_reservation_steps;
   for (size_t r = 0; r < regions; ++r) {
     Broker& b = brokers_[r];
     b.name = topology_.regions[r].name;
     b.index = std::make_unique<matching::CapacityIndex>(catalog_);
-    b.queue = std::make_unique<matching::JobQueue>(queue_options, loop_.clock());
+    b.queue =
+        std::make_unique<matching::JobQueue>(queue_options, loop_.clock());
     b.sent_milli.assign(regions, 0);
   }
   for (const auto& link : topology_.links) {
-    const auto a = *topology_.RegionIndex(link.a), bb = *topology_.RegionIndex(link.b);
+    const auto a = *topology_.RegionIndex(link.a),
+               bb = *topology_.RegionIndex(link.b);
     brokers_[a].peers.push_back(static_cast<uint16_t>(bb));
     brokers_[bb].peers.push_back(static_cast<uint16_t>(a));
   }
   std::vector<std::unique_ptr<matching::CapacityIndex::BulkUpdate>> bulk;
-  for (auto& b : brokers_) bulk.push_back(std::make_unique<matching::CapacityIndex::BulkUpdate>(*b.index));
+  for (auto& b : brokers_)
+    bulk.push_back(
+        std::make_unique<matching::CapacityIndex::BulkUpdate>(*b.index));
   for (size_t s = 0; s < topology_.sites.size(); ++s) {
     const Site& site = topology_.sites[s];
     const size_t r = *topology_.RegionIndex(site.region);
@@ -190,7 +199,8 @@ Status Simulation::Build() {
       if (spec != nullptr) card->set_memory_mib(spec->memory_mib);
     }
     Status added = b.index->UpsertProvider(site.name, registration);
-    if (!added.ok()) return InternalError("site " + site.name + ": " + added.ToString());
+    if (!added.ok())
+      return InternalError("site " + site.name + ": " + added.ToString());
     b.index->SetOnline(site.name, true);
     b.index->SetReliability(site.name, site.reliability_permille);
     b.cards += site.cards();
@@ -203,7 +213,8 @@ Status Simulation::Build() {
         merged = true;
       }
     }
-    if (!merged) b.shapes.emplace_back(site.model, site.cards_per_node, fabric_nodes);
+    if (!merged)
+      b.shapes.emplace_back(site.model, site.cards_per_node, fabric_nodes);
   }
   bulk.clear();
   for (size_t r = 0; r < regions; ++r) result_.cards[r] = brokers_[r].cards;
@@ -221,16 +232,18 @@ void Simulation::Busy(Broker& b, int64_t delta_milli) {
   b.busy_milli_ms += static_cast<long double>(b.held_milli) *
                      static_cast<long double>(until - from);
   b.busy_since_ms = now;
-  b.held_milli = static_cast<uint64_t>(static_cast<int64_t>(b.held_milli) + delta_milli);
+  b.held_milli =
+      static_cast<uint64_t>(static_cast<int64_t>(b.held_milli) + delta_milli);
 }
 
-Status Simulation::Post(int region,
-                        const std::vector<std::pair<std::string, int64_t>>& postings) {
+Status Simulation::Post(
+    int region, const std::vector<std::pair<std::string, int64_t>>& postings) {
   // Double entry: an entry whose postings do not sum to zero is refused,
   // as the ledger refuses it.
   int64_t sum = 0;
   for (const auto& [account, amount] : postings) sum += amount;
-  if (sum != 0) return InternalError("unbalanced entry at " + brokers_[region].name);
+  if (sum != 0)
+    return InternalError("unbalanced entry at " + brokers_[region].name);
   auto& books = result_.books[region];
   for (const auto& [account, amount] : postings) books[account] += amount;
   return OkStatus();
@@ -240,7 +253,8 @@ void Simulation::Arrive(uint32_t job) {
   ++result_.events;
   AtHome(job);
   if (job + 1 < workload_.jobs.size()) {
-    loop_.At(workload_.jobs[job + 1].arrival_ms, [this, job] { Arrive(job + 1); });
+    loop_.At(workload_.jobs[job + 1].arrival_ms,
+             [this, job] { Arrive(job + 1); });
   }
 }
 
@@ -253,14 +267,15 @@ int64_t Simulation::AdvertCost(const v1::CapacityEntry& entry) const {
   if (it == model_gflops_.end() || it->second == 0) return INT64_MAX;
   __extension__ using Wide = __int128;
   return static_cast<int64_t>(static_cast<Wide>(entry.lowest_price()) *
-                              static_cast<Wide>(catalog_->reference_gflops()) * 1000 /
-                              static_cast<Wide>(it->second));
+                              static_cast<Wide>(catalog_->reference_gflops()) *
+                              1000 / static_cast<Wide>(it->second));
 }
 
 bool Simulation::CouldEverHold(const Broker& b, const SimJob& job) const {
   const auto& models = workload_.model_sets[job.model_set];
   for (const auto& [model, cards, nodes] : b.shapes) {
-    if (!models.empty() && std::find(models.begin(), models.end(), model) == models.end()) {
+    if (!models.empty() &&
+        std::find(models.begin(), models.end(), model) == models.end()) {
       continue;
     }
     if (cards >= job.cards_per_node && nodes >= job.nodes) return true;
@@ -286,12 +301,14 @@ Decision Simulation::Decide(uint32_t job_index, bool allow_local_now) {
     local = matcher_.Match(matching::PlacementRequest::FromSpec(spec),
                            *brokers_[home].index, matching::MatchContext{});
   }
-  if (policy_ == Policy::kLocalFirst) return DecideLocalFirst(job_index, spec, local);
+  if (policy_ == Policy::kLocalFirst)
+    return DecideLocalFirst(job_index, spec, local);
   return DecideCheapest(job_index, spec, local, policy_ == Policy::kWaitAware);
 }
 
-Decision Simulation::DecideLocalFirst(uint32_t job_index, const v1::JobSpec& spec,
-                                      const std::optional<matching::Placement>& local) {
+Decision Simulation::DecideLocalFirst(
+    uint32_t job_index, const v1::JobSpec& spec,
+    const std::optional<matching::Placement>& local) {
   // The broker's real Route(), unchanged, over the adverts this broker holds.
   const SimJob& job = workload_.jobs[job_index];
   const Broker& b = brokers_[job.home];
@@ -300,7 +317,8 @@ Decision Simulation::DecideLocalFirst(uint32_t job_index, const v1::JobSpec& spe
   *info.mutable_spec() = spec;
   std::set<std::string> declined;
   for (size_t r = 0; r < brokers_.size(); ++r) {
-    if ((live_[job_index].declined >> r & 1) != 0) declined.insert(brokers_[r].name);
+    if ((live_[job_index].declined >> r & 1) != 0)
+      declined.insert(brokers_[r].name);
   }
   broker::RoutingOptions routing;
   routing.broker_id = b.name;
@@ -313,7 +331,8 @@ Decision Simulation::DecideLocalFirst(uint32_t job_index, const v1::JobSpec& spe
       return {Decision::Kind::kLocal, -1, ""};
     case broker::RoutingDecision::Kind::kForward:
       return {Decision::Kind::kForward,
-              static_cast<int>(*topology_.RegionIndex(decision.peer)), decision.reason};
+              static_cast<int>(*topology_.RegionIndex(decision.peer)),
+              decision.reason};
     case broker::RoutingDecision::Kind::kWait:
       return {Decision::Kind::kWait, -1, decision.reason};
     case broker::RoutingDecision::Kind::kReject:
@@ -325,9 +344,9 @@ Decision Simulation::DecideLocalFirst(uint32_t job_index, const v1::JobSpec& spe
 // global-cheapest and wait-aware: simulated policies (not the broker's
 // Route, which compares price per card-hour; issue 15 item 3 moves the
 // broker to these terms). Both use the real AdvertFits on the real adverts.
-Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
-                                    const std::optional<matching::Placement>& local,
-                                    bool wait_aware) {
+Decision Simulation::DecideCheapest(
+    uint32_t job_index, const v1::JobSpec& spec,
+    const std::optional<matching::Placement>& local, bool wait_aware) {
   const SimJob& job = workload_.jobs[job_index];
   const int home = job.home;
   const Broker& hb = brokers_[home];
@@ -337,32 +356,38 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
     const Broker& target = brokers_[r];
     if (target.cards == 0) return 0;
     return target.backlog_pct +
-           static_cast<int64_t>(hb.sent_milli[static_cast<size_t>(r)] * 100 / (target.cards * 1000));
+           static_cast<int64_t>(hb.sent_milli[static_cast<size_t>(r)] * 100 /
+                                (target.cards * 1000));
   };
   auto penalized = [&](int64_t cost, int64_t backlog_pct) -> int64_t {
     if (!wait_aware) return cost;
     __extension__ using Wide = __int128;
-    return static_cast<int64_t>(static_cast<Wide>(cost) *
-                                (10'000 + options_.wait_aware_penalty_bp_per_pct *
-                                              std::max<int64_t>(0, backlog_pct)) /
-                                10'000);
+    return static_cast<int64_t>(
+        static_cast<Wide>(cost) *
+        (10'000 + options_.wait_aware_penalty_bp_per_pct *
+                      std::max<int64_t>(0, backlog_pct)) /
+        10'000);
   };
   int best = -1;
   int64_t best_cost = INT64_MAX;
   int64_t home_cost = INT64_MAX;
   if (local) {
     const int64_t backlog =
-        hb.cards == 0 ? 0 : static_cast<int64_t>(hb.queued_milli * 100 / (hb.cards * 1000));
+        hb.cards == 0
+            ? 0
+            : static_cast<int64_t>(hb.queued_milli * 100 / (hb.cards * 1000));
     home_cost = penalized(local->cost_key, backlog);
     best = home;
     best_cost = home_cost;
   }
   for (size_t p = 0; p < hb.peers.size(); ++p) {
     const int r = hb.peers[p];
-    if (!job.Allows(static_cast<size_t>(r)) || (declined >> r & 1) != 0) continue;
+    if (!job.Allows(static_cast<size_t>(r)) || (declined >> r & 1) != 0)
+      continue;
     int64_t cheapest = INT64_MAX;
     for (const auto& entry : hb.peer_views[p].entries) {
-      if (broker::AdvertFits(entry, spec)) cheapest = std::min(cheapest, AdvertCost(entry));
+      if (broker::AdvertFits(entry, spec))
+        cheapest = std::min(cheapest, AdvertCost(entry));
     }
     if (cheapest == INT64_MAX) continue;
     const int64_t cost = penalized(cheapest, backlog_of(r));
@@ -375,13 +400,15 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
     // Keep it home unless the peer is better by the margin: a forward costs
     // latency and a clearing line.
     __extension__ using Wide = __int128;
-    if (static_cast<Wide>(best_cost) * (10'000 + options_.wait_aware_margin_bp) >=
+    if (static_cast<Wide>(best_cost) *
+            (10'000 + options_.wait_aware_margin_bp) >=
         static_cast<Wide>(home_cost) * 10'000) {
       best = home;
     }
   }
   if (best == home) return {Decision::Kind::kLocal, -1, ""};
-  if (best >= 0) return {Decision::Kind::kForward, best, "cheapest per A100-hour"};
+  if (best >= 0)
+    return {Decision::Kind::kForward, best, "cheapest per A100-hour"};
   // Nothing fits anywhere now.
   if (wait_aware) {
     // Queue where the backlog per card is least among the allowed regions
@@ -394,13 +421,18 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
           b.cards == 0 || !CouldEverHold(b, job)) {
         return;
       }
-      const uint64_t queued = r == home ? b.queued_milli
-                                        : static_cast<uint64_t>(backlog_of(r)) * b.cards * 10;
-      const long double load = static_cast<long double>(queued + job.DemandMilli()) /
-                               static_cast<long double>(b.cards * 1000);
+      const uint64_t queued =
+          r == home ? b.queued_milli
+                    : static_cast<uint64_t>(backlog_of(r)) * b.cards * 10;
+      const long double load =
+          static_cast<long double>(queued + job.DemandMilli()) /
+          static_cast<long double>(b.cards * 1000);
       // Home wins ties and near-ties (within the margin).
       const long double margin =
-          r == home ? 1.0L + static_cast<long double>(options_.wait_aware_margin_bp) / 10'000 : 1.0L;
+          r == home
+              ? 1.0L + static_cast<long double>(options_.wait_aware_margin_bp) /
+                           10'000
+              : 1.0L;
       if (target < 0 || load / margin < target_load) {
         target = r;
         target_load = load / margin;
@@ -416,7 +448,8 @@ Decision Simulation::DecideCheapest(uint32_t job_index, const v1::JobSpec& spec,
     return {Decision::Kind::kForward, target, "least backlog per card"};
   }
   bool any_served = job.Allows(static_cast<size_t>(home));
-  for (int r : hb.peers) any_served = any_served || job.Allows(static_cast<size_t>(r));
+  for (int r : hb.peers)
+    any_served = any_served || job.Allows(static_cast<size_t>(r));
   if (!any_served) {
     return {Decision::Kind::kReject, -1,
             "no broker in this federation serves the allowed regions"};
@@ -449,7 +482,8 @@ void Simulation::Apply(uint32_t job, const Decision& decision) {
 void Simulation::Enqueue(uint32_t job_index, int region) {
   const SimJob& job = workload_.jobs[job_index];
   Broker& b = brokers_[region];
-  if (options_.max_queued_per_broker > 0 && b.queue->size() >= options_.max_queued_per_broker) {
+  if (options_.max_queued_per_broker > 0 &&
+      b.queue->size() >= options_.max_queued_per_broker) {
     // A peer with a full queue declines a forward (its home routes it
     // again); a home broker refuses its own consumer's job.
     if (region != job.home) {
@@ -465,7 +499,8 @@ void Simulation::Enqueue(uint32_t job_index, int region) {
   queued.priority = job.priority;
   queued.submitted_ms = loop_.now_ms();
   queued.sequence = ++sequence_;
-  queued.request = matching::PlacementRequest::FromSpec(SpecOf(job, workload_, topology_));
+  queued.request =
+      matching::PlacementRequest::FromSpec(SpecOf(job, workload_, topology_));
   queued.request.organization = queued.organization;
   queued.max_duration_s = job.max_duration_s;
   Status added = b.queue->Add(std::move(queued));
@@ -483,7 +518,8 @@ void Simulation::Enqueue(uint32_t job_index, int region) {
 
 void Simulation::Forward(uint32_t job, int from, int to) {
   ++result_.forwards;
-  brokers_[from].sent_milli[static_cast<size_t>(to)] += workload_.jobs[job].DemandMilli();
+  brokers_[from].sent_milli[static_cast<size_t>(to)] +=
+      workload_.jobs[job].DemandMilli();
   live_[job].queued_at = -1;
   const int64_t latency =
       topology_.Latency(brokers_[from].name, brokers_[to].name).value_or(0);
@@ -500,7 +536,8 @@ void Simulation::Park(uint32_t job) {
 }
 
 void Simulation::Refuse(uint32_t job, const std::string& reason) {
-  result_.outcomes[job].refusal = ReasonIndex(reason.empty() ? "refused" : reason);
+  result_.outcomes[job].refusal =
+      ReasonIndex(reason.empty() ? "refused" : reason);
   --unsettled_;
 }
 
@@ -534,13 +571,15 @@ void Simulation::Pass(int region) {
   ++result_.passes;
   auto pass = b.queue->Schedule(*b.index, matcher_);
   result_.match_calls += pass.match_calls;
-  result_.decisions += pass.placed.size() + pass.waiting.size() + pass.never_fit.size();
+  result_.decisions +=
+      pass.placed.size() + pass.waiting.size() + pass.never_fit.size();
   for (const auto& outcome : pass.placed) {
     Start(static_cast<uint32_t>(std::stoul(outcome.job_id.substr(1))), region,
           *outcome.placement);
   }
   for (const auto& outcome : pass.never_fit) {
-    const uint32_t job = static_cast<uint32_t>(std::stoul(outcome.job_id.substr(1)));
+    const uint32_t job =
+        static_cast<uint32_t>(std::stoul(outcome.job_id.substr(1)));
     const SimJob& spec = workload_.jobs[job];
     b.queued_milli -= spec.DemandMilli();
     b.home_waiting.erase(job);
@@ -555,7 +594,8 @@ void Simulation::Pass(int region) {
         Forward(job, region, decision.target);
         continue;
       }
-      if (decision.kind == Decision::Kind::kWait && policy_ == Policy::kLocalFirst) {
+      if (decision.kind == Decision::Kind::kWait &&
+          policy_ == Policy::kLocalFirst) {
         // Route says a peer in an allowed region may take it later.
         Park(job);
         continue;
@@ -565,7 +605,8 @@ void Simulation::Pass(int region) {
   }
 }
 
-void Simulation::Start(uint32_t job_index, int region, const matching::Placement& placement) {
+void Simulation::Start(uint32_t job_index, int region,
+                       const matching::Placement& placement) {
   const SimJob& job = workload_.jobs[job_index];
   Broker& b = brokers_[region];
   Live& live = live_[job_index];
@@ -578,15 +619,16 @@ void Simulation::Start(uint32_t job_index, int region, const matching::Placement
   live.cards = std::max<uint32_t>(1, placement.cards);
   live.provider = site_by_name_[placement.provider];
   Touch(region, placement.provider);
-  auto hold = ledger::ChargeForCardSeconds(uint64_t{live.cards} * job.max_duration_s,
-                                           live.price);
+  auto hold = ledger::ChargeForCardSeconds(
+      uint64_t{live.cards} * job.max_duration_s, live.price);
   if (!hold.ok() && failure_.ok()) failure_ = hold.status();
   outcome.hold = hold.ok() ? *hold : 0;
   b.queued_milli -= job.DemandMilli();
   b.home_waiting.erase(job_index);
   Busy(b, static_cast<int64_t>(job.DemandMilli()));
   ++running_;
-  loop_.At(loop_.now_ms() + job.runtime_ms, [this, job_index] { End(job_index); });
+  loop_.At(loop_.now_ms() + job.runtime_ms,
+           [this, job_index] { End(job_index); });
 }
 
 void Simulation::End(uint32_t job_index) {
@@ -609,9 +651,11 @@ void Simulation::End(uint32_t job_index) {
   // the fee rounded down.
   const Live& live = live_[job_index];
   const uint64_t seconds = static_cast<uint64_t>((job.runtime_ms + 999) / 1000);
-  auto charge = ledger::ChargeForCardSeconds(uint64_t{live.cards} * seconds, live.price);
-  auto fee = charge.ok() ? ledger::FeeFor(*charge, topology_.regions[region].fee_bps)
-                         : StatusOr<int64_t>(charge.status());
+  auto charge =
+      ledger::ChargeForCardSeconds(uint64_t{live.cards} * seconds, live.price);
+  auto fee = charge.ok()
+                 ? ledger::FeeFor(*charge, topology_.regions[region].fee_bps)
+                 : StatusOr<int64_t>(charge.status());
   if (!fee.ok()) {
     if (failure_.ok()) failure_ = fee.status();
     MarkDirty(region);
@@ -619,18 +663,23 @@ void Simulation::End(uint32_t job_index) {
   }
   outcome.charge = *charge;
   const std::string consumer = ledger::ConsumerAccount(Org(job));
-  const std::string provider = ledger::ProviderAccount(topology_.sites[live.provider].name);
+  const std::string provider =
+      ledger::ProviderAccount(topology_.sites[live.provider].name);
   const std::string fee_account = ledger::FeeAccount(b.name);
   Status posted;
   if (region == job.home) {
-    posted = Post(region, {{consumer, -*charge}, {provider, *charge - *fee}, {fee_account, *fee}});
+    posted = Post(region, {{consumer, -*charge},
+                           {provider, *charge - *fee},
+                           {fee_account, *fee}});
   } else {
     const int home = job.home;
-    posted = Post(home, {{consumer, -*charge}, {ledger::ClearingAccount(b.name), *charge}});
+    posted = Post(home, {{consumer, -*charge},
+                         {ledger::ClearingAccount(b.name), *charge}});
     if (posted.ok()) {
-      posted = Post(region, {{ledger::ClearingAccount(brokers_[home].name), -*charge},
-                             {provider, *charge - *fee},
-                             {fee_account, *fee}});
+      posted = Post(region,
+                    {{ledger::ClearingAccount(brokers_[home].name), -*charge},
+                     {provider, *charge - *fee},
+                     {fee_account, *fee}});
     }
     result_.clearing[home][region] += *charge;
   }
@@ -646,7 +695,9 @@ void Simulation::Touch(int region, const std::string& provider) {
 void Simulation::Publish(int region) {
   Broker& b = brokers_[region];
   b.backlog_pct =
-      b.cards == 0 ? 0 : static_cast<int64_t>(b.queued_milli * 100 / (b.cards * 1000));
+      b.cards == 0
+          ? 0
+          : static_cast<int64_t>(b.queued_milli * 100 / (b.cards * 1000));
   // Its new backlog counts what peers sent it so far.
   for (auto& peer : brokers_) peer.sent_milli[static_cast<size_t>(region)] = 0;
   if (!b.all_stale && b.stale.empty()) return;  // nothing changed: same advert
@@ -672,7 +723,8 @@ void Simulation::Publish(int region) {
         devices.memory_mib = group.memory_mib;
         devices.total = group.count;
         for (uint32_t d = 0; d < group.count; ++d) {
-          if (group.used_milli[d] == 0) devices.free_devices.push_back(group.first_index + d);
+          if (group.used_milli[d] == 0)
+            devices.free_devices.push_back(group.first_index + d);
         }
         out.groups.push_back(std::move(devices));
       }
@@ -723,7 +775,8 @@ void Simulation::Tick() {
     // reroute_after, and those it may not run itself.
     for (size_t r = 0; r < brokers_.size(); ++r) {
       Broker& b = brokers_[r];
-      std::vector<uint32_t> waiting(b.home_waiting.begin(), b.home_waiting.end());
+      std::vector<uint32_t> waiting(b.home_waiting.begin(),
+                                    b.home_waiting.end());
       for (uint32_t job : waiting) {
         if (now - live_[job].queued_since < options_.reroute_after_ms) continue;
         const Decision decision = Decide(job, false);
@@ -752,7 +805,8 @@ void Simulation::Tick() {
   // Past the drain limit every tick refuses what still waits, including
   // forwards that were in flight at the first drain.
   if (now >= last_arrival_ms_ + options_.drain_limit_ms) Drain();
-  if (unsettled_ > 0) loop_.At(now + options_.advert_interval_ms, [this] { Tick(); });
+  if (unsettled_ > 0)
+    loop_.At(now + options_.advert_interval_ms, [this] { Tick(); });
 }
 
 void Simulation::Drain() {
@@ -782,7 +836,8 @@ StatusOr<SimResult> Simulation::Run() {
   loop_.At(0, [this] { Tick(); });
   std::function<void()> sample = [&] {
     Sample();
-    if (unsettled_ > 0) loop_.At(loop_.now_ms() + options_.sample_interval_ms, sample);
+    if (unsettled_ > 0)
+      loop_.At(loop_.now_ms() + options_.sample_interval_ms, sample);
   };
   loop_.At(0, sample);
   loop_.Run();
@@ -794,7 +849,8 @@ StatusOr<SimResult> Simulation::Run() {
   }
   result_.window_ms = last_arrival_ms_;
   result_.wall_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
   return std::move(result_);
 }
 
@@ -842,8 +898,9 @@ Status CheckInvariants(const Topology& topology, const Workload& workload,
     const bool ran = outcome.start_ms >= 0;
     const bool refused = outcome.refusal >= 0;
     if (ran == refused) {
-      return FailedPreconditionError(id + (ran ? " both ran and was refused"
-                                               : " neither ran nor was refused"));
+      return FailedPreconditionError(
+          id +
+          (ran ? " both ran and was refused" : " neither ran nor was refused"));
     }
     if (refused) {
       if (static_cast<size_t>(outcome.refusal) >= result.reasons.size() ||
@@ -852,19 +909,23 @@ Status CheckInvariants(const Topology& topology, const Workload& workload,
       }
       continue;
     }
-    if (outcome.end_ms < outcome.start_ms || outcome.start_ms < job.arrival_ms) {
+    if (outcome.end_ms < outcome.start_ms ||
+        outcome.start_ms < job.arrival_ms) {
       return FailedPreconditionError(id + " ran outside its arrival and end");
     }
-    if (outcome.region < 0 || !job.Allows(static_cast<size_t>(outcome.region))) {
+    if (outcome.region < 0 ||
+        !job.Allows(static_cast<size_t>(outcome.region))) {
       return FailedPreconditionError(
           id + " ran in region " +
-          (outcome.region < 0 ? std::string("?")
-                              : topology.regions[static_cast<size_t>(outcome.region)].name) +
+          (outcome.region < 0
+               ? std::string("?")
+               : topology.regions[static_cast<size_t>(outcome.region)].name) +
           ", which it does not allow");
     }
     if (outcome.charge < 0 || outcome.charge > outcome.hold) {
-      return FailedPreconditionError(id + " was charged " + std::to_string(outcome.charge) +
-                                     ", outside its hold of " + std::to_string(outcome.hold));
+      return FailedPreconditionError(
+          id + " was charged " + std::to_string(outcome.charge) +
+          ", outside its hold of " + std::to_string(outcome.hold));
     }
   }
   const size_t regions = topology.regions.size();
@@ -872,8 +933,9 @@ Status CheckInvariants(const Topology& topology, const Workload& workload,
     int64_t sum = 0;
     for (const auto& [account, balance] : result.books[r]) sum += balance;
     if (sum != 0) {
-      return FailedPreconditionError("the books of " + topology.regions[r].name +
-                                     " sum to " + std::to_string(sum) + ", not zero");
+      return FailedPreconditionError("the books of " +
+                                     topology.regions[r].name + " sum to " +
+                                     std::to_string(sum) + ", not zero");
     }
   }
   for (size_t h = 0; h < regions; ++h) {
@@ -885,16 +947,17 @@ Status CheckInvariants(const Topology& topology, const Workload& workload,
         continue;
       }
       auto balance = [&](size_t at, size_t peer) -> int64_t {
-        auto it = result.books[at].find(ledger::ClearingAccount(topology.regions[peer].name));
+        auto it = result.books[at].find(
+            ledger::ClearingAccount(topology.regions[peer].name));
         return it == result.books[at].end() ? 0 : it->second;
       };
       // h's clearing:r holds what h owes r for h's jobs there, less what r
       // owes h for r's jobs at h; r's clearing:h is its negation.
       const int64_t net = result.clearing[h][r] - result.clearing[r][h];
       if (balance(h, r) != net || balance(r, h) != -net) {
-        return FailedPreconditionError("clearing between " + topology.regions[h].name +
-                                       " and " + topology.regions[r].name +
-                                       " does not match both books");
+        return FailedPreconditionError(
+            "clearing between " + topology.regions[h].name + " and " +
+            topology.regions[r].name + " does not match both books");
       }
     }
   }

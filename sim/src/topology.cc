@@ -1,11 +1,12 @@
 #include "computenet/sim/topology.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <map>
 #include <random>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "computenet/common/files.h"
 
@@ -22,7 +23,8 @@ Status ErrorAt(const std::string& origin, const toml::node& node,
 }
 
 Status CheckKeys(const std::string& origin, const toml::table& table,
-                 const std::set<std::string>& allowed, const std::string& what) {
+                 const std::set<std::string>& allowed,
+                 const std::string& what) {
   for (const auto& [key, value] : table) {
     if (allowed.count(std::string(key.str())) == 0) {
       return ErrorAt(origin, value,
@@ -42,7 +44,8 @@ Status GetString(const std::string& origin, const toml::table& table,
   }
   const auto* value = node->as_string();
   if (value == nullptr || value->get().empty()) {
-    return ErrorAt(origin, *node, what + ": '" + key + "' must be a non-empty string");
+    return ErrorAt(origin, *node,
+                   what + ": '" + key + "' must be a non-empty string");
   }
   *out = value->get();
   return OkStatus();
@@ -150,16 +153,16 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
         << error.description();
     return InvalidArgumentError(out.str());
   }
-  CN_RETURN_IF_ERROR(CheckKeys(origin, root,
-                               {"currency", "seed", "region", "link", "site",
-                                "site_group"},
-                               "the topology"));
+  CN_RETURN_IF_ERROR(
+      CheckKeys(origin, root,
+                {"currency", "seed", "region", "link", "site", "site_group"},
+                "the topology"));
   Topology topology;
   CN_RETURN_IF_ERROR(GetString(origin, root, "currency", false, "the topology",
                                &topology.currency));
   int64_t seed = 1;
-  CN_RETURN_IF_ERROR(GetInt(origin, root, "seed", false, 0, INT64_MAX,
-                            "the topology", &seed));
+  CN_RETURN_IF_ERROR(
+      GetInt(origin, root, "seed", false, 0, INT64_MAX, "the topology", &seed));
   topology.seed = static_cast<uint64_t>(seed);
 
   auto tables = [&](const std::string& key, bool required,
@@ -167,14 +170,16 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
     const toml::node* node = root.get(key);
     if (node == nullptr) {
       if (required) {
-        return InvalidArgumentError(origin + ":1: the topology needs at least one [[" +
-                                    key + "]]");
+        return InvalidArgumentError(
+            origin + ":1: the topology needs at least one [[" + key + "]]");
       }
       return OkStatus();
     }
     const toml::array* array = GetTables(root, key);
     if (array == nullptr) {
-      return ErrorAt(origin, *node, "'" + key + "' must be an array of tables ([[" + key + "]])");
+      return ErrorAt(
+          origin, *node,
+          "'" + key + "' must be an array of tables ([[" + key + "]])");
     }
     for (const auto& element : *array) {
       const toml::table* table = element.as_table();
@@ -193,13 +198,14 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
   CN_RETURN_IF_ERROR(tables("site_group", false, &groups));
 
   for (const toml::table* table : regions) {
-    CN_RETURN_IF_ERROR(CheckKeys(origin, *table, {"name", "demand_weight", "fee_bps"},
-                                 "[[region]]"));
+    CN_RETURN_IF_ERROR(CheckKeys(
+        origin, *table, {"name", "demand_weight", "fee_bps"}, "[[region]]"));
     Region region;
-    CN_RETURN_IF_ERROR(GetString(origin, *table, "name", true, "[[region]]", &region.name));
+    CN_RETURN_IF_ERROR(
+        GetString(origin, *table, "name", true, "[[region]]", &region.name));
     int64_t weight = 1, fee = 0;
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "demand_weight", false, 0, 1'000'000,
-                              "region " + region.name, &weight));
+    CN_RETURN_IF_ERROR(GetInt(origin, *table, "demand_weight", false, 0,
+                              1'000'000, "region " + region.name, &weight));
     CN_RETURN_IF_ERROR(GetInt(origin, *table, "fee_bps", false, 0, 10'000,
                               "region " + region.name, &fee));
     region.demand_weight = static_cast<uint32_t>(weight);
@@ -219,12 +225,16 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
   };
 
   for (const toml::table* table : links) {
-    CN_RETURN_IF_ERROR(CheckKeys(origin, *table, {"between", "latency_ms"}, "[[link]]"));
+    CN_RETURN_IF_ERROR(
+        CheckKeys(origin, *table, {"between", "latency_ms"}, "[[link]]"));
     const toml::node* between = table->get("between");
-    const toml::array* pair = between == nullptr ? nullptr : between->as_array();
+    const toml::array* pair =
+        between == nullptr ? nullptr : between->as_array();
     if (pair == nullptr || pair->size() != 2 || !(*pair)[0].is_string() ||
         !(*pair)[1].is_string()) {
-      return ErrorAt(origin, between == nullptr ? static_cast<const toml::node&>(*table) : *between,
+      return ErrorAt(origin,
+                     between == nullptr ? static_cast<const toml::node&>(*table)
+                                        : *between,
                      "[[link]] needs 'between' = [\"region\", \"region\"]");
     }
     Link link;
@@ -233,11 +243,13 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
     CN_RETURN_IF_ERROR(known_region(*table, link.a, "[[link]]"));
     CN_RETURN_IF_ERROR(known_region(*table, link.b, "[[link]]"));
     if (link.a == link.b) {
-      return ErrorAt(origin, *table, "[[link]] joins region '" + link.a + "' to itself");
+      return ErrorAt(origin, *table,
+                     "[[link]] joins region '" + link.a + "' to itself");
     }
     if (topology.Latency(link.a, link.b)) {
-      return ErrorAt(origin, *table,
-                     "duplicate link between '" + link.a + "' and '" + link.b + "'");
+      return ErrorAt(
+          origin, *table,
+          "duplicate link between '" + link.a + "' and '" + link.b + "'");
     }
     CN_RETURN_IF_ERROR(GetInt(origin, *table, "latency_ms", true, 0, 60'000,
                               "[[link]]", &link.latency_ms));
@@ -259,24 +271,31 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
   };
 
   for (const toml::table* table : sites) {
-    CN_RETURN_IF_ERROR(CheckKeys(origin, *table,
-                                 {"name", "region", "model", "nodes", "cards_per_node",
-                                  "nodes_per_fabric", "price", "reliability_permille"},
-                                 "[[site]]"));
-    Site site;
-    CN_RETURN_IF_ERROR(GetString(origin, *table, "name", true, "[[site]]", &site.name));
-    const std::string what = "site " + site.name;
-    CN_RETURN_IF_ERROR(GetString(origin, *table, "region", true, what, &site.region));
-    CN_RETURN_IF_ERROR(known_region(*table, site.region, what));
-    CN_RETURN_IF_ERROR(GetString(origin, *table, "model", true, what, &site.model));
-    int64_t nodes = 1, cards = 8, fabric = 1, price = 0, reliability = 900;
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "nodes", true, 1, 100'000, what, &nodes));
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "cards_per_node", false, 1, 64, what, &cards));
     CN_RETURN_IF_ERROR(
-        GetInt(origin, *table, "nodes_per_fabric", false, 1, 100'000, what, &fabric));
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "price", true, 1, 100'000'000, what, &price));
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "reliability_permille", false, 0, 1000,
-                              what, &reliability));
+        CheckKeys(origin, *table,
+                  {"name", "region", "model", "nodes", "cards_per_node",
+                   "nodes_per_fabric", "price", "reliability_permille"},
+                  "[[site]]"));
+    Site site;
+    CN_RETURN_IF_ERROR(
+        GetString(origin, *table, "name", true, "[[site]]", &site.name));
+    const std::string what = "site " + site.name;
+    CN_RETURN_IF_ERROR(
+        GetString(origin, *table, "region", true, what, &site.region));
+    CN_RETURN_IF_ERROR(known_region(*table, site.region, what));
+    CN_RETURN_IF_ERROR(
+        GetString(origin, *table, "model", true, what, &site.model));
+    int64_t nodes = 1, cards = 8, fabric = 1, price = 0, reliability = 900;
+    CN_RETURN_IF_ERROR(
+        GetInt(origin, *table, "nodes", true, 1, 100'000, what, &nodes));
+    CN_RETURN_IF_ERROR(
+        GetInt(origin, *table, "cards_per_node", false, 1, 64, what, &cards));
+    CN_RETURN_IF_ERROR(GetInt(origin, *table, "nodes_per_fabric", false, 1,
+                              100'000, what, &fabric));
+    CN_RETURN_IF_ERROR(
+        GetInt(origin, *table, "price", true, 1, 100'000'000, what, &price));
+    CN_RETURN_IF_ERROR(GetInt(origin, *table, "reliability_permille", false, 0,
+                              1000, what, &reliability));
     site.nodes = static_cast<uint32_t>(nodes);
     site.cards_per_node = static_cast<uint32_t>(cards);
     site.nodes_per_fabric = static_cast<uint32_t>(fabric);
@@ -287,28 +306,33 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
 
   std::mt19937_64 rng(topology.seed);
   for (const toml::table* table : groups) {
-    CN_RETURN_IF_ERROR(CheckKeys(origin, *table,
-                                 {"region", "prefix", "count", "nodes", "cards_per_node",
-                                  "nodes_per_fabric", "reliability_permille",
-                                  "price_jitter_bp", "models"},
-                                 "[[site_group]]"));
+    CN_RETURN_IF_ERROR(
+        CheckKeys(origin, *table,
+                  {"region", "prefix", "count", "nodes", "cards_per_node",
+                   "nodes_per_fabric", "reliability_permille",
+                   "price_jitter_bp", "models"},
+                  "[[site_group]]"));
     std::string region, prefix;
-    CN_RETURN_IF_ERROR(GetString(origin, *table, "region", true, "[[site_group]]", &region));
+    CN_RETURN_IF_ERROR(
+        GetString(origin, *table, "region", true, "[[site_group]]", &region));
     CN_RETURN_IF_ERROR(known_region(*table, region, "[[site_group]]"));
-    CN_RETURN_IF_ERROR(GetString(origin, *table, "prefix", true, "[[site_group]]", &prefix));
+    CN_RETURN_IF_ERROR(
+        GetString(origin, *table, "prefix", true, "[[site_group]]", &prefix));
     const std::string what = "site_group " + prefix;
-    int64_t count = 0, nodes_lo = 1, nodes_hi = 1, cards = 8, fabric = 1, rel_lo = 900,
-            rel_hi = 900, jitter = 0;
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "count", true, 1, 1'000'000, what, &count));
+    int64_t count = 0, nodes_lo = 1, nodes_hi = 1, cards = 8, fabric = 1,
+            rel_lo = 900, rel_hi = 900, jitter = 0;
     CN_RETURN_IF_ERROR(
-        GetRange(origin, *table, "nodes", true, 1, 100'000, what, &nodes_lo, &nodes_hi));
-    CN_RETURN_IF_ERROR(GetInt(origin, *table, "cards_per_node", false, 1, 64, what, &cards));
+        GetInt(origin, *table, "count", true, 1, 1'000'000, what, &count));
+    CN_RETURN_IF_ERROR(GetRange(origin, *table, "nodes", true, 1, 100'000, what,
+                                &nodes_lo, &nodes_hi));
     CN_RETURN_IF_ERROR(
-        GetInt(origin, *table, "nodes_per_fabric", false, 1, 100'000, what, &fabric));
-    CN_RETURN_IF_ERROR(GetRange(origin, *table, "reliability_permille", false, 0, 1000,
-                                what, &rel_lo, &rel_hi));
-    CN_RETURN_IF_ERROR(
-        GetInt(origin, *table, "price_jitter_bp", false, 0, 9'000, what, &jitter));
+        GetInt(origin, *table, "cards_per_node", false, 1, 64, what, &cards));
+    CN_RETURN_IF_ERROR(GetInt(origin, *table, "nodes_per_fabric", false, 1,
+                              100'000, what, &fabric));
+    CN_RETURN_IF_ERROR(GetRange(origin, *table, "reliability_permille", false,
+                                0, 1000, what, &rel_lo, &rel_hi));
+    CN_RETURN_IF_ERROR(GetInt(origin, *table, "price_jitter_bp", false, 0,
+                              9'000, what, &jitter));
     struct Choice {
       std::string model;
       int64_t weight;
@@ -319,23 +343,29 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
     const toml::node* models = table->get("models");
     const toml::array* list = models == nullptr ? nullptr : models->as_array();
     if (list == nullptr || list->empty()) {
-      return ErrorAt(origin, models == nullptr ? static_cast<const toml::node&>(*table) : *models,
-                     what + " needs 'models' = [{ model = ..., weight = ..., price = ... }, ...]");
+      return ErrorAt(
+          origin,
+          models == nullptr ? static_cast<const toml::node&>(*table) : *models,
+          what +
+              " needs 'models' = [{ model = ..., weight = ..., price = ... }, "
+              "...]");
     }
     for (const auto& element : *list) {
       const toml::table* entry = element.as_table();
       if (entry == nullptr) {
-        return ErrorAt(origin, element, what + ": each of 'models' must be a table");
+        return ErrorAt(origin, element,
+                       what + ": each of 'models' must be a table");
       }
-      CN_RETURN_IF_ERROR(
-          CheckKeys(origin, *entry, {"model", "weight", "price"}, what + " models"));
+      CN_RETURN_IF_ERROR(CheckKeys(origin, *entry, {"model", "weight", "price"},
+                                   what + " models"));
       Choice choice;
-      CN_RETURN_IF_ERROR(GetString(origin, *entry, "model", true, what, &choice.model));
-      choice.weight = 1;
-      CN_RETURN_IF_ERROR(GetInt(origin, *entry, "weight", false, 1, 1'000'000, what,
-                                &choice.weight));
       CN_RETURN_IF_ERROR(
-          GetInt(origin, *entry, "price", true, 1, 100'000'000, what, &choice.price));
+          GetString(origin, *entry, "model", true, what, &choice.model));
+      choice.weight = 1;
+      CN_RETURN_IF_ERROR(GetInt(origin, *entry, "weight", false, 1, 1'000'000,
+                                what, &choice.weight));
+      CN_RETURN_IF_ERROR(GetInt(origin, *entry, "price", true, 1, 100'000'000,
+                                what, &choice.price));
       if (catalog.Find(choice.model) == nullptr) {
         return ErrorAt(origin, *entry,
                        what + ": model '" + choice.model +
@@ -365,12 +395,14 @@ StatusOr<Topology> ParseTopology(const std::string& toml_text,
       const int64_t bp = Draw(rng, -jitter, jitter);
       site.price_per_card_hour =
           std::max<int64_t>(1, chosen->price + chosen->price * bp / 10'000);
-      site.reliability_permille = static_cast<uint32_t>(Draw(rng, rel_lo, rel_hi));
+      site.reliability_permille =
+          static_cast<uint32_t>(Draw(rng, rel_lo, rel_hi));
       CN_RETURN_IF_ERROR(add_site(*table, std::move(site)));
     }
   }
   if (topology.sites.empty()) {
-    return InvalidArgumentError(origin + ":1: the topology has no sites ([[site]] or [[site_group]])");
+    return InvalidArgumentError(
+        origin + ":1: the topology has no sites ([[site]] or [[site_group]])");
   }
   return topology;
 }

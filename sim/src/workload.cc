@@ -16,11 +16,14 @@ constexpr int64_t kDayMs = 24LL * 3600 * 1000;
 double Uniform(std::mt19937_64& rng) {
   return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
 }
-uint64_t Below(std::mt19937_64& rng, uint64_t n) { return n == 0 ? 0 : rng() % n; }
+uint64_t Below(std::mt19937_64& rng, uint64_t n) {
+  return n == 0 ? 0 : rng() % n;
+}
 
 // Demand relative to the mean at time t: 1 + a sin, peaking at 14:00.
 double Cycle(double amplitude, int64_t t_ms) {
-  const double day = static_cast<double>(t_ms % kDayMs) / static_cast<double>(kDayMs);
+  const double day =
+      static_cast<double>(t_ms % kDayMs) / static_cast<double>(kDayMs);
   return 1.0 + amplitude * std::sin(2 * kPi * (day - 14.0 / 24.0 + 0.25));
 }
 
@@ -30,11 +33,13 @@ std::string JobId(uint32_t index) { return "j" + std::to_string(index); }
 
 StatusOr<Workload> GenerateWorkload(const Topology& topology,
                                     const WorkloadOptions& options) {
-  if (options.jobs == 0 || options.target_load <= 0 || options.target_load > 10 ||
-      options.gang_fraction < 0 || options.inference_fraction < 0 ||
+  if (options.jobs == 0 || options.target_load <= 0 ||
+      options.target_load > 10 || options.gang_fraction < 0 ||
+      options.inference_fraction < 0 ||
       options.gang_fraction + options.inference_fraction > 1 ||
       options.daily_amplitude < 0 || options.daily_amplitude >= 1 ||
-      options.gang_nodes_min == 0 || options.gang_nodes_min > options.gang_nodes_max) {
+      options.gang_nodes_min == 0 ||
+      options.gang_nodes_min > options.gang_nodes_max) {
     return InvalidArgumentError("workload options out of range");
   }
   const uint64_t cards = topology.TotalCards();
@@ -55,11 +60,14 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
 
   Workload workload;
   // Any model; NVIDIA training cards; domestic training cards.
-  workload.model_sets = {{}, {"H800", "H100", "A800", "A100"}, {"910B", "910C"}};
+  workload.model_sets = {
+      {}, {"H800", "H100", "A800", "A100"}, {"910B", "910C"}};
   std::mt19937_64 rng(options.seed);
   uint64_t weight_total = 0;
-  for (const auto& region : topology.regions) weight_total += region.demand_weight;
-  if (weight_total == 0) return InvalidArgumentError("every region has demand_weight 0");
+  for (const auto& region : topology.regions)
+    weight_total += region.demand_weight;
+  if (weight_total == 0)
+    return InvalidArgumentError("every region has demand_weight 0");
   // Neighbours per region, for residency that allows home and one of them.
   std::vector<std::vector<uint16_t>> neighbours(topology.regions.size());
   for (const auto& link : topology.links) {
@@ -83,9 +91,10 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
     const double kind = Uniform(rng);
     if (kind < options.gang_fraction) {
       job.kind = JobKind::kGang;
-      job.nodes = options.gang_nodes_min +
-                  static_cast<uint32_t>(Below(rng, options.gang_nodes_max -
-                                                       options.gang_nodes_min + 1));
+      job.nodes =
+          options.gang_nodes_min +
+          static_cast<uint32_t>(
+              Below(rng, options.gang_nodes_max - options.gang_nodes_min + 1));
       job.cards_per_node = 8;
       job.runtime_ms = (60 + static_cast<int64_t>(Below(rng, 181))) * 60 * 1000;
       job.model_set = static_cast<uint8_t>(Below(rng, 3));
@@ -98,8 +107,9 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
       job.runtime_ms = (5 + static_cast<int64_t>(Below(rng, 56))) * 60 * 1000;
       job.allowed_mask = uint64_t{1} << job.home;
       if (!neighbours[job.home].empty() && Below(rng, 10) < 3) {
-        job.allowed_mask |= uint64_t{1}
-                            << neighbours[job.home][Below(rng, neighbours[job.home].size())];
+        job.allowed_mask |=
+            uint64_t{1}
+            << neighbours[job.home][Below(rng, neighbours[job.home].size())];
       }
       job.priority = v1::PRIORITY_CLASS_NORMAL;
     } else {
@@ -131,7 +141,8 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
   workload.offered_card_seconds = static_cast<uint64_t>(card_seconds);
   const double horizon_s = static_cast<double>(card_seconds) /
                            (options.target_load * static_cast<double>(cards));
-  workload.horizon_ms = std::max<int64_t>(1000, static_cast<int64_t>(horizon_s * 1000));
+  workload.horizon_ms =
+      std::max<int64_t>(1000, static_cast<int64_t>(horizon_s * 1000));
 
   // Arrival times on the daily cycle by rejection, then in order: the
   // shapes above are independent of time, so dealing sorted times to them
@@ -140,12 +151,14 @@ StatusOr<Workload> GenerateWorkload(const Topology& topology,
   times.reserve(options.jobs);
   const double peak = 1.0 + options.daily_amplitude;
   while (times.size() < options.jobs) {
-    const int64_t t =
-        static_cast<int64_t>(Uniform(rng) * static_cast<double>(workload.horizon_ms));
-    if (Uniform(rng) * peak <= Cycle(options.daily_amplitude, t)) times.push_back(t);
+    const int64_t t = static_cast<int64_t>(
+        Uniform(rng) * static_cast<double>(workload.horizon_ms));
+    if (Uniform(rng) * peak <= Cycle(options.daily_amplitude, t))
+      times.push_back(t);
   }
   std::sort(times.begin(), times.end());
-  for (size_t i = 0; i < workload.jobs.size(); ++i) workload.jobs[i].arrival_ms = times[i];
+  for (size_t i = 0; i < workload.jobs.size(); ++i)
+    workload.jobs[i].arrival_ms = times[i];
   return workload;
 }
 
@@ -162,7 +175,8 @@ v1::JobSpec SpecOf(const SimJob& job, const Workload& workload,
   for (const auto& model : workload.model_sets[job.model_set]) {
     spec.add_accelerator_models(model);
   }
-  for (size_t r = 0; r < topology.regions.size() && job.allowed_mask != 0; ++r) {
+  for (size_t r = 0; r < topology.regions.size() && job.allowed_mask != 0;
+       ++r) {
     if (job.Allows(r)) spec.add_allowed_regions(topology.regions[r].name);
   }
   return spec;

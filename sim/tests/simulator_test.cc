@@ -22,8 +22,9 @@ class SimulatorTest : public ::testing::Test {
     options.seed = 11;
     options.gang_fraction = 0.01;
     options.gang_nodes_max = 96;  // some fit the 64-node fabric, some never
-    options.trace_pods = std::string(COMPUTENET_SOURCE_DIR) +
-                         "/bench/data/alibaba-gpu-2023/openb_pod_list_default.csv";
+    options.trace_pods =
+        std::string(COMPUTENET_SOURCE_DIR) +
+        "/bench/data/alibaba-gpu-2023/openb_pod_list_default.csv";
     auto workload = GenerateWorkload(topology_, options);
     ASSERT_TRUE(workload.ok()) << workload.status().ToString();
     workload_ = std::move(*workload);
@@ -58,7 +59,8 @@ TEST_F(SimulatorTest, EveryPolicyKeepsTheInvariants) {
   for (Policy policy : kAllPolicies) {
     SimResult result = Run(policy);
     Status invariants = CheckInvariants(topology_, workload_, result);
-    EXPECT_TRUE(invariants.ok()) << PolicyName(policy) << ": " << invariants.ToString();
+    EXPECT_TRUE(invariants.ok())
+        << PolicyName(policy) << ": " << invariants.ToString();
     uint64_t ran = 0;
     for (const auto& outcome : result.outcomes) ran += outcome.start_ms >= 0;
     EXPECT_GT(ran, workload_.jobs.size() / 2) << PolicyName(policy);
@@ -97,7 +99,8 @@ TEST_F(SimulatorTest, BrokenBooksAreCaught) {
     const SimJob& job = workload_.jobs[i];
     if (job.allowed_mask != 0 && misplaced.outcomes[i].start_ms >= 0) {
       for (size_t r = 0; r < topology_.regions.size(); ++r) {
-        if (!job.Allows(r)) misplaced.outcomes[i].region = static_cast<int16_t>(r);
+        if (!job.Allows(r))
+          misplaced.outcomes[i].region = static_cast<int16_t>(r);
       }
       break;
     }

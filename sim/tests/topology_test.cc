@@ -72,7 +72,8 @@ TEST(TopologyTest, ParsesRegionsLinksSitesAndExpandsGroups) {
   for (size_t i = 0; i < topology->sites.size(); ++i) {
     EXPECT_EQ(again->sites[i].model, topology->sites[i].model);
     EXPECT_EQ(again->sites[i].nodes, topology->sites[i].nodes);
-    EXPECT_EQ(again->sites[i].price_per_card_hour, topology->sites[i].price_per_card_hour);
+    EXPECT_EQ(again->sites[i].price_per_card_hour,
+              topology->sites[i].price_per_card_hour);
   }
 }
 
@@ -101,46 +102,64 @@ TEST_P(TopologyBadInputTest, ClearErrorWithLineNumber) {
 
 const std::string kRegion = "[[region]]\nname = \"north\"\n";
 const std::string kSite =
-    "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"A100\"\nnodes = 2\nprice = 900\n";
+    "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"A100\"\nnodes = "
+    "2\nprice = 900\n";
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, TopologyBadInputTest,
     ::testing::Values(
         BadCase{"syntax", kRegion + "name = = 3\n", "bad.toml:3:", ""},
         BadCase{"no_region", kSite, "bad.toml:1:", "at least one [[region]]"},
-        BadCase{"unknown_key", kRegion + "colour = \"red\"\n" + kSite, "bad.toml:3:",
-                "unknown key 'colour'"},
-        BadCase{"duplicate_region", kRegion + kRegion + kSite, "bad.toml:3:",
-                "duplicate region 'north'"},
-        BadCase{"link_unknown_region",
-                kRegion + "[[link]]\nbetween = [\"north\", \"mars\"]\nlatency_ms = 5\n" + kSite,
-                "bad.toml:3:", "unknown region 'mars'"},
-        BadCase{"link_missing_latency",
-                kRegion + "[[region]]\nname = \"west\"\n[[link]]\nbetween = [\"north\", "
-                          "\"west\"]\n" + kSite,
-                "bad.toml:5:", "needs 'latency_ms'"},
+        BadCase{"unknown_key", kRegion + "colour = \"red\"\n" + kSite,
+                "bad.toml:3:", "unknown key 'colour'"},
+        BadCase{"duplicate_region", kRegion + kRegion + kSite,
+                "bad.toml:3:", "duplicate region 'north'"},
+        BadCase{
+            "link_unknown_region",
+            kRegion +
+                "[[link]]\nbetween = [\"north\", \"mars\"]\nlatency_ms = 5\n" +
+                kSite,
+            "bad.toml:3:", "unknown region 'mars'"},
+        BadCase{
+            "link_missing_latency",
+            kRegion +
+                "[[region]]\nname = \"west\"\n[[link]]\nbetween = [\"north\", "
+                "\"west\"]\n" +
+                kSite,
+            "bad.toml:5:", "needs 'latency_ms'"},
         BadCase{"unknown_model",
-                kRegion + "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"Q9000\"\n"
+                kRegion + "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = "
+                          "\"Q9000\"\n"
                           "nodes = 2\nprice = 900\n",
                 "bad.toml:3:", "not in the accelerator catalog"},
-        BadCase{"negative_nodes",
-                kRegion + "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"A100\"\n"
-                          "nodes = -2\nprice = 900\n",
-                "bad.toml:7:", "'nodes' must be in 1..100000"},
-        BadCase{"price_not_integer",
-                kRegion + "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"A100\"\n"
-                          "nodes = 2\nprice = \"cheap\"\n",
-                "bad.toml:8:", "'price' must be an integer"},
-        BadCase{"bad_range",
-                kRegion + "[[site_group]]\nregion = \"north\"\nprefix = \"g\"\ncount = 2\n"
-                          "nodes = [5, 1]\nmodels = [{ model = \"A100\", price = 9 }]\n",
-                "bad.toml:7:", "'nodes' must be a range"},
+        BadCase{
+            "negative_nodes",
+            kRegion +
+                "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"A100\"\n"
+                "nodes = -2\nprice = 900\n",
+            "bad.toml:7:", "'nodes' must be in 1..100000"},
+        BadCase{
+            "price_not_integer",
+            kRegion +
+                "[[site]]\nname = \"s\"\nregion = \"north\"\nmodel = \"A100\"\n"
+                "nodes = 2\nprice = \"cheap\"\n",
+            "bad.toml:8:", "'price' must be an integer"},
+        BadCase{
+            "bad_range",
+            kRegion +
+                "[[site_group]]\nregion = \"north\"\nprefix = \"g\"\ncount = "
+                "2\n"
+                "nodes = [5, 1]\nmodels = [{ model = \"A100\", price = 9 }]\n",
+            "bad.toml:7:", "'nodes' must be a range"},
         BadCase{"group_without_models",
-                kRegion + "[[site_group]]\nregion = \"north\"\nprefix = \"g\"\ncount = 2\n"
+                kRegion + "[[site_group]]\nregion = \"north\"\nprefix = "
+                          "\"g\"\ncount = 2\n"
                           "nodes = 3\n",
                 "bad.toml:3:", "needs 'models'"},
         BadCase{"no_sites", kRegion, "bad.toml:1:", "no sites"}),
-    [](const ::testing::TestParamInfo<BadCase>& param) { return std::string(param.param.name); });
+    [](const ::testing::TestParamInfo<BadCase>& param) {
+      return std::string(param.param.name);
+    });
 
 TEST(TopologyTest, MissingFileIsNotFound) {
   auto topology = LoadTopology("/nonexistent/topology.toml", Catalog());
@@ -150,12 +169,14 @@ TEST(TopologyTest, MissingFileIsNotFound) {
 
 TEST(TopologyTest, ShippedScenariosParse) {
   for (const char* name : {"short.toml", "national.toml"}) {
-    auto topology = LoadTopology(std::string(COMPUTENET_SOURCE_DIR) + "/sim/scenarios/" + name,
-                                 Catalog());
+    auto topology = LoadTopology(
+        std::string(COMPUTENET_SOURCE_DIR) + "/sim/scenarios/" + name,
+        Catalog());
     ASSERT_TRUE(topology.ok()) << name << ": " << topology.status().ToString();
   }
   auto national = LoadTopology(
-      std::string(COMPUTENET_SOURCE_DIR) + "/sim/scenarios/national.toml", Catalog());
+      std::string(COMPUTENET_SOURCE_DIR) + "/sim/scenarios/national.toml",
+      Catalog());
   ASSERT_TRUE(national.ok());
   // What issue 15 asks of the national scenario.
   EXPECT_EQ(national->regions.size(), 8u);

@@ -16,7 +16,7 @@
 namespace computenet::sim {
 
 struct RegionFigures {
-  std::string region;  // "all" for the overall row
+  std::string region;      // "all" for the overall row
   double utilization = 0;  // of the cards there, over the arrival window
   double wait_p50_s = 0;   // of the jobs whose home it is
   double wait_p99_s = 0;
@@ -28,7 +28,8 @@ struct RegionFigures {
 };
 
 // One row per region, then "all".
-std::vector<RegionFigures> Figures(const Topology& topology, const Workload& workload,
+std::vector<RegionFigures> Figures(const Topology& topology,
+                                   const Workload& workload,
                                    const SimResult& result);
 
 // A Markdown table of every policy's rows, then each policy's clearing
@@ -40,7 +41,8 @@ std::string PolicyTable(const Topology& topology, const Workload& workload,
 // (wait seconds, cumulative share of placed jobs), clearing_<policy>.csv
 // (row owes column), summary.csv. INTERNAL if a file cannot be written.
 Status WriteCsv(const std::string& dir, const Topology& topology,
-                const Workload& workload, const std::vector<SimResult>& results);
+                const Workload& workload,
+                const std::vector<SimResult>& results);
 
 }  // namespace computenet::sim
 

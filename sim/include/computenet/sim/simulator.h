@@ -44,13 +44,14 @@ namespace computenet::sim {
 enum class Policy { kLocalOnly, kLocalFirst, kGlobalCheapest, kWaitAware };
 std::string_view PolicyName(Policy policy);
 std::optional<Policy> ParsePolicy(std::string_view name);
-inline constexpr Policy kAllPolicies[] = {Policy::kLocalOnly, Policy::kLocalFirst,
-                                          Policy::kGlobalCheapest, Policy::kWaitAware};
+inline constexpr Policy kAllPolicies[] = {
+    Policy::kLocalOnly, Policy::kLocalFirst, Policy::kGlobalCheapest,
+    Policy::kWaitAware};
 
 struct SimOptions {
   int64_t pass_interval_ms = 60'000;     // a broker's scheduling pass
   int64_t advert_interval_ms = 120'000;  // adverts refreshed, waiters re-routed
-  int64_t reroute_after_ms = 300'000;    // waited this long at home: route again
+  int64_t reroute_after_ms = 300'000;  // waited this long at home: route again
   int64_t sample_interval_ms = 1'800'000;  // utilization time series
   // After the last arrival, jobs still waiting this long are refused.
   int64_t drain_limit_ms = 7LL * 24 * 3600 * 1000;
@@ -67,13 +68,13 @@ struct SimOptions {
 };
 
 struct JobOutcome {
-  int64_t start_ms = -1;        // -1: never ran
+  int64_t start_ms = -1;  // -1: never ran
   int64_t end_ms = -1;
-  int16_t region = -1;          // where it ran
-  int32_t refusal = -1;         // index into SimResult::reasons, if refused
-  int64_t charge = 0;           // what its consumer paid, minor units
-  int64_t hold = 0;             // the worst case held at placement
-  uint32_t a100_milli = 0;      // compute placed
+  int16_t region = -1;      // where it ran
+  int32_t refusal = -1;     // index into SimResult::reasons, if refused
+  int64_t charge = 0;       // what its consumer paid, minor units
+  int64_t hold = 0;         // the worst case held at placement
+  uint32_t a100_milli = 0;  // compute placed
 };
 
 struct SimResult {

@@ -35,7 +35,7 @@ struct SimJob {
   uint32_t max_duration_s = 0;  // what it declares (>= runtime)
   uint32_t nodes = 1;
   uint32_t cards_per_node = 1;
-  uint32_t gpu_milli = 0;  // > 0: a share of one card
+  uint32_t gpu_milli = 0;     // > 0: a share of one card
   uint64_t allowed_mask = 0;  // regions by index; 0 = any
   uint16_t home = 0;          // region index
   uint16_t organization = 0;  // within the home region
