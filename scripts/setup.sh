@@ -18,7 +18,7 @@ packages=(
   procps
   # The Python SDK (python/): pybind11 module, pytest suite, pip install ./python
   pybind11-dev python3-dev python3-pytest python3-setuptools python3-pip
-  # bench/plot_loadgen.gp (PNG of the load generator's steps)
+  # bench/plot_loadgen.gp (PNG of the load generator's steps), sim/plot.sh
   gnuplot-nox
   # A real Slurm for the SlurmExecutor's tests (tests/slurm/slurm-local.sh
   # runs it privately; the packages alone start nothing without systemd).
