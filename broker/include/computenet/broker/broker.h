@@ -123,6 +123,13 @@ struct BrokerOptions {
   // How often this broker pulls each up peer's ledger into its replica,
   // verifies it and cosigns the peer's new checkpoints. Default 30 s.
   int64_t replication_interval_ms = 30'000;
+
+  // Live logs (docs/protocol.md, "Live logs"): the newest bytes kept of each
+  // node's stdout and stderr, all jobs' logs together at most this much
+  // memory, and how long an ended job's logs stay readable.
+  size_t log_stream_bytes = 256 * 1024;
+  size_t log_total_bytes = 64 * 1024 * 1024;
+  int64_t log_keep_ms = 10 * 60 * 1000;
 };
 
 class Broker {
