@@ -1,6 +1,7 @@
 #include "jobs/log_buffer.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 namespace computenet::broker {

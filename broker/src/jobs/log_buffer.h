@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "computenet/common/status.h"
 #include "core/imports.h"
 #include "computenet/v1/consumer.pb.h"
 #include "computenet/v1/provider.pb.h"
@@ -31,8 +32,8 @@ namespace computenet::broker {
 struct LogBufferOptions {
   size_t per_stream_bytes = 256 * 1024;
   size_t total_bytes = 64 * 1024 * 1024;
-  // Streams one job may have (nodes x 2); chunks for more are refused.
-  size_t max_streams_per_job = 512;
+  // Streams one job may have; chunks for more are dropped.
+  size_t max_streams_per_job = 8192;  // 4096 nodes (kMaxNodes) x 2
 };
 
 // Limits on what an agent or peer may push, checked by ValidateLogBatch.

@@ -10,6 +10,8 @@
 // broker's own log; only sizes and ids are.
 #include <spdlog/spdlog.h>
 
+#include "computenet/common/envelope.h"
+#include "computenet/common/job_state.h"
 #include "core/broker_impl.h"
 #include "core/imports.h"
 
