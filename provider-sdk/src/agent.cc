@@ -511,9 +511,10 @@ Status AgentImpl::Run() {
     for (const auto& event : executor_->Poll()) OnExecutionEvent(event);
     SendOfferUpdates();
     MeterRunningJobs();
-    ShipLogs(now);
 
     if (registered_.load()) FlushOutbox();
+    // After the outbox: a job's RUNNING goes before its first output.
+    ShipLogs(now);
     if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
       v1::Heartbeat heartbeat;
       heartbeat.set_sent_at_ms(now);

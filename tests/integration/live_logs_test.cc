@@ -7,7 +7,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
+#include <string>
 
 #include "computenet/common/files.h"
 #include "test_support.h"
@@ -118,6 +121,7 @@ TEST_F(LiveLogsTest, EarlyLinesArriveWhileTheJobStillRuns) {
     return ReadMore(*alice_, &followed) && followed.Of("n1") == "line 1\n" &&
            followed.Of("n1", v1::LOG_STREAM_STDERR) == "warn 1\n";
   })) << followed.Of("n1");
+  // Read while the job runs: it cannot end before the test lets it.
   EXPECT_EQ(followed.state, v1::JOB_STATE_RUNNING);
   EXPECT_FALSE(followed.complete);
   Touch(Flag("go"));
