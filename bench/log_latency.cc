@@ -38,7 +38,8 @@ namespace {
 template <typename T>
 T Must(cn::StatusOr<T> value) {
   if (!value.ok()) {
-    std::fprintf(stderr, "log_latency: %s\n", value.status().ToString().c_str());
+    std::fprintf(stderr, "log_latency: %s\n",
+                 value.status().ToString().c_str());
     std::exit(1);
   }
   return std::move(*value);
@@ -63,15 +64,16 @@ struct Result {
 };
 
 // Submits the line-printing job and follows its logs to the end.
-Result Measure(cn::consumer::Client& client, const std::string& region, int lines,
-               int interval_ms, int poll_ms) {
+Result Measure(cn::consumer::Client& client, const std::string& region,
+               int lines, int interval_ms, int poll_ms) {
   cn::v1::JobSpec spec;
   spec.add_command("/bin/sh");
   spec.add_command("-c");
   char sleep_s[32];
   std::snprintf(sleep_s, sizeof(sleep_s), "%.3f", interval_ms / 1000.0);
   spec.add_command("i=0; while [ $i -lt " + std::to_string(lines) +
-                   " ]; do date +%s%N; sleep " + sleep_s + "; i=$((i+1)); done");
+                   " ]; do date +%s%N; sleep " + sleep_s +
+                   "; i=$((i+1)); done");
   spec.add_accelerator_models("A800");
   spec.set_cards_per_node(1);
   spec.set_max_duration_s(600);
@@ -84,22 +86,20 @@ Result Measure(cn::consumer::Client& client, const std::string& region, int line
   options.timeout_ms = 600'000;
   Result result;
   std::string open;
-  auto state = client.StreamLogs(submitted.job_id(), options,
-                                 [&](const cn::v1::LogChunk& chunk) {
-                                   const int64_t now = WallNs();
-                                   open += chunk.data();
-                                   size_t start = 0;
-                                   for (size_t end; (end = open.find('\n', start)) !=
-                                                    std::string::npos;
-                                        start = end + 1) {
-                                     const int64_t written =
-                                         std::stoll(open.substr(start, end - start));
-                                     result.latencies_ms.push_back(
-                                         static_cast<double>(now - written) / 1e6);
-                                   }
-                                   open.erase(0, start);
-                                   return true;
-                                 });
+  auto state = client.StreamLogs(
+      submitted.job_id(), options, [&](const cn::v1::LogChunk& chunk) {
+        const int64_t now = WallNs();
+        open += chunk.data();
+        size_t start = 0;
+        for (size_t end; (end = open.find('\n', start)) != std::string::npos;
+             start = end + 1) {
+          const int64_t written = std::stoll(open.substr(start, end - start));
+          result.latencies_ms.push_back(static_cast<double>(now - written) /
+                                        1e6);
+        }
+        open.erase(0, start);
+        return true;
+      });
   result.state = Must(std::move(state));
   return result;
 }
@@ -107,9 +107,12 @@ Result Measure(cn::consumer::Client& client, const std::string& region, int line
 void Report(const char* path, Result& result, int lines) {
   auto& l = result.latencies_ms;
   std::sort(l.begin(), l.end());
-  auto at = [&](double p) { return l.empty() ? 0.0 : l[static_cast<size_t>(p * (l.size() - 1))]; };
-  std::printf("  %-9s %3zu of %d lines: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", path,
-              l.size(), lines, at(0.5), at(0.99), at(1.0));
+  auto at = [&](double p) {
+    return l.empty() ? 0.0 : l[static_cast<size_t>(p * (l.size() - 1))];
+  };
+  std::printf(
+      "  %-9s %3zu of %d lines: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", path,
+      l.size(), lines, at(0.5), at(0.99), at(1.0));
 }
 
 }  // namespace
@@ -133,9 +136,10 @@ int main(int argc, char** argv) {
     } else if (arg == "--poll-ms") {
       poll_ms = value();
     } else {
-      std::fprintf(stderr,
-                   "usage: log_latency [--lines N] [--interval-ms MS] [--agent-ms MS] "
-                   "[--poll-ms MS] [--short]\n");
+      std::fprintf(
+          stderr,
+          "usage: log_latency [--lines N] [--interval-ms MS] [--agent-ms MS] "
+          "[--poll-ms MS] [--short]\n");
       return 2;
     }
   }
@@ -167,12 +171,14 @@ int main(int argc, char** argv) {
     options.peers.push_back(config);
     return options;
   };
-  auto home_broker = Must(cn::broker::Broker::Create(options_for(home, remote), home));
+  auto home_broker =
+      Must(cn::broker::Broker::Create(options_for(home, remote), home));
   auto remote_broker =
       Must(cn::broker::Broker::Create(options_for(remote, home), remote));
-  Check(cn::WriteFileAtomically(dir + "/home.endpoint", home_broker->endpoint(), 0644));
-  Check(cn::WriteFileAtomically(dir + "/remote.endpoint", remote_broker->endpoint(),
+  Check(cn::WriteFileAtomically(dir + "/home.endpoint", home_broker->endpoint(),
                                 0644));
+  Check(cn::WriteFileAtomically(dir + "/remote.endpoint",
+                                remote_broker->endpoint(), 0644));
   for (const char* name : {"home", "remote"}) {
     auto store = Must(cn::broker::Store::Open(dir + "/" + name + ".db"));
     Check(store->Enroll(cn::broker::Role::kConsumer, alice.Public(), 0));
@@ -208,7 +214,8 @@ int main(int argc, char** argv) {
   cn::provider::ProcessExecutorOptions executor;
   executor.work_dir = dir + "/work";
   auto agent = Must(cn::provider::ProviderAgent::Create(
-      std::move(provider), site, std::make_unique<cn::provider::ProcessExecutor>(executor)));
+      std::move(provider), site,
+      std::make_unique<cn::provider::ProcessExecutor>(executor)));
   std::thread agent_thread([&] { (void)agent->Run(); });
 
   auto connect = [&](const std::string& endpoint, const cn::Identity& broker) {
@@ -222,9 +229,10 @@ int main(int argc, char** argv) {
   // The peer link and the first capacity adverts, before the forwarded run.
   std::this_thread::sleep_for(std::chrono::seconds(2));
 
-  std::printf("log_latency: line written -> read by the consumer (agent ships every "
-              "%d ms, follower polls every %d ms, a line every %d ms)\n",
-              agent_ms, poll_ms, interval_ms);
+  std::printf(
+      "log_latency: line written -> read by the consumer (agent ships every "
+      "%d ms, follower polls every %d ms, a line every %d ms)\n",
+      agent_ms, poll_ms, interval_ms);
   Result direct = Measure(*at_remote, "remote", lines, interval_ms, poll_ms);
   Report("direct", direct, lines);
   Result forwarded = Measure(*at_home, "remote", lines, interval_ms, poll_ms);
@@ -238,7 +246,8 @@ int main(int argc, char** argv) {
   remote_thread.join();
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
-  const bool complete = direct.latencies_ms.size() == static_cast<size_t>(lines) &&
-                        forwarded.latencies_ms.size() == static_cast<size_t>(lines);
+  const bool complete =
+      direct.latencies_ms.size() == static_cast<size_t>(lines) &&
+      forwarded.latencies_ms.size() == static_cast<size_t>(lines);
   return complete ? 0 : 1;
 }

@@ -27,8 +27,8 @@
 #include "computenet/v1/peer.pb.h"
 #include "federation/capacity_advert.h"
 #include "federation/routing.h"
-#include "jobs/log_buffer.h"
 #include "fuzz_support.h"
+#include "jobs/log_buffer.h"
 
 namespace computenet::fuzz {
 namespace {
@@ -331,7 +331,8 @@ void Handle(v1::MessageType type, const v1::Envelope& envelope) {
         v1::LogBatch batch;
         batch.set_job_id(body->job_id());
         v1::LogChunk* chunk = batch.add_chunks();
-        chunk->set_node(body->node().empty() ? "n1" : body->node().substr(0, 128));
+        chunk->set_node(body->node().empty() ? "n1"
+                                             : body->node().substr(0, 128));
         chunk->set_stream(v1::LOG_STREAM_STDOUT);
         chunk->set_data("a\nb\nc\n");
         logs.Append(batch, 1);

@@ -154,8 +154,8 @@ StatusOr<v1::GetJobLogsReply> Client::GetLogs(const v1::GetJobLogs& request) {
 StatusOr<v1::JobState> Client::StreamLogs(
     const std::string& job_id, const LogOptions& options,
     const std::function<bool(const v1::LogChunk&)>& on_chunk) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.timeout_ms);
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(options.timeout_ms);
   v1::GetJobLogs request;
   request.set_job_id(job_id);
   request.set_node(options.node);
@@ -167,7 +167,8 @@ StatusOr<v1::JobState> Client::StreamLogs(
       // The next read starts where this chunk ends (a cursor per stream).
       v1::LogCursor* cursor = nullptr;
       for (auto& existing : *request.mutable_cursors()) {
-        if (existing.node() == chunk.node() && existing.stream() == chunk.stream()) {
+        if (existing.node() == chunk.node() &&
+            existing.stream() == chunk.stream()) {
           cursor = &existing;
         }
       }
@@ -184,11 +185,14 @@ StatusOr<v1::JobState> Client::StreamLogs(
     // tail_lines applies to a stream's first read only; streams that show
     // up later are read from their start.
     request.set_tail_lines(0);
-    if (options.timeout_ms > 0 && std::chrono::steady_clock::now() >= deadline) {
-      return DeadlineExceededError("logs of " + job_id + ": still running after " +
+    if (options.timeout_ms > 0 &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError("logs of " + job_id +
+                                   ": still running after " +
                                    std::to_string(options.timeout_ms) + " ms");
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::max(1, options.poll_ms)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::max(1, options.poll_ms)));
   }
 }
 

@@ -1,8 +1,7 @@
 #include "computenet/provider/agent.h"
 
-#include <spdlog/spdlog.h>
-
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -996,9 +995,10 @@ std::string ReadLogBytes(const std::string& path, uint64_t offset,
   if (::fstat(fd, &info) == 0) {
     *size = static_cast<uint64_t>(info.st_size);
     if (*size > offset) {
-      data.resize(static_cast<size_t>(std::min<uint64_t>(*size - offset, max_bytes)));
-      const ssize_t got = ::pread(fd, data.data(), data.size(),
-                                  static_cast<off_t>(offset));
+      data.resize(
+          static_cast<size_t>(std::min<uint64_t>(*size - offset, max_bytes)));
+      const ssize_t got =
+          ::pread(fd, data.data(), data.size(), static_cast<off_t>(offset));
       data.resize(got > 0 ? static_cast<size_t>(got) : 0);
     }
   }
@@ -1025,8 +1025,8 @@ void AgentImpl::ShipLogs(int64_t now_ms) {
     v1::LogBatch batch;
     batch.set_job_id(job_id);
     const size_t count = std::min(logs.files.size(), kLogBatchChunks);
-    const size_t share = std::max<size_t>(
-        4096, options_.log_bytes_per_interval / count);
+    const size_t share =
+        std::max<size_t>(4096, options_.log_bytes_per_interval / count);
     for (size_t k = 0; k < count; ++k) {
       const size_t i = (logs.next_file + k) % logs.files.size();
       uint64_t size = 0;
@@ -1076,7 +1076,8 @@ void AgentImpl::ShipFinalLogs(const std::string& job_id) {
     v1::LogChunk& chunk = *batch.add_chunks();
     chunk.set_node(logs.files[i].node);
     chunk.set_stream(logs.files[i].stream);
-    chunk.set_data(ReadLogBytes(logs.files[i].path, from, kLogChunkBytes, &size));
+    chunk.set_data(
+        ReadLogBytes(logs.files[i].path, from, kLogChunkBytes, &size));
     chunk.set_offset(from);
     chunk.set_eof(true);
     // 4 chunks of 64 KiB fill the broker's 256 KiB batch limit.

@@ -787,7 +787,8 @@ std::vector<std::string> ProcessExecutor::ActiveJobs() const {
   return out;
 }
 
-std::vector<LogFile> ProcessExecutor::LogFiles(const std::string& job_id) const {
+std::vector<LogFile> ProcessExecutor::LogFiles(
+    const std::string& job_id) const {
   std::vector<LogFile> files;
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return files;

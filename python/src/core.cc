@@ -25,7 +25,6 @@
 #include <tuple>
 #include <utility>
 #include <vector>
-#include <vector>
 
 #include "computenet/common/identity.h"
 #include "computenet/common/sha256.h"
@@ -348,10 +347,12 @@ class Connection {
   }
 
   // Live logs: one GetJobLogs read. cursors: (node, stream name, offset).
-  py::dict GetLogs(const std::string& job_id, const std::string& node,
-                   const std::string& stream,
-                   const std::vector<std::tuple<std::string, std::string, uint64_t>>& cursors,
-                   uint32_t tail_lines) {
+  py::dict GetLogs(
+      const std::string& job_id, const std::string& node,
+      const std::string& stream,
+      const std::vector<std::tuple<std::string, std::string, uint64_t>>&
+          cursors,
+      uint32_t tail_lines) {
     v1::GetJobLogs request;
     request.set_job_id(job_id);
     request.set_node(node);
@@ -370,7 +371,8 @@ class Connection {
       cursor->set_offset(offset);
     }
     request.set_tail_lines(tail_lines);
-    auto reply = Locked([&](consumer::Client& c) { return Unwrap(c.GetLogs(request)); });
+    auto reply =
+        Locked([&](consumer::Client& c) { return Unwrap(c.GetLogs(request)); });
     return MessageToDict(reply);
   }
 

@@ -14,8 +14,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 v1::LogBatch Batch(const std::string& job, const std::string& node,
-                   v1::LogStream stream, uint64_t offset, const std::string& data,
-                   bool eof = false) {
+                   v1::LogStream stream, uint64_t offset,
+                   const std::string& data, bool eof = false) {
   v1::LogBatch batch;
   batch.set_job_id(job);
   v1::LogChunk* chunk = batch.add_chunks();
@@ -67,7 +67,8 @@ TEST(LogBuffersTest, ReadsFromCursorsAndResentBytesAreStoredOnce) {
   EXPECT_TRUE(logs.Read(next).chunks.empty());  // nothing new
 }
 
-TEST(LogBuffersTest, EachStreamKeepsItsNewestBytesAndReadersAreToldWhatTheyMissed) {
+TEST(LogBuffersTest,
+     EachStreamKeepsItsNewestBytesAndReadersAreToldWhatTheyMissed) {
   LogBufferOptions options;
   options.per_stream_bytes = 10;
   LogBuffers logs(options);
@@ -187,11 +188,13 @@ TEST(LogBuffersTest, ValidateRefusesOversizedAndMalformedBatches) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateLogBatch(Batch("j", "", kOut, 0, "x")).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateLogBatch(Batch("j", std::string(129, 'n'), kOut, 0, "x")).code(),
-            StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateLogBatch(Batch("j", "n1", v1::LOG_STREAM_UNSPECIFIED, 0, "x"))
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ValidateLogBatch(Batch("j", std::string(129, 'n'), kOut, 0, "x")).code(),
+      StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ValidateLogBatch(Batch("j", "n1", v1::LOG_STREAM_UNSPECIFIED, 0, "x"))
+          .code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateLogBatch(Batch("", "n1", kOut, 0, "x")).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateLogBatch(Batch("j", "n1", kOut, ~uint64_t{0}, "x")).code(),
@@ -205,9 +208,9 @@ TEST(LogBuffersTest, ValidateRefusesOversizedAndMalformedBatches) {
   v1::LogBatch big;
   big.set_job_id("j");
   for (int i = 0; i < 5; ++i) {
-    *big.add_chunks() =
-        Batch("j", "n" + std::to_string(i), kOut, 0, std::string(kMaxLogChunkBytes, 'x'))
-            .chunks(0);
+    *big.add_chunks() = Batch("j", "n" + std::to_string(i), kOut, 0,
+                              std::string(kMaxLogChunkBytes, 'x'))
+                            .chunks(0);
   }
   EXPECT_EQ(ValidateLogBatch(big).code(), StatusCode::kInvalidArgument);
 }

@@ -53,7 +53,8 @@ bool ReadMore(consumer::Client& client, Followed* followed) {
     followed->skipped += chunk.skipped();
     v1::LogCursor* cursor = nullptr;
     for (auto& existing : *followed->request.mutable_cursors()) {
-      if (existing.node() == chunk.node() && existing.stream() == chunk.stream()) {
+      if (existing.node() == chunk.node() &&
+          existing.stream() == chunk.stream()) {
         cursor = &existing;
       }
     }
@@ -75,8 +76,9 @@ Followed Follow(const std::string& job_id) {
 
 // Reads until the logs are complete (the job ended, every stream read).
 bool ReadToEnd(consumer::Client& client, Followed* followed) {
-  return WaitUntil([&] { return ReadMore(client, followed) && followed->complete; },
-                   std::chrono::seconds(60));
+  return WaitUntil(
+      [&] { return ReadMore(client, followed) && followed->complete; },
+      std::chrono::seconds(60));
 }
 
 void Touch(const std::string& path) { std::ofstream(path) << "go"; }
@@ -85,11 +87,10 @@ class LiveLogsTest : public ::testing::Test {
  protected:
   LiveLogsTest() {
     federation_.AddProvider(
-        "site-a",
-        MakeRegistration("site-a",
-                         {MakeNode("n1", "ib-1", "A800", 2),
-                          MakeNode("n2", "ib-1", "A800", 2)},
-                         {{"A800", 1000}}));
+        "site-a", MakeRegistration("site-a",
+                                   {MakeNode("n1", "ib-1", "A800", 2),
+                                    MakeNode("n2", "ib-1", "A800", 2)},
+                                   {{"A800", 1000}}));
   }
 
   std::string Submit(const std::string& command, uint32_t nodes = 1) {
@@ -114,8 +115,8 @@ class LiveLogsTest : public ::testing::Test {
 TEST_F(LiveLogsTest, EarlyLinesArriveWhileTheJobStillRuns) {
   // The job prints, then waits for the test: what the test reads before it
   // lets the job go was shipped while the job ran.
-  const std::string job_id = Submit("echo line 1; echo warn 1 >&2; " + WaitFor("go") +
-                                    "; echo line 2");
+  const std::string job_id = Submit("echo line 1; echo warn 1 >&2; " +
+                                    WaitFor("go") + "; echo line 2");
   Followed followed = Follow(job_id);
   ASSERT_TRUE(WaitUntil([&] {
     return ReadMore(*alice_, &followed) && followed.Of("n1") == "line 1\n" &&
@@ -137,18 +138,19 @@ TEST_F(LiveLogsTest, EarlyLinesArriveWhileTheJobStillRuns) {
   consumer::LogOptions options;
   options.follow = true;
   options.stream = v1::LOG_STREAM_STDOUT;
-  auto state = alice_->StreamLogs(job_id, options, [&](const v1::LogChunk& chunk) {
-    streamed += chunk.data();
-    return true;
-  });
+  auto state =
+      alice_->StreamLogs(job_id, options, [&](const v1::LogChunk& chunk) {
+        streamed += chunk.data();
+        return true;
+      });
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   EXPECT_EQ(*state, v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(streamed, "line 1\nline 2\n");
 }
 
 TEST_F(LiveLogsTest, NodeAndTailSelectWhatIsRead) {
-  const std::string job_id =
-      Submit("for i in 1 2 3 4 5; do echo \"$COMPUTENET_NODE line $i\"; done", 2);
+  const std::string job_id = Submit(
+      "for i in 1 2 3 4 5; do echo \"$COMPUTENET_NODE line $i\"; done", 2);
   Followed all = Follow(job_id);
   ASSERT_TRUE(ReadToEnd(*alice_, &all));
   EXPECT_EQ(all.state, v1::JOB_STATE_SUCCEEDED);
@@ -159,10 +161,11 @@ TEST_F(LiveLogsTest, NodeAndTailSelectWhatIsRead) {
   consumer::LogOptions options;
   options.node = "n2";
   options.tail_lines = 2;
-  auto state = alice_->StreamLogs(job_id, options, [&](const v1::LogChunk& chunk) {
-    seen[chunk.node()] += chunk.data();
-    return true;
-  });
+  auto state =
+      alice_->StreamLogs(job_id, options, [&](const v1::LogChunk& chunk) {
+        seen[chunk.node()] += chunk.data();
+        return true;
+      });
   ASSERT_TRUE(state.ok()) << state.status().ToString();
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen["n2"], "n2 line 4\nn2 line 5\n");
@@ -255,22 +258,24 @@ class ForwardedLiveLogsTest : public ::testing::Test {
         west_identity_(MustGenerateIdentity("west")),
         north_(OptionsFor("north", "west", west_identity_), north_identity_),
         west_(OptionsFor("west", "north", north_identity_), west_identity_) {
-    EXPECT_TRUE(WriteFileAtomically(EndpointFile("north"), north_.broker().endpoint(),
-                                    0644)
+    EXPECT_TRUE(WriteFileAtomically(EndpointFile("north"),
+                                    north_.broker().endpoint(), 0644)
                     .ok());
-    EXPECT_TRUE(WriteFileAtomically(EndpointFile("west"), west_.broker().endpoint(),
-                                    0644)
+    EXPECT_TRUE(WriteFileAtomically(EndpointFile("west"),
+                                    west_.broker().endpoint(), 0644)
                     .ok());
-    west_.AddProvider("west-site",
-                      MakeRegistration("west-site", {MakeNode("w1", "f", "910B", 4)},
-                                       {{"910B", 900}}));
+    west_.AddProvider(
+        "west-site",
+        MakeRegistration("west-site", {MakeNode("w1", "f", "910B", 4)},
+                         {{"910B", 900}}));
   }
 
   std::string EndpointFile(const std::string& broker) const {
     return endpoints_.File(broker + ".endpoint");
   }
 
-  broker::BrokerOptions OptionsFor(const std::string& self, const std::string& peer,
+  broker::BrokerOptions OptionsFor(const std::string& self,
+                                   const std::string& peer,
                                    const Identity& peer_identity) {
     broker::BrokerOptions options;
     options.broker_id = self;
@@ -307,7 +312,10 @@ TEST_F(ForwardedLiveLogsTest, LogsAndTheStderrTailComeBackThroughBothBrokers) {
 
   Followed followed = Follow(job_id);
   ASSERT_TRUE(WaitUntil(
-      [&] { return ReadMore(*alice, &followed) && followed.Of("w1") == "west line 1\n"; },
+      [&] {
+        return ReadMore(*alice, &followed) &&
+               followed.Of("w1") == "west line 1\n";
+      },
       std::chrono::seconds(60)));
   EXPECT_EQ(followed.state, v1::JOB_STATE_RUNNING);
   auto job = alice->GetJob(job_id);

@@ -15,8 +15,11 @@ std::string ScrubUtf8(const std::string& text) {
   size_t i = 0;
   while (i < text.size()) {
     const auto c = static_cast<unsigned char>(text[i]);
-    size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3
-                                 : (c >> 3) == 0x1E ? 4 : 0;
+    size_t length = c < 0x80           ? 1
+                    : (c >> 5) == 0x6  ? 2
+                    : (c >> 4) == 0xE  ? 3
+                    : (c >> 3) == 0x1E ? 4
+                                       : 0;
     bool valid = length > 0 && i + length <= text.size();
     for (size_t k = 1; valid && k < length; ++k) {
       valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
@@ -237,7 +240,8 @@ LogBuffers::ReadResult LogBuffers::Read(const v1::GetJobLogs& request) const {
     chunk.set_node(key.first);
     chunk.set_stream(static_cast<v1::LogStream>(key.second));
     chunk.set_offset(from);
-    chunk.set_data(stream.data.substr(static_cast<size_t>(from - stream.start), take));
+    chunk.set_data(
+        stream.data.substr(static_cast<size_t>(from - stream.start), take));
     chunk.set_skipped(skipped);
     chunk.set_eof(stream.eof && from + take == stream.end());
   }
@@ -264,9 +268,9 @@ std::string LogBuffers::StderrTail(const std::string& job_id) const {
   std::string tail;
   for (size_t i = 0; i < shown; ++i) {
     const std::string header = "==> " + *written[i].first + " <==\n";
-    const size_t share =
-        std::max<size_t>(64, kStderrTailBytes / shown -
-                                 std::min(header.size(), kStderrTailBytes / shown));
+    const size_t share = std::max<size_t>(
+        64, kStderrTailBytes / shown -
+                std::min(header.size(), kStderrTailBytes / shown));
     tail += header + TailOf(written[i].second->data, share);
     if (!tail.empty() && tail.back() != '\n') tail.push_back('\n');
   }

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "computenet/common/status.h"
-#include "core/imports.h"
 #include "computenet/v1/consumer.pb.h"
 #include "computenet/v1/provider.pb.h"
+#include "core/imports.h"
 
 namespace computenet::broker {
 

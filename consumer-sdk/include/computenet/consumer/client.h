@@ -53,7 +53,7 @@ struct ClientOptions {
 
 // Live logs: what StreamLogs reads (docs/sdk.md, "Live logs").
 struct LogOptions {
-  std::string node;                              // empty = every node
+  std::string node;                                   // empty = every node
   v1::LogStream stream = v1::LOG_STREAM_UNSPECIFIED;  // UNSPECIFIED = both
   // Start each stream at its last tail_lines lines (of what the broker
   // holds); 0 = from the oldest byte it holds.
