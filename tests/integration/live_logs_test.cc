@@ -264,10 +264,10 @@ class ForwardedLiveLogsTest : public ::testing::Test {
     EXPECT_TRUE(WriteFileAtomically(EndpointFile("west"),
                                     west_.broker().endpoint(), 0644)
                     .ok());
-    west_.AddProvider(
-        "west-site",
-        MakeRegistration("west-site", {MakeNode("w1", "f", "910B", 4)},
-                         {{"910B", 900}}));
+    v1::RegisterProvider west_site = MakeRegistration(
+        "west-site", {MakeNode("w1", "f", "910B", 4)}, {{"910B", 900}});
+    west_site.set_region("west");
+    west_.AddProvider("west-site", west_site);
   }
 
   std::string EndpointFile(const std::string& broker) const {
