@@ -15,6 +15,7 @@
 //                                            --json = -o json)
 //   computenet wait JOB [--timeout S]   (0 = no limit)
 //   computenet cancel JOB
+//   computenet logs JOB [-f] [--node NODE] [--tail N] [--stream out|err|both]
 //   computenet jobs [--limit N] [--state queued,running,...|active]
 //                   [-o table|wide|json]
 //   computenet statement [--from T] [--to T] [--format table|csv|json]
@@ -43,6 +44,7 @@
 #include <optional>
 #include <tuple>
 #include <iostream>
+#include <map>
 
 #include "computenet/common/exit_codes.h"
 #include "computenet/common/utc_time.h"
@@ -162,7 +164,66 @@ void PrintJob(const v1::JobInfo& job) {
                 static_cast<unsigned long long>(job.result_bytes()),
                 job.job_id().c_str());
   }
+  // Why it failed is usually in its stderr: the last lines the broker kept.
+  if (computenet::IsTerminal(job.state()) &&
+      job.state() != v1::JOB_STATE_SUCCEEDED && !job.stderr_tail().empty()) {
+    std::printf("stderr     (last lines; computenet logs %s for more)\n",
+                job.job_id().c_str());
+    std::string tail = job.stderr_tail();
+    if (tail.back() == '\n') tail.pop_back();
+    size_t start = 0;
+    while (start <= tail.size()) {
+      const size_t end = std::min(tail.find('\n', start), tail.size());
+      std::printf("  %s\n", tail.substr(start, end - start).c_str());
+      start = end + 1;
+    }
+  }
 }
+
+// `computenet logs`: stdout bytes to stdout, stderr bytes to stderr, as the
+// job wrote them. With prefix (a gang read without --node), whole lines,
+// each headed "[node] "; a line still open at the end is printed as is.
+class LogPrinter {
+ public:
+  explicit LogPrinter(bool prefix) : prefix_(prefix) {}
+  void Print(const v1::LogChunk& chunk) {
+    FILE* out = chunk.stream() == v1::LOG_STREAM_STDERR ? stderr : stdout;
+    if (chunk.skipped() > 0) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "[computenet: %llu bytes of %s's %s no longer held]\n",
+                   static_cast<unsigned long long>(chunk.skipped()),
+                   chunk.node().c_str(),
+                   chunk.stream() == v1::LOG_STREAM_STDERR ? "stderr" : "stdout");
+    }
+    if (!prefix_) {
+      std::fwrite(chunk.data().data(), 1, chunk.data().size(), out);
+      std::fflush(out);
+      return;
+    }
+    std::string& open = open_[{chunk.node(), chunk.stream()}];
+    open += chunk.data();
+    size_t start = 0;
+    for (size_t newline; (newline = open.find('\n', start)) != std::string::npos;
+         start = newline + 1) {
+      std::fprintf(out, "[%s] ", chunk.node().c_str());
+      std::fwrite(open.data() + start, 1, newline + 1 - start, out);
+    }
+    open.erase(0, start);
+    std::fflush(out);
+  }
+  void Finish() {
+    for (auto& [key, open] : open_) {
+      if (open.empty()) continue;
+      FILE* out = key.second == v1::LOG_STREAM_STDERR ? stderr : stdout;
+      std::fprintf(out, "[%s] %s\n", key.first.c_str(), open.c_str());
+    }
+    open_.clear();
+  }
+
+ private:
+  bool prefix_;
+  std::map<std::pair<std::string, int>, std::string> open_;
+};
 
 // -o on every read command: "table" (the default), "wide" (more columns
 // where there are any) or "json".
@@ -510,6 +571,20 @@ int main(int argc, char** argv) {
       ->required();
   auto* cancel = app.add_subcommand("cancel", "cancel a job");
   cancel->add_option("job", job_id)->required();
+  bool follow = false;
+  std::string log_node;
+  uint32_t tail_lines = 0;
+  std::string log_stream = "both";
+  auto* logs = app.add_subcommand(
+      "logs", "print a job's stdout and stderr (live, as the broker holds them)");
+  logs->add_option("job", job_id)->required();
+  logs->add_flag("-f,--follow", follow,
+                 "keep printing new output until the job ends");
+  logs->add_option("--node", log_node, "only this node of a gang");
+  logs->add_option("--tail", tail_lines, "start at the last N lines of each stream");
+  logs->add_option("--stream", log_stream, "out, err or both")
+      ->check(CLI::IsMember({"out", "err", "both"}))
+      ->capture_default_str();
   uint32_t limit = 100;
   std::vector<std::string> state_filter;
   auto* jobs = app.add_subcommand("jobs", "list your jobs, newest first");
@@ -744,6 +819,25 @@ int main(int argc, char** argv) {
                 job_id.c_str(), static_cast<unsigned long long>(fetched->size),
                 fetched->digest.c_str(), fetched->record.provider().c_str(),
                 fetch_dir.c_str());
+    return 0;
+  }
+  if (*logs) {
+    auto job = (*client)->GetJob(job_id);
+    if (!job.ok()) return Fail(job.status());
+    computenet::consumer::LogOptions options;
+    options.node = log_node;
+    options.stream = log_stream == "out"   ? v1::LOG_STREAM_STDOUT
+                     : log_stream == "err" ? v1::LOG_STREAM_STDERR
+                                           : v1::LOG_STREAM_UNSPECIFIED;
+    options.tail_lines = tail_lines;
+    options.follow = follow;
+    LogPrinter printer(log_node.empty() && job->assignments_size() > 1);
+    auto state = (*client)->StreamLogs(job_id, options, [&](const v1::LogChunk& chunk) {
+      printer.Print(chunk);
+      return true;
+    });
+    printer.Finish();
+    if (!state.ok()) return Fail(state.status());
     return 0;
   }
   if (*federation) {

@@ -28,6 +28,7 @@
 #include "federation/capacity_advert.h"
 #include "federation/routing.h"
 #include "fuzz_support.h"
+#include "jobs/log_buffer.h"
 
 namespace computenet::fuzz {
 namespace {
@@ -63,6 +64,9 @@ constexpr v1::MessageType kTypes[] = {
     v1::MESSAGE_TYPE_PEER_SETTLEMENT_REPLY,  // 24
     v1::MESSAGE_TYPE_RECONCILE_JOBS_REPLY,   // 25
     v1::MESSAGE_TYPE_CAPACITY_ADVERT_REPLY,  // 26
+    v1::MESSAGE_TYPE_LOG_BATCH,              // 27
+    v1::MESSAGE_TYPE_GET_JOB_LOGS,           // 28
+    v1::MESSAGE_TYPE_PEER_LOG_BATCH,         // 29
 };
 
 template <typename T>
@@ -302,6 +306,38 @@ void Handle(v1::MessageType type, const v1::Envelope& envelope) {
       return;
     case v1::MESSAGE_TYPE_CAPACITY_ADVERT_REPLY:
       (void)Decode<v1::CapacityAdvertReply>(envelope);
+      return;
+    case v1::MESSAGE_TYPE_LOG_BATCH:
+    case v1::MESSAGE_TYPE_PEER_LOG_BATCH:
+      // OnLogBatch's checks, then the buffers (small, so trimming runs).
+      if (auto body = Decode<v1::LogBatch>(envelope);
+          body.ok() && broker::ValidateLogBatch(*body).ok()) {
+        broker::LogBufferOptions options;
+        options.per_stream_bytes = 64;
+        options.total_bytes = 256;
+        broker::LogBuffers logs(options);
+        logs.Append(*body, 1);
+        logs.Append(*body, 2);  // a resend
+        v1::GetJobLogs read;
+        read.set_job_id(body->job_id());
+        read.set_tail_lines(3);
+        (void)logs.Read(read);
+        (void)logs.StderrTail(body->job_id());
+      }
+      return;
+    case v1::MESSAGE_TYPE_GET_JOB_LOGS:
+      if (auto body = Decode<v1::GetJobLogs>(envelope); body.ok()) {
+        broker::LogBuffers logs;
+        v1::LogBatch batch;
+        batch.set_job_id(body->job_id());
+        v1::LogChunk* chunk = batch.add_chunks();
+        chunk->set_node(body->node().empty() ? "n1"
+                                             : body->node().substr(0, 128));
+        chunk->set_stream(v1::LOG_STREAM_STDOUT);
+        chunk->set_data("a\nb\nc\n");
+        logs.Append(batch, 1);
+        (void)logs.Read(*body);
+      }
       return;
     default:
       (void)MessageTypeName(type);

@@ -2,7 +2,9 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "computenet/common/job_state.h"
 #include "computenet/common/sha256.h"
@@ -150,6 +152,57 @@ StatusOr<v1::JobInfo> Client::GetJob(const std::string& job_id) {
                                        v1::MESSAGE_TYPE_GET_JOB_REPLY));
   CN_ASSIGN_OR_RETURN(auto body, DecodeBody<v1::GetJobReply>(reply));
   return body.job();
+}
+
+StatusOr<v1::GetJobLogsReply> Client::GetLogs(const v1::GetJobLogs& request) {
+  CN_ASSIGN_OR_RETURN(auto reply, Call(v1::MESSAGE_TYPE_GET_JOB_LOGS, request,
+                                       v1::MESSAGE_TYPE_GET_JOB_LOGS_REPLY));
+  return DecodeBody<v1::GetJobLogsReply>(reply);
+}
+
+StatusOr<v1::JobState> Client::StreamLogs(
+    const std::string& job_id, const LogOptions& options,
+    const std::function<bool(const v1::LogChunk&)>& on_chunk) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(options.timeout_ms);
+  v1::GetJobLogs request;
+  request.set_job_id(job_id);
+  request.set_node(options.node);
+  request.set_stream(options.stream);
+  request.set_tail_lines(options.tail_lines);
+  while (true) {
+    CN_ASSIGN_OR_RETURN(v1::GetJobLogsReply reply, GetLogs(request));
+    for (const v1::LogChunk& chunk : reply.chunks()) {
+      // The next read starts where this chunk ends (a cursor per stream).
+      v1::LogCursor* cursor = nullptr;
+      for (auto& existing : *request.mutable_cursors()) {
+        if (existing.node() == chunk.node() &&
+            existing.stream() == chunk.stream()) {
+          cursor = &existing;
+        }
+      }
+      if (cursor == nullptr) {
+        cursor = request.add_cursors();
+        cursor->set_node(chunk.node());
+        cursor->set_stream(chunk.stream());
+      }
+      cursor->set_offset(chunk.offset() + chunk.data().size());
+      if (!on_chunk(chunk)) return reply.state();
+    }
+    if (reply.more()) continue;  // cut short by the reply's size: at once
+    if (!options.follow || reply.complete()) return reply.state();
+    // tail_lines applies to a stream's first read only; streams that show
+    // up later are read from their start.
+    request.set_tail_lines(0);
+    if (options.timeout_ms > 0 &&
+        std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError("logs of " + job_id +
+                                   ": still running after " +
+                                   std::to_string(options.timeout_ms) + " ms");
+    }
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::max(1, options.poll_ms)));
+  }
 }
 
 StatusOr<v1::CancelJobReply> Client::Cancel(const std::string& job_id) {

@@ -1,6 +1,9 @@
 #include "computenet/provider/agent.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -111,6 +114,24 @@ class AgentImpl final : public ProviderAgent {
   Status CheckOffer(const v1::PlacementOffer& offer) const;
   void ReleaseDevices(const std::string& job_id);
   void SendOfferUpdates();  // from the Run() thread
+
+  // Live logs: what was shipped of each job's output files.
+  struct ShippedLogs {
+    std::vector<LogFile> files;
+    std::vector<uint64_t> offsets;  // per file: the next byte to send
+    size_t next_file = 0;           // a batch holds 16 files at most: rotate
+    uint64_t in_flight = 0;         // request id of the unanswered batch
+    int64_t sent_ms = 0;
+  };
+  std::map<std::string, ShippedLogs> shipped_;
+  int64_t last_log_ship_ms_ = 0;
+  // The job's files, asked of the executor until it knows them.
+  ShippedLogs& LogsOf(const std::string& job_id);
+  void ShipLogs(int64_t now_ms);
+  // The job ended: the last bytes of every file, marked complete, before
+  // its final status (same connection, so the broker has them first).
+  void ShipFinalLogs(const std::string& job_id);
+  void OnLogBatchReply(const v1::Envelope& envelope);
 
   ProviderOptions options_;
   Identity identity_;
@@ -506,6 +527,8 @@ Status AgentImpl::Run() {
     MeterRunningJobs();
 
     if (registered_.load()) FlushOutbox();
+    // After the outbox: a job's RUNNING goes before its first output.
+    ShipLogs(now);
     if (registered_.load() && now - last_sent_ms_ >= heartbeat_interval_ms_) {
       v1::Heartbeat heartbeat;
       heartbeat.set_sent_at_ms(now);
@@ -565,6 +588,9 @@ Status AgentImpl::Handle(const v1::Envelope& envelope) {
       Send(v1::MESSAGE_TYPE_RESULT_CHUNK, 0, chunk);
       return OkStatus();
     }
+    case v1::MESSAGE_TYPE_LOG_BATCH_REPLY:
+      OnLogBatchReply(envelope);
+      return OkStatus();
     case v1::MESSAGE_TYPE_JOB_STATUS_UPDATE_REPLY:
     case v1::MESSAGE_TYPE_USAGE_REPORT_REPLY:
     case v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY:
@@ -584,6 +610,7 @@ Status AgentImpl::Handle(const v1::Envelope& envelope) {
         SendRegistration();
       } else {
         spdlog::warn("broker error: {}", status.ToString());
+        OnLogBatchReply(envelope);
         OnAck(envelope);
       }
       return OkStatus();
@@ -847,6 +874,7 @@ void AgentImpl::Launch(const v1::PlacementOffer& offer) {
   }
   Status started = executor_->Start(request);
   if (started.ok()) {
+    (void)LogsOf(offer.job_id());  // a short job may end before the tick
     Metering& metering = metering_[offer.job_id()];
     metering.model = offer.model();
     metering.attempt = request.attempt;
@@ -1018,6 +1046,7 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
     return;
   }
   ReleaseDevices(event.job_id);
+  ShipFinalLogs(event.job_id);
   Metering metering = metering_[event.job_id];
   metering_.erase(event.job_id);
   if (!metering.started) metering.last_end_ms = event.start_ms;
@@ -1054,6 +1083,136 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
   });
 }
 
+AgentImpl::ShippedLogs& AgentImpl::LogsOf(const std::string& job_id) {
+  ShippedLogs& logs = shipped_[job_id];
+  if (logs.files.empty()) {
+    logs.files = executor_->LogFiles(job_id);
+    logs.offsets.assign(logs.files.size(), 0);
+  }
+  return logs;
+}
+
+namespace {
+
+// Live logs: the broker's limits (docs/protocol.md, "Live logs").
+constexpr size_t kLogChunkBytes = 64 * 1024;
+constexpr size_t kLogBatchChunks = 16;
+// A batch unanswered this long is taken as lost (the connection went).
+constexpr int64_t kLogInFlightMs = 5'000;
+
+// Up to max_bytes of the file from offset; the file's size in *size. Empty
+// when it does not exist (yet).
+std::string ReadLogBytes(const std::string& path, uint64_t offset,
+                         size_t max_bytes, uint64_t* size) {
+  *size = 0;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  struct stat info {};
+  std::string data;
+  if (::fstat(fd, &info) == 0) {
+    *size = static_cast<uint64_t>(info.st_size);
+    if (*size > offset) {
+      data.resize(
+          static_cast<size_t>(std::min<uint64_t>(*size - offset, max_bytes)));
+      const ssize_t got =
+          ::pread(fd, data.data(), data.size(), static_cast<off_t>(offset));
+      data.resize(got > 0 ? static_cast<size_t>(got) : 0);
+    }
+  }
+  ::close(fd);
+  return data;
+}
+
+}  // namespace
+
+void AgentImpl::ShipLogs(int64_t now_ms) {
+  if (options_.log_interval_ms <= 0 || !registered_.load()) return;
+  if (now_ms - last_log_ship_ms_ < options_.log_interval_ms &&
+      now_ms >= last_log_ship_ms_) {
+    return;
+  }
+  last_log_ship_ms_ = now_ms;
+  for (const std::string& job_id : executor_->ActiveJobs()) {
+    ShippedLogs& logs = LogsOf(job_id);
+    if (logs.files.empty()) continue;
+    // Backpressure: one batch in flight per job. A slow broker slows its
+    // logs, never the agent (the files keep growing on disk meanwhile).
+    if (logs.in_flight != 0 && now_ms - logs.sent_ms < kLogInFlightMs) continue;
+    logs.in_flight = 0;
+    v1::LogBatch batch;
+    batch.set_job_id(job_id);
+    const size_t count = std::min(logs.files.size(), kLogBatchChunks);
+    const size_t share =
+        std::max<size_t>(4096, options_.log_bytes_per_interval / count);
+    for (size_t k = 0; k < count; ++k) {
+      const size_t i = (logs.next_file + k) % logs.files.size();
+      uint64_t size = 0;
+      std::string data = ReadLogBytes(logs.files[i].path, logs.offsets[i],
+                                      std::min(share, kLogChunkBytes), &size);
+      if (size > logs.offsets[i] + options_.log_max_backlog_bytes) {
+        // Too far behind to catch up at our rate: skip to the recent end.
+        logs.offsets[i] = size - options_.log_max_backlog_bytes;
+        data = ReadLogBytes(logs.files[i].path, logs.offsets[i],
+                            std::min(share, kLogChunkBytes), &size);
+      }
+      if (data.empty()) continue;
+      v1::LogChunk& chunk = *batch.add_chunks();
+      chunk.set_node(logs.files[i].node);
+      chunk.set_stream(logs.files[i].stream);
+      chunk.set_offset(logs.offsets[i]);
+      logs.offsets[i] += data.size();
+      chunk.set_data(std::move(data));
+    }
+    logs.next_file = (logs.next_file + count) % logs.files.size();
+    if (batch.chunks_size() == 0) continue;
+    logs.in_flight = channel_->NextRequestId();
+    logs.sent_ms = now_ms;
+    Send(v1::MESSAGE_TYPE_LOG_BATCH, logs.in_flight, batch);
+  }
+}
+
+void AgentImpl::ShipFinalLogs(const std::string& job_id) {
+  auto found = shipped_.find(job_id);
+  if (found == shipped_.end()) return;
+  ShippedLogs logs = std::move(found->second);
+  shipped_.erase(found);
+  if (options_.log_interval_ms <= 0 || !registered_.load()) return;
+  v1::LogBatch batch;
+  batch.set_job_id(job_id);
+  auto flush = [&] {
+    if (batch.chunks_size() == 0) return;
+    Send(v1::MESSAGE_TYPE_LOG_BATCH, channel_->NextRequestId(), batch);
+    batch.clear_chunks();
+  };
+  for (size_t i = 0; i < logs.files.size(); ++i) {
+    uint64_t size = 0;
+    (void)ReadLogBytes(logs.files[i].path, 0, 0, &size);
+    // The end of each file, so the broker's stderr tail is the real one.
+    uint64_t from = std::max(logs.offsets[i],
+                             size > kLogChunkBytes ? size - kLogChunkBytes : 0);
+    v1::LogChunk& chunk = *batch.add_chunks();
+    chunk.set_node(logs.files[i].node);
+    chunk.set_stream(logs.files[i].stream);
+    chunk.set_data(
+        ReadLogBytes(logs.files[i].path, from, kLogChunkBytes, &size));
+    chunk.set_offset(from);
+    chunk.set_eof(true);
+    // 4 chunks of 64 KiB fill the broker's 256 KiB batch limit.
+    if (batch.chunks_size() == 4) flush();
+  }
+  flush();
+}
+
+void AgentImpl::OnLogBatchReply(const v1::Envelope& envelope) {
+  if (envelope.request_id() == 0) return;
+  for (auto& [job_id, logs] : shipped_) {
+    if (logs.in_flight == envelope.request_id()) {
+      logs.in_flight = 0;
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<ProviderAgent>> ProviderAgent::Create(
@@ -1071,6 +1230,9 @@ StatusOr<std::unique_ptr<ProviderAgent>> ProviderAgent::Create(
     return InvalidArgumentError("provider: bad heartbeat/backoff/tick settings");
   }
   if (!options.clock) options.clock = SystemClock::Shared();
+  // A batch stays within the broker's 256 KiB limit.
+  options.log_bytes_per_interval =
+      std::min<uint32_t>(options.log_bytes_per_interval, 256 * 1024);
   CN_ASSIGN_OR_RETURN(auto state, AgentState::Open(options.state_dir));
   std::unique_ptr<SiteData> data;
   if (!options.data.work_dir.empty()) {

@@ -16,3 +16,9 @@ Status Executor::Adopt(const ExecutionRequest& request) {
 }
 
 }  // namespace computenet::provider
+
+namespace computenet::provider {
+
+std::vector<LogFile> Executor::LogFiles(const std::string&) const { return {}; }
+
+}  // namespace computenet::provider

@@ -152,7 +152,8 @@ struct SuperviseArgs {
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   const char* job_dir = nullptr;
-  const char* log_path = nullptr;
+  const char* out_path = nullptr;  // the job's stdout
+  const char* err_path = nullptr;  // and stderr
   const char* exit_tmp = nullptr;
   const char* exit_path = nullptr;
   const char* record_dir = nullptr;
@@ -200,14 +201,14 @@ struct SuperviseArgs {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::setpgid(0, 0);
     const int in = ::open("/dev/null", O_RDONLY);
-    const int out = ::open(args.log_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    const int out = ::open(args.out_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    const int err = ::open(args.err_path, O_WRONLY | O_CREAT | O_APPEND, 0640);
     if (in >= 0) ::dup2(in, STDIN_FILENO);
-    if (out >= 0) {
-      ::dup2(out, STDOUT_FILENO);
-      ::dup2(out, STDERR_FILENO);
-    }
+    if (out >= 0) ::dup2(out, STDOUT_FILENO);
+    if (err >= 0) ::dup2(err, STDERR_FILENO);
     if (in > STDERR_FILENO) ::close(in);
     if (out > STDERR_FILENO) ::close(out);
+    if (err > STDERR_FILENO) ::close(err);
     ::close(args.run_fd);
     if (::chdir(args.job_dir) != 0) ::_exit(127);
     ::execve(args.program, args.argv, args.envp);
@@ -517,10 +518,12 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     child.run_path = RecordPath(request, assignment.node(), ".run");
     child.exit_path = RecordPath(request, assignment.node(), ".exit");
     const std::string exit_tmp = child.exit_path + ".tmp";
-    const std::string log_path =
-        (job_dir / (SafePathPart(assignment.node()) + ".log")).string();
+    const std::string out_path =
+        (job_dir / (SafePathPart(assignment.node()) + ".out")).string();
+    const std::string err_path =
+        (job_dir / (SafePathPart(assignment.node()) + ".err")).string();
     // The job runs in its workspace (its inputs are there) when the agent
-    // prepared one; its log stays in the job directory beside it.
+    // prepared one; its output files stay in the job directory beside it.
     const std::string job_dir_text =
         request.workspace.empty() ? job_dir.string() : request.workspace;
     ::unlink(child.exit_path.c_str());  // of an earlier try of this run
@@ -539,7 +542,8 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
       args.argv = argv.data();
       args.envp = envp.data();
       args.job_dir = job_dir_text.c_str();
-      args.log_path = log_path.c_str();
+      args.out_path = out_path.c_str();
+      args.err_path = err_path.c_str();
       args.exit_tmp = exit_tmp.c_str();
       args.exit_path = child.exit_path.c_str();
       args.record_dir = record_dir.c_str();
@@ -784,6 +788,23 @@ std::vector<std::string> ProcessExecutor::ActiveJobs() const {
   std::vector<std::string> out;
   for (const auto& [job_id, job] : jobs_) out.push_back(job_id);
   return out;
+}
+
+std::vector<LogFile> ProcessExecutor::LogFiles(
+    const std::string& job_id) const {
+  std::vector<LogFile> files;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return files;
+  const std::filesystem::path job_dir =
+      std::filesystem::path(options_.work_dir) / SafePathPart(job_id);
+  for (const auto& assignment : it->second.request.assignments) {
+    const std::string base = SafePathPart(assignment.node());
+    files.push_back({assignment.node(), v1::LOG_STREAM_STDOUT,
+                     (job_dir / (base + ".out")).string()});
+    files.push_back({assignment.node(), v1::LOG_STREAM_STDERR,
+                     (job_dir / (base + ".err")).string()});
+  }
+  return files;
 }
 
 }  // namespace computenet::provider

@@ -66,6 +66,12 @@ std::string FirstLine(const std::string& text) {
 
 std::string JobName(const std::string& job_id) { return "cn-" + SafeName(job_id); }
 
+// Live logs' node name for a batch job's one output pair (LogFiles).
+std::string LogNodeName(const ExecutionRequest& request) {
+  if (request.assignments.size() == 1) return request.assignments[0].node();
+  return "all";
+}
+
 // The batch script for one placement. Slurm runs it on the first node of
 // the allocation; it execs the command (so a TERM reaches it directly), or
 // srun's one copy per node for a gang.
@@ -236,6 +242,8 @@ Status SlurmExecutor::Start(const ExecutionRequest& request) {
       "--chdir=" + (request.workspace.empty() ? job_dir.string()
                                               : request.workspace),
       "--output=" + (job_dir / "slurm-%j.out").string(),
+      // Apart, so live logs tell stderr (and keep its tail) from stdout.
+      "--error=" + (job_dir / "slurm-%j.err").string(),
       "--open-mode=append",
   };
   auto& args = job.sbatch_args;
@@ -257,6 +265,7 @@ Status SlurmExecutor::Start(const ExecutionRequest& request) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     active_[request.job_id] = "";
+    log_nodes_[request.job_id] = LogNodeName(request);
     Op op;
     op.kind = Op::Kind::kSubmit;
     op.job = std::move(job);
@@ -287,9 +296,29 @@ std::vector<ExecutionEvent> SlurmExecutor::Poll() {
   std::lock_guard<std::mutex> lock(mutex_);
   out.swap(events_);
   for (const auto& event : out) {
-    if (event.kind == ExecutionEvent::Kind::kFinished) active_.erase(event.job_id);
+    if (event.kind == ExecutionEvent::Kind::kFinished) {
+      active_.erase(event.job_id);
+      log_nodes_.erase(event.job_id);
+    }
   }
   return out;
+}
+
+std::vector<LogFile> SlurmExecutor::LogFiles(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<LogFile> files;
+  auto active = active_.find(job_id);
+  // The file names carry the Slurm job id (%j): known once submitted.
+  if (active == active_.end() || active->second.empty()) return files;
+  auto node = log_nodes_.find(job_id);
+  const std::string name = node == log_nodes_.end() ? "slurm" : node->second;
+  const std::filesystem::path job_dir =
+      std::filesystem::path(options_.work_dir) / SafeName(job_id);
+  files.push_back({name, v1::LOG_STREAM_STDOUT,
+                   (job_dir / ("slurm-" + active->second + ".out")).string()});
+  files.push_back({name, v1::LOG_STREAM_STDERR,
+                   (job_dir / ("slurm-" + active->second + ".err")).string()});
+  return files;
 }
 
 std::vector<std::string> SlurmExecutor::ActiveJobs() const {
@@ -304,7 +333,10 @@ Status SlurmExecutor::Adopt(const ExecutionRequest& request) {
   // Create() adopted every job of ours still in Slurm; one that is not
   // there may have ended and been purged, or never been submitted: which,
   // this executor cannot tell (a limit: sacct by comment could).
-  if (active_.count(request.job_id) != 0) return OkStatus();
+  if (active_.count(request.job_id) != 0) {
+    log_nodes_[request.job_id] = LogNodeName(request);
+    return OkStatus();
+  }
   return UnavailableError("job " + request.job_id +
                           " is not in Slurm (ended and purged, or never "
                           "submitted)");

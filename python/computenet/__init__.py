@@ -24,15 +24,15 @@ from .errors import (Aborted, AlreadyExists, Cancelled, DataLoss,
                      InvalidArgument, NotFound, OutOfRange, PermissionDenied,
                      ResourceExhausted, StatusCode, Unauthenticated,
                      Unavailable, Unimplemented, Unknown)
-from .types import (CapacityEntry, JobInfo, JobSpec, JobState, NodeAssignment,
-                    Priority, Statement, StatementLine)
+from .types import (CapacityEntry, JobInfo, JobSpec, JobState, LogChunk,
+                    NodeAssignment, Priority, Statement, StatementLine)
 from .client import Client, Job, default_config_path
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client", "Job", "JobSpec", "JobInfo", "JobState", "Priority",
-    "NodeAssignment", "Statement", "StatementLine", "CapacityEntry",
+    "NodeAssignment", "LogChunk", "Statement", "StatementLine", "CapacityEntry",
     "default_config_path", "StatusCode", "Error", "Cancelled", "Unknown",
     "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
     "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted",

@@ -18,11 +18,11 @@ import time
 import weakref
 from pathlib import Path
 from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional,
-                    Union)
+                    Tuple, Union)
 
 from . import _core
 from .errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
-from .types import (CapacityEntry, JobInfo, JobSpec, JobState, Statement)
+from .types import (CapacityEntry, JobInfo, JobSpec, JobState, LogChunk, Statement)
 
 __all__ = ["Client", "Job", "default_config_path"]
 
@@ -419,6 +419,47 @@ class Job:
         connection = self.client._new_connection()
         try:
             yield from self._follow(connection, timeout)
+        finally:
+            connection.close()
+
+    def logs(self, *, follow: bool = False, node: Optional[str] = None,
+             stream: Optional[str] = None, tail: int = 0,
+             timeout: Optional[float] = None,
+             poll: float = 0.2) -> Iterator[LogChunk]:
+        """Yields the job's output as its home broker holds it (stdout and
+        stderr of every node, live while it runs): :class:`LogChunk` s, in
+        order per stream. ``follow``: keep reading until the job ended and
+        every stream was read to its end (``computenet logs -f``). ``node``:
+        one node of a gang; ``stream``: ``"stdout"`` or ``"stderr"``;
+        ``tail``: start each stream at its last N lines. ``timeout`` (s,
+        with follow): DeadlineExceeded after it. NotFound if the job is not
+        yours. Its own connection, as :meth:`events`.
+        """
+        streams = {None: "LOG_STREAM_UNSPECIFIED", "stdout": "LOG_STREAM_STDOUT",
+                   "stderr": "LOG_STREAM_STDERR"}
+        if stream not in streams:
+            raise InvalidArgument(f"stream must be 'stdout' or 'stderr', not {stream!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        cursors: Dict[Tuple[str, str], int] = {}
+        connection = self.client._new_connection()
+        try:
+            while True:
+                reply = connection.get_logs(
+                    self.id, node or "", streams[stream],
+                    [(n, s, o) for (n, s), o in cursors.items()], tail)
+                for chunk in reply["chunks"]:
+                    cursors[(chunk["node"], chunk["stream"])] = (
+                        chunk["offset"] + len(chunk["data"]))
+                    yield LogChunk._from_proto(chunk)
+                if reply["more"]:
+                    continue
+                if not follow or reply["complete"]:
+                    return
+                tail = 0  # streams seen later are read from their start
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExceeded(f"logs of {self.id}: still running after "
+                                           f"{timeout} s")
+                time.sleep(poll)
         finally:
             connection.close()
 

@@ -283,6 +283,8 @@ class JobInfo:
     in_doubt: bool = False
     path: Tuple[str, ...] = ()
     home_budget: int = 0
+    # The last lines of its stderr, kept when it ended (live logs).
+    stderr_tail: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -315,6 +317,30 @@ class JobInfo:
             for a in d.get("assignments", []))
         values["path"] = tuple(d.get("path", []))
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class LogChunk:
+    """Bytes of one node's stdout or stderr (computenet.v1.LogChunk), from
+    :meth:`Job.logs`. ``skipped``: bytes before ``offset`` the broker no
+    longer held (the job printed more than it keeps)."""
+
+    node: str
+    stream: str  # "stdout" or "stderr"
+    offset: int
+    data: bytes
+    skipped: int = 0
+    eof: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    @classmethod
+    def _from_proto(cls, d: Mapping[str, Any]) -> "LogChunk":
+        stream = "stderr" if d.get("stream") == "LOG_STREAM_STDERR" else "stdout"
+        return cls(d["node"], stream, d["offset"], d["data"], d.get("skipped", 0),
+                   d.get("eof", False))
 
 
 @dataclass(frozen=True)

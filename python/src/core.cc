@@ -22,6 +22,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -377,6 +378,36 @@ class Connection {
     return MessageToDict(*next);
   }
 
+  // Live logs: one GetJobLogs read. cursors: (node, stream name, offset).
+  py::dict GetLogs(
+      const std::string& job_id, const std::string& node,
+      const std::string& stream,
+      const std::vector<std::tuple<std::string, std::string, uint64_t>>&
+          cursors,
+      uint32_t tail_lines) {
+    v1::GetJobLogs request;
+    request.set_job_id(job_id);
+    request.set_node(node);
+    auto parse = [](const std::string& name) {
+      v1::LogStream parsed;
+      if (!v1::LogStream_Parse(name, &parsed)) {
+        Raise(InvalidArgumentError("no log stream " + name));
+      }
+      return parsed;
+    };
+    request.set_stream(parse(stream));
+    for (const auto& [cursor_node, cursor_stream, offset] : cursors) {
+      v1::LogCursor* cursor = request.add_cursors();
+      cursor->set_node(cursor_node);
+      cursor->set_stream(parse(cursor_stream));
+      cursor->set_offset(offset);
+    }
+    request.set_tail_lines(tail_lines);
+    auto reply =
+        Locked([&](consumer::Client& c) { return Unwrap(c.GetLogs(request)); });
+    return MessageToDict(reply);
+  }
+
   py::dict Statement(const std::string& account, int64_t from_ms,
                      int64_t to_ms) {
     consumer::StatementQuery query;
@@ -491,6 +522,8 @@ PYBIND11_MODULE(_core, m) {
       .def("watch_job", &Connection::WatchJob, py::arg("job_id"))
       .def("next_change", &Connection::NextChange, py::arg("job_id"),
            py::arg("state"), py::arg("timeout_ms"))
+      .def("get_logs", &Connection::GetLogs, py::arg("job_id"), py::arg("node"),
+           py::arg("stream"), py::arg("cursors"), py::arg("tail_lines"))
       .def("statement", &Connection::Statement, py::arg("account"),
            py::arg("from_ms"), py::arg("to_ms"))
       .def("federation_status", &Connection::FederationStatus)

@@ -191,12 +191,19 @@ const std::vector<Row>& Matrix() {
       {{91, 93}, {kDenied, kUnserved, kDenied, kUnserved, kNo, kNo, kNo}},
       {{101, 103, 105}, {kDenied, kDenied, kUnserved, kDenied, kNo, kNo, kNo}},
       {{111, 112}, {kUnserved, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      // Live logs: an agent's batch for its job, a consumer's read of its
+      // own job, a peer's batch for a job not shared with it.
+      {{120}, {kServed, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
+      {{122}, {kDenied, kServed, kDenied, kServed, kNo, kNo, kNo}},
+      {{124},
+       {kDenied, kDenied, InReply(WireStatus::NOT_FOUND), kDenied, kNo, kNo,
+        kNo}},
       // Types no client may send: replies and the broker's own messages.
-      {{11, 12, 14, 15, 17, 19, 21},
+      {{11, 12, 14, 15, 17, 19, 21, 121},
        {kUnserved, kDenied, kDenied, kDenied, kNo, kNo, kNo}},
-      {{31, 33, 35, 37, 39, 40},
+      {{31, 33, 35, 37, 39, 40, 123},
        {kDenied, kUnserved, kDenied, kUnserved, kNo, kNo, kNo}},
-      {{51, 53, 55, 57, 59, 61, 63, 65, 67, 69},
+      {{51, 53, 55, 57, 59, 61, 63, 65, 67, 69, 125},
        {kDenied, kDenied, kUnserved, kDenied, kNo, kNo, kNo}},
       {{0, 2, 71, 81, 99},
        {kUnserved, kUnserved, kUnserved, kUnserved, kNo, kNo, kNo}},
@@ -426,6 +433,29 @@ class AuthorizationMatrixTest : public ::testing::Test {
         return v1::ListJobs().SerializeAsString();
       case v1::MESSAGE_TYPE_WATCH_JOBS:
         return v1::WatchJobs().SerializeAsString();
+      case v1::MESSAGE_TYPE_LOG_BATCH: {
+        v1::LogBatch batch;
+        batch.set_job_id(job_id_);
+        v1::LogChunk* chunk = batch.add_chunks();
+        chunk->set_node("n1");
+        chunk->set_stream(v1::LOG_STREAM_STDOUT);
+        chunk->set_data("hello\n");
+        return batch.SerializeAsString();
+      }
+      case v1::MESSAGE_TYPE_GET_JOB_LOGS: {
+        v1::GetJobLogs get;
+        get.set_job_id(job_id_);
+        return get.SerializeAsString();
+      }
+      case v1::MESSAGE_TYPE_PEER_LOG_BATCH: {
+        v1::LogBatch batch;  // a job this broker never sent it
+        batch.set_job_id("test-999");
+        v1::LogChunk* chunk = batch.add_chunks();
+        chunk->set_node("n1");
+        chunk->set_stream(v1::LOG_STREAM_STDOUT);
+        chunk->set_data("hello\n");
+        return batch.SerializeAsString();
+      }
       case v1::MESSAGE_TYPE_PEER_HELLO: {
         v1::PeerHello hello;
         hello.set_broker_id("east");

@@ -143,6 +143,45 @@ TEST_F(DaemonsTest, SubmitWaitSettleAndAuditWithTheShippedBinaries) {
   EXPECT_THAT(settlement, HasSubstr("provider:site-a"));
 }
 
+// Live logs (issue 11, item 2) from the shipped CLI: `logs -f` prints lines
+// while the job runs and returns when it ended; `status` of the failed job
+// shows its stderr's last lines; --tail and another job's id.
+TEST_F(DaemonsTest, LogsFollowPrintsLinesWhileTheJobRunsThenReturns) {
+  auto broker = StartBroker("tcp://127.0.0.1:0");
+  auto provider = StartProvider();
+  const std::string flag = dir_.File("go");
+  const std::string job_id =
+      Cli({"submit", "--cards", "1", "--max-duration", "60", "--", "sh", "-c",
+           "echo line 1; while [ ! -f " + flag +
+               " ]; do sleep 0.02; done; echo line 2; echo oops it failed >&2; "
+               "exit 5"});
+  ASSERT_THAT(job_id, HasSubstr("hub-1"));
+  ChildProcess follow({COMPUTENET_CLI_BIN, "logs", "-f", "hub-1"}, cli_env_,
+                      dir_.File("follow.out"));
+  auto followed = [&] {
+    auto text = ReadFileToString(dir_.File("follow.out"));
+    return text.ok() ? *text : std::string();
+  };
+  ASSERT_TRUE(WaitUntil([&] {
+    return followed().find("line 1\n") != std::string::npos;
+  })) << followed();
+  EXPECT_THAT(Cli({"status", "hub-1"}), HasSubstr("state      running"));
+  EXPECT_THAT(followed(), Not(HasSubstr("line 2")));
+  std::ofstream(flag) << "go";
+  EXPECT_EQ(follow.Wait(std::chrono::seconds(60)), 0) << followed();
+  EXPECT_THAT(followed(), HasSubstr("line 1\nline 2\n"));
+  EXPECT_THAT(followed(), HasSubstr("oops it failed\n"));
+
+  const std::string status = Cli({"status", "hub-1"});
+  EXPECT_THAT(status, HasSubstr("state      failed"));
+  EXPECT_THAT(status, HasSubstr("stderr     (last lines"));
+  EXPECT_THAT(status, HasSubstr("  oops it failed\n"));
+  const std::string tail =
+      Cli({"logs", "hub-1", "--tail", "1", "--stream", "out"});
+  EXPECT_EQ(tail, "line 2\n");
+  Cli({"logs", "hub-7"}, kExitNotFound);
+}
+
 TEST_F(DaemonsTest, SubmitFromAJobFileWithFlagsOverridingItsKeys) {
   auto broker = StartBroker("tcp://127.0.0.1:0");
   auto provider = StartProvider();

@@ -96,9 +96,12 @@ v1::JobSpec ShellJob(const std::string& command, uint32_t cards,
 }
 
 Federation::Federation(broker::BrokerOptions options)
+    : Federation(std::move(options), MustGenerateIdentity("test-broker")) {}
+
+Federation::Federation(broker::BrokerOptions options, Identity broker_identity)
     : options_(std::move(options)),
       db_path_(dir_.File("broker.db")),
-      broker_identity_(MustGenerateIdentity("test-broker")) {
+      broker_identity_(std::move(broker_identity)) {
   options_.database_path = db_path_;
   if (options_.broker_id == "broker") options_.broker_id = "test";
   options_.endpoint = "tcp://127.0.0.1:0";

@@ -69,6 +69,9 @@ inline constexpr int64_t kTestConsumerFunds = 1'000'000'000'000;
 class Federation {
  public:
   explicit Federation(broker::BrokerOptions options = {});
+  // With a given broker identity: for brokers that pin each other as peers
+  // (each needs the other's keys in its options before either starts).
+  Federation(broker::BrokerOptions options, Identity broker_identity);
   ~Federation();
 
   broker::Broker& broker() { return *broker_; }

@@ -174,12 +174,20 @@ TEST_F(ProcessExecutorTest, SignalledProcessReports128PlusSignal) {
   EXPECT_EQ(finished->exit_code, 128 + SIGKILL);
 }
 
-TEST_F(ProcessExecutorTest, OutputGoesToTheNodeLog) {
+TEST_F(ProcessExecutorTest, OutputGoesToTheNodeFilesByStream) {
   MustStart(Request("job-1", "echo to-stdout; echo to-stderr 1>&2"));
+  // Live logs read these files while the job runs (docs/protocol.md).
+  const std::vector<LogFile> files = executor_->LogFiles("job-1");
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0].node, "n1");
+  EXPECT_EQ(files[0].stream, v1::LOG_STREAM_STDOUT);
+  EXPECT_EQ(files[0].path, JobFile("job-1", "n1.out"));
+  EXPECT_EQ(files[1].stream, v1::LOG_STREAM_STDERR);
+  EXPECT_EQ(files[1].path, JobFile("job-1", "n1.err"));
   ASSERT_NE(WaitFinished("job-1"), nullptr);
-  const std::string log = ReadOrEmpty(JobFile("job-1", "n1.log"));
-  EXPECT_THAT(log, HasSubstr("to-stdout"));
-  EXPECT_THAT(log, HasSubstr("to-stderr"));
+  EXPECT_EQ(ReadOrEmpty(JobFile("job-1", "n1.out")), "to-stdout\n");
+  EXPECT_EQ(ReadOrEmpty(JobFile("job-1", "n1.err")), "to-stderr\n");
+  EXPECT_TRUE(executor_->LogFiles("job-1").empty());  // reported finished
 }
 
 TEST_F(ProcessExecutorTest, EnvironmentNamesDevicesAndJob) {
@@ -193,7 +201,7 @@ TEST_F(ProcessExecutorTest, EnvironmentNamesDevicesAndJob) {
   ASSERT_NE(finished, nullptr);
   EXPECT_EQ(finished->final_state, v1::JOB_STATE_SUCCEEDED);
 
-  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.log")), HasSubstr("wrote-env"));
+  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.out")), HasSubstr("wrote-env"));
   const std::string env = "\n" + ReadOrEmpty(JobFile("job-1", "env.txt"));
   EXPECT_THAT(env, HasSubstr("\nCUDA_VISIBLE_DEVICES=0,1\n"));
   EXPECT_THAT(env, HasSubstr("\nCOMPUTENET_DEVICES=0,1\n"));
@@ -227,8 +235,8 @@ TEST_F(ProcessExecutorTest, MultiNodeRunsOneProcessPerNode) {
   EXPECT_THAT(n2, HasSubstr("\nCOMPUTENET_NODE=n2\n"));
   EXPECT_THAT(n2, HasSubstr("\nCUDA_VISIBLE_DEVICES=2,3\n"));
   EXPECT_THAT(n2, HasSubstr("\nCOMPUTENET_NUM_NODES=2\n"));
-  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.log")), HasSubstr("rank 0"));
-  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n2.log")), HasSubstr("rank 1"));
+  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.out")), HasSubstr("rank 0"));
+  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n2.out")), HasSubstr("rank 1"));
 }
 
 TEST_F(ProcessExecutorTest, OneFailedNodeStopsTheGang) {
@@ -343,7 +351,7 @@ TEST_F(ProcessExecutorTest, StartAndEndTimesComeFromTheClock) {
   EXPECT_EQ(finished->final_state, v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(finished->start_ms, t0);
   EXPECT_EQ(finished->end_ms - finished->start_ms, 5000);
-  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.log")), HasSubstr("saw-flag"));
+  EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.out")), HasSubstr("saw-flag"));
 }
 
 TEST_F(ProcessExecutorTest, CommandNotFoundIsFailedPrecondition) {

@@ -17,21 +17,27 @@ bool IsProviderMessage(v1::MessageType type) {
   return (type >= v1::MESSAGE_TYPE_REGISTER_PROVIDER &&
           type <= v1::MESSAGE_TYPE_UPDATE_OFFER_REPLY) ||
          (type >= v1::MESSAGE_TYPE_GET_BUNDLE_CHUNK &&
-          type <= v1::MESSAGE_TYPE_RESULT_CHUNK);
+          type <= v1::MESSAGE_TYPE_RESULT_CHUNK) ||
+         type == v1::MESSAGE_TYPE_LOG_BATCH ||
+         type == v1::MESSAGE_TYPE_LOG_BATCH_REPLY;
 }
 
 bool IsConsumerMessage(v1::MessageType type) {
   return (type >= v1::MESSAGE_TYPE_SUBMIT_JOB &&
           type <= v1::MESSAGE_TYPE_JOB_EVENT) ||
          (type >= v1::MESSAGE_TYPE_PUT_BUNDLE_CHUNK &&
-          type <= v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK_REPLY);
+          type <= v1::MESSAGE_TYPE_FETCH_RESULT_CHUNK_REPLY) ||
+         type == v1::MESSAGE_TYPE_GET_JOB_LOGS ||
+         type == v1::MESSAGE_TYPE_GET_JOB_LOGS_REPLY;
 }
 
 bool IsPeerMessage(v1::MessageType type) {
   return (type >= v1::MESSAGE_TYPE_PEER_HELLO &&
           type <= v1::MESSAGE_TYPE_PEER_COSIGNATURE_REPLY) ||
          (type >= v1::MESSAGE_TYPE_PEER_PUT_BUNDLE_CHUNK &&
-          type <= v1::MESSAGE_TYPE_PEER_FETCH_RESULT_CHUNK_REPLY);
+          type <= v1::MESSAGE_TYPE_PEER_FETCH_RESULT_CHUNK_REPLY) ||
+         type == v1::MESSAGE_TYPE_PEER_LOG_BATCH ||
+         type == v1::MESSAGE_TYPE_PEER_LOG_BATCH_REPLY;
 }
 
 }  // namespace
@@ -87,6 +93,12 @@ BrokerImpl::BrokerImpl(BrokerOptions options, Identity identity,
               options_.preemption, options_.max_unfinished_jobs_per_consumer},
           *store_, ledger_, registry_, options_.clock, options_.queue,
           static_cast<JobEvents&>(*this))),
+      logs_([this] {
+        LogBufferOptions log_options;
+        log_options.per_stream_bytes = options_.log_stream_bytes;
+        log_options.total_bytes = options_.log_total_bytes;
+        return log_options;
+      }()),
       metrics_(std::make_unique<BrokerMetrics>(options_.broker_id, options_.region)) {}
 
 Status BrokerImpl::Init() {
@@ -374,6 +386,12 @@ void BrokerImpl::Dispatch(const Request& request) {
       return OnGetBundleChunk(request);
     case v1::MESSAGE_TYPE_RESULT_CHUNK:
       return OnResultChunk(request);
+    case v1::MESSAGE_TYPE_LOG_BATCH:
+      return OnLogBatch(request);
+    case v1::MESSAGE_TYPE_GET_JOB_LOGS:
+      return OnGetJobLogs(request);
+    case v1::MESSAGE_TYPE_PEER_LOG_BATCH:
+      return OnPeerLogBatch(request);
     default:
       spdlog::warn("{}/{}: unsupported message {}", RoleName(role),
                    request.peer.name, MessageTypeName(type));
@@ -531,6 +549,10 @@ void BrokerImpl::OnTick() {
   if (now >= next_bundle_sweep_ms_) SweepBundles(now);
   TickFederation(now);
   LedgerTick(now);
+  if (now - last_log_expiry_ms_ >= 1000 || now < last_log_expiry_ms_) {
+    last_log_expiry_ms_ = now;
+    logs_.Expire(now, options_.log_keep_ms);
+  }
   if (now - last_fair_share_save_ms_ >= kFairShareSaveMs || now < last_fair_share_save_ms_) {
     last_fair_share_save_ms_ = now;
     SaveFairShare();

@@ -30,6 +30,7 @@
 #include "jobs/provider_registry.h"
 #include "federation/routing.h"
 #include "jobs/job_manager.h"
+#include "jobs/log_buffer.h"
 #include "jobs/store.h"
 #include "core/zap_handler.h"
 #include "computenet/common/rate_limiter.h"
@@ -251,6 +252,13 @@ class BrokerImpl final : public Broker, private JobEvents {
   std::map<std::string, std::unique_ptr<bundles::BundleStore>> staging_;
   std::map<uint64_t, Relay> relays_;
   uint64_t next_relay_id_ = 0;
+  // log_service.cc: live logs (docs/protocol.md, "Live logs").
+  void OnLogBatch(const Request& request);
+  void OnPeerLogBatch(const Request& request);
+  void OnGetJobLogs(const Request& request);
+  // The job ends here: its stderr tail goes into the job (kept durably with
+  // it) and its buffers become the first to go when memory is short.
+  void KeepStderrTail(v1::JobInfo& job);
 
   // scheduler.cc
   void Schedule();
@@ -315,6 +323,9 @@ class BrokerImpl final : public Broker, private JobEvents {
     std::string job_id;  // empty = all of the consumer's jobs
   };
   std::map<std::string, std::vector<Watcher>> watchers_;  // by consumer
+  // Live logs of jobs running or recently ended (log_service.cc).
+  LogBuffers logs_;
+  int64_t last_log_expiry_ms_ = 0;
   // Federation state (in memory; jobs themselves are in the store).
   struct ReceivedAdverts {
     std::string region;

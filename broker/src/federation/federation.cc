@@ -661,6 +661,9 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   job->set_exit_code(remote.exit_code());
   job->set_started_ms(remote.started_ms());
   job->set_finished_ms(remote.finished_ms());
+  if (!remote.stderr_tail().empty()) {
+    job->set_stderr_tail(remote.stderr_tail().substr(0, 4 * kStderrTailBytes));
+  }
   job->set_reason(remote.reason().empty() ? "running at " + peer
                                           : remote.reason() + " (at " + peer + ")");
   // A terminal update: its usage came before it on the same link (or first

@@ -44,6 +44,7 @@ void BrokerImpl::JobChanged(const v1::JobInfo& job) {
   if (metrics_) metrics_->JobChanged(job, Now());
   // Placed (here or at a peer) or ended: its declines are history.
   if (job.state() != v1::JOB_STATE_QUEUED) ForgetDeclines(job.job_id());
+  if (IsTerminal(job.state())) logs_.Ended(job.job_id(), Now());
   Notify(job);
   // A peer's job: its home broker streams the change to its consumer.
   if (!job.home_broker().empty()) SendRemoteUpdate(job);

@@ -174,6 +174,7 @@ void BrokerImpl::OnListJobs(const Request& request) {
     if (jobs.ok()) {
       size_t bytes = 0;
       for (auto& job : *jobs) {
+        job.clear_stderr_tail();  // GetJob has it; lists stay short
         bytes += job.ByteSizeLong();
         // The first job always goes: a job fits a frame on its own (the job
         // rules bound it), and a reply of none helps no one.

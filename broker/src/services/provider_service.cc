@@ -286,6 +286,9 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
     status = jobs_->EndPreemptedRun(*job);
   } else if (IsTerminal(update->state())) {
     RecordProviderEvent(request.peer.name, ProviderEvent::kCompleted);
+    // The agent shipped the job's last output before this report (same
+    // connection, in order): its stderr's tail is kept with the job.
+    KeepStderrTail(*job);
     status = jobs_->Finish(*job, update->state(), update->exit_code(),
                        TruncateUtf8(update->message(), 512));
   } else {

@@ -144,6 +144,12 @@ struct BrokerOptions {
   // than this with inputs fails at its site ("input ... is not here").
   // Default 7 days.
   int64_t bundle_retention_ms = int64_t{7} * 24 * 3600 * 1000;
+  // Live logs (docs/protocol.md, "Live logs"): the newest bytes kept of each
+  // node's stdout and stderr, all jobs' logs together at most this much
+  // memory, and how long an ended job's logs stay readable.
+  size_t log_stream_bytes = 256 * 1024;
+  size_t log_total_bytes = 64 * 1024 * 1024;
+  int64_t log_keep_ms = 10 * 60 * 1000;
 };
 
 class Broker {

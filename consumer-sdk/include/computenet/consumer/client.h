@@ -55,6 +55,21 @@ struct ClientOptions {
   int retries = 2;
 };
 
+// Live logs: what StreamLogs reads (docs/sdk.md, "Live logs").
+struct LogOptions {
+  std::string node;                                   // empty = every node
+  v1::LogStream stream = v1::LOG_STREAM_UNSPECIFIED;  // UNSPECIFIED = both
+  // Start each stream at its last tail_lines lines (of what the broker
+  // holds); 0 = from the oldest byte it holds.
+  uint32_t tail_lines = 0;
+  // Keep reading until the job ended and every stream was read to its end
+  // (kubectl logs -f); false = what is there now, then return.
+  bool follow = false;
+  int poll_ms = 200;  // between reads while following and caught up
+  // With follow: DEADLINE_EXCEEDED after this long; 0 = no limit.
+  int timeout_ms = 0;
+};
+
 class Client {
  public:
   // INVALID_ARGUMENT on a missing endpoint or a bad key. Connecting happens
@@ -150,6 +165,18 @@ class Client {
   // FetchResult, then unpacks it into out_dir (created).
   StatusOr<FetchedResult> FetchResultInto(const std::string& job_id,
                                           const std::string& out_dir);
+  // Live logs. One read of the job's output as its home broker holds it,
+  // from the request's cursors (GetJobLogs). NOT_FOUND if the job does not
+  // exist or is not the caller's.
+  StatusOr<v1::GetJobLogsReply> GetLogs(const v1::GetJobLogs& request);
+  // Reads the job's output and hands every chunk to on_chunk, in order per
+  // stream (a chunk's skipped() says how many bytes before it are no longer
+  // held); polls while options.follow, until the job's logs are complete.
+  // on_chunk returning false stops early (OK). Returns the job's state at
+  // the last read.
+  StatusOr<v1::JobState> StreamLogs(
+      const std::string& job_id, const LogOptions& options,
+      const std::function<bool(const v1::LogChunk&)>& on_chunk);
 
  private:
   Client(ClientOptions options, Identity identity)

@@ -67,6 +67,17 @@ struct ProviderOptions {
   // A job's exit is reported on the tick only by executors without a wake
   // descriptor. Default 20.
   int tick_ms = 20;
+  // Live logs (docs/protocol.md, "Live logs"): every log_interval_ms the
+  // agent reads the new bytes of each running job's output files
+  // (Executor::LogFiles) and sends them to the broker, at most
+  // log_bytes_per_interval per job and one unanswered batch per job at a
+  // time; a job further behind than log_max_backlog_bytes skips ahead (the
+  // reader is told how much it missed). When a job ends, the last bytes of
+  // each file (up to 64 KiB) go before its final status. Never blocks on
+  // the broker or on any consumer. log_interval_ms 0 = no live logs.
+  int log_interval_ms = 200;
+  uint32_t log_bytes_per_interval = 64 * 1024;
+  uint32_t log_max_backlog_bytes = 256 * 1024;
   // Time source for heartbeats and backoff; SystemClock when null.
   std::shared_ptr<Clock> clock;
   // The site's state directory: the agent's durable outbox and jobs

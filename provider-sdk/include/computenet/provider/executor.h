@@ -17,6 +17,7 @@
 
 #include "computenet/common/status.h"
 #include "computenet/v1/job.pb.h"
+#include "computenet/v1/provider.pb.h"
 
 namespace computenet::provider {
 
@@ -54,6 +55,15 @@ struct ExecutionEvent {
   // The placement's accelerator model. Set by executors that can re-adopt
   // jobs after an agent restart (the agent no longer has its own record).
   std::string model;
+};
+
+// Live logs: one file a job's output goes to, by node and stream. The
+// agent reads new bytes from it while the job runs and ships them to the
+// broker (docs/protocol.md, "Live logs").
+struct LogFile {
+  std::string node;
+  v1::LogStream stream = v1::LOG_STREAM_STDOUT;
+  std::string path;  // may not exist yet
 };
 
 class Executor {
@@ -100,6 +110,12 @@ class Executor {
   // still calls Poll() on its tick (time limits, kill deadlines, executors
   // that only learn by asking). Default: -1, no descriptor (tick only).
   virtual int WakeFd() const { return -1; }
+
+  // Live logs: the files the job's stdout and stderr go to, for a job
+  // started (or adopted) and not yet reported finished by Poll(); empty if
+  // not known (yet). The agent asks again on later ticks while it is empty.
+  // Default: none (no live logs for this executor).
+  virtual std::vector<LogFile> LogFiles(const std::string& job_id) const;
 };
 
 }  // namespace computenet::provider

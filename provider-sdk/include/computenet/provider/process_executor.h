@@ -5,7 +5,8 @@
 //   COMPUTENET_DEVICES       the same, vendor-neutral
 //   COMPUTENET_JOB_ID, COMPUTENET_NODE, COMPUTENET_NODE_RANK,
 //   COMPUTENET_NUM_NODES, COMPUTENET_MODEL
-// Output of each process goes to <work_dir>/<job id>/<node>.log.
+// Output of each process goes to <work_dir>/<job id>/<node>.out (stdout)
+// and <node>.err (stderr), the files LogFiles() names for live logs.
 // Cancel sends SIGTERM to the group, then SIGKILL after the grace period;
 // a job past its max duration is stopped the same way and fails.
 //
@@ -78,6 +79,7 @@ class ProcessExecutor final : public Executor {
   Status Adopt(const ExecutionRequest& request) override;
   int64_t ClockMs() const override { return options_.clock->NowMs(); }
   int WakeFd() const override { return epoll_fd_; }
+  std::vector<LogFile> LogFiles(const std::string& job_id) const override;
 
   // Whether children are watched through pidfds (the wake descriptor works);
   // false on kernels without pidfd_open. For tests and diagnostics.

@@ -142,6 +142,11 @@ class SlurmExecutor final : public Executor {
   // Never runs a command.
   std::vector<ExecutionEvent> Poll() override;
   std::vector<std::string> ActiveJobs() const override;
+  // slurm-<Slurm id>.out and .err under the job's directory (sbatch
+  // --output/--error). One batch job has one pair: a gang's nodes (srun
+  // tasks) all write to it, so its node is named "all"; a one-node job's is
+  // its node's name.
+  std::vector<LogFile> LogFiles(const std::string& job_id) const override;
   // OK for a job Create() found in Slurm by its comment (its start and end
   // are reported as for any tracked job); UNAVAILABLE otherwise: a job no
   // longer in Slurm's queue may have ended or never been submitted, and the
@@ -238,6 +243,8 @@ class SlurmExecutor final : public Executor {
   // Jobs started and not yet reported finished by Poll(), with their Slurm
   // ids once known.
   std::map<std::string, std::string> active_;
+  // The node name live logs use for each job (LogFiles).
+  std::map<std::string, std::string> log_nodes_;
   SlurmExecutorStats stats_;
   std::thread worker_;
 };
