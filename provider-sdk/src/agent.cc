@@ -11,6 +11,7 @@
 #include <mutex>
 #include <set>
 
+#include "computenet/common/secrets.h"
 #include "computenet/common/transport.h"
 #include "computenet/common/usage_record.h"
 #include "computenet/matching/site_policy.h"
@@ -760,7 +761,20 @@ void AgentImpl::OnOfferReply(const v1::Envelope& envelope) {
 
 void AgentImpl::StartJob(const v1::PlacementOffer& offer) {
   const ExecutionRequest request = RequestFor(offer);
-  Status started = executor_->Start(request);
+  Status started = OkStatus();
+  const bool secrets_lost = std::any_of(
+      offer.spec().secret_env().begin(), offer.spec().secret_env().end(),
+      [](const auto& entry) { return entry.second == kSecretMask; });
+  if (secrets_lost) {
+    // Only the names were stored (agent_state.h): the values it had in
+    // memory went with the agent's restart. Running with "***" would be
+    // wrong; the consumer is told instead.
+    started = FailedPreconditionError(
+        "the provider's agent restarted before the job started, and its "
+        "secret env values are kept in memory only: submit it again");
+  } else {
+    started = executor_->Start(request);
+  }
   if (started.ok()) {
     Metering& metering = metering_[offer.job_id()];
     metering.model = offer.model();
