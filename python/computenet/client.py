@@ -251,7 +251,8 @@ class Client:
         ``host_memory_mib_per_card``, ``regions`` (strict),
         ``preferred_regions``, ``excluded_providers``, ``max_duration_s``,
         ``max_price_per_card_hour``, ``max_price_per_a100_hour``,
-        ``preemptible``, ``priority``, ``max_attempts``, ``env``, ``name``.
+        ``preemptible``, ``priority``, ``max_attempts``, ``env``,
+        ``secret_env``, ``name``.
 
         A retried submit carries the same idempotency key, so it never makes
         a second job; give your own ``idempotency_key`` to make resubmitting
