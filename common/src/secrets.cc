@@ -68,6 +68,12 @@ Status ValidateSecretEnv(const v1::JobSpec& spec) {
       return InvalidArgumentError("job spec: secret env " + quoted +
                                   " has an empty value");
     }
+    // "***" stands for a value wherever a spec is stored or shown: as a
+    // value it could not be told from a lost one.
+    if (value == kSecretMask) {
+      return InvalidArgumentError("job spec: secret env " + quoted +
+                                  " is \"***\", the mask shown for values");
+    }
     if (value.size() > kMaxSecretValueBytes) {
       return InvalidArgumentError("job spec: secret env " + quoted +
                                   " is longer than 16 KiB");
