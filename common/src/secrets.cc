@@ -42,7 +42,8 @@ bool IsEnvVariableName(const std::string& name) {
   if (name.empty() || name.size() > 256) return false;
   if (std::isdigit(static_cast<unsigned char>(name[0]))) return false;
   for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_'))
+      return false;
   }
   return true;
 }
@@ -125,7 +126,8 @@ StatusOr<std::shared_ptr<const SecretBox>> SecretBox::LoadOrCreate(
   for (size_t i = 0; i < kKeyBytes; ++i) {
     const int high = HexDigit(hex[2 * i]), low = HexDigit(hex[2 * i + 1]);
     if (high < 0 || low < 0) {
-      return DataLossError(path + " does not hold a 32-byte key (64 hex digits)");
+      return DataLossError(path +
+                           " does not hold a 32-byte key (64 hex digits)");
     }
     key[i] = static_cast<char>(high * 16 + low);
   }
@@ -160,9 +162,10 @@ StatusOr<std::string> SecretBox::Seal(const std::string& plaintext,
       EVP_EncryptUpdate(ctx.get(), nullptr, &length,
                         reinterpret_cast<const unsigned char*>(context.data()),
                         static_cast<int>(context.size())) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), body, &length,
-                        reinterpret_cast<const unsigned char*>(plaintext.data()),
-                        static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptUpdate(
+          ctx.get(), body, &length,
+          reinterpret_cast<const unsigned char*>(plaintext.data()),
+          static_cast<int>(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx.get(), body + length, &length) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG,
                           static_cast<int>(kTagBytes),

@@ -283,7 +283,8 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
     const bool files = std::string_view(table_key) == "secret_env_files";
     for (const auto& [key, value] : *table) {
       const std::string name(key.str());
-      const std::string where = std::string(table_key) + "." + SafeText(name, 64);
+      const std::string where =
+          std::string(table_key) + "." + SafeText(name, 64);
       auto string_value = value.value_exact<std::string>();
       if (!string_value) return reader.Error(where, value, "must be a string");
       if (!IsEnvVariableName(name)) {
@@ -309,9 +310,11 @@ StatusOr<JobFile> LoadJobFile(const std::string& path) {
                       ReadFileToString(path, kMaxJobFileBytes));
   CN_ASSIGN_OR_RETURN(JobFile job, ParseJobFile(text, path));
   const size_t slash = path.rfind('/');
-  const std::string base = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  const std::string base =
+      slash == std::string::npos ? "" : path.substr(0, slash + 1);
   for (const auto& [name, file] : job.secret_env_files) {
-    const std::string resolved = !file.empty() && file[0] == '/' ? file : base + file;
+    const std::string resolved =
+        !file.empty() && file[0] == '/' ? file : base + file;
     auto value = ReadSecretValueFile(resolved);
     if (!value.ok()) {
       return value.status().WithContext(path + ": secret_env_files." + name);

@@ -1,10 +1,9 @@
 #include "computenet/ledger/audit_export.h"
 
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -90,10 +89,9 @@ Status Copy(SQLite::Database& out, AuditExportSummary* summary) {
   // The ledger's tables and indexes, as the broker's file declares them.
   std::vector<std::pair<std::string, std::string>> tables;
   {
-    SQLite::Statement list(out,
-                           std::string("SELECT name, sql FROM "
-                                       "src.sqlite_master WHERE ") +
-                               kLedgerTables + " ORDER BY name");
+    SQLite::Statement list(out, std::string("SELECT name, sql FROM "
+                                            "src.sqlite_master WHERE ") +
+                                    kLedgerTables + " ORDER BY name");
     while (list.executeStep()) {
       tables.emplace_back(list.getColumn(0).getString(),
                           list.getColumn(1).getString());
@@ -160,8 +158,8 @@ StatusOr<AuditExportSummary> WriteAuditExport(const std::string& broker_db,
   ::unlink(temp.c_str());
   // Owner-only from the first byte: the export names consumers and what
   // they paid.
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                        0600);
+  const int fd =
+      ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return InternalError(ErrnoText("create", temp));
   ::close(fd);
   AuditExportSummary summary;

@@ -2,10 +2,6 @@
 // ValidateJobSpec, SecretBox (AES-256-GCM under secrets.key) and the
 // store's sealed job_secrets table, on real SQLite files. Every test that
 // stores a secret also reads the files' bytes: the value must not be there.
-#include "core/imports.h"
-#include "jobs/job_rules.h"
-#include "jobs/store.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -14,6 +10,9 @@
 
 #include "computenet/common/files.h"
 #include "computenet/common/secrets.h"
+#include "core/imports.h"
+#include "jobs/job_rules.h"
+#include "jobs/store.h"
 #include "test_support.h"
 
 namespace computenet::broker {
@@ -121,26 +120,31 @@ TEST(SecretBoxTest, SealsUnderTheKeyFileAndOpensOnlyWithItsContext) {
   EXPECT_EQ(*opened, kValue);
 
   // Another job's context, a changed byte, another key: DATA_LOSS.
-  EXPECT_EQ((*box)->Open(*sealed, "b-2").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*box)->Open(*sealed, "b-2").status().code(),
+            StatusCode::kDataLoss);
   std::string changed = *sealed;
   changed[changed.size() / 2] ^= 1;
-  EXPECT_EQ((*box)->Open(changed, "b-1").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*box)->Open(changed, "b-1").status().code(),
+            StatusCode::kDataLoss);
   auto other = SecretBox::LoadOrCreate(dir.File("other.key"));
   ASSERT_TRUE(other.ok());
   EXPECT_EQ((*other)->Open(*sealed, "b-1").status().code(),
             StatusCode::kDataLoss);
-  EXPECT_EQ((*box)->Open("short", "b-1").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*box)->Open("short", "b-1").status().code(),
+            StatusCode::kDataLoss);
 }
 
 TEST(SecretBoxTest, RefusesAKeyFileOthersCanReadOrThatHoldsNoKey) {
   TempDir dir;
   const std::string loose = dir.File("loose.key");
-  ASSERT_TRUE(WriteFileAtomically(loose, std::string(64, 'a') + "\n", 0644).ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(loose, std::string(64, 'a') + "\n", 0644).ok());
   EXPECT_EQ(SecretBox::LoadOrCreate(loose).status().code(),
             StatusCode::kFailedPrecondition);
   const std::string junk = dir.File("junk.key");
   ASSERT_TRUE(WriteFileAtomically(junk, "not a key\n", 0600).ok());
-  EXPECT_EQ(SecretBox::LoadOrCreate(junk).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(SecretBox::LoadOrCreate(junk).status().code(),
+            StatusCode::kDataLoss);
 }
 
 // --- the store's sealed table ---------------------------------------------

@@ -10,12 +10,11 @@
 // brokers' and the sites' directories holds either value, in any byte.
 // The export for auditors holds no jobs or environments and verifies like
 // the broker's file; a changed one does not.
+#include <SQLiteCpp/SQLiteCpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
-
-#include <SQLiteCpp/SQLiteCpp.h>
 
 #include <cctype>
 #include <filesystem>
@@ -70,7 +69,8 @@ std::vector<std::string> FilesHolding(const std::string& root,
        std::filesystem::recursive_directory_iterator(root)) {
     if (!entry.is_regular_file()) continue;
     auto bytes = ReadFileToString(entry.path().string(), size_t{1} << 31);
-    EXPECT_TRUE(bytes.ok()) << entry.path() << ": " << bytes.status().ToString();
+    EXPECT_TRUE(bytes.ok())
+        << entry.path() << ": " << bytes.status().ToString();
     if (bytes.ok() && bytes->find(needle) != std::string::npos) {
       out.push_back(entry.path().string());
     }
@@ -96,9 +96,10 @@ class SecretsTest : public ::testing::Test {
          "consumer", "--identity", Path("keys/alice/identity.pub")});
     Run({COMPUTENET_BROKER_BIN, "topup", "--db", Db("north"), "--consumer",
          "alice", "--amount", "10000000", "--key", "wire-1"});
-    Run({COMPUTENET_CLI_BIN, "keygen", "--name", "ops", "--out", Path("keys/ops")});
-    Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role", "admin",
-         "--identity", Path("keys/ops/identity.pub")});
+    Run({COMPUTENET_CLI_BIN, "keygen", "--name", "ops", "--out",
+         Path("keys/ops")});
+    Run({COMPUTENET_BROKER_BIN, "enroll", "--db", Db("north"), "--role",
+         "admin", "--identity", Path("keys/ops/identity.pub")});
     for (const auto& region : kRegions) {
       WriteBrokerConfig(region.name);
       StartBroker(region.name);
@@ -163,8 +164,7 @@ class SecretsTest : public ::testing::Test {
   void StartProvider(const Region& region) {
     std::ofstream config(Path(region.site + ".toml"));
     config << "broker_endpoint = \"" << Endpoint(region.name) << "\"\n"
-           << "broker_identity = \"keys/" << region.name
-           << "/identity.pub\"\n"
+           << "broker_identity = \"keys/" << region.name << "/identity.pub\"\n"
            << "identity_dir = \"keys/" << region.site << "\"\n"
            << "work_dir = \"work/" << region.site << "\"\n"
            << "site = \"" << region.site << "\"\nregion = \"" << region.name
@@ -216,7 +216,8 @@ class SecretsTest : public ::testing::Test {
 
   std::string Verify(const std::string& file, int* code) {
     std::string out;
-    *code = RunCommand({COMPUTENET_CLI_BIN, "ledger", "verify", file}, {}, &out);
+    *code =
+        RunCommand({COMPUTENET_CLI_BIN, "ledger", "verify", file}, {}, &out);
     return out;
   }
 
@@ -249,8 +250,8 @@ TEST_F(SecretsTest, SecretsReachOnlyTheJobAndNoFileAndTheExportVerifies) {
 
   // Forwarded to west (residency), the value from a 0600 file.
   const std::string token_file = consumer_dir_.File("token");
-  ASSERT_TRUE(WriteFileAtomically(token_file, std::string(kForwardedSecret) + "\n",
-                                  0600)
+  ASSERT_TRUE(WriteFileAtomically(token_file,
+                                  std::string(kForwardedSecret) + "\n", 0600)
                   .ok());
   const std::string west_out =
       Cli({"submit", "--region", "west", "--max-duration", "60", "--env",
@@ -299,7 +300,8 @@ TEST_F(SecretsTest, SecretsReachOnlyTheJobAndNoFileAndTheExportVerifies) {
   // THE GREP TEST: no byte of any file under the brokers' and sites'
   // directories (databases, -wal, -shm, logs, agent state, work dirs).
   EXPECT_THAT(FilesHolding(dir_.path(), kHomeSecret), ::testing::IsEmpty());
-  EXPECT_THAT(FilesHolding(dir_.path(), kForwardedSecret), ::testing::IsEmpty());
+  EXPECT_THAT(FilesHolding(dir_.path(), kForwardedSecret),
+              ::testing::IsEmpty());
   // The sealed tables are empty once the jobs ended.
   for (const auto& region : kRegions) {
     SQLite::Database db(Db(region.name), SQLite::OPEN_READONLY);
@@ -307,7 +309,8 @@ TEST_F(SecretsTest, SecretsReachOnlyTheJobAndNoFileAndTheExportVerifies) {
         << region.name;
   }
   // (The plain env is stored as before: the control for the grep.)
-  EXPECT_THAT(FilesHolding(dir_.path(), kPlainMarker), Not(::testing::IsEmpty()));
+  EXPECT_THAT(FilesHolding(dir_.path(), kPlainMarker),
+              Not(::testing::IsEmpty()));
 
   // The export after the stop (every entry signed): same verdict as the
   // broker's own file, and no jobs, environments or secrets in it.
@@ -327,14 +330,17 @@ TEST_F(SecretsTest, SecretsReachOnlyTheJobAndNoFileAndTheExportVerifies) {
   EXPECT_THAT(live_verdict, HasSubstr("ledger OK"));
   {
     SQLite::Database db(export_file, SQLite::OPEN_READONLY);
-    for (const char* table : {"jobs", "job_secrets", "enrollments", "providers"}) {
+    for (const char* table :
+         {"jobs", "job_secrets", "enrollments", "providers"}) {
       EXPECT_FALSE(db.tableExists(table)) << table;
     }
     EXPECT_GT(db.execAndGet("SELECT COUNT(*) FROM usage_records").getInt(), 0);
-    EXPECT_GT(db.execAndGet("SELECT COUNT(*) FROM ledger_checkpoints").getInt(), 0);
+    EXPECT_GT(db.execAndGet("SELECT COUNT(*) FROM ledger_checkpoints").getInt(),
+              0);
   }
-  for (const std::string& value : {std::string(kPlainMarker), std::string(kHomeSecret),
-                                   std::string(kForwardedSecret)}) {
+  for (const std::string& value :
+       {std::string(kPlainMarker), std::string(kHomeSecret),
+        std::string(kForwardedSecret)}) {
     auto bytes = ReadFileToString(export_file, size_t{1} << 31);
     ASSERT_TRUE(bytes.ok());
     EXPECT_EQ(bytes->find(value), std::string::npos) << value;

@@ -27,9 +27,9 @@ TEST(SecretEnvFormsTest, FlagsAddNamedValues) {
   ASSERT_TRUE(AddSecretEnv("WITH_EQ=a=b", &spec).ok());
   EXPECT_EQ(spec.secret_env().at("TOKEN"), kValue);
   EXPECT_EQ(spec.secret_env().at("WITH_EQ"), "a=b");
-  for (const std::string bad : {std::string(kValue), "=" + std::string(kValue),
-                                "9X=" + std::string(kValue),
-                                "TOKEN=" + std::string(kValue)}) {
+  for (const std::string bad :
+       {std::string(kValue), "=" + std::string(kValue),
+        "9X=" + std::string(kValue), "TOKEN=" + std::string(kValue)}) {
     Status status = AddSecretEnv(bad, &spec);
     EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr(kValue)));
@@ -40,7 +40,8 @@ TEST(SecretEnvFormsTest, FilesMustBeOwnerOnly) {
   TempDir dir;
   const std::string tight = dir.File("tight");
   const std::string loose = dir.File("loose");
-  ASSERT_TRUE(WriteFileAtomically(tight, std::string(kValue) + "\n", 0600).ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(tight, std::string(kValue) + "\n", 0600).ok());
   ASSERT_TRUE(WriteFileAtomically(loose, kValue, 0644).ok());
   v1::JobSpec spec;
   ASSERT_TRUE(AddSecretEnvFile("TOKEN=" + tight, &spec).ok());
@@ -61,7 +62,8 @@ TEST(SecretEnvFormsTest, FilesMustBeOwnerOnly) {
 TEST(SecretEnvFormsTest, JobFileTablesAreRead) {
   TempDir dir;
   ASSERT_TRUE(
-      WriteFileAtomically(dir.File("token.txt"), "from-file-value\n", 0600).ok());
+      WriteFileAtomically(dir.File("token.txt"), "from-file-value\n", 0600)
+          .ok());
   const std::string job_path = dir.File("job.toml");
   {
     std::ofstream job(job_path);
@@ -79,7 +81,8 @@ TEST(SecretEnvFormsTest, JobFileTablesAreRead) {
 
 TEST(SecretEnvFormsTest, JobFileErrorsNameTheKey) {
   auto twice = ParseJobFile(
-      "command = [\"true\"]\n[env]\nTOKEN = \"a\"\n[secret_env]\nTOKEN = \"b\"\n",
+      "command = [\"true\"]\n[env]\nTOKEN = \"a\"\n[secret_env]\nTOKEN = "
+      "\"b\"\n",
       "job.toml");
   EXPECT_EQ(twice.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(twice.status().message()),

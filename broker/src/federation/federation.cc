@@ -353,7 +353,8 @@ Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
   forward.set_budget(budget);
   *forward.mutable_job() = job;
   for (const auto& [name, value] : secrets) {
-    (*forward.mutable_job()->mutable_spec()->mutable_secret_env())[name] = value;
+    (*forward.mutable_job()->mutable_spec()->mutable_secret_env())[name] =
+        value;
   }
   forward.add_path(options_.broker_id);
   forward.set_hop_limit(kDefaultHopLimit);

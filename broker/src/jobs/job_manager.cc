@@ -465,15 +465,15 @@ bool JobManager::NoteWaitingReason(const std::string& job_id,
 Status JobManager::CheckSecrets(v1::JobInfo& job) {
   if (job.spec().secret_env().empty()) return OkStatus();
   auto secrets = store_.JobSecrets(job.job_id());
-  if (secrets.ok() && secrets->size() ==
-                          static_cast<size_t>(job.spec().secret_env_size())) {
+  if (secrets.ok() &&
+      secrets->size() == static_cast<size_t>(job.spec().secret_env_size())) {
     return OkStatus();
   }
   // Without its values the job would run with "***" in its environment.
-  const std::string why =
-      secrets.ok() ? "its secret env values are gone"
-                   : "its secret env values cannot be read: " +
-                         secrets.status().ToString();
+  const std::string why = secrets.ok()
+                              ? "its secret env values are gone"
+                              : "its secret env values cannot be read: " +
+                                    secrets.status().ToString();
   CN_RETURN_IF_ERROR(Finish(job, v1::JOB_STATE_FAILED, -1, why));
   return DataLossError("job " + job.job_id() + ": " + why);
 }

@@ -50,10 +50,10 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
   // each argument alone could be 4 KiB, but 255 of them made a job no
   // message could carry, and the provider was disconnected by every offer.
   if (spec.ByteSizeLong() > kMaxJobSpecBytes) {
-    return InvalidArgumentError("job spec: " + std::to_string(spec.ByteSizeLong()) +
-                                " bytes, more than the " +
-                                std::to_string(kMaxJobSpecBytes / 1024) +
-                                " KiB a job may take (command, env, secret env and all)");
+    return InvalidArgumentError(
+        "job spec: " + std::to_string(spec.ByteSizeLong()) +
+        " bytes, more than the " + std::to_string(kMaxJobSpecBytes / 1024) +
+        " KiB a job may take (command, env, secret env and all)");
   }
   CN_RETURN_IF_ERROR(ValidatePlacementRequest(spec));
   if (spec.max_duration_s() == 0 || spec.max_duration_s() > kMaxDurationSeconds) {
