@@ -49,7 +49,9 @@ TEST(AgentStateTest, StoredOffersKeepSecretNamesOnly) {
     EXPECT_EQ((*jobs)[0].offer.spec().secret_env().at("TOKEN"), "***");
     for (const char* suffix : {"", "-wal"}) {
       auto bytes = ReadFileToString(state_dir + "/agent.db" + suffix, 1 << 30);
-      if (bytes.ok()) EXPECT_EQ(bytes->find(value), std::string::npos) << suffix;
+      if (bytes.ok()) {
+        EXPECT_EQ(bytes->find(value), std::string::npos) << suffix;
+      }
     }
   }
 }

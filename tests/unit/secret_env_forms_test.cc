@@ -27,7 +27,7 @@ TEST(SecretEnvFormsTest, FlagsAddNamedValues) {
   ASSERT_TRUE(AddSecretEnv("WITH_EQ=a=b", &spec).ok());
   EXPECT_EQ(spec.secret_env().at("TOKEN"), kValue);
   EXPECT_EQ(spec.secret_env().at("WITH_EQ"), "a=b");
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(kValue), "=" + std::string(kValue),
         "9X=" + std::string(kValue), "TOKEN=" + std::string(kValue)}) {
     Status status = AddSecretEnv(bad, &spec);
