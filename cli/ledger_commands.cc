@@ -85,8 +85,10 @@ int LedgerVerify(const std::string& db_path,
   }
   auto database = ledger::OpenForAudit(db_path);
   if (!database.ok()) return Fail(database.status());
-  auto directory = ledger::BrokerFileDirectory(**database);
-  auto report = ledger::VerifyLedger(**database, *directory, options);
+  // A broker's file or an auditor's export (ledger/audit_export.h).
+  auto directory = ledger::AuditDirectory(**database);
+  if (!directory.ok()) return Fail(directory.status());
+  auto report = ledger::VerifyLedger(**database, **directory, options);
   if (!report.ok()) {
     std::cerr << "ledger verify FAILED: " << report.status().message() << "\n";
     return 1;

@@ -4,6 +4,7 @@
 //   computenet keygen --name NAME --out DIR
 //   computenet submit [--model A800|H800 ...] --cards N [--nodes N] --max-duration S
 //                     [--max-price MINOR] [--env K=V ...] [--wait] -- CMD ARGS...
+//                     [--secret-env K=V ...] [--secret-env-file K=PATH ...]
 //   computenet submit -f job.toml [flags that override the file] [-- CMD ...]
 //     (every request form as a file: consumer-sdk/.../job_file.h)
 //     request forms (docs/matching.md): --a100-equivalents 8 | --gpu-milli 500,
@@ -331,6 +332,10 @@ v1::JobSpec MergeJobFile(
   for (const auto& [name, value] : file.spec.env()) {
     merged.mutable_env()->insert({name, value});
   }
+  // secret env the same way (secret_env_files already read into it).
+  for (const auto& [name, value] : file.spec.secret_env()) {
+    merged.mutable_secret_env()->insert({name, value});
+  }
   // Compute equivalence chosen by the file: the broker picks the cards, as
   // with --a100-equivalents, unless cards were asked for.
   if (merged.a100_equivalents_milli() > 0) {
@@ -481,6 +486,13 @@ int main(int argc, char** argv) {
                      "minor units per card-hour (0 = no ceiling)");
   submit->add_option("--env", env, "KEY=VALUE (repeatable)")
       ->allow_extra_args(false);
+  std::vector<std::string> secret_env, secret_env_files;
+  submit->add_option("--secret-env", secret_env,
+                     "NAME=VALUE set in the job's environment only: never "
+                     "stored in plaintext, shown as *** (repeatable)");
+  submit->add_option("--secret-env-file", secret_env_files,
+                     "NAME=PATH: the same, the value read from a file that "
+                     "only you may read (mode 0600; repeatable)");
   submit->add_option("--name", job_name, "a name for humans");
   submit->add_option("--idempotency-key", idempotency_key,
                      "resubmitting with the same key returns the same job");
@@ -768,6 +780,14 @@ int main(int argc, char** argv) {
                                                      entry));
       }
       (*spec.mutable_env())[entry.substr(0, eq)] = entry.substr(eq + 1);
+    }
+    for (const auto& entry : secret_env) {
+      Status added = computenet::consumer::AddSecretEnv(entry, &spec);
+      if (!added.ok()) return Fail(added);
+    }
+    for (const auto& entry : secret_env_files) {
+      Status added = computenet::consumer::AddSecretEnvFile(entry, &spec);
+      if (!added.ok()) return Fail(added);
     }
     spec.set_cards_per_node(cards);
     spec.set_nodes(spec.a100_equivalents_milli() > 0 ? 0 : nodes);

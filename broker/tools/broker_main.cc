@@ -13,6 +13,7 @@
 //   computenet-broker topup    --db FILE --consumer NAME --amount MINOR [--key K]
 //   computenet-broker credit-limit --db FILE --consumer NAME --limit MINOR
 //   computenet-broker priority --db FILE [--org ORGANIZATION] [--max low|normal|high]
+//   computenet-broker ledger export --db FILE --out FILE   (the auditors' file)
 #include <CLI/CLI.hpp>
 
 #include <csignal>
@@ -31,6 +32,7 @@
 #include "computenet/common/job_state.h"
 #include "computenet/common/utc_time.h"
 #include "computenet/common/logging.h"
+#include "computenet/ledger/audit_export.h"
 #include "computenet/ledger/directory.h"
 #include "computenet/ledger/ledger.h"
 #include "computenet/matching/accelerator_catalog.h"
@@ -395,6 +397,18 @@ int main(int argc, char** argv) {
   auto* settlement = app.add_subcommand("settlement", "print charges and balances");
   settlement->add_option("--db", db_path)->required();
 
+  auto* ledger_command = app.add_subcommand("ledger", "the ledger for auditors");
+  ledger_command->require_subcommand(1);
+  std::string export_path;
+  auto* ledger_export = ledger_command->add_subcommand(
+      "export",
+      "write the file for auditors: the ledger, checkpoints, signed usage "
+      "records and the public keys `computenet ledger verify` checks them "
+      "with; no job specs or environments (safe while the broker runs)");
+  ledger_export->add_option("--db", db_path, "broker database")->required();
+  ledger_export->add_option("--out", export_path, "the export (mode 0600)")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -423,6 +437,16 @@ int main(int argc, char** argv) {
     if (!identity.ok()) return Fail(identity.status());
     Status saved = identity->Save(out_dir, force);
     if (!saved.ok()) return Fail(saved);
+    // The sealed secret env of unfinished jobs opens only under the same
+    // secrets.key: it moves with the signing key.
+    auto secrets_key = computenet::ReadSecretFile(rekey_from + "/secrets.key");
+    if (secrets_key.ok()) {
+      Status copied = computenet::WriteFileAtomically(
+          out_dir + "/secrets.key", *secrets_key, 0600);
+      if (!copied.ok()) return Fail(copied);
+    } else if (secrets_key.status().code() != computenet::StatusCode::kNotFound) {
+      return Fail(secrets_key.status());
+    }
     std::cout << "wrote " << out_dir << "/identity.pub with a new CURVE key "
               << identity->curve().public_z85 << " (signing key kept from "
               << rekey_from << ")\n";
@@ -520,6 +544,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*settlement) return Settlement(db_path);
+  if (*ledger_export) {
+    auto summary = ledger::WriteAuditExport(db_path, export_path);
+    if (!summary.ok()) return Fail(summary.status());
+    std::cout << "wrote " << export_path << " (0600): " << summary->entries
+              << " ledger entries, " << summary->usage_records
+              << " usage records, " << summary->parties << " parties' keys, "
+              << summary->job_payers << " job payers; verify it with "
+              << "`computenet ledger verify " << export_path << "`\n";
+    return 0;
+  }
   if (*topup) return TopUp(db_path, consumer, amount, key, memo);
   if (*credit) return CreditLimit(db_path, consumer, limit);
   if (*priority) return Priority(db_path, organization, max_priority);
@@ -591,6 +625,10 @@ int main(int argc, char** argv) {
   }
   auto identity = computenet::Identity::Load(keys_dir);
   if (!identity.ok()) return Fail(identity.status());
+  // Beside the broker's other secret keys (created 0600 at first start).
+  if (options.secrets_key_file.empty()) {
+    options.secrets_key_file = keys_dir + "/secrets.key";
+  }
   auto created = broker::Broker::Create(std::move(options), std::move(*identity));
   if (!created.ok()) return Fail(created.status());
   std::unique_ptr<broker::Broker> server = std::move(*created);

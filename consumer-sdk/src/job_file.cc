@@ -12,6 +12,7 @@
 #include "computenet/common/config_file.h"
 #include "computenet/common/files.h"
 #include "computenet/common/safe_text.h"
+#include "computenet/common/secrets.h"
 #include "computenet/consumer/request_forms.h"
 
 namespace computenet::consumer {
@@ -149,7 +150,9 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
                                 "network_access",
                                 "idempotency_key",
                                 "inputs",
-                                "env"},
+                                "env",
+                                "secret_env",
+                                "secret_env_files"},
                                file));
   Reader reader(root, file);
   JobFile job;
@@ -279,6 +282,34 @@ StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
       (*spec.mutable_env())[name] = *string_value;
     }
   }
+  for (const char* table_key : {"secret_env", "secret_env_files"}) {
+    const toml::node* node = reader.Find(table_key);
+    if (node == nullptr) continue;
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+      return reader.Error(table_key, *node, "must be a table");
+    }
+    const bool files = std::string_view(table_key) == "secret_env_files";
+    for (const auto& [key, value] : *table) {
+      const std::string name(key.str());
+      const std::string where =
+          std::string(table_key) + "." + SafeText(name, 64);
+      auto string_value = value.value_exact<std::string>();
+      if (!string_value) return reader.Error(where, value, "must be a string");
+      if (!IsEnvVariableName(name)) {
+        return reader.Error(where, value, "is not a variable name");
+      }
+      if (spec.env().count(name) != 0 || spec.secret_env().count(name) != 0 ||
+          job.secret_env_files.count(name) != 0) {
+        return reader.Error(where, value, "is set twice");
+      }
+      if (files) {
+        job.secret_env_files[name] = *string_value;
+      } else {
+        (*spec.mutable_secret_env())[name] = *string_value;
+      }
+    }
+  }
   job.keys = reader.keys();
   return job;
 }
@@ -287,11 +318,24 @@ StatusOr<JobFile> LoadJobFile(const std::string& path) {
   CN_ASSIGN_OR_RETURN(std::string text,
                       ReadFileToString(path, kMaxJobFileBytes));
   CN_ASSIGN_OR_RETURN(JobFile job, ParseJobFile(text, path));
-  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  const std::filesystem::path input_base =
+      std::filesystem::path(path).parent_path();
   for (auto& input : job.inputs) {
     if (std::filesystem::path(input).is_relative()) {
-      input = (base / input).lexically_normal().string();
+      input = (input_base / input).lexically_normal().string();
     }
+  }
+  const size_t slash = path.rfind('/');
+  const std::string base =
+      slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  for (const auto& [name, file] : job.secret_env_files) {
+    const std::string resolved =
+        !file.empty() && file[0] == '/' ? file : base + file;
+    auto value = ReadSecretValueFile(resolved);
+    if (!value.ok()) {
+      return value.status().WithContext(path + ": secret_env_files." + name);
+    }
+    (*job.spec.mutable_secret_env())[name] = std::move(*value);
   }
   return job;
 }

@@ -3,7 +3,68 @@
 #include <algorithm>
 #include <cctype>
 
+#include "computenet/common/files.h"
+#include "computenet/common/safe_text.h"
+#include "computenet/common/secrets.h"
+
 namespace computenet::consumer {
+namespace {
+
+Status PutSecret(const std::string& name, std::string value,
+                 const std::string& what, v1::JobSpec* spec) {
+  if (!IsEnvVariableName(name)) {
+    return InvalidArgumentError(what + ": '" + SafeText(name, 64) +
+                                "' is not a variable name");
+  }
+  if (spec->secret_env().count(name) != 0 || spec->env().count(name) != 0) {
+    return InvalidArgumentError(what + ": " + name + " is set twice");
+  }
+  (*spec->mutable_secret_env())[name] = std::move(value);
+  return OkStatus();
+}
+
+}  // namespace
+
+Status AddSecretEnv(const std::string& entry, v1::JobSpec* spec) {
+  const size_t eq = entry.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    // Only what precedes a '=' could be a name; the rest may be the secret.
+    return InvalidArgumentError("--secret-env wants NAME=VALUE");
+  }
+  return PutSecret(entry.substr(0, eq), entry.substr(eq + 1), "--secret-env",
+                   spec);
+}
+
+StatusOr<std::string> ReadSecretValueFile(const std::string& path) {
+  auto value = ReadSecretFile(path);
+  if (!value.ok()) {
+    if (value.status().code() == StatusCode::kFailedPrecondition) {
+      return FailedPreconditionError(
+          "secret file " + path +
+          " may be read by group or others: chmod 600 it");
+    }
+    return value.status();
+  }
+  if (!value->empty() && value->back() == '\n') value->pop_back();
+  if (value->empty() || value->size() > kMaxSecretValueBytes ||
+      value->find('\0') != std::string::npos) {
+    return InvalidArgumentError("secret file " + path +
+                                " must hold 1 byte .. 16 KiB without NUL");
+  }
+  return value;
+}
+
+Status AddSecretEnvFile(const std::string& entry, v1::JobSpec* spec) {
+  const size_t eq = entry.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size()) {
+    return InvalidArgumentError("--secret-env-file wants NAME=PATH, got '" +
+                                SafeText(entry, 128) + "'");
+  }
+  CN_ASSIGN_OR_RETURN(std::string value,
+                      ReadSecretValueFile(entry.substr(eq + 1)));
+  return PutSecret(entry.substr(0, eq), std::move(value), "--secret-env-file",
+                   spec);
+}
 
 StatusOr<std::vector<std::string>> ParseAlternatives(
     const std::vector<std::string>& entries, const std::string& what) {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 
+#include "computenet/common/secrets.h"
 #include "computenet/common/transport.h"
 #include "computenet/common/usage_record.h"
 #include "computenet/matching/site_policy.h"
@@ -861,6 +862,10 @@ void AgentImpl::DriveSiteData(int64_t now_ms) {
 
 void AgentImpl::Launch(const v1::PlacementOffer& offer) {
   ExecutionRequest request = RequestFor(offer);
+  Status started = OkStatus();
+  const bool secrets_lost = std::any_of(
+      offer.spec().secret_env().begin(), offer.spec().secret_env().end(),
+      [](const auto& entry) { return entry.second == kSecretMask; });
   if (data_) {
     auto workspace = data_->PrepareWorkspace(offer.job_id());
     if (workspace.ok()) {
@@ -872,7 +877,16 @@ void AgentImpl::Launch(const v1::PlacementOffer& offer) {
       spdlog::warn("job {}: {}", offer.job_id(), workspace.status().ToString());
     }
   }
-  Status started = executor_->Start(request);
+  if (secrets_lost) {
+    // Only the names were stored (agent_state.h): the values it had in
+    // memory went with the agent's restart. Running with "***" would be
+    // wrong; the consumer is told instead.
+    started = FailedPreconditionError(
+        "the provider's agent restarted before the job started, and its "
+        "secret env values are kept in memory only: submit it again");
+  } else {
+    started = executor_->Start(request);
+  }
   if (started.ok()) {
     (void)LogsOf(offer.job_id());  // a short job may end before the tick
     Metering& metering = metering_[offer.job_id()];

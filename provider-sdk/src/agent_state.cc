@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "computenet/common/secrets.h"
 #include "computenet/common/sha256.h"
 #include "computenet/storage/database.h"
 
@@ -207,7 +208,15 @@ Status AgentState::PutJob(const StoredJob& job) {
         "INSERT OR REPLACE INTO agent_jobs(job_id, offer, phase, started, "
         "last_end_ms, next_index) VALUES(?, ?, ?, ?, ?, ?)");
     put->bind(1, job.job_id);
-    storage::BindBlob(*put, 2, job.offer.SerializeAsString());
+    // Secret env values live in the agent's memory only: the stored offer
+    // keeps their names (StartJob refuses a masked one after a restart).
+    if (job.offer.spec().secret_env().empty()) {
+      storage::BindBlob(*put, 2, job.offer.SerializeAsString());
+    } else {
+      v1::PlacementOffer masked = job.offer;
+      MaskSecretEnv(masked.mutable_spec());
+      storage::BindBlob(*put, 2, masked.SerializeAsString());
+    }
     put->bind(3, static_cast<int>(job.phase));
     put->bind(4, job.started ? 1 : 0);
     put->bind(5, static_cast<int64_t>(job.last_end_ms));

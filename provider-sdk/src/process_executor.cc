@@ -496,6 +496,11 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     const auto& assignment = request.assignments[static_cast<size_t>(rank)];
     std::map<std::string, std::string> vars(request.spec.env().begin(),
                                             request.spec.env().end());
+    // Secret env: only here, in the environment handed to execve (the
+    // broker and the agent's state keep the names alone).
+    for (const auto& [name, value] : request.spec.secret_env()) {
+      vars[name] = value;
+    }
     const std::string devices = JoinIndices(assignment);
     vars["CUDA_VISIBLE_DEVICES"] = devices;
     vars["COMPUTENET_DEVICES"] = devices;

@@ -82,6 +82,14 @@ StatusOr<std::string> BatchScript(const ExecutionRequest& request,
       return InvalidArgumentError("command argument contains a NUL byte");
     }
   }
+  // The batch script is a file on the site's (often shared) disk, and sbatch
+  // keeps a copy in slurmctld's state: secret values would be written in
+  // plaintext. Refused until they can reach the job another way.
+  if (!request.spec.secret_env().empty()) {
+    return FailedPreconditionError(
+        "the Slurm executor does not take secret env: its batch script is "
+        "a file on disk");
+  }
   std::string script;
   script += "#!/bin/sh\n";
   script += "# ComputeNet job " + SafeName(request.job_id) +

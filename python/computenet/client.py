@@ -253,7 +253,8 @@ class Client:
         ``host_memory_mib_per_card``, ``regions`` (strict),
         ``preferred_regions``, ``excluded_providers``, ``max_duration_s``,
         ``max_price_per_card_hour``, ``max_price_per_a100_hour``,
-        ``preemptible``, ``priority``, ``max_attempts``, ``env``, ``name``.
+        ``preemptible``, ``priority``, ``max_attempts``, ``env``,
+        ``secret_env``, ``name``.
 
         ``inputs``: files or directories uploaded first (one bundle; only to
         the brokers of the job's ``regions``) and unpacked into the job's

@@ -110,6 +110,9 @@ class JobSpec:
             For a shell line use ``["sh", "-c", line]``.
         name: free text for people (<= 128 bytes).
         env: extra environment for the command.
+        secret_env: environment values that reach only the job's process:
+            never stored in plaintext; the broker shows the names with
+            ``"***"`` (docs/security.md, "Secret env").
         models: accelerator models, any of them; empty = any model.
         cards: cards per node. Default 1; 0 with ``a100_equivalents``.
         nodes: nodes of a gang (one fabric). Default 1.
@@ -135,6 +138,7 @@ class JobSpec:
     command: Sequence[str]
     name: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, str] = field(default_factory=dict)
     models: Sequence[str] = ()
     cards: Optional[int] = None
     nodes: int = 1
@@ -168,6 +172,8 @@ class JobSpec:
             "name": self.name,
             "command": [str(arg) for arg in self.command],
             "env": {str(k): str(v) for k, v in dict(self.env).items()},
+            "secret_env": {str(k): str(v)
+                           for k, v in dict(self.secret_env).items()},
             "accelerator_models": _names(self.models, "models"),
             "vendor_classes": _names(self.vendor_classes, "vendor_classes"),
             "allowed_regions": _names(self.regions, "regions"),
@@ -212,6 +218,7 @@ class JobSpec:
             command=list(d.get("command", [])),
             name=d.get("name", ""),
             env=dict(d.get("env", {})),
+            secret_env=dict(d.get("secret_env", {})),
             models=list(d.get("accelerator_models", [])),
             cards=d.get("cards_per_node", 0),
             nodes=d.get("nodes", 0),

@@ -626,7 +626,9 @@ TEST(StoreMigrationTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   EXPECT_EQ((*store)->MaxPriority("carol").value(), v1::PRIORITY_CLASS_NORMAL);
   // v6: one key per party so far, active.
   EXPECT_FALSE((*carol)->retire_at_ms.has_value());
-  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 6);
+  // v7: no sealed secrets yet.
+  EXPECT_EQ((*store)->CountJobSecrets().value(), 0u);
+  EXPECT_EQ((*store)->database().SchemaVersion("broker").value(), 7);
   EXPECT_EQ((*store)->database().SchemaVersion("ledger").value(), 3);
 }
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "computenet/common/files.h"
 #include "test_support.h"
 
 namespace computenet::provider {
@@ -24,6 +25,35 @@ v1::PlacementOffer Offer(const std::string& job_id) {
   assignment->set_node("n1");
   assignment->add_device_indices(3);
   return offer;
+}
+
+// Secret env values stay in the agent's memory: the stored offer keeps the
+// names only, and neither agent.db nor its WAL holds the value.
+TEST(AgentStateTest, StoredOffersKeepSecretNamesOnly) {
+  TempDir dir;
+  const std::string state_dir = dir.File("state");
+  const std::string value = "s3cr3t-agent-VALUE-42";
+  {
+    auto state = AgentState::Open(state_dir);
+    ASSERT_TRUE(state.ok()) << state.status().ToString();
+    StoredJob job;
+    job.job_id = "job-1";
+    job.offer = Offer("job-1");
+    (*job.offer.mutable_spec()->mutable_secret_env())["TOKEN"] = value;
+    ASSERT_TRUE((*state)->PutJob(job).ok());
+    // The caller's copy is untouched (the agent starts the job from it).
+    EXPECT_EQ(job.offer.spec().secret_env().at("TOKEN"), value);
+    auto jobs = (*state)->Jobs();
+    ASSERT_TRUE(jobs.ok());
+    ASSERT_EQ(jobs->size(), 1u);
+    EXPECT_EQ((*jobs)[0].offer.spec().secret_env().at("TOKEN"), "***");
+    for (const char* suffix : {"", "-wal"}) {
+      auto bytes = ReadFileToString(state_dir + "/agent.db" + suffix, 1 << 30);
+      if (bytes.ok()) {
+        EXPECT_EQ(bytes->find(value), std::string::npos) << suffix;
+      }
+    }
+  }
 }
 
 TEST(AgentStateTest, ReportsAndJobsSurviveAReopenUntilRemoved) {

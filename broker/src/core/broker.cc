@@ -60,6 +60,11 @@ StatusOr<std::unique_ptr<Broker>> Broker::Create(
   // One broker per database: taken before the file is even migrated.
   CN_ASSIGN_OR_RETURN(auto lock, InstanceLock::Acquire(options.database_path));
   CN_ASSIGN_OR_RETURN(auto store, Store::Open(options.database_path));
+  if (!options.secrets_key_file.empty()) {
+    CN_ASSIGN_OR_RETURN(auto box,
+                        SecretBox::LoadOrCreate(options.secrets_key_file));
+    store->SetSecretBox(std::move(box));
+  }
   auto broker = std::make_unique<BrokerImpl>(
       std::move(options), std::move(identity), std::move(matcher),
       std::move(store), std::move(lock));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "computenet/common/secrets.h"
 #include "computenet/common/utc_time.h"
 #include "core/imports.h"
 #include "core/broker_impl.h"
@@ -326,6 +327,16 @@ std::vector<PeerView> BrokerImpl::PeerViews() const {
 Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
   auto link = links_.find(peer);
   if (link == links_.end()) return NotFoundError("no peer " + peer);
+  // The secret values go to the peer inside the ForwardJob only (a CURVE
+  // link); it seals them under its own key. Without them it cannot run.
+  std::map<std::string, std::string> secrets;
+  if (!job.spec().secret_env().empty()) {
+    CN_ASSIGN_OR_RETURN(secrets, store_->JobSecrets(job.job_id()));
+    if (secrets.size() != static_cast<size_t>(job.spec().secret_env_size())) {
+      return DataLossError("job " + job.job_id() +
+                           ": its secret env values are gone");
+    }
+  }
   // Durable first: after a crash we know which peer may hold the job, and
   // reconcile with it before routing the job anywhere else. The hold on the
   // consumer commits with it: the peer may spend at most that.
@@ -344,6 +355,10 @@ Status BrokerImpl::ForwardJob(v1::JobInfo& job, const std::string& peer) {
   v1::ForwardJob forward;
   forward.set_budget(budget);
   *forward.mutable_job() = job;
+  for (const auto& [name, value] : secrets) {
+    (*forward.mutable_job()->mutable_spec()->mutable_secret_env())[name] =
+        value;
+  }
   forward.add_path(options_.broker_id);
   forward.set_hop_limit(kDefaultHopLimit);
   link->second->Send(v1::MESSAGE_TYPE_FORWARD_JOB, forward, /*reliable=*/true);
@@ -596,6 +611,8 @@ void BrokerImpl::OnForwardJob(const Request& request) {
   job.add_path(options_.broker_id);
   Status stored = store_->InsertJobWithId(job, Now());
   if (!stored.ok()) return respond(stored);
+  // Stored sealed; from here on (offer aside) only the names travel.
+  MaskSecretEnv(job.mutable_spec());
   Status placed = jobs_->Place(job, *placement);
   if (!placed.ok()) return respond(placed);
   reply.set_accepted(true);

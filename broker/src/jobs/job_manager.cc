@@ -206,6 +206,7 @@ Status JobManager::Place(v1::JobInfo& job, const Placement& placement) {
                                    JobStateName(job.state()) +
                                    ", not QUEUED: it cannot be placed");
   }
+  CN_RETURN_IF_ERROR(CheckSecrets(job));
   v1::JobInfo placed = job;
   placed.set_state(v1::JOB_STATE_PLACED);
   placed.set_provider(placement.provider);
@@ -461,12 +462,40 @@ bool JobManager::NoteWaitingReason(const std::string& job_id,
   return true;
 }
 
+Status JobManager::CheckSecrets(v1::JobInfo& job) {
+  if (job.spec().secret_env().empty()) return OkStatus();
+  auto secrets = store_.JobSecrets(job.job_id());
+  if (secrets.ok() &&
+      secrets->size() == static_cast<size_t>(job.spec().secret_env_size())) {
+    return OkStatus();
+  }
+  // Without its values the job would run with "***" in its environment.
+  const std::string why = secrets.ok()
+                              ? "its secret env values are gone"
+                              : "its secret env values cannot be read: " +
+                                    secrets.status().ToString();
+  CN_RETURN_IF_ERROR(Finish(job, v1::JOB_STATE_FAILED, -1, why));
+  return DataLossError("job " + job.job_id() + ": " + why);
+}
+
 void JobManager::SendOffer(const v1::JobInfo& job) {
   v1::PlacementOffer offer;
   offer.set_job_id(job.job_id());
   offer.set_consumer(job.consumer());
   offer.set_organization(job.organization());
   *offer.mutable_spec() = job.spec();
+  // The secret values, from the sealed table, ride only in the offer (a
+  // CURVE link to the provider). Place checked that they open.
+  if (!job.spec().secret_env().empty()) {
+    auto secrets = store_.JobSecrets(job.job_id());
+    if (!secrets.ok()) {
+      spdlog::error("job {}: {}", job.job_id(), secrets.status().ToString());
+    } else {
+      for (const auto& [name, value] : *secrets) {
+        (*offer.mutable_spec()->mutable_secret_env())[name] = value;
+      }
+    }
+  }
   offer.set_model(job.model());
   *offer.mutable_assignments() = job.assignments();
   offer.set_price_per_card_hour(job.price_per_card_hour());

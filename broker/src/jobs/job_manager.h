@@ -210,6 +210,9 @@ class JobManager {
   // The hold and the PLACED row in one transaction.
   Status HoldAndSave(v1::JobInfo& job);
   void SendOffer(const v1::JobInfo& job);
+  // OK if the job has no secret env or its sealed values open; else FAILS
+  // the job (it cannot run without them) and returns DATA_LOSS.
+  Status CheckSecrets(v1::JobInfo& job);
   // Keeps active_by_provider_ and preemptible_ in step with a stored row.
   void Track(const v1::JobInfo& job);
   void TrackPreemptible(const v1::JobInfo& job, bool active);

@@ -6,6 +6,7 @@
 
 #include "computenet/common/identity.h"
 #include "computenet/common/safe_text.h"
+#include "computenet/common/secrets.h"
 #include "computenet/matching/site_policy.h"
 
 namespace computenet::broker {
@@ -56,15 +57,16 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
                                   SafeText(key, 64) + "'");
     }
   }
+  CN_RETURN_IF_ERROR(ValidateSecretEnv(spec));
   // Every message built from the spec (the offer to the provider, GetJob's
   // reply, a JobEvent, a forward to a peer) must stay under the frame limit:
   // each argument alone could be 4 KiB, but 255 of them made a job no
   // message could carry, and the provider was disconnected by every offer.
   if (spec.ByteSizeLong() > kMaxJobSpecBytes) {
-    return InvalidArgumentError("job spec: " + std::to_string(spec.ByteSizeLong()) +
-                                " bytes, more than the " +
-                                std::to_string(kMaxJobSpecBytes / 1024) +
-                                " KiB a job may take (command, env and all)");
+    return InvalidArgumentError(
+        "job spec: " + std::to_string(spec.ByteSizeLong()) +
+        " bytes, more than the " + std::to_string(kMaxJobSpecBytes / 1024) +
+        " KiB a job may take (command, env, secret env and all)");
   }
   CN_RETURN_IF_ERROR(ValidatePlacementRequest(spec));
   if (spec.max_duration_s() == 0 || spec.max_duration_s() > kMaxDurationSeconds) {

@@ -2,6 +2,8 @@
 #include "jobs/store.h"
 
 #include "computenet/ledger/schema.h"
+#include "computenet/common/job_state.h"
+#include "computenet/common/secrets.h"
 #include "jobs/job_transitions.h"
 
 #include <sqlite3.h>
@@ -107,6 +109,16 @@ constexpr const char* kBrokerV6[] = {
     "CREATE INDEX enrollments_by_party ON enrollments(role, name)",
 };
 
+// v7 (issue 11, secret job environment): the secret values of unfinished
+// jobs, sealed under the broker's secrets.key (common/secrets.h) with the
+// job id as context. The jobs table holds only the names ("***"); a row
+// goes when its job ends, and secure_delete zeroes what it leaves behind.
+constexpr const char* kBrokerV7[] = {
+    R"sql(CREATE TABLE job_secrets(
+      job_id TEXT PRIMARY KEY,
+      sealed BLOB NOT NULL))sql",
+};
+
 constexpr storage::Migration kBrokerMigrations[] = {
     {1, kBrokerV1},
     {2, kBrokerV2},
@@ -115,6 +127,7 @@ constexpr storage::Migration kBrokerMigrations[] = {
     {4, kBrokerV4},
     {5, kBrokerV5},
     {6, kBrokerV6},
+    {7, kBrokerV7},
 };
 
 constexpr char kEnrollmentColumns[] =
@@ -180,6 +193,9 @@ StatusOr<std::unique_ptr<Store>> Store::Open(
   CN_ASSIGN_OR_RETURN(auto db, storage::Database::Open(path, options));
   CN_RETURN_IF_ERROR(db->Migrate(kSchemaOwner, kBrokerMigrations));
   CN_RETURN_IF_ERROR(ledger::MigrateSchema(*db));
+  // Deleted rows (a finished job's sealed secrets) are overwritten with
+  // zeros, in the file and its WAL, instead of lingering in free pages.
+  CN_RETURN_IF_ERROR(db->Exec("PRAGMA secure_delete = ON"));
   return std::unique_ptr<Store>(new Store(std::move(db)));
 }
 
@@ -507,6 +523,9 @@ StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
                                        const std::function<Status()>& admit) {
   *duplicate = false;
   v1::JobInfo result;
+  // The values go to job_secrets, sealed; the row keeps only the names.
+  const v1::JobSpec secrets = SecretsOf(job.spec());
+  MaskSecretEnv(job.mutable_spec());
   Status status = db_->RunInTransaction([&]() -> Status {
     if (!idempotency_key.empty()) {
       auto existing = db_->Prepare("SELECT info FROM jobs WHERE consumer=? AND idempotency_key=?");
@@ -540,6 +559,7 @@ StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
     update->bind(2, blob.data(), static_cast<int>(blob.size()));
     update->bind(3, seq);
     update->exec();
+    CN_RETURN_IF_ERROR(PutSecrets(job.job_id(), secrets));
     result = std::move(job);
     return OkStatus();
   });
@@ -547,7 +567,17 @@ StatusOr<v1::JobInfo> Store::InsertJob(const std::string& broker_id,
   return result;
 }
 
-Status Store::InsertJobWithId(const v1::JobInfo& job, int64_t now_ms) {
+Status Store::InsertJobWithId(const v1::JobInfo& forwarded, int64_t now_ms) {
+  v1::JobInfo job = forwarded;
+  const v1::JobSpec secrets = SecretsOf(job.spec());
+  MaskSecretEnv(job.mutable_spec());
+  return db_->RunInTransaction([&]() -> Status {
+    CN_RETURN_IF_ERROR(InsertForwardedRow(job, now_ms));
+    return PutSecrets(job.job_id(), secrets);
+  });
+}
+
+Status Store::InsertForwardedRow(const v1::JobInfo& job, int64_t now_ms) {
   try {
     auto insert = db_->Prepare("INSERT INTO jobs(job_id, consumer, state, "
                              "provider, info, updated_ms) VALUES(?, ?, ?, ?, "
@@ -585,16 +615,96 @@ Status Store::UpdateJob(const v1::JobInfo& job, int64_t now_ms) {
     auto update = db_->Prepare(
         "UPDATE jobs SET state=?, provider=?, info=?, updated_ms=? "
         "WHERE job_id=?");
-    std::string blob = job.SerializeAsString();
+    std::string blob;
+    if (HasSecretValues(job.spec())) {
+      // A copy that came back with the values (an offer's spec): the row
+      // never holds them.
+      v1::JobInfo masked = job;
+      MaskSecretEnv(masked.mutable_spec());
+      blob = masked.SerializeAsString();
+    } else {
+      blob = job.SerializeAsString();
+    }
     update->bind(1, static_cast<int>(job.state()));
     update->bind(2, job.provider());
     update->bind(3, blob.data(), static_cast<int>(blob.size()));
     update->bind(4, static_cast<int64_t>(now_ms));
     update->bind(5, job.job_id());
     if (update->exec() == 0) return NotFoundError("job " + job.job_id());
+    // A job that ended needs its secrets no more: they go with the write
+    // that ends it.
+    if (IsTerminal(job.state())) {
+      auto erase = db_->Prepare("DELETE FROM job_secrets WHERE job_id=?");
+      erase->bind(1, job.job_id());
+      erase->exec();
+    }
     return OkStatus();
   } catch (const SQLite::Exception& error) {
     return StatusFromSqlite(error, "update job");
+  }
+}
+
+v1::JobSpec Store::SecretsOf(const v1::JobSpec& spec) {
+  v1::JobSpec out;
+  if (HasSecretValues(spec)) *out.mutable_secret_env() = spec.secret_env();
+  return out;
+}
+
+Status Store::PutSecrets(const std::string& job_id,
+                         const v1::JobSpec& secrets) {
+  if (secrets.secret_env().empty()) return OkStatus();
+  if (secrets_ == nullptr) {
+    return FailedPreconditionError(
+        "this broker keeps no secrets.key: it takes no secret env");
+  }
+  std::string plain = secrets.SerializeAsString();
+  auto sealed = secrets_->Seal(plain, job_id);
+  std::fill(plain.begin(), plain.end(), '\0');
+  if (!sealed.ok()) return sealed.status();
+  try {
+    auto put = db_->Prepare(
+        "INSERT OR REPLACE INTO job_secrets(job_id, sealed) VALUES(?, ?)");
+    put->bind(1, job_id);
+    put->bind(2, sealed->data(), static_cast<int>(sealed->size()));
+    put->exec();
+    return OkStatus();
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "store job secrets");
+  }
+}
+
+StatusOr<std::map<std::string, std::string>> Store::JobSecrets(
+    const std::string& job_id) {
+  std::string sealed;
+  try {
+    auto query = db_->Prepare("SELECT sealed FROM job_secrets WHERE job_id=?");
+    query->bind(1, job_id);
+    if (!query->executeStep()) return std::map<std::string, std::string>{};
+    sealed = BlobOf(query->getColumn(0));
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "read job secrets");
+  }
+  if (secrets_ == nullptr) {
+    return FailedPreconditionError("job " + job_id +
+                                   " has secrets but this broker has no "
+                                   "secrets.key to open them");
+  }
+  CN_ASSIGN_OR_RETURN(std::string plain, secrets_->Open(sealed, job_id));
+  v1::JobSpec secrets;
+  const bool parsed = secrets.ParseFromString(plain);
+  std::fill(plain.begin(), plain.end(), '\0');
+  if (!parsed) return DataLossError("job " + job_id + ": secrets do not parse");
+  return std::map<std::string, std::string>(secrets.secret_env().begin(),
+                                            secrets.secret_env().end());
+}
+
+StatusOr<uint64_t> Store::CountJobSecrets() {
+  try {
+    auto query = db_->Prepare("SELECT COUNT(*) FROM job_secrets");
+    query->executeStep();
+    return static_cast<uint64_t>(query->getColumn(0).getInt64());
+  } catch (const SQLite::Exception& error) {
+    return StatusFromSqlite(error, "count job secrets");
   }
 }
 

@@ -24,6 +24,7 @@
 #include "computenet/matching/provider_stats.h"
 #include "computenet/storage/database.h"
 #include "computenet/common/identity.h"
+#include "computenet/common/secrets.h"
 #include "computenet/common/status.h"
 #include "computenet/v1/job.pb.h"
 #include "computenet/v1/provider.pb.h"
@@ -160,6 +161,11 @@ class Store {
   StatusOr<uint64_t> CountUnfinishedJobs(const std::string& consumer);
   // Inserts a job that already has its global id (one forwarded here by a
   // peer). ALREADY_EXISTS if the id is taken.
+  //
+  // Secret env (InsertJob and InsertJobWithId): the row keeps the names
+  // with the value "***"; the values are sealed under the secret box into
+  // job_secrets in the same transaction (FAILED_PRECONDITION without a box).
+  // UpdateJob never writes values and deletes them when the job ends.
   Status InsertJobWithId(const v1::JobInfo& job, int64_t now_ms);
   // Rewrites a job's row. NOT_FOUND if it does not exist;
   // FAILED_PRECONDITION if its state change is not in the table of
@@ -174,6 +180,19 @@ class Store {
   // Oldest first (submission order), any consumer.
   StatusOr<std::vector<v1::JobInfo>> JobsInStates(
       const std::vector<v1::JobState>& states);
+
+  // --- secret env of unfinished jobs ----------------------------------------
+  // The key the secret values are sealed under (the broker's secrets.key);
+  // without one, a job with secret env is refused.
+  void SetSecretBox(std::shared_ptr<const SecretBox> box) {
+    secrets_ = std::move(box);
+  }
+  // The job's secret values (empty if it has none, or they were deleted as
+  // it ended). DATA_LOSS if they do not open under the box's key.
+  StatusOr<std::map<std::string, std::string>> JobSecrets(
+      const std::string& job_id);
+  // Rows in job_secrets (for tests and the secrets gauge).
+  StatusOr<uint64_t> CountJobSecrets();
 
   // --- provider track records (reliability) ----------------------------------
   // Adds one event to the provider's record (creating it).
@@ -214,7 +233,13 @@ class Store {
   Status AddPartyKey(Role role, const PublicIdentity& identity, int64_t now_ms,
                      std::optional<int64_t> retire_others_at_ms);
 
+  // The spec's secret env alone (empty when it holds only masks).
+  static v1::JobSpec SecretsOf(const v1::JobSpec& spec);
+  Status PutSecrets(const std::string& job_id, const v1::JobSpec& secrets);
+  Status InsertForwardedRow(const v1::JobInfo& job, int64_t now_ms);
+
   std::unique_ptr<storage::Database> db_;
+  std::shared_ptr<const SecretBox> secrets_;
 };
 
 }  // namespace computenet::broker

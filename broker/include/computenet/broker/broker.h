@@ -53,6 +53,11 @@ struct BrokerOptions {
   std::string endpoint = "tcp://127.0.0.1:0";
   // SQLite file; created and migrated if needed. Required.
   std::string database_path;
+  // The key file (AES-256-GCM, 64 hex digits) the secret env values of
+  // unfinished jobs are sealed under in the database; created with mode
+  // 0600 at first start. `run` sets <keys dir>/secrets.key. Empty = the
+  // broker refuses jobs with secret env (FAILED_PRECONDITION).
+  std::string secrets_key_file;
   // Heartbeat period both ways, and how many silent periods mean "lost".
   int heartbeat_interval_ms = 1000;
   int heartbeat_liveness = 3;

@@ -27,6 +27,10 @@
 //   idempotency_key = "finetune-7b-run-1"
 //   [env]
 //   HF_HOME = "/scratch/hf"
+//   [secret_env]                   # set in the job's environment only;
+//   WANDB_API_KEY = "..."          # status shows the names, as "***"
+//   [secret_env_files]             # the value read from a file (mode 0600;
+//   HF_TOKEN = "hf_token.txt"      # relative to the job file's directory)
 //
 // Unknown keys, wrong types, out-of-range numbers and NUL bytes are
 // INVALID_ARGUMENT naming the file, the key and its line. Numbers are
@@ -37,6 +41,7 @@
 #ifndef COMPUTENET_CONSUMER_JOB_FILE_H_
 #define COMPUTENET_CONSUMER_JOB_FILE_H_
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,12 +61,17 @@ struct JobFile {
   // The keys the file set (e.g. "cards", "env"), so that a caller merging
   // flags on top knows what the file chose.
   std::set<std::string> keys;
+  // [secret_env_files]: NAME -> path as written. LoadJobFile reads them
+  // into spec.secret_env (ReadSecretValueFile); ParseJobFile leaves them.
+  std::map<std::string, std::string> secret_env_files;
 };
 
 // Parses a job file's text; `file_name` only names it in errors.
 StatusOr<JobFile> ParseJobFile(const std::string& toml_text,
                                const std::string& file_name);
-// Reads and parses a file (at most 1 MiB). NOT_FOUND if it cannot be read.
+// Reads and parses a file (at most 1 MiB), then reads its
+// secret_env_files (relative paths from the file's directory). NOT_FOUND if
+// it cannot be read; a secret file's error (request_forms.h) names its key.
 StatusOr<JobFile> LoadJobFile(const std::string& path);
 
 }  // namespace computenet::consumer

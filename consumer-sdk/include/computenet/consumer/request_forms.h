@@ -30,6 +30,19 @@ StatusOr<uint32_t> ParseMilli(const std::string& text, const std::string& what,
 // "low", "normal", "high" (any case). INVALID_ARGUMENT otherwise.
 StatusOr<v1::PriorityClass> ParsePriorityClass(const std::string& text);
 
+// Secret env (JobSpec.secret_env): "NAME=VALUE" from --secret-env into
+// spec. INVALID_ARGUMENT (never quoting the value) for a missing '=', a name
+// that is not a variable name, or a name already set.
+Status AddSecretEnv(const std::string& entry, v1::JobSpec* spec);
+// The value of a secret from a file (--secret-env-file NAME=PATH, a job
+// file's secret_env_files): its bytes, one trailing newline dropped.
+// FAILED_PRECONDITION if group or others may read the file (chmod 600 it:
+// a secret others can read is no secret); NOT_FOUND if it cannot be read;
+// INVALID_ARGUMENT if it is empty, over 16 KiB or holds a NUL byte.
+StatusOr<std::string> ReadSecretValueFile(const std::string& path);
+// "NAME=PATH": the file's value as spec's secret NAME.
+Status AddSecretEnvFile(const std::string& entry, v1::JobSpec* spec);
+
 }  // namespace computenet::consumer
 
 #endif  // COMPUTENET_CONSUMER_REQUEST_FORMS_H_

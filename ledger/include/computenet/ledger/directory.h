@@ -51,6 +51,14 @@ class Directory {
 // database must outlive it.
 std::unique_ptr<Directory> BrokerFileDirectory(storage::Database& database);
 
+// The Directory of an auditor's export (ledger/audit_export.h): reads its
+// export_parties and export_job_payers tables.
+std::unique_ptr<Directory> ExportFileDirectory(storage::Database& database);
+
+// For the offline audit of either kind of file: ExportFileDirectory if the
+// file is an export, else BrokerFileDirectory.
+StatusOr<std::unique_ptr<Directory>> AuditDirectory(storage::Database& database);
+
 }  // namespace computenet::ledger
 
 #endif  // COMPUTENET_LEDGER_DIRECTORY_H_
