@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
       done = true;
       offer_to_final.push_back(static_cast<double>(at_ns - offered_ns) / 1e6);
       auto log = cn::ReadFileToString(
-          (work / "jobs" / job_id / "n1.log").string());
+          (work / "jobs" / job_id / "n1.out").string());
       if (update->state() == v1::JOB_STATE_SUCCEEDED && log.ok()) {
         const long long exited_ns = std::atoll(log->c_str());
         if (exited_ns > 0) {
