@@ -650,6 +650,7 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   job->set_exit_code(remote.exit_code());
   job->set_started_ms(remote.started_ms());
   job->set_finished_ms(remote.finished_ms());
+  job->set_sandbox(remote.sandbox());
   job->set_reason(remote.reason().empty() ? "running at " + peer
                                           : remote.reason() + " (at " + peer + ")");
   // A terminal update: its usage came before it on the same link (or first
