@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "computenet/common/files.h"
 
@@ -746,8 +748,15 @@ Status ProcessExecutor::Adopt(const ExecutionRequest& request) {
 
 std::string ProcessExecutor::CgroupName(const ExecutionRequest& request,
                                         const std::string& node) const {
-  return SafePathPart(request.job_id) + "." + std::to_string(request.attempt) +
-         "." + SafePathPart(node);
+  // Prefixed by a hash of the state directory: agents (and tests) sharing
+  // a host's cgroup tree never share a job's cgroup, and a restarted agent
+  // (same state directory) finds the one it made. libstdc++'s std::hash of
+  // a string is unseeded, so the name is stable across restarts.
+  char prefix[17];
+  std::snprintf(prefix, sizeof(prefix), "%016zx",
+                std::hash<std::string>{}(options_.state_dir));
+  return std::string(prefix, 8) + "." + SafePathPart(request.job_id) + "." +
+         std::to_string(request.attempt) + "." + SafePathPart(node);
 }
 
 std::string ProcessExecutor::FailureText(const Job& job, const Child& child,

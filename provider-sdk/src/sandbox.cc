@@ -182,7 +182,9 @@ std::string OwnCgroup(const std::string& controller) {
 
 bool HasWord(const std::string& text, const std::string& word,
              char separator) {
-  std::stringstream list(text);
+  std::string flat = text;
+  std::replace(flat.begin(), flat.end(), '\n', separator);
+  std::stringstream list(flat);
   std::string item;
   while (std::getline(list, item, separator)) {
     if (item == word) return true;
@@ -438,6 +440,9 @@ StatusOr<SandboxedCommand> Sandbox::Prepare(
     const std::string quota =
         std::to_string(static_cast<uint64_t>(limits.cpu_milli) * kPeriodUs /
                        1000);
+    // One left by a run that ended while no agent watched: its counters
+    // (oom_kill) would be read as this run's.
+    (void)RemoveCgroup(cgroup_name);
     for (const auto& dir : CgroupDirs(cgroup_name)) {
       std::error_code error;
       fs::create_directories(dir, error);
