@@ -496,6 +496,11 @@ StatusOr<SandboxedCommand> Sandbox::Prepare(
   // what a restarted agent adopts); if the supervisor itself dies nothing
   // can record the job's end, so the sandbox goes with it.
   argv.push_back("--die-with-parent");
+  // Run as root, bwrap keeps the job's capabilities, and with CAP_SYS_ADMIN
+  // in its mount namespace a job could unmount the masks below (exposing
+  // the agent's keys) or remount the read-only binds read-write. None is
+  // kept; no_new_privs (bwrap's) stops setuid binaries from getting any.
+  argv.insert(argv.end(), {"--cap-drop", "ALL"});
   // A private /tmp first, so that binds below it (a site's path under
   // /tmp) stay visible.
   argv.insert(argv.end(), {"--tmpfs", "/tmp"});

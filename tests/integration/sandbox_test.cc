@@ -185,8 +185,10 @@ TEST_F(SandboxTest, JobCannotReadTheAgentsKeyFiles) {
   options.read_only_paths.push_back(dir_.path());
   MakeExecutor(options);
   SKIP_WITHOUT_SANDBOX();
+  // Taking the masks away needs capabilities the job does not have.
   const auto finished = Run(Request(
-      "job-1", "cat " + state_dir_ + "/signing.key " + keys_dir_ +
+      "job-1", "umount " + state_dir_ + "; umount " + keys_dir_ + "; cat " +
+                   state_dir_ + "/signing.key " + keys_dir_ +
                    "/identity.key; ls " + dir_.path() + "; echo done"));
   EXPECT_EQ(finished.final_state, v1::JOB_STATE_SUCCEEDED) << Log("job-1");
   EXPECT_THAT(Log("job-1"), HasSubstr("done"));
@@ -214,8 +216,9 @@ TEST_F(SandboxTest, JobCannotWriteToTheHost) {
   MakeExecutor(options);
   SKIP_WITHOUT_SANDBOX();
   const std::string target = dir_.File("written-by-job");
-  const auto finished =
-      Run(Request("job-1", "echo pwned > " + target + " || exit 9"));
+  const auto finished = Run(Request(
+      "job-1", "mount -o remount,rw,bind " + dir_.path() + "; echo pwned > " +
+                   target + " || exit 9"));
   EXPECT_EQ(finished.final_state, v1::JOB_STATE_FAILED) << Log("job-1");
   EXPECT_EQ(finished.exit_code, 9);
   EXPECT_FALSE(Exists(target));
