@@ -500,7 +500,8 @@ StatusOr<SandboxedCommand> Sandbox::Prepare(
   // in its mount namespace a job could unmount the masks below (exposing
   // the agent's keys) or remount the read-only binds read-write. None is
   // kept; no_new_privs (bwrap's) stops setuid binaries from getting any.
-  argv.insert(argv.end(), {"--cap-drop", "ALL"});
+  // (Unprivileged, bwrap gives the job none anyway.)
+  if (::geteuid() == 0) argv.insert(argv.end(), {"--cap-drop", "ALL"});
   // A private /tmp first, so that binds below it (a site's path under
   // /tmp) stay visible.
   argv.insert(argv.end(), {"--tmpfs", "/tmp"});
