@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
 
   provider::SandboxOptions bwrap;
   bwrap.mode = provider::SandboxOptions::Mode::kBwrap;
-  auto sandbox = provider::Sandbox::Create(bwrap, dir + "/work", dir + "/state");
+  auto sandbox =
+      provider::Sandbox::Create(bwrap, dir + "/work", dir + "/state");
   if (!sandbox.ok()) {
     std::fprintf(stderr, "skipped: %s\n", sandbox.status().ToString().c_str());
     std::filesystem::remove_all(dir);

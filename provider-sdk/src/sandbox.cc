@@ -44,8 +44,8 @@ std::string Canonical(const std::string& path) {
 bool Within(const std::string& path, const std::string& base) {
   if (base == "/") return true;
   return path == base ||
-         (path.size() > base.size() && path.compare(0, base.size(), base) == 0 &&
-          path[base.size()] == '/');
+         (path.size() > base.size() &&
+          path.compare(0, base.size(), base) == 0 && path[base.size()] == '/');
 }
 
 std::string FindInPath(const std::string& name) {
@@ -140,7 +140,8 @@ std::vector<Mount> CgroupMounts() {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   while (std::getline(in, line)) {
-    // id parent major:minor root point options [optional...] - type source super
+    // id parent major:minor root point options [optional...] - type source
+    // super
     std::istringstream fields(line);
     std::string id, parent, device, root, point, options, field;
     fields >> id >> parent >> device >> root >> point >> options;
@@ -180,8 +181,7 @@ std::string OwnCgroup(const std::string& controller) {
   return "";
 }
 
-bool HasWord(const std::string& text, const std::string& word,
-             char separator) {
+bool HasWord(const std::string& text, const std::string& word, char separator) {
   std::string flat = text;
   std::replace(flat.begin(), flat.end(), '\n', separator);
   std::stringstream list(flat);
@@ -205,8 +205,8 @@ std::string ParentFor(const std::string& mount_point, const std::string& own,
       Within(configured, mount_point)) {
     return configured;  // a full path inside this hierarchy
   }
-  const std::string below = configured.empty() ? own + "/computenet"
-                                               : "/" + configured;
+  const std::string below =
+      configured.empty() ? own + "/computenet" : "/" + configured;
   return (fs::path(mount_point) / fs::path(below).relative_path())
       .lexically_normal()
       .string();
@@ -215,17 +215,17 @@ std::string ParentFor(const std::string& mount_point, const std::string& own,
 }  // namespace
 
 std::vector<std::string> DefaultReadOnlyPaths() {
-  return {"/usr",  "/bin",  "/sbin", "/lib", "/lib32",
-          "/lib64", "/libx32", "/etc", "/opt"};
+  return {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+          "/lib64", "/libx32", "/etc",  "/opt"};
 }
 
 std::vector<std::string> DefaultHiddenPaths() {
   // Credentials a system keeps under /etc: password hashes, sudo rules,
   // TLS and SSH host keys, Slurm's munge key, Kerberos keytabs, and an
   // agent config kept there.
-  return {"/etc/shadow",     "/etc/shadow-",     "/etc/gshadow",
-          "/etc/gshadow-",   "/etc/sudoers",     "/etc/sudoers.d",
-          "/etc/ssh",        "/etc/ssl/private", "/etc/munge",
+  return {"/etc/shadow",      "/etc/shadow-",     "/etc/gshadow",
+          "/etc/gshadow-",    "/etc/sudoers",     "/etc/sudoers.d",
+          "/etc/ssh",         "/etc/ssl/private", "/etc/munge",
           "/etc/krb5.keytab", "/etc/computenet"};
 }
 
@@ -253,8 +253,7 @@ StatusOr<std::shared_ptr<const Sandbox>> Sandbox::Create(
   }
   sandbox->bwrap_ =
       opts.bwrap_path.empty() ? FindInPath("bwrap") : opts.bwrap_path;
-  if (sandbox->bwrap_.empty() ||
-      ::access(sandbox->bwrap_.c_str(), X_OK) != 0) {
+  if (sandbox->bwrap_.empty() || ::access(sandbox->bwrap_.c_str(), X_OK) != 0) {
     return FailedPreconditionError(
         "sandbox: bubblewrap (bwrap) not found" +
         (opts.bwrap_path.empty() ? std::string(" in PATH")
@@ -315,7 +314,8 @@ StatusOr<std::shared_ptr<const Sandbox>> Sandbox::Create(
   if (sandbox->cgroup_kind_ == "none") {
     for (const char* controller : {"memory", "pids", "cpu"}) {
       for (const auto& mount : mounts) {
-        if (mount.type != "cgroup" || !HasWord(mount.options, controller, ',')) {
+        if (mount.type != "cgroup" ||
+            !HasWord(mount.options, controller, ',')) {
           continue;
         }
         const std::string parent =
@@ -349,10 +349,9 @@ StatusOr<std::shared_ptr<const Sandbox>> Sandbox::Create(
   }
   spdlog::info("sandbox: bwrap ({}), cgroups {}{}", sandbox->bwrap_,
                sandbox->cgroup_kind_,
-               sandbox->cgroup_kind_ == "v2" ? " at " + sandbox->v2_parent_
-               : sandbox->cgroup_kind_ == "v1"
-                   ? " at " + sandbox->v1_memory_
-                   : std::string());
+               sandbox->cgroup_kind_ == "v2"   ? " at " + sandbox->v2_parent_
+               : sandbox->cgroup_kind_ == "v1" ? " at " + sandbox->v1_memory_
+                                               : std::string());
   return std::shared_ptr<const Sandbox>(std::move(sandbox));
 }
 
@@ -380,8 +379,8 @@ std::string Sandbox::Describe(const v1::JobSpec& spec, uint32_t cards) const {
   }
   const SandboxLimits limits = LimitsFor(spec, cards);
   std::string out = "sandbox: bwrap";
-  const bool memory = limits.memory_mib > 0 &&
-                      (cgroup_kind_ == "v2" || !v1_memory_.empty());
+  const bool memory =
+      limits.memory_mib > 0 && (cgroup_kind_ == "v2" || !v1_memory_.empty());
   const bool pids =
       limits.pids_max > 0 && (cgroup_kind_ == "v2" || !v1_pids_.empty());
   const bool cpu =
@@ -437,9 +436,8 @@ StatusOr<SandboxedCommand> Sandbox::Prepare(
         std::to_string(limits.memory_mib * 1024 * 1024);
     const std::string pids = std::to_string(limits.pids_max);
     constexpr uint32_t kPeriodUs = 100000;
-    const std::string quota =
-        std::to_string(static_cast<uint64_t>(limits.cpu_milli) * kPeriodUs /
-                       1000);
+    const std::string quota = std::to_string(
+        static_cast<uint64_t>(limits.cpu_milli) * kPeriodUs / 1000);
     // One left by a run that ended while no agent watched: its counters
     // (oom_kill) would be read as this run's.
     (void)RemoveCgroup(cgroup_name);
@@ -548,8 +546,8 @@ StatusOr<SandboxedCommand> Sandbox::Prepare(
     argv.insert(argv.end(),
                 {"--dev-bind-try", device_dir + "/" + name, "/dev/" + name});
   }
-  for (const char* name : {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools",
-                           "nvidia-modeset"}) {
+  for (const char* name :
+       {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset"}) {
     argv.insert(argv.end(), {"--dev-bind-try", device_dir + "/" + name,
                              std::string("/dev/") + name});
   }

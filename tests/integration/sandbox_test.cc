@@ -65,8 +65,7 @@ class Listener {
         ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
             0 ||
         ::listen(fd_, 16) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) !=
-            0) {
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
       ADD_FAILURE() << "cannot listen on 127.0.0.1";
       return;
     }
@@ -172,9 +171,9 @@ class SandboxTest : public ::testing::Test {
   std::string skip_reason_;
 };
 
-#define SKIP_WITHOUT_SANDBOX()                                          \
-  if (executor_ == nullptr) {                                           \
-    GTEST_SKIP() << "bubblewrap cannot run here: " << skip_reason_;     \
+#define SKIP_WITHOUT_SANDBOX()                                      \
+  if (executor_ == nullptr) {                                       \
+    GTEST_SKIP() << "bubblewrap cannot run here: " << skip_reason_; \
   }
 
 TEST_F(SandboxTest, JobCannotReadTheAgentsKeyFiles) {
@@ -186,10 +185,10 @@ TEST_F(SandboxTest, JobCannotReadTheAgentsKeyFiles) {
   MakeExecutor(options);
   SKIP_WITHOUT_SANDBOX();
   // Taking the masks away needs capabilities the job does not have.
-  const auto finished = Run(Request(
-      "job-1", "umount " + state_dir_ + "; umount " + keys_dir_ + "; cat " +
-                   state_dir_ + "/signing.key " + keys_dir_ +
-                   "/identity.key; ls " + dir_.path() + "; echo done"));
+  const auto finished = Run(
+      Request("job-1", "umount " + state_dir_ + "; umount " + keys_dir_ +
+                           "; cat " + state_dir_ + "/signing.key " + keys_dir_ +
+                           "/identity.key; ls " + dir_.path() + "; echo done"));
   EXPECT_EQ(finished.final_state, v1::JOB_STATE_SUCCEEDED) << Log("job-1");
   EXPECT_THAT(Log("job-1"), HasSubstr("done"));
   EXPECT_THAT(Log("job-1"), Not(HasSubstr("AGENT-SIGNING-KEY")));
@@ -199,9 +198,10 @@ TEST_F(SandboxTest, JobCannotReadTheAgentsKeyFiles) {
 TEST_F(SandboxTest, JobCannotReadOutsideItsWorkspaceByDefault) {
   MakeExecutor(Options());  // the test's directory is under /tmp: private
   SKIP_WITHOUT_SANDBOX();
-  const auto finished = Run(Request(
-      "job-1", "cat " + state_dir_ + "/signing.key; cat /etc/shadow; "
-               "ls /root /home 2>&1; echo done"));
+  const auto finished =
+      Run(Request("job-1", "cat " + state_dir_ +
+                               "/signing.key; cat /etc/shadow; "
+                               "ls /root /home 2>&1; echo done"));
   EXPECT_EQ(finished.final_state, v1::JOB_STATE_SUCCEEDED) << Log("job-1");
   const std::string log = Log("job-1");
   EXPECT_THAT(log, Not(HasSubstr("AGENT-SIGNING-KEY")));
@@ -216,25 +216,26 @@ TEST_F(SandboxTest, JobCannotWriteToTheHost) {
   MakeExecutor(options);
   SKIP_WITHOUT_SANDBOX();
   const std::string target = dir_.File("written-by-job");
-  const auto finished = Run(Request(
-      "job-1", "mount -o remount,rw,bind " + dir_.path() + "; echo pwned > " +
-                   target + " || exit 9"));
+  const auto finished =
+      Run(Request("job-1", "mount -o remount,rw,bind " + dir_.path() +
+                               "; echo pwned > " + target + " || exit 9"));
   EXPECT_EQ(finished.final_state, v1::JOB_STATE_FAILED) << Log("job-1");
   EXPECT_EQ(finished.exit_code, 9);
   EXPECT_FALSE(Exists(target));
   // Its private /tmp is writable and goes with it.
-  const auto tmp = Run(Request("job-2", "echo x > /tmp/scratch && cat /tmp/scratch"));
+  const auto tmp =
+      Run(Request("job-2", "echo x > /tmp/scratch && cat /tmp/scratch"));
   EXPECT_EQ(tmp.final_state, v1::JOB_STATE_SUCCEEDED) << Log("job-2");
 }
 
 TEST_F(SandboxTest, JobWorksInItsWorkspaceAndOutputDirectory) {
   MakeExecutor(Options());
   SKIP_WITHOUT_SANDBOX();
-  ExecutionRequest request = Request(
-      "job-1",
-      "test \"$(pwd)\" = \"$COMPUTENET_WORKSPACE\" || exit 3; "
-      "cat input.txt > \"$COMPUTENET_OUTPUT_DIR/result.txt\"; "
-      "python3 -c 'print(\"python ran\")'");
+  ExecutionRequest request =
+      Request("job-1",
+              "test \"$(pwd)\" = \"$COMPUTENET_WORKSPACE\" || exit 3; "
+              "cat input.txt > \"$COMPUTENET_OUTPUT_DIR/result.txt\"; "
+              "python3 -c 'print(\"python ran\")'");
   // A workspace the agent prepared, with the job's inputs in it.
   request.workspace = dir_.File("prepared/job-1");
   std::filesystem::create_directories(request.workspace);
@@ -260,11 +261,11 @@ TEST_F(SandboxTest, JobCannotSeeAnotherJobsWorkspace) {
   MakeExecutor(options);
   SKIP_WITHOUT_SANDBOX();
   const std::string flag = dir_.File("release");
-  ASSERT_TRUE(executor_
-                  ->Start(Request("job-a",
-                                  "echo A-SECRET > a-data; while [ ! -f " +
-                                      flag + " ]; do sleep 0.05; done"))
-                  .ok());
+  ASSERT_TRUE(
+      executor_
+          ->Start(Request("job-a", "echo A-SECRET > a-data; while [ ! -f " +
+                                       flag + " ]; do sleep 0.05; done"))
+          .ok());
   const std::string a_data = work_dir_ + "/job-a/workspace/a-data";
   ASSERT_TRUE(WaitUntil([&] { return Exists(a_data); }));
   const auto b = Run(Request(
@@ -281,7 +282,8 @@ TEST_F(SandboxTest, JobCannotSeeAnotherJobsWorkspace) {
 }
 
 std::string ConnectCommand(int port) {
-  return "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", " +
+  return "python3 -c 'import socket; "
+         "socket.create_connection((\"127.0.0.1\", " +
          std::to_string(port) + "), timeout=5); print(\"connected\")'";
 }
 
@@ -319,8 +321,8 @@ TEST_F(SandboxTest, OnlyTheAssignedGpuDeviceNodesAreVisible) {
   // Fake device nodes: plain files stand in for /dev/nvidia*.
   const std::string devices = dir_.File("dev");
   std::filesystem::create_directories(devices);
-  for (const char* name : {"nvidia0", "nvidia1", "nvidia2", "nvidiactl",
-                           "nvidia-uvm"}) {
+  for (const char* name :
+       {"nvidia0", "nvidia1", "nvidia2", "nvidiactl", "nvidia-uvm"}) {
     ASSERT_TRUE(WriteFileAtomically(devices + "/" + name, name, 0666).ok());
   }
   SandboxOptions options = Options();
@@ -391,8 +393,7 @@ TEST_F(SandboxTest, CancelStopsEverythingInTheSandbox) {
   const std::string marker = "301.4159";
   ASSERT_TRUE(executor_
                   ->Start(Request("job-1", "setsid sleep " + marker +
-                                               " & sleep " + marker +
-                                               "; wait"))
+                                               " & sleep " + marker + "; wait"))
                   .ok());
   auto running = [&] {
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -474,7 +475,8 @@ TEST(SandboxSetupTest, MissingBwrapIsAFailedPreconditionNamingTheFix) {
   auto sandbox = Sandbox::Create(options, dir.File("work"), dir.File("state"));
   ASSERT_FALSE(sandbox.ok());
   EXPECT_EQ(sandbox.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_THAT(sandbox.status().message(), HasSubstr("apt-get install bubblewrap"));
+  EXPECT_THAT(sandbox.status().message(),
+              HasSubstr("apt-get install bubblewrap"));
   EXPECT_THAT(sandbox.status().message(), HasSubstr("mode = \"none\""));
 }
 
@@ -508,8 +510,7 @@ TEST(SandboxSetupTest, SiteConfigSandboxTable) {
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->sandbox.mode, SandboxOptions::Mode::kNone);
   EXPECT_EQ(full->sandbox.read_only_paths, std::vector<std::string>{"/usr"});
-  EXPECT_EQ(full->sandbox.writable_paths,
-            std::vector<std::string>{"/scratch"});
+  EXPECT_EQ(full->sandbox.writable_paths, std::vector<std::string>{"/scratch"});
   EXPECT_EQ(full->sandbox.device_dir, "/site/fake-dev");
   EXPECT_EQ(full->sandbox.memory_mib_per_card, 2048u);
   EXPECT_EQ(full->sandbox.pids_max, 100u);
@@ -518,9 +519,11 @@ TEST(SandboxSetupTest, SiteConfigSandboxTable) {
   EXPECT_TRUE(full->registration.policy().no_network());
 
   for (const char* bad :
-       {"[sandbox]\nmode = \"docker\"\n", "[sandbox]\nread_only_paths = [\"usr\"]\n",
+       {"[sandbox]\nmode = \"docker\"\n",
+        "[sandbox]\nread_only_paths = [\"usr\"]\n",
         "[sandbox]\nread_only_paths = []\n", "[sandbox]\npids_max = -1\n",
-        "[sandbox]\nno_such_key = 1\n", "[sandbox]\nallow_network = \"yes\"\n"}) {
+        "[sandbox]\nno_such_key = 1\n",
+        "[sandbox]\nallow_network = \"yes\"\n"}) {
     auto parsed = ParseSiteConfig(SiteConfigWith(bad), "/site");
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << bad;
   }

@@ -98,8 +98,9 @@ class Sandbox {
   // make namespaces here) is FAILED_PRECONDITION naming the fix. Detects
   // cgroups (a warning, not an error, where none is writable). mode none
   // logs a warning: jobs run unfenced.
-  static StatusOr<std::shared_ptr<const Sandbox>> Create(
-      SandboxOptions options, std::string work_dir, std::string state_dir);
+  static StatusOr<std::shared_ptr<const Sandbox>> Create(SandboxOptions options,
+                                                         std::string work_dir,
+                                                         std::string state_dir);
 
   const SandboxOptions& options() const { return options_; }
   // "v2", "v1" or "none".
