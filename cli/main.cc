@@ -133,6 +133,12 @@ void PrintJob(const v1::JobInfo& job) {
   std::printf("state      %s\n",
               computenet::JobStateName(job.state()).c_str());
   if (!job.reason().empty()) std::printf("reason     %s\n", job.reason().c_str());
+  if (!job.sandbox().empty()) {
+    // "sandbox: bwrap, ..." as the provider reported it: the label once.
+    std::string fence = job.sandbox();
+    if (fence.rfind("sandbox: ", 0) == 0) fence = fence.substr(9);
+    std::printf("sandbox    %s\n", fence.c_str());
+  }
   if (!job.provider().empty()) {
     std::printf("provider   %s (%u x %s at %lld %s minor/card-hour%s)\n",
                 job.provider().c_str(), computenet::TotalCards(job),

@@ -16,6 +16,8 @@ packages=(
   # the broker's /metrics (Prometheus text format) and its HTTP endpoint
   prometheus-cpp-dev libcpp-httplib-dev
   procps
+  # the process executor's job sandbox (provider-sdk/src/sandbox.cc)
+  bubblewrap
   # The Python SDK (python/): pybind11 module, pytest suite, pip install ./python
   pybind11-dev python3-dev python3-pytest python3-setuptools python3-pip
   # bench/plot_loadgen.gp (PNG of the load generator's steps), sim/plot.sh

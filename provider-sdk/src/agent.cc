@@ -1054,7 +1054,10 @@ void AgentImpl::OnExecutionEvent(const ExecutionEvent& event) {
     if (metering.model.empty()) metering.model = event.model;
     if (metering.cards == 0) metering.cards = event.cards;
     (void)Durably("start", [&]() -> Status {
-      ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, "", event.start_ms);
+      // The message says how the job is fenced (the executor's sandbox and
+      // its limits): the broker shows it in the job's status.
+      ReportStatus(event.job_id, v1::JOB_STATE_RUNNING, 0, event.message,
+                   event.start_ms);
       return SaveJob(event.job_id, metering);
     });
     return;

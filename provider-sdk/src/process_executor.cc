@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include "computenet/common/files.h"
 
@@ -34,14 +36,24 @@ std::string JoinIndices(const v1::NodeAssignment& assignment) {
 }
 
 // The parent's environment, with job variables layered on top (later wins).
+// A sandboxed job gets only the parent's PATH, locale and time zone: the
+// agent's environment may hold credentials of its own.
 std::vector<std::string> BuildEnvironment(
-    const std::map<std::string, std::string>& overrides) {
+    const std::map<std::string, std::string>& overrides, bool sandboxed) {
   std::map<std::string, std::string> merged;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     std::string text(*entry);
     auto eq = text.find('=');
     if (eq == std::string::npos) continue;
-    merged[text.substr(0, eq)] = text.substr(eq + 1);
+    const std::string key = text.substr(0, eq);
+    if (sandboxed && key != "PATH" && key != "LANG" && key != "TZ" &&
+        key.rfind("LC_", 0) != 0) {
+      continue;
+    }
+    merged[key] = text.substr(eq + 1);
+  }
+  if (sandboxed && merged.count("PATH") == 0) {
+    merged["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   }
   for (const auto& [key, value] : overrides) merged[key] = value;
   std::vector<std::string> out;
@@ -151,7 +163,9 @@ struct SuperviseArgs {
   const char* program = nullptr;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
-  const char* job_dir = nullptr;
+  const char* job_dir = nullptr;  // the job's cwd: its workspace
+  // cgroup.procs files the job joins before it execs (null-terminated).
+  char* const* cgroup_procs = nullptr;
   const char* out_path = nullptr;  // the job's stdout
   const char* err_path = nullptr;  // and stderr
   const char* exit_tmp = nullptr;
@@ -210,6 +224,22 @@ struct SuperviseArgs {
     if (out > STDERR_FILENO) ::close(out);
     if (err > STDERR_FILENO) ::close(err);
     ::close(args.run_fd);
+    // Into the node's cgroups before anything of the job runs, so that all
+    // it starts is inside its limits; a job the limits cannot hold does not
+    // run ("0" is the writer itself, in v1 and v2).
+    for (char* const* procs = args.cgroup_procs;
+         procs != nullptr && *procs != nullptr; ++procs) {
+      const int fd = ::open(*procs, O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || ::write(fd, "0", 1) != 1) {
+        static const char kMessage[] =
+            "computenet: cannot join the job's cgroup: ";
+        WriteAll(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+        WriteAll(STDERR_FILENO, *procs, std::strlen(*procs));
+        WriteAll(STDERR_FILENO, "\n", 1);
+        ::_exit(126);
+      }
+      ::close(fd);
+    }
     if (::chdir(args.job_dir) != 0) ::_exit(127);
     ::execve(args.program, args.argv, args.envp);
     ::_exit(127);
@@ -478,15 +508,55 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
   }
   CN_ASSIGN_OR_RETURN(const std::string program,
                       ResolveProgram(request.spec.command(0)));
+  const std::filesystem::path workspace =
+      request.workspace.empty() ? job_dir / "workspace"
+                                : std::filesystem::path(request.workspace);
+  const std::filesystem::path output_dir = workspace / "output";
+  std::filesystem::create_directories(output_dir, error);
+  if (error) {
+    return FailedPreconditionError("cannot create " + output_dir.string() +
+                                   ": " + error.message());
+  }
+  const Sandbox* sandbox = options_.sandbox.get();
+  const bool sandboxed =
+      sandbox != nullptr &&
+      sandbox->options().mode == SandboxOptions::Mode::kBwrap;
+  // Each node's command line and cgroups, all prepared before any node
+  // starts: a gang runs whole or not at all.
+  std::vector<SandboxedCommand> commands;
+  std::vector<std::string> cgroups;
+  const std::vector<std::string> command(request.spec.command().begin(),
+                                         request.spec.command().end());
+  for (const auto& assignment : request.assignments) {
+    const std::vector<uint32_t> devices(assignment.device_indices().begin(),
+                                        assignment.device_indices().end());
+    if (sandbox == nullptr) {
+      SandboxedCommand plain;
+      plain.program = program;
+      plain.argv = command;
+      plain.description = "sandbox: none (the job runs unfenced on the host)";
+      commands.push_back(std::move(plain));
+      cgroups.emplace_back();
+      continue;
+    }
+    const std::string cgroup = CgroupName(request, assignment.node());
+    auto prepared = sandbox->Prepare(program, command, workspace.string(),
+                                     request.spec, devices, cgroup);
+    if (!prepared.ok()) {
+      for (const auto& made : cgroups) sandbox->RemoveCgroup(made);
+      sandbox->RemoveCgroup(cgroup);
+      return Status(prepared.status().code(),
+                    "job " + request.job_id + ": " +
+                        prepared.status().message());
+    }
+    commands.push_back(std::move(*prepared));
+    cgroups.push_back(cgroup);
+  }
 
   Job job;
   job.request = request;
   job.start_ms = options_.clock->NowMs();
-  std::vector<std::string> argv_storage(request.spec.command().begin(),
-                                        request.spec.command().end());
-  std::vector<char*> argv;
-  for (auto& arg : argv_storage) argv.push_back(arg.data());
-  argv.push_back(nullptr);
+  const std::vector<std::string>& argv_storage = command;
   const long open_max = ::sysconf(_SC_OPEN_MAX);
   const int max_fd =
       open_max <= 0 || open_max > 65536 ? 65536 : static_cast<int>(open_max);
@@ -509,17 +579,34 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     vars["COMPUTENET_NODE_RANK"] = std::to_string(rank);
     vars["COMPUTENET_NUM_NODES"] = std::to_string(num_nodes);
     vars["COMPUTENET_MODEL"] = request.model;
+    vars["COMPUTENET_WORKSPACE"] = workspace.string();
+    vars["COMPUTENET_OUTPUT_DIR"] = output_dir.string();
+    if (sandboxed) {
+      // The host's HOME is not inside; TMPDIR is the private /tmp.
+      vars["HOME"] = workspace.string();
+      vars["TMPDIR"] = "/tmp";
+    }
     // A fractional placement: the share of the card the job may use.
     if (assignment.milli() > 0) {
       vars["COMPUTENET_GPU_MILLI"] = std::to_string(assignment.milli());
     }
-    std::vector<std::string> env_storage = BuildEnvironment(vars);
+    std::vector<std::string> env_storage = BuildEnvironment(vars, sandboxed);
+    SandboxedCommand& node_command = commands[static_cast<size_t>(rank)];
+    std::vector<char*> argv;
+    for (auto& arg : node_command.argv) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    std::vector<char*> cgroup_procs;
+    for (auto& path : node_command.cgroup_procs) {
+      cgroup_procs.push_back(path.data());
+    }
+    cgroup_procs.push_back(nullptr);
     std::vector<char*> envp;
     for (auto& entry : env_storage) envp.push_back(entry.data());
     envp.push_back(nullptr);
 
     Child child;
     child.node = assignment.node();
+    child.cgroup = cgroups[static_cast<size_t>(rank)];
     child.run_path = RecordPath(request, assignment.node(), ".run");
     child.exit_path = RecordPath(request, assignment.node(), ".exit");
     const std::string exit_tmp = child.exit_path + ".tmp";
@@ -527,10 +614,9 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
         (job_dir / (SafePathPart(assignment.node()) + ".out")).string();
     const std::string err_path =
         (job_dir / (SafePathPart(assignment.node()) + ".err")).string();
-    // The job runs in its workspace (its inputs are there) when the agent
-    // prepared one; its output files stay in the job directory beside it.
-    const std::string job_dir_text =
-        request.workspace.empty() ? job_dir.string() : request.workspace;
+    // The job runs in its workspace (its inputs are there); its output
+    // files stay in the job directory beside it.
+    const std::string job_dir_text = workspace.string();
     ::unlink(child.exit_path.c_str());  // of an earlier try of this run
     // Locked here, before the fork, and inherited: there is no moment at
     // which the supervisor exists without holding it.
@@ -543,8 +629,9 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
       SuperviseArgs args;
       args.run_fd = run_fd;
       args.max_fd = max_fd;
-      args.program = program.c_str();
+      args.program = node_command.program.c_str();
       args.argv = argv.data();
+      args.cgroup_procs = cgroup_procs.data();
       args.envp = envp.data();
       args.job_dir = job_dir_text.c_str();
       args.out_path = out_path.c_str();
@@ -574,6 +661,9 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
         ::waitpid(started.pid, nullptr, 0);
         Unwatch(started);
       }
+      if (sandbox != nullptr) {
+        for (const auto& made : cgroups) sandbox->RemoveCgroup(made);
+      }
       return FailedPreconditionError("cannot start '" + argv_storage[0] +
                                      "': " + std::strerror(spawn_error));
     }
@@ -581,12 +671,14 @@ Status ProcessExecutor::Start(const ExecutionRequest& request) {
     job.children.push_back(std::move(child));
     Watch(job.children.back());
   }
-  spdlog::info("job {} started: {} process(es), output in {}", request.job_id,
-               job.children.size(), job_dir.string());
+  spdlog::info("job {} started: {} process(es), output in {}, {}",
+               request.job_id, job.children.size(), job_dir.string(),
+               commands.front().description);
   ExecutionEvent started;
   started.kind = ExecutionEvent::Kind::kStarted;
   started.job_id = request.job_id;
   started.start_ms = job.start_ms;
+  started.message = commands.front().description;
   jobs_.emplace(request.job_id, std::move(job));
   pending_.push_back(std::move(started));
   return OkStatus();
@@ -605,6 +697,9 @@ Status ProcessExecutor::Adopt(const ExecutionRequest& request) {
     Child child;
     child.ours = false;
     child.node = assignment.node();
+    if (options_.sandbox != nullptr) {
+      child.cgroup = CgroupName(request, assignment.node());
+    }
     child.run_path = RecordPath(request, assignment.node(), ".run");
     child.exit_path = RecordPath(request, assignment.node(), ".exit");
     child.lock_fd = ::open(child.run_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -649,12 +744,45 @@ Status ProcessExecutor::Adopt(const ExecutionRequest& request) {
   started.job_id = request.job_id;
   started.start_ms = start_ms;
   started.model = request.model;
+  if (options_.sandbox != nullptr) {
+    started.message = options_.sandbox->Describe(
+        request.spec,
+        static_cast<uint32_t>(request.assignments.front().device_indices_size()));
+  }
   for (const auto& assignment : request.assignments) {
     started.cards += static_cast<uint32_t>(assignment.device_indices_size());
   }
   jobs_.emplace(request.job_id, std::move(job));
   pending_.push_back(std::move(started));
   return OkStatus();
+}
+
+std::string ProcessExecutor::CgroupName(const ExecutionRequest& request,
+                                        const std::string& node) const {
+  // Prefixed by a hash of the state directory: agents (and tests) sharing
+  // a host's cgroup tree never share a job's cgroup, and a restarted agent
+  // (same state directory) finds the one it made. libstdc++'s std::hash of
+  // a string is unseeded, so the name is stable across restarts.
+  char prefix[17];
+  std::snprintf(prefix, sizeof(prefix), "%016zx",
+                std::hash<std::string>{}(options_.state_dir));
+  return std::string(prefix, 8) + "." + SafePathPart(request.job_id) + "." +
+         std::to_string(request.attempt) + "." + SafePathPart(node);
+}
+
+std::string ProcessExecutor::FailureText(const Job& job, const Child& child,
+                                         int32_t exit_code) const {
+  uint32_t cards = 0;
+  for (const auto& assignment : job.request.assignments) {
+    if (assignment.node() == child.node) {
+      cards = static_cast<uint32_t>(assignment.device_indices_size());
+    }
+  }
+  const SandboxLimits limits =
+      options_.sandbox->LimitsFor(job.request.spec, cards);
+  return "killed by the sandbox: exceeded its memory limit of " +
+         std::to_string(limits.memory_mib) + " MiB on node " + child.node +
+         " (exit " + std::to_string(exit_code) + ")";
 }
 
 void ProcessExecutor::Stop(Job& job, v1::JobState state,
@@ -684,6 +812,13 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
     ::rmdir(std::filesystem::path(path).parent_path().c_str());  // if empty
   }
   reported_records_.clear();
+  if (options_.sandbox != nullptr && !stale_cgroups_.empty()) {
+    std::vector<std::string> busy;
+    for (const auto& name : stale_cgroups_) {
+      if (!options_.sandbox->RemoveCgroup(name)) busy.push_back(name);
+    }
+    stale_cgroups_.swap(busy);
+  }
   const int64_t now = options_.clock->NowMs();
   for (auto it = jobs_.begin(); it != jobs_.end();) {
     Job& job = it->second;
@@ -692,6 +827,15 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
       if (!child.exited && Ended(child)) {
         child.exited = true;
         Unwatch(child);
+        if (options_.sandbox != nullptr && !child.cgroup.empty()) {
+          const int32_t code = ExitCodeOf(child.wait_status);
+          child.memory_killed = code != 0 && options_.sandbox->MemoryLimitHit(
+                                                 child.cgroup,
+                                                 code == 128 + SIGKILL);
+          if (!options_.sandbox->RemoveCgroup(child.cgroup)) {
+            stale_cgroups_.push_back(child.cgroup);
+          }
+        }
         if (child.lock_fd >= 0) {
           ::close(child.lock_fd);
           child.lock_fd = -1;
@@ -728,9 +872,15 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
              options_.timeout_grace_ms, now);
       } else if (!job.stopping && failed_exit != 0) {
         // One node of a gang failed: the rest cannot finish the work.
+        const Child* failed = nullptr;
+        for (const auto& child : job.children) {
+          if (child.node == failed_node) failed = &child;
+        }
         Stop(job, v1::JOB_STATE_FAILED,
-             "node " + failed_node + " exited with " +
-                 std::to_string(failed_exit),
+             failed != nullptr && failed->memory_killed
+                 ? FailureText(job, *failed, failed_exit)
+                 : "node " + failed_node + " exited with " +
+                       std::to_string(failed_exit),
              options_.timeout_grace_ms, now);
       } else if (job.stopping && now >= job.kill_at_ms) {
         Signal(job, SIGKILL);
@@ -774,6 +924,11 @@ std::vector<ExecutionEvent> ProcessExecutor::Poll() {
       finished.final_state = v1::JOB_STATE_FAILED;
       finished.message = "exited with " + std::to_string(failed_exit) +
                          " on node " + failed_node;
+      for (const auto& child : job.children) {
+        if (child.node == failed_node && child.memory_killed) {
+          finished.message = FailureText(job, child, failed_exit);
+        }
+      }
     }
     spdlog::info("job {} finished: exit {} {}", finished.job_id,
                  finished.exit_code, finished.message);

@@ -239,6 +239,74 @@ StatusOr<std::string> GetChoice(const toml::table& table, const std::string& key
   return value;
 }
 
+// [sandbox]: how the process executor fences jobs (sandbox.h).
+Status ParseSandbox(const toml::table& table, const std::string& base_dir,
+                    SandboxOptions* sandbox) {
+  const std::string where = "[sandbox]";
+  CN_RETURN_IF_ERROR(CheckKeys(table,
+                               {"mode", "bwrap", "read_only_paths",
+                                "writable_paths", "hidden_paths", "device_dir",
+                                "memory_mib_per_card", "pids_max",
+                                "allow_network", "cgroup_parent"},
+                               where));
+  CN_ASSIGN_OR_RETURN(std::string mode, GetString(table, "mode", where, false));
+  if (mode == "none") {
+    sandbox->mode = SandboxOptions::Mode::kNone;
+  } else if (mode.empty() || mode == "bwrap") {
+    sandbox->mode = SandboxOptions::Mode::kBwrap;
+  } else {
+    return InvalidArgumentError(where + ": 'mode' must be \"bwrap\" or "
+                                "\"none\", not '" + mode + "'");
+  }
+  CN_ASSIGN_OR_RETURN(std::string bwrap, GetString(table, "bwrap", where, false));
+  if (!bwrap.empty()) sandbox->bwrap_path = ResolvePath(base_dir, bwrap);
+  for (const char* key :
+       {"read_only_paths", "writable_paths", "hidden_paths"}) {
+    CN_ASSIGN_OR_RETURN(auto paths, GetStringArray(table, key, where));
+    for (const auto& path : paths) {
+      // Relative paths would mean something else inside the sandbox.
+      if (path.empty() || path[0] != '/') {
+        return InvalidArgumentError(where + ": '" + key +
+                                    "' takes absolute paths, not '" + path +
+                                    "'");
+      }
+    }
+    if (std::string(key) == "read_only_paths") {
+      if (table.contains(key) && paths.empty()) {
+        return InvalidArgumentError(
+            where + ": 'read_only_paths' is empty: nothing could run");
+      }
+      sandbox->read_only_paths = std::move(paths);
+    } else if (std::string(key) == "writable_paths") {
+      sandbox->writable_paths = std::move(paths);
+    } else {
+      sandbox->hidden_paths = std::move(paths);
+    }
+  }
+  CN_ASSIGN_OR_RETURN(std::string device_dir,
+                      GetString(table, "device_dir", where, false));
+  if (!device_dir.empty()) sandbox->device_dir = ResolvePath(base_dir, device_dir);
+  CN_ASSIGN_OR_RETURN(std::string cgroup_parent,
+                      GetString(table, "cgroup_parent", where, false));
+  sandbox->cgroup_parent = cgroup_parent;
+  CN_ASSIGN_OR_RETURN(int64_t memory, GetInt(table, "memory_mib_per_card", where,
+                                             false, 0, int64_t{1} << 30));
+  sandbox->memory_mib_per_card = static_cast<uint64_t>(memory);
+  if (table.contains("pids_max")) {
+    CN_ASSIGN_OR_RETURN(int64_t pids, GetInt(table, "pids_max", where, true, 0,
+                                             int64_t{1} << 22));
+    sandbox->pids_max = static_cast<uint32_t>(pids);
+  }
+  if (const toml::node* allow = table.get("allow_network")) {
+    auto value = allow->value<bool>();
+    if (!value) {
+      return InvalidArgumentError(where + ": 'allow_network' must be true or false");
+    }
+    sandbox->allow_network = *value;
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
@@ -258,7 +326,7 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       {"broker_endpoint", "broker_identity", "broker_public_key",
        "identity_dir", "work_dir", "site", "region", "currency", "prices",
        "spare_prices", "nodes", "executor", "inventory", "slurm", "nvml",
-       "usage_interval_s", "policy", "state_dir", "data"},
+       "usage_interval_s", "policy", "state_dir", "data", "sandbox"},
       where));
   SiteConfig config;
   CN_ASSIGN_OR_RETURN(config.broker_endpoint,
@@ -401,6 +469,22 @@ StatusOr<SiteConfig> ParseSiteConfig(const std::string& toml_text,
       config.nvml_library =
           library.find('/') == std::string::npos ? library : ResolvePath(base_dir, library);
     }
+  }
+  // [sandbox]: bwrap unless "none" is chosen. Network follows [policy]
+  // network unless allow_network says otherwise; a sandbox that allows no
+  // network also tells the broker (policy), so such jobs are never placed
+  // here only to be refused.
+  config.sandbox.mode = SandboxOptions::Mode::kBwrap;
+  config.sandbox.allow_network = !registration.policy().no_network();
+  if (const toml::node* sandbox = root.get("sandbox")) {
+    if (sandbox->as_table() == nullptr) {
+      return InvalidArgumentError(where + ": [sandbox] must be a table");
+    }
+    CN_RETURN_IF_ERROR(
+        ParseSandbox(*sandbox->as_table(), base_dir, &config.sandbox));
+  }
+  if (!config.sandbox.allow_network) {
+    registration.mutable_policy()->set_no_network(true);
   }
   if (config.inventory == "slurm" && config.slurm.shareable_partitions.empty()) {
     return InvalidArgumentError(

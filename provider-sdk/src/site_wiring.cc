@@ -139,6 +139,12 @@ StatusOr<std::unique_ptr<Executor>> MakeSiteExecutor(const SiteConfig& config) {
     ProcessExecutorOptions options;
     options.work_dir = config.work_dir;
     options.state_dir = config.state_dir;
+    // The agent's keys are never visible to jobs, wherever they live.
+    SandboxOptions sandbox = config.sandbox;
+    sandbox.hidden_paths.push_back(config.identity_dir);
+    CN_ASSIGN_OR_RETURN(options.sandbox,
+                        Sandbox::Create(std::move(sandbox), config.work_dir,
+                                        config.state_dir));
     return std::unique_ptr<Executor>(new ProcessExecutor(std::move(options)));
   }
   if (config.executor != "slurm") {

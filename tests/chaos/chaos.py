@@ -200,6 +200,8 @@ class Run:
                               'fabric = "%s-ib"' % site,
                               'accelerators = [ { model = "%s", memory_mib = 65536, '
                               'count = %d } ]' % (model, CARDS_PER_NODE)]
+                # Jobs run sandboxed; they write their markers here.
+                lines += ["[sandbox]", 'writable_paths = ["%s"]' % self.markers]
                 path = os.path.join(self.dir, site + ".toml")
                 os.makedirs(os.path.join(self.dir, "work", site), exist_ok=True)
                 with open(path, "w") as f:

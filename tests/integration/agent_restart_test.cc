@@ -105,7 +105,10 @@ class AgentRestartTest : public ::testing::Test {
         << "[prices]\nA800 = 3600\n"
         << "[[nodes]]\nname = \"n1\"\nfabric = \"ib\"\n"
         << "accelerators = [ { model = \"A800\", memory_mib = 81920, count = 4 "
-           "} ]\n";
+           "} ]\n"
+        // Jobs run sandboxed (bwrap): the flags and markers the tests use
+        // to talk to them are in the test's directory.
+        << "[sandbox]\nwritable_paths = [\"" << dir_.path() << "\"]\n";
     return std::make_unique<ChildProcess>(
         std::vector<std::string>{COMPUTENET_PROVIDER_BIN, "--config", config},
         std::map<std::string, std::string>{},

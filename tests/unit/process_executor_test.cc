@@ -123,6 +123,12 @@ class ProcessExecutorTest : public ::testing::Test {
     return work_dir_ + "/" + job_id + "/" + name;
   }
 
+  // A file the job made in its cwd, the workspace (its logs stay outside).
+  std::string WorkspaceFile(const std::string& job_id,
+                            const std::string& name) {
+    return work_dir_ + "/" + job_id + "/workspace/" + name;
+  }
+
   TempDir dir_;
   std::string work_dir_ = dir_.File("work");
   std::shared_ptr<FakeClock> clock_ = std::make_shared<FakeClock>();
@@ -202,7 +208,7 @@ TEST_F(ProcessExecutorTest, EnvironmentNamesDevicesAndJob) {
   EXPECT_EQ(finished->final_state, v1::JOB_STATE_SUCCEEDED);
 
   EXPECT_THAT(ReadOrEmpty(JobFile("job-1", "n1.out")), HasSubstr("wrote-env"));
-  const std::string env = "\n" + ReadOrEmpty(JobFile("job-1", "env.txt"));
+  const std::string env = "\n" + ReadOrEmpty(WorkspaceFile("job-1", "env.txt"));
   EXPECT_THAT(env, HasSubstr("\nCUDA_VISIBLE_DEVICES=0,1\n"));
   EXPECT_THAT(env, HasSubstr("\nCOMPUTENET_DEVICES=0,1\n"));
   EXPECT_THAT(env, HasSubstr("\nCOMPUTENET_JOB_ID=job-1\n"));
@@ -225,8 +231,8 @@ TEST_F(ProcessExecutorTest, MultiNodeRunsOneProcessPerNode) {
   EXPECT_EQ(finished->final_state, v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(finished->cards, 4u);
 
-  const std::string n1 = "\n" + ReadOrEmpty(JobFile("job-1", "n1.env"));
-  const std::string n2 = "\n" + ReadOrEmpty(JobFile("job-1", "n2.env"));
+  const std::string n1 = "\n" + ReadOrEmpty(WorkspaceFile("job-1", "n1.env"));
+  const std::string n2 = "\n" + ReadOrEmpty(WorkspaceFile("job-1", "n2.env"));
   EXPECT_THAT(n1, HasSubstr("\nCOMPUTENET_NODE_RANK=0\n"));
   EXPECT_THAT(n1, HasSubstr("\nCOMPUTENET_NODE=n1\n"));
   EXPECT_THAT(n1, HasSubstr("\nCUDA_VISIBLE_DEVICES=0,1\n"));
@@ -285,7 +291,7 @@ TEST_F(ProcessExecutorTest, CancelUnknownJobIsNotFound) {
 TEST_F(ProcessExecutorTest, CancelKillsProcessThatIgnoresSigterm) {
   MustStart(Request("job-1", "trap '' TERM; touch ready; sleep 30"));
   // Wait until the trap is in place, so SIGTERM is surely ignored.
-  ASSERT_TRUE(WaitUntil([&] { return Exists(JobFile("job-1", "ready")); }));
+  ASSERT_TRUE(WaitUntil([&] { return Exists(WorkspaceFile("job-1", "ready")); }));
   ASSERT_TRUE(executor_->Cancel("job-1", /*grace_ms=*/1000).ok());
   // Within the grace period it survives SIGTERM (the fake clock stands
   // still, so no SIGKILL can be due).
@@ -327,7 +333,7 @@ TEST_F(ProcessExecutorTest, MaxDurationKillsProcessThatIgnoresSigterm) {
       Request("job-1", "trap '' TERM; touch ready; sleep 30");
   request.spec.set_max_duration_s(1);
   MustStart(request);
-  ASSERT_TRUE(WaitUntil([&] { return Exists(JobFile("job-1", "ready")); }));
+  ASSERT_TRUE(WaitUntil([&] { return Exists(WorkspaceFile("job-1", "ready")); }));
   clock_->AdvanceMs(1001);
   PollOnce();  // SIGTERM, ignored
   EXPECT_EQ(WaitFinished("job-1", std::chrono::milliseconds(200)), nullptr);
@@ -345,7 +351,7 @@ TEST_F(ProcessExecutorTest, StartAndEndTimesComeFromTheClock) {
                     "while [ ! -f flag ]; do sleep 0.01; done; echo saw-flag"));
   PollOnce();
   clock_->AdvanceMs(5000);
-  ASSERT_TRUE(WriteFileAtomically(JobFile("job-1", "flag"), "", 0644).ok());
+  ASSERT_TRUE(WriteFileAtomically(WorkspaceFile("job-1", "flag"), "", 0644).ok());
   const ExecutionEvent* finished = WaitFinished("job-1");
   ASSERT_NE(finished, nullptr);
   EXPECT_EQ(finished->final_state, v1::JOB_STATE_SUCCEEDED);
@@ -395,17 +401,17 @@ TEST_F(ProcessExecutorTest, JobIdCannotEscapeTheWorkDir) {
   EXPECT_FALSE(Exists(dir_.File("escaped")));
   EXPECT_FALSE(Exists(dir_.File("escaped/marker")));
   // The directory name is sanitized but stays under work_dir.
-  EXPECT_TRUE(Exists(work_dir_ + "/_.._escaped/marker"));
+  EXPECT_TRUE(Exists(work_dir_ + "/_.._escaped/workspace/marker"));
 }
 
 TEST_F(ProcessExecutorTest, DestructorKillsRunningJobs) {
   MustStart(Request("job-1", "echo $$ > pid; exec sleep 30"));
   ASSERT_TRUE(WaitUntil([&] {
-    return !ReadOrEmpty(JobFile("job-1", "pid")).empty() &&
-           ReadOrEmpty(JobFile("job-1", "pid")).back() == '\n';
+    return !ReadOrEmpty(WorkspaceFile("job-1", "pid")).empty() &&
+           ReadOrEmpty(WorkspaceFile("job-1", "pid")).back() == '\n';
   }));
   const pid_t pid =
-      static_cast<pid_t>(std::stol(ReadOrEmpty(JobFile("job-1", "pid"))));
+      static_cast<pid_t>(std::stol(ReadOrEmpty(WorkspaceFile("job-1", "pid"))));
   ASSERT_EQ(::kill(pid, 0), 0) << "running before";
   executor_.reset();
   errno = 0;

@@ -681,6 +681,7 @@ void BrokerImpl::ApplyRemoteJob(const std::string& peer,
   if (!remote.stderr_tail().empty()) {
     job->set_stderr_tail(remote.stderr_tail().substr(0, 4 * kStderrTailBytes));
   }
+  job->set_sandbox(remote.sandbox());
   job->set_reason(remote.reason().empty() ? "running at " + peer
                                           : remote.reason() + " (at " + peer + ")");
   // A terminal update: its usage came before it on the same link (or first

@@ -277,6 +277,8 @@ void BrokerImpl::OnJobStatusUpdate(const Request& request) {
     // away): acknowledged, nothing changes.
   } else if (update->state() == v1::JOB_STATE_RUNNING) {
     if (job->state() == v1::JOB_STATE_PLACED) {
+      // A RUNNING report's message is how the provider fences the job.
+      job->set_sandbox(TruncateUtf8(update->message(), 512));
       status = jobs_->Start(*job, update->timestamp_ms());
     }
   } else if (IsTerminal(update->state()) && job->preemption_requested() &&

@@ -33,8 +33,12 @@ struct ExecutionRequest {
   uint32_t attempt = 1;
   // When non-empty, the job's working directory on the host, prepared by
   // the agent (the job's inputs are unpacked there, and <workspace>/output
-  // is what the agent keeps as its result); when empty, the executor makes
-  // <work_dir>/<job id>/workspace.
+  // is what the agent keeps as its result); when empty, the
+  // executor makes <work_dir>/<job id>/workspace. The job's cwd is the
+  // workspace, bound read-write (at the same path inside a sandbox); its log
+  // files stay outside it, in <work_dir>/<job id>/, written by the
+  // supervisor. The executor also makes <workspace>/output and sets
+  // COMPUTENET_WORKSPACE and COMPUTENET_OUTPUT_DIR to the two paths.
   std::string workspace;
 };
 
@@ -42,6 +46,8 @@ struct ExecutionEvent {
   enum class Kind { kStarted, kFinished };
   Kind kind = Kind::kStarted;
   std::string job_id;
+  // For kStarted: how the job is fenced (e.g. "sandbox: bwrap, memory 2048
+  // MiB, pids 4096, network off"); the agent shows it in the job's status.
   // For kFinished: SUCCEEDED, FAILED or CANCELLED, with the exit code
   // (128 + signal for a signalled process) and why.
   v1::JobState final_state = v1::JOB_STATE_UNSPECIFIED;

@@ -6,7 +6,15 @@
 //   COMPUTENET_JOB_ID, COMPUTENET_NODE, COMPUTENET_NODE_RANK,
 //   COMPUTENET_NUM_NODES, COMPUTENET_MODEL
 // Output of each process goes to <work_dir>/<job id>/<node>.out (stdout)
-// and <node>.err (stderr), the files LogFiles() names for live logs.
+// and <node>.err (stderr), the files LogFiles() names for live logs; its cwd is
+// the job's workspace (ExecutionRequest::workspace, by default
+// <work_dir>/<job id>/workspace), also in COMPUTENET_WORKSPACE, with
+// COMPUTENET_OUTPUT_DIR = <workspace>/output made for its results.
+// With a Sandbox (sandbox.h) each node runs under bubblewrap inside its
+// cgroup, with a clean environment (PATH, locale, TZ and the job's own
+// variables; HOME = the workspace); a node killed by its cgroup's memory
+// limit fails the job with a message saying so. kStarted's message says how
+// the job is fenced.
 // Cancel sends SIGTERM to the group, then SIGKILL after the grace period;
 // a job past its max duration is stopped the same way and fails.
 //
@@ -44,6 +52,7 @@
 
 #include "computenet/common/clock.h"
 #include "computenet/provider/executor.h"
+#include "computenet/provider/sandbox.h"
 
 namespace computenet::provider {
 
@@ -63,6 +72,9 @@ struct ProcessExecutorOptions {
   // supervisors) and waits for it. false: the jobs run on, for the next
   // agent to Adopt() (e.g. across an upgrade of the agent).
   bool stop_jobs_on_destroy = true;
+  // How jobs are fenced (Sandbox::Create). Null: no sandbox, jobs run
+  // directly on the host (as [sandbox] mode = "none").
+  std::shared_ptr<const Sandbox> sandbox;
 };
 
 class ProcessExecutor final : public Executor {
@@ -99,6 +111,8 @@ class ProcessExecutor final : public Executor {
     int64_t end_ms = 0;
     std::string run_path;
     std::string exit_path;
+    std::string cgroup;          // the node's cgroup name (sandbox)
+    bool memory_killed = false;  // its cgroup's memory limit killed it
   };
   struct Job {
     ExecutionRequest request;
@@ -112,6 +126,11 @@ class ProcessExecutor final : public Executor {
     int32_t failed_exit = 0;  // first non-zero exit seen before stopping
     std::string failed_node;
   };
+  // Why a node that exited with exit_code failed, for the job's status.
+  std::string FailureText(const Job& job, const Child& child,
+                          int32_t exit_code) const;
+  std::string CgroupName(const ExecutionRequest& request,
+                         const std::string& node) const;
   void Stop(Job& job, v1::JobState state, const std::string& reason,
             int grace_ms, int64_t now_ms);
   static void Signal(const Job& job, int signal);
@@ -133,6 +152,8 @@ class ProcessExecutor final : public Executor {
   std::vector<ExecutionEvent> pending_;
   // Record files of runs whose end the last Poll() reported.
   std::vector<std::string> reported_records_;
+  // cgroups of ended nodes still busy at their end (removed when empty).
+  std::vector<std::string> stale_cgroups_;
 };
 
 }  // namespace computenet::provider

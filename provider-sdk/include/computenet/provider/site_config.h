@@ -52,6 +52,17 @@
 //   max_result_bytes = 4294967296  # larger output directories are not kept
 //   retention_s = 604800    # finished jobs' files are removed after this
 //   max_work_bytes = 0      # offers refused while work_dir holds more (0 = off)
+//   [sandbox]               # how the process executor fences jobs (sandbox.h)
+//   mode = "bwrap"          # default; "none" runs jobs unfenced (warned at start)
+//   read_only_paths = ["/usr", "/bin", "/lib", "/etc", ...]  # default list
+//   writable_paths = ["/scratch"]         # bound read-write; none by default
+//   hidden_paths = ["/etc/site-secrets"]  # masked even beneath those
+//   device_dir = "/dev"     # where nvidiaN, nvidiactl, ... are
+//   memory_mib_per_card = 65536  # when the job's spec gives none; a cap
+//   pids_max = 4096         # per node; 0 = none
+//   allow_network = true    # jobs asking network_access keep it (default:
+//                           # [policy] network); false also sets that policy
+//   cgroup_parent = ""      # default: <agent's cgroup>/computenet
 // With inventory = "config", [[nodes]] with accelerators are required. With
 // "nvml", at most one [[nodes]] (name, fabric, cores, memory of this
 // machine; accelerators optional, used only if NVML is unavailable). With
@@ -69,6 +80,7 @@
 #include <vector>
 
 #include "computenet/common/status.h"
+#include "computenet/provider/sandbox.h"
 #include "computenet/v1/provider.pb.h"
 
 namespace computenet::provider {
@@ -121,6 +133,7 @@ struct SiteConfig {
   SlurmSiteConfig slurm;
   std::string nvml_library = "libnvidia-ml.so.1";
   SiteDataOptions data;  // work_dir = work_dir; limits from [data]
+  SandboxOptions sandbox;  // [sandbox]; mode bwrap unless set to "none"
 };
 
 // INVALID_ARGUMENT naming the key at fault; NOT_FOUND if a referenced file
