@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <csignal>
 #include <fstream>
 #include <sstream>
 
@@ -585,6 +586,13 @@ bool Sandbox::MemoryLimitHit(const std::string& cgroup_name,
 bool Sandbox::RemoveCgroup(const std::string& cgroup_name) const {
   bool all = true;
   for (const auto& dir : CgroupDirs(cgroup_name)) {
+    // The node has ended: whatever of it is still in its cgroup (a process
+    // that outlived the sandbox's pid namespace teardown) goes now. Every
+    // pid listed is in the job's cgroup, so no stranger is hit.
+    std::ifstream procs(dir + "/cgroup.procs");
+    for (long pid = 0; procs >> pid;) {
+      if (pid > 1) ::kill(static_cast<pid_t>(pid), SIGKILL);
+    }
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) all = false;
   }
   return all;

@@ -151,6 +151,9 @@ def net() -> Iterator[Network]:
                     f'identity_dir = "{site}-keys"\n'
                     f'work_dir = "work-{site}"\n'
                     f'site = "{site}"\nregion = "{region}"\ncurrency = "CNY"\n'
+                    # Jobs run under the sandbox; the flags the tests
+                    # create to let them go on are the one host path bound.
+                    f'[sandbox]\nwritable_paths = ["{root / "flags"}"]\n'
                     f'[prices]\n{prices}')
             for node, fabric, model, memory, count in nodes:
                 text += (f'[[nodes]]\nname = "{node}"\nfabric = "{fabric}"\n'

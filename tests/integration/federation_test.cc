@@ -174,7 +174,12 @@ class FederationTest : public ::testing::Test {
            << "work_dir = \"work/" << region.site << "\"\n"
            << "site = \"" << region.site << "\"\nregion = \"" << region.name
            << "\"\ncurrency = \"CNY\"\n[prices]\n"
-           << region.model << " = " << region.price << "\n";
+           << region.model << " = " << region.price << "\n"
+           // These tests are about the brokers, and some find a job by its
+           // host pid or by files outside its workspace; the sandbox has
+           // its own tests (SandboxTest), and the daemon, agent-restart
+           // and chaos tests run their jobs under it.
+           << "[sandbox]\nmode = \"none\"\n";
     for (int n = 0; n < region.nodes; ++n) {
       config << "[[nodes]]\nname = \"" << region.site << "-n" << n
              << "\"\nfabric = \"" << region.site << "-ib\"\n"

@@ -128,8 +128,9 @@ class Sandbox {
   // killed something (memory.events oom_kill, memory.oom_control oom_kill,
   // else memory.failcnt with a SIGKILL).
   bool MemoryLimitHit(const std::string& cgroup_name, bool killed) const;
-  // Removes the node's cgroup directories (best effort; false if one is
-  // still busy, to retry later).
+  // Kills what is left of the ended node in its cgroup (SIGKILL to every
+  // pid listed), then removes the cgroup directories (best effort; false if
+  // one is still busy, to retry later).
   bool RemoveCgroup(const std::string& cgroup_name) const;
 
  private:
