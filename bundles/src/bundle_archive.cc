@@ -217,12 +217,7 @@ Status CheckEntryName(const std::string& name) {
 
 }  // namespace
 
-bool IsDigest(const std::string& text) {
-  return text.size() == 64 &&
-         std::all_of(text.begin(), text.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
+bool IsDigest(const std::string& text) { return IsSha256Hex(text); }
 
 StatusOr<std::string> FileDigest(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -44,4 +44,9 @@ bool HexDecode(std::string_view hex, std::string* bytes) {
   return true;
 }
 
+bool IsSha256Hex(std::string_view text) {
+  return text.size() == 64 &&
+         text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 }  // namespace computenet

@@ -1,5 +1,7 @@
 #include "computenet/common/usage_record.h"
 
+#include "computenet/common/sha256.h"
+
 namespace computenet {
 
 uint64_t CardSecondsFor(uint32_t cards, int64_t start_ms, int64_t end_ms) {
@@ -59,11 +61,7 @@ StatusOr<v1::UsageRecord> VerifyUsageRecord(const std::string& public_key_hex,
         "usage record card_seconds disagrees with cards x duration");
   }
   if (!record.result_digest().empty()) {
-    const std::string& digest = record.result_digest();
-    const bool hex = digest.size() == 64 &&
-                     digest.find_first_not_of("0123456789abcdef") ==
-                         std::string::npos;
-    if (!hex || !record.closes_job()) {
+    if (!IsSha256Hex(record.result_digest()) || !record.closes_job()) {
       return InvalidArgumentError(
           "usage record result_digest must be a SHA-256 in hex, on the "
           "closing record only");

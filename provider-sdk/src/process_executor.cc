@@ -20,6 +20,7 @@
 #include <functional>
 
 #include "computenet/common/files.h"
+#include "safe_path.h"
 
 extern char** environ;
 
@@ -59,18 +60,6 @@ std::vector<std::string> BuildEnvironment(
   std::vector<std::string> out;
   out.reserve(merged.size());
   for (const auto& [key, value] : merged) out.push_back(key + "=" + value);
-  return out;
-}
-
-// Job ids become directory names: keep them to a safe alphabet.
-std::string SafePathPart(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-    out.push_back(ok ? c : '_');
-  }
-  if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include "computenet/bundles/bundle_archive.h"
 #include "computenet/common/envelope.h"
 #include "computenet/common/files.h"
+#include "safe_path.h"
 
 namespace computenet::provider {
 namespace {
@@ -20,18 +21,6 @@ namespace fs = std::filesystem;
 constexpr int64_t kChunkTimeoutMs = 30'000;
 constexpr int64_t kRetryMs = 1'000;
 constexpr int64_t kUpkeepMs = 60'000;
-
-// Job ids become directory names (as the executors do it).
-std::string SafePart(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-    out.push_back(ok ? c : '_');
-  }
-  if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
-  return out;
-}
 
 int64_t AgeMs(const fs::path& path, int64_t now_ms) {
   struct stat info {};
@@ -73,7 +62,7 @@ StatusOr<std::unique_ptr<SiteData>> SiteData::Open(const SiteDataOptions& option
 }
 
 std::string SiteData::JobDir(const std::string& job_id) const {
-  return options_.work_dir + "/" + SafePart(job_id);
+  return options_.work_dir + "/" + SafePathPart(job_id);
 }
 
 std::string SiteData::WorkspaceFor(const std::string& job_id) const {
@@ -81,7 +70,7 @@ std::string SiteData::WorkspaceFor(const std::string& job_id) const {
 }
 
 std::string SiteData::ResultNote(const std::string& job_id) const {
-  return options_.work_dir + "/.results/" + SafePart(job_id) + ".job";
+  return options_.work_dir + "/.results/" + SafePathPart(job_id) + ".job";
 }
 
 StatusOr<std::string> SiteData::PrepareWorkspace(const std::string& job_id) {
@@ -254,7 +243,7 @@ StatusOr<bundles::PackedBundle> SiteData::PackResult(const std::string& job_id) 
   }
   bundles::ArchiveLimits limits;
   limits.max_bytes = options_.max_result_bytes;
-  const std::string packed = options_.work_dir + "/.results/" + SafePart(job_id) + ".tar.tmp";
+  const std::string packed = options_.work_dir + "/.results/" + SafePathPart(job_id) + ".tar.tmp";
   CN_ASSIGN_OR_RETURN(bundles::PackedBundle bundle,
                       bundles::PackDirectoryContents(output, packed, limits));
   CN_RETURN_IF_ERROR(results_->Adopt(packed, bundle.digest));
@@ -297,8 +286,8 @@ void SiteData::Upkeep(int64_t now_ms, const std::vector<std::string>& active) {
   if (now_ms < next_upkeep_ms_) return;
   next_upkeep_ms_ = now_ms + kUpkeepMs;
   std::set<std::string> keep;
-  for (const auto& job_id : active) keep.insert(SafePart(job_id));
-  for (const auto& [job_id, fetch] : fetches_) keep.insert(SafePart(job_id));
+  for (const auto& job_id : active) keep.insert(SafePathPart(job_id));
+  for (const auto& [job_id, fetch] : fetches_) keep.insert(SafePathPart(job_id));
   std::set<std::string> needed_inputs;
   for (const auto& [job_id, fetch] : fetches_) {
     for (const auto& input : fetch.offer.spec().inputs()) {

@@ -1,4 +1,5 @@
 #include "computenet/provider/slurm_executor.h"
+#include "safe_path.h"
 
 #include <spdlog/spdlog.h>
 
@@ -16,18 +17,6 @@ int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// Job ids become directory and job names: keep them to a safe alphabet.
-std::string SafeName(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-    out.push_back(ok ? c : '_');
-  }
-  if (out.empty() || out[0] == '.') out.insert(out.begin(), '_');
-  return out;
 }
 
 // POSIX shell single quoting: the only character to escape is ' itself.
@@ -64,7 +53,7 @@ std::string FirstLine(const std::string& text) {
   return line;
 }
 
-std::string JobName(const std::string& job_id) { return "cn-" + SafeName(job_id); }
+std::string JobName(const std::string& job_id) { return "cn-" + SafePathPart(job_id); }
 
 // Live logs' node name for a batch job's one output pair (LogFiles).
 std::string LogNodeName(const ExecutionRequest& request) {
@@ -92,7 +81,7 @@ StatusOr<std::string> BatchScript(const ExecutionRequest& request,
   }
   std::string script;
   script += "#!/bin/sh\n";
-  script += "# ComputeNet job " + SafeName(request.job_id) +
+  script += "# ComputeNet job " + SafePathPart(request.job_id) +
             ", written by the provider's SlurmExecutor.\n";
   // Slurm's grant, before the consumer's environment can shadow it.
   script += "cn_devices=\"${CUDA_VISIBLE_DEVICES:-}\"\n";
@@ -207,7 +196,7 @@ Status SlurmExecutor::Start(const ExecutionRequest& request) {
   CN_ASSIGN_OR_RETURN(std::string script, BatchScript(request, srun));
 
   const std::filesystem::path job_dir =
-      std::filesystem::path(options_.work_dir) / SafeName(request.job_id);
+      std::filesystem::path(options_.work_dir) / SafePathPart(request.job_id);
   std::error_code error;
   std::filesystem::create_directories(job_dir, error);
   if (error) {
@@ -321,7 +310,7 @@ std::vector<LogFile> SlurmExecutor::LogFiles(const std::string& job_id) const {
   auto node = log_nodes_.find(job_id);
   const std::string name = node == log_nodes_.end() ? "slurm" : node->second;
   const std::filesystem::path job_dir =
-      std::filesystem::path(options_.work_dir) / SafeName(job_id);
+      std::filesystem::path(options_.work_dir) / SafePathPart(job_id);
   files.push_back({name, v1::LOG_STREAM_STDOUT,
                    (job_dir / ("slurm-" + active->second + ".out")).string()});
   files.push_back({name, v1::LOG_STREAM_STDERR,

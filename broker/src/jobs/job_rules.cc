@@ -7,6 +7,7 @@
 #include "computenet/common/identity.h"
 #include "computenet/common/safe_text.h"
 #include "computenet/common/secrets.h"
+#include "computenet/common/sha256.h"
 #include "computenet/matching/site_policy.h"
 
 namespace computenet::broker {
@@ -35,10 +36,7 @@ Status ValidateJobSpec(const v1::JobSpec& spec) {
     return InvalidArgumentError("job spec: more than 16 inputs");
   }
   for (const auto& input : spec.inputs()) {
-    const std::string& digest = input.digest();
-    if (digest.size() != 64 ||
-        digest.find_first_not_of("0123456789abcdef") != std::string::npos ||
-        input.size() == 0) {
+    if (!IsSha256Hex(input.digest()) || input.size() == 0) {
       return InvalidArgumentError(
           "job spec: an input needs a SHA-256 digest (64 lower-case hex) and "
           "its size");

@@ -14,6 +14,10 @@ std::string Sha256(std::string_view data);
 
 // Lower-case hex of any bytes.
 std::string HexEncode(std::string_view bytes);
+// True for 64 lower-case hex characters: a SHA-256 as every digest on the
+// wire is written (bundles, results).
+bool IsSha256Hex(std::string_view text);
+
 // Returns false on odd length or a non-hex character.
 bool HexDecode(std::string_view hex, std::string* bytes);
 
