@@ -435,10 +435,16 @@ void BrokerImpl::Reply(const Request& request, v1::MessageType type,
 
 void BrokerImpl::ReplyError(const std::string& routing_id, uint64_t request_id,
                             v1::MessageType type, const Status& status) {
+  SendReply(routing_id, request_id, type, v1::Heartbeat(), status);
+}
+
+void BrokerImpl::SendReply(const std::string& routing_id, uint64_t request_id,
+                           v1::MessageType type,
+                           const google::protobuf::MessageLite& body,
+                           const Status& status) {
   if (!status.ok()) metrics_->Refused(status.code());
-  v1::Heartbeat empty;
   std::string payload =
-      EncodeEnvelope(type, request_id, ++send_sequence_, empty, &status);
+      EncodeEnvelope(type, request_id, ++send_sequence_, body, &status);
   outbound_->Send(routing_id, std::move(payload), ReplyTag{request_id, type});
 }
 

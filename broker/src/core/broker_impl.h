@@ -222,6 +222,10 @@ class BrokerImpl final : public Broker, private JobEvents {
     std::string signing_key;
   };
   Status InitBundles();
+  // bundle_dir, or "<database_path>.bundles".
+  std::string BundleDir() const;
+  // RESOURCE_EXHAUSTED for a bundle over max_bundle_bytes.
+  Status CheckBundleSize(uint64_t total) const;
   StatusOr<bundles::BundleStore*> StagingFor(const std::string& owner);
   StatusOr<v1::PutBundleChunkReply> StoreChunk(const std::string& owner,
                                                const v1::PutBundleChunk& chunk);
@@ -229,6 +233,8 @@ class BrokerImpl final : public Broker, private JobEvents {
   // consumer (or relayed for each region the job allows); RESOURCE_EXHAUSTED
   // past max_input_bytes_per_job.
   Status CheckJobInputs(const std::string& consumer, const v1::JobSpec& spec);
+  // An answer on any connection, outside the request it answers (a
+  // relay's); ReplyError is this with an empty body.
   void SendReply(const std::string& routing_id, uint64_t request_id,
                  v1::MessageType type, const google::protobuf::MessageLite& body,
                  const Status& status);

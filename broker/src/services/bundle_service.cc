@@ -67,14 +67,24 @@ std::string HexName(const std::string& owner) { return HexEncode(owner); }
 
 }  // namespace
 
+std::string BrokerImpl::BundleDir() const {
+  return options_.bundle_dir.empty() ? options_.database_path + ".bundles"
+                                     : options_.bundle_dir;
+}
+
 Status BrokerImpl::InitBundles() {
   bundles::BundleStoreOptions store_options;
-  store_options.dir = options_.bundle_dir.empty()
-                          ? options_.database_path + ".bundles"
-                          : options_.bundle_dir;
+  store_options.dir = BundleDir();
   store_options.max_bundle_bytes = options_.max_bundle_bytes;
   CN_ASSIGN_OR_RETURN(bundles_, BundleStore::Open(store_options));
   return OkStatus();
+}
+
+Status BrokerImpl::CheckBundleSize(uint64_t total) const {
+  if (total <= options_.max_bundle_bytes) return OkStatus();
+  return ResourceExhaustedError("a bundle of " + std::to_string(total) +
+                                " bytes is over this broker's limit of " +
+                                std::to_string(options_.max_bundle_bytes));
 }
 
 StatusOr<BundleStore*> BrokerImpl::StagingFor(const std::string& owner) {
@@ -84,9 +94,7 @@ StatusOr<BundleStore*> BrokerImpl::StagingFor(const std::string& owner) {
   // One staging area per owner: an upload proves its bytes even when
   // another party's copy of the same bundle is here already, so nobody
   // gains use of a bundle by knowing its digest.
-  store_options.dir = options_.bundle_dir.empty()
-                          ? options_.database_path + ".bundles/uploads/" + HexName(owner)
-                          : options_.bundle_dir + "/uploads/" + HexName(owner);
+  store_options.dir = BundleDir() + "/uploads/" + HexName(owner);
   store_options.max_bundle_bytes = options_.max_bundle_bytes;
   CN_ASSIGN_OR_RETURN(auto store, BundleStore::Open(store_options));
   return staging_.emplace(owner, std::move(store)).first->second.get();
@@ -112,12 +120,7 @@ StatusOr<v1::PutBundleChunkReply> BrokerImpl::StoreChunk(
   CN_ASSIGN_OR_RETURN(BundleStore::Progress staged, staging->Stat(chunk.digest()));
   if (staged.total == 0 && chunk.offset() == 0) {
     // The start of an upload: the limits apply before any byte is kept.
-    if (chunk.total_size() > options_.max_bundle_bytes) {
-      return ResourceExhaustedError(
-          "a bundle of " + std::to_string(chunk.total_size()) +
-          " bytes is over this broker's limit of " +
-          std::to_string(options_.max_bundle_bytes));
-    }
+    CN_RETURN_IF_ERROR(CheckBundleSize(chunk.total_size()));
     if (options_.max_bundle_bytes_per_consumer > 0) {
       const uint64_t held = bundles_->BytesWithNote(OwnerNote(owner));
       if (held + chunk.total_size() > options_.max_bundle_bytes_per_consumer) {
@@ -147,16 +150,6 @@ StatusOr<v1::PutBundleChunkReply> BrokerImpl::StoreChunk(
   return reply;
 }
 
-void BrokerImpl::SendReply(const std::string& routing_id, uint64_t request_id,
-                           v1::MessageType type,
-                           const google::protobuf::MessageLite& body,
-                           const Status& status) {
-  if (!status.ok()) metrics_->Refused(status.code());
-  std::string payload =
-      EncodeEnvelope(type, request_id, ++send_sequence_, body, &status);
-  outbound_->Send(routing_id, std::move(payload), ReplyTag{request_id, type});
-}
-
 void BrokerImpl::OnPutBundleChunk(const Request& request) {
   v1::PutBundleChunkReply reply;
   auto respond = [&](const Status& status) {
@@ -177,11 +170,8 @@ void BrokerImpl::OnPutBundleChunk(const Request& request) {
     reply = *stored;
     return respond(OkStatus());
   }
-  if (chunk->total_size() > options_.max_bundle_bytes) {
-    return respond(ResourceExhaustedError(
-        "a bundle of " + std::to_string(chunk->total_size()) +
-        " bytes is over this broker's limit of " +
-        std::to_string(options_.max_bundle_bytes)));
+  if (Status size = CheckBundleSize(chunk->total_size()); !size.ok()) {
+    return respond(size);
   }
   // Residency: this region may not hold it. Each chunk goes on to every
   // configured broker of an allowed region and nothing stays here but a
